@@ -1,0 +1,4 @@
+"""`python -m genesis` runs the command-line application."""
+from genesis.cli import main
+
+main()

@@ -1,0 +1,658 @@
+"""Checks that need more than one file or more than a schema: names and references,
+expressions, derived-metric cycles, tier ladders, strategy unlocks.
+
+`check_config` returns a `CheckedConfig`: every definition with its checked
+expressions (ready for the compiler), and every problem found.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genesis import vocabulary as voc
+from genesis.config.loader import ConfigFiles, Document, load_config_files
+from genesis.config.problems import Problem, suggestion
+from genesis.durations import parse_duration
+from genesis.expr.checker import NUM, TEXT, Checked, ExprError, Scope, check
+
+EVENT_PRIMITIVES = ("count", "sum", "mean", "std", "min", "max", "last", "rate", "ewma", "zscore",
+                    "since", "streak", "distinct")
+METRIC_PRIMITIVES = ("baseline", "percentile")
+PRIMITIVES = EVENT_PRIMITIVES + METRIC_PRIMITIVES + ("expr",)
+_COMMON = {"description", "unit"}
+_EVENT_OPTS = {"where", "by"}
+# primitive -> (required options, optional options); "field|value" means exactly one of the two
+_OPTIONS = {
+    "count": (set(), _EVENT_OPTS | {"window", "samples", "reset_on"}),
+    "sum": ({"field|value"}, _EVENT_OPTS | {"window", "samples", "reset_on", "floor"}),
+    "mean": ({"field|value"}, _EVENT_OPTS | {"window", "samples", "reset_on", "default"}),
+    "std": ({"field|value"}, _EVENT_OPTS | {"window", "samples", "reset_on"}),
+    "min": ({"field|value"}, _EVENT_OPTS | {"window", "samples", "reset_on", "default"}),
+    "max": ({"field|value"}, _EVENT_OPTS | {"window", "samples", "reset_on", "default"}),
+    "last": ({"field"}, _EVENT_OPTS | {"default", "reset_on"}),
+    "rate": ({"window"}, _EVENT_OPTS),
+    "ewma": ({"field|value", "halflife"}, _EVENT_OPTS | {"default"}),
+    "zscore": ({"field|value", "window|samples"}, _EVENT_OPTS),
+    "since": (set(), _EVENT_OPTS | {"default"}),
+    "streak": ({"while"}, {"by", "reset_on"}),
+    "distinct": ({"field"}, _EVENT_OPTS | {"window", "samples", "reset_on"}),
+    "baseline": ({"window"}, {"stat", "k", "sample_every", "sample_on", "calibration", "default"}),
+    "percentile": ({"window"}, {"sample_every", "sample_on", "default"}),
+    "expr": (set(), set()),
+}
+RESERVED = {"tier", "event", "order", "True", "False", "None", *voc.FUNCTIONS}
+_TEMPLATE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _expr_type(kind: str) -> str:
+    return TEXT if kind == voc.TEXT else NUM
+
+
+@dataclass
+class MetricDef:
+    """A declared metric and its checked expressions ('expr', 'where', 'value', 'while')."""
+
+    name: str
+    primitive: str
+    source: str | None
+    spec: dict
+    doc: Document
+    path: tuple
+    exprs: dict = field(default_factory=dict)
+
+
+@dataclass
+class FlagDef:
+    """A declared flag."""
+
+    name: str
+    default: object
+    values: tuple | None
+    doc: Document
+    path: tuple
+
+
+@dataclass
+class ActionDef:
+    """One action of a rule: its name, raw argument, checked parameter expressions and
+    checked notify templates."""
+
+    name: str
+    arg: object
+    exprs: dict = field(default_factory=dict)
+    templates: list = field(default_factory=list)
+
+
+@dataclass
+class RuleDef:
+    """A rule with its checked conditions and actions."""
+
+    id: str
+    stage: str
+    on: str | None
+    when: list
+    for_s: float
+    cooldown_s: float
+    severity: str
+    tiers: tuple | None
+    then: list
+    resolve: list
+    doc: Document
+    path: tuple
+    description: str = ""
+
+
+@dataclass
+class CheckedConfig:
+    """Everything `genesis validate` knows about a configuration folder."""
+
+    files: ConfigFiles
+    problems: list
+    metrics: dict = field(default_factory=dict)
+    flags: dict = field(default_factory=dict)
+    rules: list = field(default_factory=list)
+    tiers: dict = field(default_factory=dict)      # name -> data, only tiers that passed
+    metric_order: list = field(default_factory=list)  # derived metrics in dependency order
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+
+class _Checker:
+    def __init__(self, files: ConfigFiles):
+        self.files = files
+        self.problems: list[Problem] = []
+        self.out = CheckedConfig(files, self.problems)
+        self.names: dict[str, str] = {n: NUM for n in voc.ACCOUNT_METRICS}
+        self.enums: dict[str, tuple] = {}
+        self.metric_origin: dict[str, tuple] = {}
+
+    def add(self, doc: Document, path, message: str, key: bool = False, offset: int = 0) -> None:
+        self.problems.append(doc.problem(path, message, key=key, offset=offset))
+
+    # ---------------------------------------------------------------- expressions
+    def expr(self, doc: Document, path, source, scope: Scope) -> Checked | None:
+        try:
+            checked = check(source, scope)
+        except ExprError as exc:
+            self.add(doc, path, f"bad expression: {exc.message}", offset=exc.offset)
+            return None
+        return checked
+
+    def scope(self, namespaces=None, tiers=None, event_kind: str | None = None) -> Scope:
+        names = dict(self.names)
+        event_names = frozenset()
+        if event_kind:
+            fields = voc.event_fields(event_kind)
+            names.update({f: _expr_type(t) for f, (t, _) in fields.items()})
+            event_names = frozenset(fields)
+        tiers = self.out.tiers if tiers is None else tiers
+        return Scope(names=names, enums=dict(self.enums), namespaces=namespaces or {},
+                     tiers=tiers or None, event_names=event_names)
+
+    def event_expr(self, doc, path, source, kind: str) -> Checked | None:
+        checked = self.expr(doc, path, source, self.scope(event_kind=kind))
+        if checked:
+            clash = sorted(n for n in checked.names if n in voc.event_fields(kind) and n in self.names)
+            if clash:
+                self.add(doc, path, f"bad expression: '{clash[0]}' is both a field of {kind} events and a "
+                                    "metric; rename the metric")
+                return None
+        return checked
+
+    # ---------------------------------------------------------------- tiers
+    def _tier_part(self, name: str, *path):
+        """A section of a tier file, or None when missing or broken by a schema error."""
+        doc = self.files.tiers.get(name)
+        if doc is None or not isinstance(doc.data, dict) or not doc.ok(*path):
+            return None
+        cur = doc.data
+        for key in path:
+            if not isinstance(cur, dict) or key not in cur:
+                return None
+            cur = cur[key]
+        return cur
+
+    def check_tiers(self) -> None:
+        self.out.tiers = {stem: doc.data for stem, doc in self.files.tiers.items() if doc.ok()}
+        # Tier references are checked against every tier whose file is sound; when none
+        # of a rule's tiers is sound, references are left unchecked (None) rather than
+        # reported as errors that are only echoes of the schema problems.
+        ranked = []
+        for stem, doc in self.files.tiers.items():
+            name = self._tier_part(stem, "name")
+            if name is not None and name != stem:
+                self.add(doc, ("name",), f"tier name '{name}' must match the file name '{stem}'")
+            rank = self._tier_part(stem, "rank")
+            if isinstance(rank, int):
+                ranked.append((rank, stem))
+        ranked.sort()
+        for i, (rank, stem) in enumerate(ranked):
+            doc = self.files.tiers[stem]
+            if rank != i + 1:
+                what = "used twice" if [r for r, _ in ranked].count(rank) > 1 else f"expected {i + 1}"
+                self.add(doc, ("rank",), f"rank {rank} is out of order ({what}); ranks run 1, 2, 3 ...")
+            top = i == len(ranked) - 1
+            band = self._tier_part(stem, "capital_usd")
+            if band:
+                if band["max"] is None and not top:
+                    self.add(doc, ("capital_usd", "max"), "only the top tier may have no capital ceiling (max: null)")
+                if band["max"] is not None and band["max"] <= band["min"]:
+                    self.add(doc, ("capital_usd", "max"), f"capital max {band['max']} must be above min {band['min']}")
+                nxt_band = self._tier_part(ranked[i + 1][1], "capital_usd") if not top else None
+                if nxt_band and band["max"] is not None and nxt_band["min"] != band["max"]:
+                    self.add(doc, ("capital_usd", "max"),
+                             f"capital bands must touch: max {band['max']} here but tier '{ranked[i + 1][1]}' "
+                             f"starts at {nxt_band['min']}")
+            steps = ["info_usd", "warning_usd", "critical_usd", "halt_usd"]
+            dd = self._tier_part(stem, "drawdown")
+            if dd:
+                for a, b in zip(steps, steps[1:]):
+                    if not dd[b] > dd[a]:
+                        self.add(doc, ("drawdown", b), f"drawdown ladder must rise: {b} ({dd[b]}) must be larger "
+                                                       f"than {a} ({dd[a]})")
+                prev = self._tier_part(ranked[i - 1][1], "drawdown") if i > 0 else None
+                for step in steps if prev else ():
+                    if dd[step] < prev[step]:
+                        self.add(doc, ("drawdown", step),
+                                 f"drawdown ladder must not shrink up the tiers: {step} {dd[step]} is below "
+                                 f"'{ranked[i - 1][1]}' ({prev[step]})")
+            execution = self._tier_part(stem, "execution")
+            if execution:
+                self._check_execution(doc, execution)
+            promo = self._tier_part(stem, "promotion")
+            if promo:
+                if promo["to"] not in self.files.tiers:
+                    self.add(doc, ("promotion", "to"),
+                             f"unknown tier '{promo['to']}'{suggestion(promo['to'], self.files.tiers)}")
+                else:
+                    target_rank = self._tier_part(promo["to"], "rank")
+                    if isinstance(target_rank, int) and target_rank != rank + 1:
+                        self.add(doc, ("promotion", "to"),
+                                 f"promotion goes one tier up: '{promo['to']}' has rank {target_rank}, "
+                                 f"expected {rank + 1}")
+                if top:
+                    self.add(doc, ("promotion",), "the top tier cannot have a promotion section")
+
+    def _check_execution(self, doc: Document, ex: dict) -> None:
+        ts = ex["three_slice"]
+        if ts["max_usd"] <= ts["min_usd"]:
+            self.add(doc, ("execution", "three_slice", "max_usd"), "three_slice max_usd must be above min_usd")
+        ice = ex["iceberg"]
+        if ice["max_slices"] < ice["min_slices"]:
+            self.add(doc, ("execution", "iceberg", "max_slices"), "iceberg max_slices must be at least min_slices")
+        if ice["max_interval_s"] < ice["min_interval_s"]:
+            self.add(doc, ("execution", "iceberg", "max_interval_s"),
+                     "iceberg max_interval_s must be at least min_interval_s")
+
+    # ---------------------------------------------------------------- declarations
+    def declare(self) -> None:
+        rule_ids: dict[str, tuple] = {}
+        for doc in self.files.rulebooks:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            for name, spec in (data.get("flags") or {}).items() if isinstance(data.get("flags"), dict) else ():
+                if not self._new_name(doc, ("flags", name), name):
+                    continue
+                spec = spec if isinstance(spec, dict) else {}
+                values = tuple(spec["values"]) if isinstance(spec.get("values"), list) else None
+                default = spec.get("default", 0)
+                is_text = values is not None or isinstance(default, str)
+                self.names[name] = TEXT if is_text else NUM
+                if values:
+                    self.enums[name] = values
+                    if default not in values:
+                        self.add(doc, ("flags", name, "default"),
+                                 f"default {default!r} is not one of the flag's values: {', '.join(values)}")
+                elif is_text and doc.ok("flags", name):
+                    self.add(doc, ("flags", name), "a text flag must list its `values`")
+                self.out.flags[name] = FlagDef(name, default, values, doc, ("flags", name))
+            metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+            for name in metrics:
+                if self._new_name(doc, ("metrics", name), name):
+                    self.names[name] = NUM
+            for i, rule in enumerate(data.get("rules") or [] if isinstance(data.get("rules"), list) else []):
+                rid = rule.get("id") if isinstance(rule, dict) else None
+                if isinstance(rid, str):
+                    if rid in rule_ids:
+                        first_doc, first_path = rule_ids[rid]
+                        line = first_doc.mark(first_path).line
+                        self.add(doc, ("rules", i, "id"), f"duplicate rule id '{rid}' (first in {first_doc.file}:{line})")
+                    else:
+                        rule_ids[rid] = (doc, ("rules", i, "id"))
+
+    def _new_name(self, doc: Document, path, name: str) -> bool:
+        if name in RESERVED:
+            self.add(doc, path, f"'{name}' is a reserved word; choose another name", key=True)
+            return False
+        if name in voc.ACCOUNT_METRICS:
+            self.add(doc, path, f"'{name}' is an account metric the engine computes; choose another name", key=True)
+            return False
+        if name in self.metric_origin:
+            first_doc, first_path = self.metric_origin[name]
+            line = first_doc.mark(first_path, key=True).line
+            self.add(doc, path, f"'{name}' is already declared in {first_doc.file}:{line}", key=True)
+            return False
+        self.metric_origin[name] = (doc, path)
+        return True
+
+    # ---------------------------------------------------------------- metrics
+    def check_metrics(self) -> None:
+        for doc in self.files.rulebooks:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+            for name, spec in metrics.items():
+                path = ("metrics", name)
+                if self.metric_origin.get(name, (None,))[0] is not doc or not doc.ok(*path):
+                    continue
+                metric = self._metric(doc, path, name, spec)
+                if metric:
+                    self.out.metrics[name] = metric
+
+    def _metric(self, doc: Document, path, name: str, spec: dict) -> MetricDef | None:
+        prims = [p for p in PRIMITIVES if p in spec]
+        if len(prims) != 1:
+            if prims:
+                self.add(doc, path, f"metric '{name}' has several primitives ({', '.join(prims)}); use one", key=True)
+            else:
+                self.add(doc, path, f"metric '{name}' needs one primitive: {', '.join(PRIMITIVES)}", key=True)
+            return None
+        prim = prims[0]
+        required, optional = _OPTIONS[prim]
+        for opt in spec:
+            if opt in PRIMITIVES or opt in _COMMON:
+                continue
+            allowed = optional | {r for group in required for r in group.split("|")}
+            if opt not in allowed:
+                self.add(doc, path + (opt,), f"'{opt}' does not apply to a {prim} metric"
+                                             f" (it takes: {', '.join(sorted(allowed)) or 'no options'})", key=True)
+        for group in required:
+            choices = group.split("|")
+            present = [c for c in choices if c in spec]
+            if not present:
+                self.add(doc, path, f"a {prim} metric needs {' or '.join(repr(c) for c in choices)}", key=True)
+            elif len(present) > 1:
+                self.add(doc, path + (present[1],), f"give either {' or '.join(repr(c) for c in choices)}, not both",
+                         key=True)
+        if "window" in spec and "samples" in spec:
+            self.add(doc, path + ("samples",), "give either 'window' or 'samples', not both", key=True)
+        if "sample_every" in spec and "sample_on" in spec:
+            self.add(doc, path + ("sample_on",), "give either 'sample_every' or 'sample_on', not both", key=True)
+        metric = MetricDef(name, prim, None, spec, doc, path)
+        if prim == "expr":
+            checked = self.expr(doc, path + ("expr",), spec["expr"], self.scope())
+            if checked is None:
+                return None
+            if checked.kind == TEXT:
+                self.add(doc, path + ("expr",), "a metric must be a number, not text")
+                return None
+            metric.exprs["expr"] = checked
+            return metric
+        if prim in METRIC_PRIMITIVES:
+            source = spec[prim]
+            if source not in self.metric_origin and source not in voc.ACCOUNT_METRICS:
+                self.add(doc, path + (prim,), f"unknown metric '{source}'"
+                                              f"{suggestion(source, list(self.metric_origin) + list(voc.ACCOUNT_METRICS))}")
+                return None
+            metric.source = source
+            for opt in ("sample_on",):
+                if opt in spec and spec[opt] not in voc.EVENTS:
+                    self.add(doc, path + (opt,), f"unknown event kind '{spec[opt]}'{suggestion(spec[opt], voc.EVENTS)}")
+            return metric
+        kind = spec[prim]
+        if kind not in voc.EVENTS:
+            self.add(doc, path + (prim,), f"unknown event kind '{kind}'{suggestion(kind, voc.EVENTS)}")
+            return None
+        metric.source = kind
+        fields = voc.event_fields(kind)
+        if "field" in spec:
+            fname = spec["field"]
+            if fname not in fields:
+                self.add(doc, path + ("field",), f"{kind} events have no field '{fname}'{suggestion(fname, fields)}"
+                                                 f" (fields: {', '.join(sorted(fields))})")
+                return None
+            if prim != "distinct" and fields[fname][0] == voc.TEXT:
+                self.add(doc, path + ("field",), f"field '{fname}' is text; a {prim} metric needs a number")
+                return None
+        if "reset_on" in spec and spec["reset_on"] not in voc.EVENTS:
+            self.add(doc, path + ("reset_on",), f"unknown event kind '{spec['reset_on']}'"
+                                                f"{suggestion(spec['reset_on'], voc.EVENTS)}")
+        for opt in ("where", "value", "while"):
+            if opt in spec:
+                checked = self.event_expr(doc, path + (opt,), spec[opt], kind)
+                if checked is None:
+                    return None
+                if checked.kind == TEXT:
+                    self.add(doc, path + (opt,), f"'{opt}' must be a number or a condition, not text")
+                    return None
+                metric.exprs[opt] = checked
+        return metric
+
+    def check_cycles(self) -> None:
+        graph = {}
+        for name, m in self.out.metrics.items():
+            deps = set()
+            for checked in m.exprs.values():
+                deps |= {n for n in checked.names if n in self.out.metrics}
+            if m.primitive in METRIC_PRIMITIVES and m.source in self.out.metrics:
+                deps.add(m.source)
+            graph[name] = sorted(deps)
+        order, state, reported = [], {}, set()
+
+        def visit(node, stack):
+            state[node] = 1
+            stack.append(node)
+            for dep in graph.get(node, ()):
+                if state.get(dep) == 1:
+                    cycle = stack[stack.index(dep):] + [dep]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        m = self.out.metrics[dep]
+                        self.add(m.doc, m.path, "metrics form a cycle: " + " -> ".join(cycle), key=True)
+                elif state.get(dep) is None:
+                    visit(dep, stack)
+            stack.pop()
+            state[node] = 2
+            order.append(node)
+
+        for name in graph:
+            if name not in state:
+                visit(name, [])
+        self.out.metric_order = order if not reported else []
+
+    # ---------------------------------------------------------------- rules
+    def check_rules(self) -> None:
+        for doc in self.files.rulebooks:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+            for i, raw in enumerate(rules):
+                if doc.ok("rules", i):
+                    rule = self._rule(doc, ("rules", i), raw)
+                    if rule:
+                        self.out.rules.append(rule)
+
+    def _rule(self, doc: Document, path, raw: dict) -> RuleDef | None:
+        stage, on = raw["stage"], raw.get("on")
+        if stage == "pre_trade":
+            if on not in (None, "order_intent"):
+                self.add(doc, path + ("on",), "pre_trade rules run on every order intent; remove 'on'")
+                return None
+            on = None
+        elif on is not None and on not in voc.EVENTS:
+            self.add(doc, path + ("on",), f"unknown event kind '{on}'{suggestion(on, voc.EVENTS)}")
+            return None
+        if "when" not in raw and on is None:
+            self.add(doc, path, "a rule needs 'when' (or 'on' an event kind)")
+            return None
+        if on is not None and "for" in raw:
+            self.add(doc, path + ("for",), "'for' applies to state rules; a rule with 'on' fires on each event", key=True)
+        tiers = raw.get("tiers")
+        if tiers:
+            unknown = [t for t in tiers if t not in self.files.tiers]
+            for t in unknown:
+                self.add(doc, path + ("tiers", tiers.index(t)), f"unknown tier '{t}'{suggestion(t, self.files.tiers)}")
+            if unknown:
+                return None
+        tier_scope = {t: d for t, d in self.out.tiers.items() if not tiers or t in tiers}
+        namespaces = {}
+        if on:
+            namespaces["event"] = {f: _expr_type(t) for f, (t, _) in voc.event_fields(on).items()}
+        if stage == "pre_trade":
+            namespaces["order"] = {f: _expr_type(t) for f, (t, _) in voc.ORDER_FIELDS.items()}
+        scope = self.scope(namespaces, tier_scope)
+        whens = raw.get("when", [])
+        whens = [whens] if isinstance(whens, str) else whens
+        checked_whens = []
+        for j, source in enumerate(whens):
+            wpath = path + (("when",) if isinstance(raw["when"], str) else ("when", j))
+            checked = self.expr(doc, wpath, source, scope)
+            if checked and checked.kind == TEXT:
+                self.add(doc, wpath, "a condition must be true/false, not text")
+                checked = None
+            checked_whens.append(checked)
+        then = [self._action(doc, path + ("then", k), a, stage, scope) for k, a in enumerate(raw["then"])]
+        resolve = [self._action(doc, path + ("resolve", k), a, stage, scope)
+                   for k, a in enumerate(raw.get("resolve", []))]
+        if on and raw.get("resolve"):
+            self.add(doc, path + ("resolve",), "'resolve' applies to state rules; a rule with 'on' never resolves",
+                     key=True)
+        if None in checked_whens or None in then or None in resolve:
+            return None
+        return RuleDef(raw["id"], stage, on, checked_whens, parse_duration(raw.get("for", "0s")),
+                       parse_duration(raw.get("cooldown", "0s")), raw.get("severity", "info"),
+                       tuple(tiers) if tiers else None, then, resolve, doc, path, raw.get("description", ""))
+
+    def _action(self, doc: Document, path, raw, stage: str, scope: Scope) -> ActionDef | None:
+        if isinstance(raw, str):
+            return ActionDef(raw, None)
+        name, arg = next(iter(raw.items()))
+        action = ActionDef(name, arg)
+        apath = path + (name,)
+        ok = True
+        if name in ("reject", "resize") and stage != "pre_trade":
+            self.add(doc, path, f"'{name}' only works in the pre_trade stage (this rule is in '{stage}')", key=False)
+            ok = False
+        if name == "set":
+            for flag, value in arg.items():
+                if flag not in self.out.flags:
+                    self.add(doc, apath + (flag,), f"unknown flag '{flag}'{suggestion(flag, self.out.flags)}; declare "
+                                                   "it under 'flags'", key=True)
+                    ok = False
+                    continue
+                fdef = self.out.flags[flag]
+                if fdef.values and value not in fdef.values:
+                    self.add(doc, apath + (flag,), f"flag '{flag}' cannot be {value!r}; its values are "
+                                                   f"{', '.join(fdef.values)}{suggestion(value, fdef.values)}")
+                    ok = False
+                elif not fdef.values and isinstance(value, str):
+                    self.add(doc, apath + (flag,), f"flag '{flag}' holds numbers, not text")
+                    ok = False
+        for param in ("factor", "max_notional_usd"):
+            if isinstance(arg, dict) and isinstance(arg.get(param), str):
+                checked = self.expr(doc, apath + (param,), arg[param], scope)
+                if checked is None:
+                    ok = False
+                else:
+                    action.exprs[param] = checked
+            elif isinstance(arg, dict) and param == "factor" and isinstance(arg.get(param), (int, float)):
+                if not 0 <= arg[param] <= 1:
+                    self.add(doc, apath + (param,), f"a size factor must be between 0 and 1, got {arg[param]}")
+                    ok = False
+        if name == "require" and arg.get("kind") == "confirmation" and "phrase" not in arg:
+            self.add(doc, apath, "a confirmation requirement needs the 'phrase' to type")
+            ok = False
+        if name == "lock":
+            durations = arg.get("duration", [])
+            if arg.get("until") == "utc_midnight" and "duration" in arg:
+                self.add(doc, apath + ("duration",), "give either 'duration' or until: utc_midnight, not both",
+                         key=True)
+                ok = False
+            elif isinstance(durations, list) and len(durations) > 1:
+                secs = [parse_duration(d) for d in durations]
+                if secs != sorted(secs):
+                    self.add(doc, apath + ("duration",), "escalating lock durations must not get shorter")
+                    ok = False
+        if name in ("notify", "reject"):
+            text = arg
+            if text.count("${") != len(_TEMPLATE.findall(text)):
+                self.add(doc, apath, "unclosed '${' in message; write ${name}")
+                return None
+            for match in _TEMPLATE.finditer(text):
+                checked = self.expr(doc, apath, match.group(1), scope)
+                if checked is None:
+                    ok = False
+                else:
+                    action.templates.append(checked)
+        return action if ok else None
+
+    # ---------------------------------------------------------------- strategies & settings
+    def check_strategies(self) -> None:
+        doc = self.files.strategies
+        if doc is None or not isinstance(doc.data, dict):
+            return
+        symbols = self._settings().get("symbols") or []
+        seen = {}
+        active_per_tier: dict[str, list] = {}
+        for i, inst in enumerate(doc.data.get("strategies") or []):
+            path = ("strategies", i)
+            if not doc.ok(*path):
+                continue
+            sid, kind = inst["id"], inst["kind"]
+            if sid in seen:
+                self.add(doc, path + ("id",), f"duplicate strategy id '{sid}' (first at line {seen[sid]})")
+            seen.setdefault(sid, doc.mark(path + ("id",)).line)
+            unlocks = {t: self._tier_part(t, "strategies") for t in self.files.tiers}
+            unlocking = [t for t, kinds in unlocks.items() if kinds and kind in kinds]
+            if not unlocking and all(k is not None for k in unlocks.values()):
+                self.add(doc, path + ("kind",), f"no tier unlocks '{kind}'; add it to a tier's strategies list")
+            for j, t in enumerate(inst.get("tiers") or []):
+                if t not in self.files.tiers:
+                    self.add(doc, path + ("tiers", j), f"unknown tier '{t}'{suggestion(t, self.files.tiers)}")
+                elif unlocks[t] is not None and kind not in unlocks[t]:
+                    unlocked = ", ".join(unlocks[t]) or "nothing"
+                    self.add(doc, path + ("tiers", j),
+                             f"tier '{t}' does not unlock '{kind}' (it unlocks: {unlocked})")
+            for j, sym in enumerate(inst["symbols"]):
+                if symbols and sym not in symbols:
+                    self.add(doc, path + ("symbols", j),
+                             f"symbol '{sym}' is not in genesis.yaml symbols{suggestion(sym, symbols)}")
+            self._check_params(doc, path, kind, inst.get("params") or {})
+            if inst.get("enabled", True):
+                for t in inst.get("tiers") or unlocking:
+                    active_per_tier.setdefault(t, []).append(sid)
+        for t, ids in active_per_tier.items():
+            multi = self._tier_part(t, "multi_pair")
+            if self._tier_part(t, "strategies") is not None and not multi and len(ids) > 1:
+                self.add(self.files.tiers[t], ("strategies",),
+                         f"tier '{t}' is not multi_pair but {len(ids)} strategies would run in it: {', '.join(ids)}; "
+                         "limit them with `tiers:` in strategies.yaml or set multi_pair: true")
+
+    def _check_params(self, doc: Document, path, kind: str, params: dict) -> None:
+        ppath = path + ("params",)
+        if kind in ("spread_arbitrage", "statistical_arbitrage"):
+            entry, exit_, stop = params.get("entry_z", 2.0), params.get("exit_z", 0.5), params.get("stop_z", 3.0)
+            if not exit_ < entry < stop:
+                self.add(doc, ppath, f"z thresholds must satisfy exit_z < entry_z < stop_z (got {exit_}, {entry}, {stop})",
+                         key=True)
+        if kind == "liquidity_provision":
+            mult = params.get("level_multipliers", [1, 2, 4])
+            sizes = params.get("level_sizes_pct", [40, 35, 25])
+            if len(mult) != len(sizes):
+                self.add(doc, ppath + ("level_sizes_pct",),
+                         f"{len(sizes)} level sizes for {len(mult)} levels; give one size per level")
+            elif abs(sum(sizes) - 100) > 1e-9:
+                self.add(doc, ppath + ("level_sizes_pct",), f"level sizes must add up to 100%, they add up to {sum(sizes)}")
+            if mult != sorted(mult):
+                self.add(doc, ppath + ("level_multipliers",), "level multipliers must rise level by level")
+
+    def _settings(self) -> dict:
+        doc = self.files.settings
+        return doc.data if doc is not None and isinstance(doc.data, dict) and doc.ok() else {}
+
+    def check_settings(self) -> None:
+        doc = self.files.settings
+        settings = self._settings()
+        if not settings:
+            return
+        tier = settings.get("tier", "sniper")
+        if tier not in self.files.tiers:
+            self.add(doc, ("tier",), f"unknown tier '{tier}'{suggestion(tier, self.files.tiers)}")
+        channels = settings["notifications"]["channels"]
+        for name, ch in channels.items():
+            if ch["kind"] == "webhook" and "url_env" not in ch:
+                self.add(doc, ("notifications", "channels", name), "a webhook channel needs url_env", key=True)
+        if re.search(r"://[^/@\s]*:[^/@\s]*@", settings["storage"]["url"]):
+            self.add(doc, ("storage", "url"), "the storage URL contains a password; remove it and name an "
+                                              "environment variable in storage.password_env")
+        for rb in self.files.rulebooks:
+            if rb.kind != "alerts" or not rb.ok("routing"):
+                continue
+            for severity, names in rb.data["routing"].items():
+                for j, ch in enumerate(names):
+                    if ch not in channels:
+                        self.add(rb, ("routing", severity, j),
+                                 f"unknown channel '{ch}'{suggestion(ch, channels)} (genesis.yaml defines: "
+                                 f"{', '.join(channels)})")
+
+    def run(self) -> CheckedConfig:
+        self.check_tiers()
+        self.declare()
+        self.check_metrics()
+        self.check_cycles()
+        self.check_rules()
+        self.check_strategies()
+        self.check_settings()
+        return self.out
+
+
+def check_config(root: Path) -> CheckedConfig:
+    """Read, schema-check and cross-check a configuration folder."""
+    files = load_config_files(Path(root))
+    checker = _Checker(files)
+    checker.problems.extend(files.problems)
+    result = checker.run()
+    result.problems.sort(key=lambda p: (p.file, p.line, p.col, p.message))
+    return result

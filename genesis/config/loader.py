@@ -1,0 +1,124 @@
+"""Find and read every file of a configuration folder.
+
+Layout: genesis.yaml, tiers/*.yaml, rules/*.yaml, alerts.yaml, strategies.yaml.
+Each file is parsed with positions and checked against its schema; the documents and
+every problem found so far are returned together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genesis.config.problems import Problem
+from genesis.config.schemas import validate_document
+from genesis.config.yamlsrc import Mark, SourceMap, YamlError, load_yaml
+from genesis.paths import SETTINGS_FILE
+
+
+@dataclass
+class Document:
+    """One parsed configuration file."""
+
+    file: str            # path relative to the config folder, as shown in messages
+    kind: str
+    data: Any
+    smap: SourceMap
+    bad_paths: list = field(default_factory=list)  # paths with schema errors
+
+    def ok(self, *prefix) -> bool:
+        """True when no schema error lies at or below `prefix` (or above it)."""
+        n = len(prefix)
+        return not any(p[:n] == prefix or prefix[: len(p)] == p for p in self.bad_paths)
+
+    def mark(self, path, key: bool = False) -> Mark:
+        """Position of a value (or of its key)."""
+        return self.smap.key(tuple(path)) if key else self.smap.value(tuple(path))
+
+    def problem(self, path, message: str, key: bool = False, offset: int = 0) -> Problem:
+        """A Problem at `path`; `offset` moves the column into an expression string."""
+        mark = self.mark(path, key)
+        col = mark.col
+        if offset and not key:
+            style = self.smap.scalar_styles.get(tuple(path))
+            if style in (None, "'", '"'):
+                col += offset + (1 if style in ("'", '"') else 0)
+        return Problem(self.file, mark.line, col, message)
+
+
+@dataclass
+class ConfigFiles:
+    """Every document of a configuration folder, and the problems found reading them."""
+
+    root: Path
+    settings: Document | None = None
+    tiers: dict[str, Document] = field(default_factory=dict)
+    rulebooks: list[Document] = field(default_factory=list)
+    strategies: Document | None = None
+    problems: list[Problem] = field(default_factory=list)
+    files_checked: int = 0
+
+    def documents(self) -> list[Document]:
+        """All documents that parsed."""
+        docs = [self.settings, *self.tiers.values(), *self.rulebooks, self.strategies]
+        return [d for d in docs if d is not None]
+
+
+def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | None:
+    rel = path.relative_to(root).as_posix()
+    out.files_checked += 1
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        out.problems.append(Problem(rel, 1, 1, f"file is not UTF-8 text (byte {exc.start})"))
+        return None
+    except OSError as exc:
+        out.problems.append(Problem(rel, 1, 1, f"cannot read file: {exc.strerror or exc}"))
+        return None
+    try:
+        data, smap = load_yaml(text, rel)
+    except YamlError as exc:
+        out.problems.append(Problem(rel, exc.mark.line, exc.mark.col, exc.message))
+        return None
+    if data is None:
+        out.problems.append(Problem(rel, 1, 1, "file is empty"))
+        return None
+    doc = Document(rel, kind, data, smap)
+    schema_problems = validate_document(kind, data, smap, rel)
+    if schema_problems:
+        from genesis.config.schemas import validator  # noqa: PLC0415 - same module cache
+        doc.bad_paths = [tuple(e.absolute_path) for e in validator(kind).iter_errors(data)]
+        out.problems.extend(schema_problems)
+    return doc
+
+
+def load_config_files(root: Path) -> ConfigFiles:
+    """Read and schema-check every file under `root`."""
+    root = Path(root)
+    out = ConfigFiles(root)
+    required = [(SETTINGS_FILE, "settings"), ("alerts.yaml", "alerts"), ("strategies.yaml", "strategies")]
+    for name, kind in required:
+        path = root / name
+        if not path.is_file():
+            out.problems.append(Problem(name, 1, 1, f"missing file: {name} must exist in {root}"))
+            continue
+        doc = _read(root, path, kind, out)
+        if kind == "settings":
+            out.settings = doc
+        elif kind == "alerts" and doc:
+            out.rulebooks.append(doc)
+        elif kind == "strategies":
+            out.strategies = doc
+    for folder, kind in (("tiers", "tier"), ("rules", "rulebook")):
+        files = sorted((root / folder).glob("*.yaml")) if (root / folder).is_dir() else []
+        if not files:
+            out.problems.append(Problem(folder + "/", 1, 1, f"no {folder}/*.yaml files found in {root}"))
+        for path in files:
+            doc = _read(root, path, kind, out)
+            if doc is None:
+                continue
+            if kind == "tier":
+                out.tiers[path.stem] = doc
+            else:
+                out.rulebooks.append(doc)
+    return out

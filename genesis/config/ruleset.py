@@ -1,0 +1,102 @@
+"""Compile a checked configuration for one tier.
+
+Tier values become constants, every expression becomes a Python function, and each
+stage gets one generated function that evaluates all of its rules at once. The engine
+also gets, for every name, the rules and derived metrics that read it, so that an
+event re-evaluates only what its changes touch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import FunctionType
+
+from genesis.config.checks import ActionDef, CheckedConfig, MetricDef, RuleDef
+from genesis.expr.compiler import compile_checked, compile_stage, make_function
+from genesis.vocabulary import STAGES, event_fields
+
+
+@dataclass
+class CompiledAction:
+    """An action with its parameter expressions and message templates compiled."""
+
+    action: ActionDef
+    params: dict
+    templates: list
+
+
+@dataclass
+class CompiledRule:
+    """A rule whose conditions are one function f(m, e, o) -> bool."""
+
+    rule: RuleDef
+    conditions: list
+    check: FunctionType
+    reads: frozenset
+    then: list
+    resolve: list
+
+
+@dataclass
+class Ruleset:
+    """Everything the engine runs for one tier."""
+
+    tier: str
+    metrics: dict                                     # name -> MetricDef
+    derived: list                                     # [(name, CompiledExpr)] in dependency order
+    metric_exprs: dict = field(default_factory=dict)  # (metric, option) -> CompiledExpr
+    rules: dict = field(default_factory=dict)         # stage -> [CompiledRule]
+    stage_functions: dict = field(default_factory=dict)  # stage -> f(m, e, o) -> tuple of bools
+    readers: dict = field(default_factory=dict)       # name -> [rule ids and derived metrics reading it]
+
+    def rule_count(self) -> int:
+        """Number of rules active in this tier."""
+        return sum(len(r) for r in self.rules.values())
+
+
+def _compile_action(action: ActionDef, tier: dict, event_names=frozenset()) -> CompiledAction:
+    params = {k: compile_checked(c, tier, event_names) for k, c in action.exprs.items()}
+    templates = [compile_checked(c, tier, event_names) for c in action.templates]
+    return CompiledAction(action, params, templates)
+
+
+def _compile_rule(rule: RuleDef, tier: dict) -> CompiledRule:
+    conditions = [compile_checked(c, tier) for c in rule.when]
+    body = " and ".join(f"({c.python})" for c in conditions) if conditions else "True"
+    check = make_function(f"rule_{rule.id}", f"bool({body})")
+    reads = frozenset().union(*(c.reads for c in conditions)) if conditions else frozenset()
+    return CompiledRule(rule, conditions, check, reads,
+                        [_compile_action(a, tier) for a in rule.then],
+                        [_compile_action(a, tier) for a in rule.resolve])
+
+
+def compile_ruleset(config: CheckedConfig, tier_name: str) -> Ruleset:
+    """Compile every metric and rule that applies in `tier_name`."""
+    if not config.ok:
+        raise ValueError("the configuration has problems; run `genesis validate`")
+    if tier_name not in config.tiers:
+        raise KeyError(f"unknown tier '{tier_name}'; known: {', '.join(sorted(config.tiers))}")
+    tier = config.tiers[tier_name]
+    metrics: dict[str, MetricDef] = config.metrics
+    rs = Ruleset(tier_name, metrics, [])
+    for name in config.metric_order:
+        m = metrics[name]
+        if m.primitive == "expr":
+            rs.derived.append((name, compile_checked(m.exprs["expr"], tier, name=f"metric_{name}")))
+        else:
+            names = frozenset(event_fields(m.source)) if m.primitive not in ("baseline", "percentile") else frozenset()
+            for opt, checked in m.exprs.items():
+                rs.metric_exprs[(name, opt)] = compile_checked(checked, tier, names, name=f"{name}_{opt}")
+    for stage in STAGES:
+        rules = [_compile_rule(r, tier) for r in config.rules
+                 if r.stage == stage and (r.tiers is None or tier_name in r.tiers)]
+        rs.rules[stage] = rules
+        bodies = [" and ".join(f"({c.python})" for c in r.conditions) or "True" for r in rules]
+        rs.stage_functions[stage] = compile_stage(bodies, name=f"stage_{stage}")
+    for name, expr in rs.derived:
+        for read in expr.reads:
+            rs.readers.setdefault(read, []).append(("metric", name))
+    for stage, rules in rs.rules.items():
+        for r in rules:
+            for read in r.reads:
+                rs.readers.setdefault(read, []).append(("rule", r.rule.id))
+    return rs

@@ -1,0 +1,163 @@
+"""The engine's fixed vocabulary: event kinds and their fields, the account metrics the
+engine computes itself, and the closed set of actions a rule may take.
+
+Rule books name these; the validator checks every reference against this module, and
+`docs/reference.md` is generated from it. Domain words (tiers, tilt) are not here: they
+are data in the YAML files.
+"""
+from __future__ import annotations
+
+NUMBER, BOOL, TEXT = "number", "bool", "text"
+
+# Fields every event carries.
+COMMON_FIELDS = {
+    "symbol": (TEXT, "Exchange symbol such as BTCUSDT; empty for account-wide events"),
+    "hour_utc": (NUMBER, "Hour of the event time, 0-23 UTC"),
+}
+
+# kind -> (description, {field: (type, description)})
+EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
+    # market data
+    "book_ticker": ("Best bid/ask update", {
+        "bid": (NUMBER, "Best bid price"), "bid_qty": (NUMBER, "Best bid quantity"),
+        "ask": (NUMBER, "Best ask price"), "ask_qty": (NUMBER, "Best ask quantity"),
+        "mid": (NUMBER, "Mid price"), "spread_bps": (NUMBER, "Ask-bid spread in basis points of mid"),
+    }),
+    "trade": ("A public trade on the exchange", {
+        "price": (NUMBER, "Trade price"), "qty": (NUMBER, "Base quantity"),
+        "notional_usd": (NUMBER, "price x qty in quote currency"),
+        "aggressor": (TEXT, "'buy' or 'sell': the side that crossed the spread"),
+    }),
+    "depth": ("Order-book diff update", {
+        "best_bid": (NUMBER, "Best bid after the update"), "best_ask": (NUMBER, "Best ask after the update"),
+        "levels": (NUMBER, "Number of price levels changed"),
+    }),
+    "candle": ("A closed candle (from a candle feed or built from trades)", {
+        "open": (NUMBER, "Open price"), "high": (NUMBER, "High price"), "low": (NUMBER, "Low price"),
+        "close": (NUMBER, "Close price"), "volume": (NUMBER, "Base volume"),
+        "true_range": (NUMBER, "max(high, prev close) - min(low, prev close)"),
+        "true_range_pct": (NUMBER, "true_range as % of close"),
+        "log_return": (NUMBER, "ln(close / previous close)"),
+        "interval_s": (NUMBER, "Candle length in seconds"),
+    }),
+    # own orders and positions
+    "order_intent": ("A strategy or the operator wants to place an order (pre_trade stage)", {
+        "side": (TEXT, "'buy' or 'sell'"), "qty": (NUMBER, "Base quantity"), "price": (NUMBER, "Reference price"),
+        "notional_usd": (NUMBER, "Order value in quote currency"),
+        "opens_position": (BOOL, "True when the order opens or adds to a position"),
+        "manual": (BOOL, "True when the operator placed it"),
+        "has_reason": (BOOL, "True when the operator gave a written reason"),
+        "strategy": (TEXT, "Strategy instance id, empty for manual orders"),
+    }),
+    "order_new": ("An order was sent to the exchange", {
+        "side": (TEXT, "'buy' or 'sell'"), "qty": (NUMBER, "Base quantity"), "price": (NUMBER, "Limit or reference price"),
+        "notional_usd": (NUMBER, "Order value in quote currency"), "manual": (BOOL, "Placed by the operator"),
+        "latency_ms": (NUMBER, "Milliseconds from decision to send"),
+    }),
+    "order_ack": ("The exchange acknowledged an order", {"latency_ms": (NUMBER, "Round trip in milliseconds")}),
+    "order_canceled": ("An order was cancelled", {
+        "age_s": (NUMBER, "Seconds the order lived"), "manual": (BOOL, "Cancelled by the operator"),
+        "notional_usd": (NUMBER, "Order value in quote currency"),
+    }),
+    "order_amended": ("An open order was amended", {"amendments": (NUMBER, "Amendments so far to this order")}),
+    "order_rejected": ("The exchange or a pre-trade rule rejected an order", {
+        "rule": (TEXT, "Id of the rejecting rule, or 'exchange'"), "manual": (BOOL, "Placed by the operator"),
+    }),
+    "fill": ("An order (partly) filled", {
+        "side": (TEXT, "'buy' or 'sell'"), "price": (NUMBER, "Fill price"), "qty": (NUMBER, "Filled base quantity"),
+        "notional_usd": (NUMBER, "Fill value in quote currency"), "fee_usd": (NUMBER, "Fee in quote currency"),
+        "slippage_pct": (NUMBER, "Adverse move from the decision price, in %"), "maker": (BOOL, "Filled as maker"),
+    }),
+    "execution_done": ("A parent order finished executing (all slices)", {
+        "notional_usd": (NUMBER, "Parent order value"), "slices": (NUMBER, "Slices it was sent in"),
+        "impact_pct": (NUMBER, "Market impact in %"),
+    }),
+    "position_closed": ("A position was closed", {
+        "pnl_usd": (NUMBER, "Realised P&L in quote currency, fees included"), "pnl_pct": (NUMBER, "P&L as % of entry value"),
+        "hold_s": (NUMBER, "Seconds held"),
+        "exit_reason": (TEXT, "'take_profit', 'stop_loss', 'signal', 'timeout', 'manual' or 'risk'"),
+    }),
+    "external_order": ("Reconciliation found an order Genesis did not place", {"notional_usd": (NUMBER, "Order value")}),
+    "position_mismatch": ("Reconciliation could not explain a balance difference", {"diff_usd": (NUMBER, "Difference in quote currency")}),
+    "day_closed": ("00:00 UTC: the trading day ended", {
+        "pnl_usd": (NUMBER, "Day P&L in quote currency"), "pnl_pct": (NUMBER, "Day P&L as % of the day's opening equity"),
+        "traded": (BOOL, "At least one fill that day"), "max_drawdown_pct": (NUMBER, "Deepest drawdown that day, %"),
+    }),
+    "drawdown_recovered": ("Equity returned to its previous peak", {"depth_pct": (NUMBER, "Depth of the recovered drawdown, %")}),
+    "lock_released": ("A lock ended", {"rule": (TEXT, "Id of the rule that set the lock")}),
+    # operator
+    "operator_connect": ("An operator session started", {}),
+    "operator_disconnect": ("An operator session ended", {}),
+    "override_attempt": ("The operator asked for an emergency override", {"accepted": (BOOL, "Phrase right and not in cooldown")}),
+    "config_edit": ("A configuration edit was accepted", {"risk": (BOOL, "The edit changes a risk parameter")}),
+    "journal_entry": ("The operator wrote a journal entry", {"words": (NUMBER, "Words in the entry")}),
+    "life_event": ("The operator recorded a life event (lowers tilt sensitivity)", {"days": (NUMBER, "Days it applies")}),
+    # system probes
+    "engine_started": ("The engine started", {}),
+    "api_response": ("A REST call returned", {
+        "ok": (BOOL, "2xx response"), "latency_ms": (NUMBER, "Round trip in milliseconds"),
+    }),
+    "api_status": ("Exchange API reachability changed", {"reachable": (BOOL, "The API answers")}),
+    "ws_status": ("A websocket connection changed state", {"connected": (BOOL, "The stream is connected")}),
+    "rate_limit": ("Request-weight use was measured", {"used_pct": (NUMBER, "Share of the exchange limit in use, %")}),
+    "exchange_status": ("Exchange system status", {"maintenance": (BOOL, "Exchange in maintenance")}),
+    "system_probe": ("Host resources were sampled", {
+        "memory_pct": (NUMBER, "Memory in use, %"), "disk_free_mb": (NUMBER, "Free disk, MB"),
+        "cpu_pct": (NUMBER, "CPU in use, %"),
+    }),
+    "db_write": ("A journal write batch finished", {"ok": (BOOL, "Written"), "duration_ms": (NUMBER, "Milliseconds")}),
+    "db_query": ("A journal query finished", {"duration_ms": (NUMBER, "Milliseconds")}),
+    "log_failure": ("Writing a log record failed", {}),
+    "backup_failure": ("A journal backup failed", {}),
+}
+
+# name -> (unit, description); computed by the engine, readable in every expression.
+ACCOUNT_METRICS: dict[str, tuple[str, str]] = {
+    "equity_usd": ("USD", "Account equity in quote currency (balances at mid prices)"),
+    "peak_equity_usd": ("USD", "Highest equity seen"),
+    "drawdown_usd": ("USD", "peak_equity_usd - equity_usd (>= 0)"),
+    "drawdown_pct": ("%", "drawdown_usd as % of peak_equity_usd"),
+    "daily_pnl_usd": ("USD", "P&L since 00:00 UTC (realised + unrealised)"),
+    "daily_pnl_pct": ("%", "daily_pnl_usd as % of equity at 00:00 UTC"),
+    "open_positions": ("count", "Open positions"),
+    "exposure_usd": ("USD", "Value of open positions"),
+    "exposure_pct": ("%", "exposure_usd as % of equity"),
+    "same_direction_pct": ("%", "Largest share of open positions whose 15-minute price change has the same sign (0 with fewer than 2 positions)"),
+    "uncorrelated_pairs_30d": ("count", "Pairs traded in 30 days whose daily returns correlate below 0.5 with every other"),
+    "size_factor": ("ratio", "Product of every active size multiplier"),
+    "days_at_tier": ("days", "Days since the current tier began"),
+    "trader_days": ("days", "Days since the journal's first event"),
+    "uptime_s": ("s", "Seconds since the engine started"),
+}
+
+STAGES = ("market_state", "signals", "pre_trade", "tilt", "risk", "tier", "alerts")
+SEVERITIES = ("info", "warning", "critical")
+FUNCTIONS = ("abs", "min", "max", "clamp", "round")
+
+# Actions. Each is either a bare word or a one-key mapping; `params` names the JSON
+# Schema fragment in schema/common.schema.json that its argument must match.
+ACTIONS: dict[str, str] = {
+    "halt": "No new orders; cancels still pass",
+    "reduce_only": "Only orders that reduce exposure pass",
+    "resume": "Back to ACTIVE",
+    "cancel_all": "Cancel every open order",
+    "close_positions": "Close every open position at market",
+    "lock": "Block new orders for a symbol or for all, for a time (escalating on repeats)",
+    "scale_size": "Set a named size multiplier; the trade size is the product of all multipliers",
+    "reject": "Pre-trade: refuse the order intent with a reason",
+    "resize": "Pre-trade: cut the order intent to a maximum notional",
+    "notify": "Send a message to the channels routed for the rule's severity",
+    "require": "Ask the operator for a journal entry, a reason, a reflection or a typed confirmation",
+    "promote": "Move up one tier",
+    "demote": "Move down one tier (halts at the lowest tier)",
+    "set": "Set declared flags",
+}
+BARE_ACTIONS = ("halt", "reduce_only", "resume", "cancel_all", "close_positions", "promote", "demote")
+
+# Names that rules may read inside per-event expressions (where/value/while).
+def event_fields(kind: str) -> dict[str, tuple[str, str]]:
+    """Every field of an event kind, common fields included."""
+    return {**COMMON_FIELDS, **EVENTS[kind][1]}
+
+
+ORDER_FIELDS = event_fields("order_intent")
