@@ -66,7 +66,8 @@ def to_python(checked: Checked, tier: dict | None = None, event_names: frozenset
 
 def make_function(name: str, body: str) -> FunctionType:
     code = compile(f"def {name}(m, e, o):\n    return {body}\n", f"<genesis:{name}>", "exec")
-    namespace = {"__builtins__": {}, **FUNCTIONS}
+    # `bool` is for generated rule wrappers only: the checker never lets a user call it.
+    namespace = {"__builtins__": {}, "bool": bool, **FUNCTIONS}
     exec(code, namespace)  # noqa: S102 - body is generated from a whitelisted syntax tree
     return namespace[name]
 
