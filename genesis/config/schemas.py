@@ -69,9 +69,11 @@ def _type_name(value) -> str:
     return "null"
 
 
-def _shown(value, path) -> str:
+def _shown(value, path, redact: bool = False) -> str:
     """A value fit to print: never one that might be a secret."""
     last = path[-1] if path else ""
+    if redact and isinstance(value, str):
+        return "this value"
     if isinstance(last, str) and (last.endswith("_env") or "url" in last or any(w in last for w in _SECRET_WORDS)):
         return "this value"
     text = repr(value) if not isinstance(value, (dict, list)) else _type_name(value)
@@ -115,8 +117,8 @@ def _best(error: ValidationError) -> ValidationError:
     return error
 
 
-def _message(error: ValidationError, path: tuple) -> tuple[str, tuple, bool]:
-    """(message, path to point at, point at key?)"""
+def _message(error: ValidationError, path: tuple, redact: bool = False) -> tuple[str, tuple, bool]:
+    """(message, path to point at, point at key?); `redact` hides every text value."""
     v, inst, schema = error.validator, error.instance, error.schema
     where = path[-1] if path else "the file"
     if v == "additionalProperties":
@@ -143,7 +145,7 @@ def _message(error: ValidationError, path: tuple) -> tuple[str, tuple, bool]:
         if isinstance(inst, str):
             if {"halt", "resume", "promote"} <= set(options):
                 return f"unknown action '{inst}'{suggestion(inst, options)}", path, False
-            return f"{_shown(inst, path)} is not one of: {shown}{suggestion(inst, options)}", path, False
+            return f"{_shown(inst, path, redact)} is not one of: {shown}{suggestion(inst, options)}", path, False
         return f"expected one of: {shown}; got {_type_name(inst)}", path, False
     if v == "type":
         want = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
@@ -151,7 +153,7 @@ def _message(error: ValidationError, path: tuple) -> tuple[str, tuple, bool]:
         return f"'{where}' must be {words}, not {_type_name(inst)}", path, False
     if v == "pattern":
         desc = schema.get("description", f"the form {schema['pattern']}")
-        return f"{_shown(inst, path)} is not valid here: {desc}", path, False
+        return f"{_shown(inst, path, redact)} is not valid here: {desc}", path, False
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
                  "exclusiveMaximum": "less than"}[v]
@@ -185,7 +187,9 @@ def validate_document(kind: str, data, smap: SourceMap, file: str) -> list[Probl
     problems = []
     seen = set()
     errors = [_best(e) for e in validator(kind).iter_errors(data)]
-    located = [(e, *_message(e, tuple(e.absolute_path))) for e in errors]
+    # Settings hold credentials' neighbours (URLs, env names): never echo their text.
+    redact = kind == "settings"
+    located = [(e, *_message(e, tuple(e.absolute_path), redact)) for e in errors]
     # A misspelt required key shows as "unknown key 'x' (did you mean 'y'?)"; the
     # matching "missing required key 'y'" adds nothing, so it is dropped.
     suggested = {(tuple(at[:-1]), m.split("did you mean '")[1].split("'")[0])
