@@ -130,7 +130,7 @@ class _Checker:
         self.enums: dict[str, tuple] = {}
         self.metric_origin: dict[str, tuple] = {}
 
-    def add(self, doc: Document, path, message: str, key: bool = False, offset: int = 0) -> None:
+    def add(self, doc: Document, path, message: str, key: bool = False, offset: int | None = None) -> None:
         self.problems.append(doc.problem(path, message, key=key, offset=offset))
 
     # ---------------------------------------------------------------- expressions
@@ -190,11 +190,27 @@ class _Checker:
             if isinstance(rank, int):
                 ranked.append((rank, stem))
         ranked.sort()
+        by_rank: dict[int, list] = {}
+        for rank, stem in ranked:
+            by_rank.setdefault(rank, []).append(stem)
+        ladder_ok = len(ranked) == len(self.files.tier_files)
+        for rank, stems in by_rank.items():
+            for stem in stems if len(stems) > 1 else ():
+                others = ", ".join(f"'{o}'" for o in stems if o != stem)
+                self.add(self.files.tiers[stem], ("rank",), f"rank {rank} is also used by tier {others}; "
+                                                            "each tier needs its own rank")
+                ladder_ok = False
+        if ladder_ok and [r for r, _ in ranked] != list(range(1, len(ranked) + 1)):
+            for i, (rank, stem) in enumerate(ranked):
+                if rank != i + 1:
+                    self.add(self.files.tiers[stem], ("rank",),
+                             f"rank {rank} leaves a gap: ranks run 1, 2, 3 ... (expected {i + 1})")
+                    break
+            ladder_ok = False
+        if not ladder_ok:
+            ranked = []  # the ladder order is unknown: no cross-tier checks would be meaningful
         for i, (rank, stem) in enumerate(ranked):
             doc = self.files.tiers[stem]
-            if rank != i + 1:
-                what = "used twice" if [r for r, _ in ranked].count(rank) > 1 else f"expected {i + 1}"
-                self.add(doc, ("rank",), f"rank {rank} is out of order ({what}); ranks run 1, 2, 3 ...")
             top = i == len(ranked) - 1
             band = self._tier_part(stem, "capital_usd")
             if band:
@@ -225,9 +241,9 @@ class _Checker:
                 self._check_execution(doc, execution)
             promo = self._tier_part(stem, "promotion")
             if promo:
-                if promo["to"] not in self.files.tiers:
+                if promo["to"] not in self.files.tier_files:
                     self.add(doc, ("promotion", "to"),
-                             f"unknown tier '{promo['to']}'{suggestion(promo['to'], self.files.tiers)}")
+                             f"unknown tier '{promo['to']}'{suggestion(promo['to'], self.files.tier_files)}")
                 else:
                     target_rank = self._tier_part(promo["to"], "rank")
                     if isinstance(target_rank, int) and target_rank != rank + 1:
@@ -257,6 +273,9 @@ class _Checker:
                 if not self._new_name(doc, ("flags", name), name):
                     continue
                 spec = spec if isinstance(spec, dict) else {}
+                if not doc.ok("flags", name):  # declared, but its shape is reported by the schema
+                    self.names[name] = TEXT if isinstance(spec.get("default"), str) else NUM
+                    continue
                 values = tuple(spec["values"]) if isinstance(spec.get("values"), list) else None
                 default = spec.get("default", 0)
                 is_text = values is not None or isinstance(default, str)
@@ -400,27 +419,30 @@ class _Checker:
                 deps.add(m.source)
             graph[name] = sorted(deps)
         order, state, reported = [], {}, set()
-
-        def visit(node, stack):
-            state[node] = 1
-            stack.append(node)
-            for dep in graph.get(node, ()):
-                if state.get(dep) == 1:
-                    cycle = stack[stack.index(dep):] + [dep]
-                    key = frozenset(cycle)
-                    if key not in reported:
-                        reported.add(key)
+        for root in graph:
+            if root in state:
+                continue
+            # iterative depth-first search: long chains of derived metrics must not recurse
+            stack, path = [(root, iter(graph[root]))], [root]
+            state[root] = 1
+            while stack:
+                node, deps = stack[-1]
+                dep = next(deps, None)
+                if dep is None:
+                    stack.pop()
+                    path.pop()
+                    state[node] = 2
+                    order.append(node)
+                elif state.get(dep) == 1:
+                    cycle = path[path.index(dep):] + [dep]
+                    if frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
                         m = self.out.metrics[dep]
                         self.add(m.doc, m.path, "metrics form a cycle: " + " -> ".join(cycle), key=True)
-                elif state.get(dep) is None:
-                    visit(dep, stack)
-            stack.pop()
-            state[node] = 2
-            order.append(node)
-
-        for name in graph:
-            if name not in state:
-                visit(name, [])
+                elif dep not in state:
+                    state[dep] = 1
+                    stack.append((dep, iter(graph.get(dep, ()))))
+                    path.append(dep)
         self.out.metric_order = order if not reported else []
 
     # ---------------------------------------------------------------- rules
@@ -451,9 +473,10 @@ class _Checker:
             self.add(doc, path + ("for",), "'for' applies to state rules; a rule with 'on' fires on each event", key=True)
         tiers = raw.get("tiers")
         if tiers:
-            unknown = [t for t in tiers if t not in self.files.tiers]
+            unknown = [t for t in tiers if t not in self.files.tier_files]
             for t in unknown:
-                self.add(doc, path + ("tiers", tiers.index(t)), f"unknown tier '{t}'{suggestion(t, self.files.tiers)}")
+                self.add(doc, path + ("tiers", tiers.index(t)),
+                         f"unknown tier '{t}'{suggestion(t, self.files.tier_files)}")
             if unknown:
                 return None
         tier_scope = {t: d for t, d in self.out.tiers.items() if not tiers or t in tiers}
@@ -553,10 +576,13 @@ class _Checker:
         doc = self.files.strategies
         if doc is None or not isinstance(doc.data, dict):
             return
-        symbols = self._settings().get("symbols") or []
+        instances = doc.data.get("strategies")
+        if not isinstance(instances, list):
+            return
+        symbols = self._settings_part("symbols") or []
         seen = {}
         active_per_tier: dict[str, list] = {}
-        for i, inst in enumerate(doc.data.get("strategies") or []):
+        for i, inst in enumerate(instances):
             path = ("strategies", i)
             if not doc.ok(*path):
                 continue
@@ -564,13 +590,13 @@ class _Checker:
             if sid in seen:
                 self.add(doc, path + ("id",), f"duplicate strategy id '{sid}' (first at line {seen[sid]})")
             seen.setdefault(sid, doc.mark(path + ("id",)).line)
-            unlocks = {t: self._tier_part(t, "strategies") for t in self.files.tiers}
+            unlocks = {t: self._tier_part(t, "strategies") for t in self.files.tier_files}
             unlocking = [t for t, kinds in unlocks.items() if kinds and kind in kinds]
             if not unlocking and all(k is not None for k in unlocks.values()):
                 self.add(doc, path + ("kind",), f"no tier unlocks '{kind}'; add it to a tier's strategies list")
             for j, t in enumerate(inst.get("tiers") or []):
-                if t not in self.files.tiers:
-                    self.add(doc, path + ("tiers", j), f"unknown tier '{t}'{suggestion(t, self.files.tiers)}")
+                if t not in self.files.tier_files:
+                    self.add(doc, path + ("tiers", j), f"unknown tier '{t}'{suggestion(t, self.files.tier_files)}")
                 elif unlocks[t] is not None and kind not in unlocks[t]:
                     unlocked = ", ".join(unlocks[t]) or "nothing"
                     self.add(doc, path + ("tiers", j),
@@ -582,7 +608,8 @@ class _Checker:
             self._check_params(doc, path, kind, inst.get("params") or {})
             if inst.get("enabled", True):
                 for t in inst.get("tiers") or unlocking:
-                    active_per_tier.setdefault(t, []).append(sid)
+                    if t in unlocking:  # a tier that does not unlock the kind never runs it
+                        active_per_tier.setdefault(t, []).append(sid)
         for t, ids in active_per_tier.items():
             multi = self._tier_part(t, "multi_pair")
             if self._tier_part(t, "strategies") is not None and not multi and len(ids) > 1:
@@ -608,25 +635,35 @@ class _Checker:
             if mult != sorted(mult):
                 self.add(doc, ppath + ("level_multipliers",), "level multipliers must rise level by level")
 
-    def _settings(self) -> dict:
+    def _settings_part(self, *path):
+        """A section of genesis.yaml, or None when missing or broken by a schema error."""
         doc = self.files.settings
-        return doc.data if doc is not None and isinstance(doc.data, dict) and doc.ok() else {}
+        if doc is None or not isinstance(doc.data, dict) or not doc.ok(*path):
+            return None
+        cur = doc.data
+        for key in path:
+            if not isinstance(cur, dict) or key not in cur:
+                return None
+            cur = cur[key]
+        return cur
 
     def check_settings(self) -> None:
         doc = self.files.settings
-        settings = self._settings()
-        if not settings:
+        if doc is None or not isinstance(doc.data, dict):
             return
-        tier = settings.get("tier", "sniper")
-        if tier not in self.files.tiers:
-            self.add(doc, ("tier",), f"unknown tier '{tier}'{suggestion(tier, self.files.tiers)}")
-        channels = settings["notifications"]["channels"]
-        for name, ch in channels.items():
+        tier = self._settings_part("tier")
+        if tier is not None and tier not in self.files.tier_files:
+            self.add(doc, ("tier",), f"unknown tier '{tier}'{suggestion(tier, self.files.tier_files)}")
+        channels = self._settings_part("notifications", "channels")
+        for name, ch in (channels or {}).items():
             if ch["kind"] == "webhook" and "url_env" not in ch:
                 self.add(doc, ("notifications", "channels", name), "a webhook channel needs url_env", key=True)
-        if re.search(r"://[^/@\s]*:[^/@\s]*@", settings["storage"]["url"]):
+        url = self._settings_part("storage", "url")
+        if url and re.search(r"://[^/@\s]*:[^/@\s]*@", url):
             self.add(doc, ("storage", "url"), "the storage URL contains a password; remove it and name an "
                                               "environment variable in storage.password_env")
+        if channels is None:
+            return
         for rb in self.files.rulebooks:
             if rb.kind != "alerts" or not rb.ok("routing"):
                 continue

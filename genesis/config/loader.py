@@ -35,15 +35,13 @@ class Document:
         """Position of a value (or of its key)."""
         return self.smap.key(tuple(path)) if key else self.smap.value(tuple(path))
 
-    def problem(self, path, message: str, key: bool = False, offset: int = 0) -> Problem:
-        """A Problem at `path`; `offset` moves the column into an expression string."""
-        mark = self.mark(path, key)
-        col = mark.col
-        if offset and not key:
-            style = self.smap.scalar_styles.get(tuple(path))
-            if style in (None, "'", '"'):
-                col += offset + (1 if style in ("'", '"') else 0)
-        return Problem(self.file, mark.line, col, message)
+    def problem(self, path, message: str, key: bool = False, offset: int | None = None) -> Problem:
+        """A Problem at `path`; `offset` points at a character inside a text value."""
+        if offset is not None and not key:
+            mark = self.smap.inside(tuple(path), offset)
+        else:
+            mark = self.mark(path, key)
+        return Problem(self.file, mark.line, mark.col, message)
 
 
 @dataclass
@@ -53,6 +51,7 @@ class ConfigFiles:
     root: Path
     settings: Document | None = None
     tiers: dict[str, Document] = field(default_factory=dict)
+    tier_files: set = field(default_factory=set)  # every tiers/*.yaml stem, readable or not
     rulebooks: list[Document] = field(default_factory=list)
     strategies: Document | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -68,12 +67,17 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     rel = path.relative_to(root).as_posix()
     out.files_checked += 1
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        out.problems.append(Problem(rel, 1, 1, f"file is not UTF-8 text (byte {exc.start})"))
-        return None
+        raw = path.read_bytes()
     except OSError as exc:
         out.problems.append(Problem(rel, 1, 1, f"cannot read file: {exc.strerror or exc}"))
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - raw.rfind(b"\n", 0, exc.start)
+        out.problems.append(Problem(rel, line, col, f"file is not UTF-8 text: byte 0x{raw[exc.start]:02x} "
+                                                    "cannot be read; save the file as UTF-8"))
         return None
     try:
         data, smap = load_yaml(text, rel)
@@ -114,6 +118,8 @@ def load_config_files(root: Path) -> ConfigFiles:
         if not files:
             out.problems.append(Problem(folder + "/", 1, 1, f"no {folder}/*.yaml files found in {root}"))
         for path in files:
+            if kind == "tier":
+                out.tier_files.add(path.stem)
             doc = _read(root, path, kind, out)
             if doc is None:
                 continue

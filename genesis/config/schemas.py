@@ -120,7 +120,11 @@ def _best(error: ValidationError) -> ValidationError:
 def _message(error: ValidationError, path: tuple, redact: bool = False) -> tuple[str, tuple, bool]:
     """(message, path to point at, point at key?); `redact` hides every text value."""
     v, inst, schema = error.validator, error.instance, error.schema
-    where = path[-1] if path else "the file"
+    if path and isinstance(path[-1], int):
+        parent = next((p for p in reversed(path[:-1]) if isinstance(p, str)), "the list")
+        where = f"item {path[-1] + 1} of {parent}"
+    else:
+        where = path[-1] if path else "the file"
     if v == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         extras = [k for k in inst if k not in allowed]
@@ -149,6 +153,10 @@ def _message(error: ValidationError, path: tuple, redact: bool = False) -> tuple
         return f"expected one of: {shown}; got {_type_name(inst)}", path, False
     if v == "type":
         want = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if want == ["integer"] and isinstance(inst, float):
+            return f"'{where}' must be a whole number, got {inst}", path, False
+        if schema.get("x-unit") == "duration" and isinstance(inst, (int, float)):
+            return f"'{where}' must be a duration with its unit, e.g. {inst:g}s or {inst:g}m", path, False
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in want)
         return f"'{where}' must be {words}, not {_type_name(inst)}", path, False
     if v == "pattern":

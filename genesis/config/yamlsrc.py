@@ -1,9 +1,10 @@
 """Load YAML into plain data while remembering where every key and value came from.
 
 PyYAML's composer gives nodes with marks; we build the Python values ourselves so that
-we can (a) record a line/column for every path, (b) refuse duplicate keys, non-string
-keys and unknown tags, and (c) stop hostile files (alias bombs, deep nesting, huge
-files) with a clear message instead of hanging or crashing.
+we can (a) record a line/column for every path, and for a text value the position of
+any character inside it, (b) refuse duplicate keys, complex keys and unknown tags, and
+(c) stop hostile files (alias bombs, deep nesting, huge files) with a clear message
+instead of hanging or crashing.
 """
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from typing import Any
 
 import yaml
 
-MAX_FILE_BYTES = 1_000_000
+MAX_FILE_BYTES = 256_000   # the default configuration's largest file is about 10 KB
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 Path = tuple  # a JSON path: tuple of str keys and int indexes
+
+_OPEN = (yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken,
+         yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)
+_CLOSE = (yaml.BlockEndToken, yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)
+_SPACE = " \t\r\n"
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class SourceMap:
     values: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
     scalar_styles: dict = field(default_factory=dict)
+    spans: dict = field(default_factory=dict)     # path -> (start, end) index of a text scalar
+    scalars: dict = field(default_factory=dict)   # path -> the text value
+    text: str = ""
 
     def value(self, path: Path) -> Mark:
         """Mark of the value at `path`, or of its nearest located ancestor."""
@@ -46,6 +55,39 @@ class SourceMap:
         """Mark of the key that names the value at `path` (falls back to the value)."""
         path = tuple(path)
         return self.keys.get(path) or self.value(path)
+
+    def inside(self, path: Path, offset: int) -> Mark:
+        """Mark of character `offset` of the text value at `path`.
+
+        YAML may quote a value or fold it over several lines; the value's characters
+        are walked in step with the source, a folded line break (newline plus
+        indentation) standing for one space, so the mark lands on the right line and
+        column even in a wrapped expression.
+        """
+        path = tuple(path)
+        if path not in self.spans:
+            return self.value(path)
+        start, end = self.spans[path]
+        raw, value = self.text[start:end], self.scalars[path]
+        style = self.scalar_styles.get(path)
+        pos = 1 if style in ("'", '"') else (raw.find("\n") + 1 if style in ("|", ">") else 0)
+        for ch in value[:offset]:
+            if ch in _SPACE:
+                if pos < len(raw) and raw[pos] == "\n":
+                    pos += 1
+                    while pos < len(raw) and raw[pos] in " \t":
+                        pos += 1
+                elif pos < len(raw) and raw[pos] in _SPACE:
+                    pos += 1
+            else:
+                found = raw.find(ch, pos)
+                pos = found + 1 if found >= 0 else pos
+        if offset < len(value) and value[offset] not in _SPACE:
+            found = raw.find(value[offset], pos)
+            pos = found if found >= 0 else pos
+        index = start + min(pos, len(raw))
+        line = self.text.count("\n", 0, index) + 1
+        return Mark(line, index - self.text.rfind("\n", 0, index))
 
 
 class YamlError(Exception):
@@ -66,15 +108,57 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:timestamp",
 }
 
+# PyYAML's parser words -> what a person editing the file needs to hear
+_PLAIN_WORDS = [
+    ("expected <block end>", "this line is indented differently from the lines around it; "
+                             "line it up with the keys of its block"),
+    ("found character '\\t' that cannot start any token", "tab character: indent with spaces"),
+    ("mapping values are not allowed here", "unexpected ':'; quote a value that contains ': ', "
+                                            "or check the indentation"),
+    ("could not find expected ':'", "a key is missing its ':' (or a quote is not closed)"),
+    ("expected ',' or ']'", "unclosed '[': a list is not closed with ']'"),
+    ("expected ',' or '}'", "unclosed '{': a mapping is not closed with '}'"),
+    ("found unexpected end of stream", "unclosed quote: the file ends inside a quoted value"),
+]
+
 
 def _mark(node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlError:
+    mark = exc.problem_mark or exc.context_mark
+    where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+    detail = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    message = next((plain for jargon, plain in _PLAIN_WORDS if jargon in detail), detail)
+    opened = exc.context_mark
+    if opened and "unclosed" in message:
+        # point at the bracket that was never closed, not where the parser gave up
+        message += f" (opened at line {opened.line + 1}, column {opened.column + 1})"
+        where = Mark(opened.line + 1, opened.column + 1)
+    return YamlError(f"YAML syntax error: {message}", where)
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before the (recursive) composer sees it."""
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPEN):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise YamlError(f"YAML nesting is too deep (more than {MAX_DEPTH} levels)",
+                                    Mark(token.start_mark.line + 1, token.start_mark.column + 1))
+            elif isinstance(token, _CLOSE):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # a syntax error: the parser reports the first problem with its own position
+
+
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader):
+    def __init__(self, loader: yaml.SafeLoader, text: str):
         self.loader = loader
-        self.smap = SourceMap()
+        self.smap = SourceMap(text=text)
         self.count = 0
 
     def build(self, node, path: Path, depth: int) -> Any:
@@ -85,7 +169,7 @@ class _Builder:
                 _mark(node),
             )
         if depth > MAX_DEPTH:
-            raise YamlError(f"nesting deeper than {MAX_DEPTH} levels", _mark(node))
+            raise YamlError(f"YAML nesting is too deep (more than {MAX_DEPTH} levels)", _mark(node))
         self.smap.values[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
@@ -106,6 +190,9 @@ class _Builder:
         value = self.loader.construct_object(node, deep=True)
         if isinstance(value, float) and value != value:
             raise YamlError("NaN is not a valid number here", _mark(node))
+        if isinstance(value, str):
+            self.smap.spans[path] = (node.start_mark.index, node.end_mark.index)
+            self.smap.scalars[path] = value
         return value
 
     def _mapping(self, node, path: Path, depth: int) -> dict:
@@ -131,27 +218,22 @@ class _Builder:
 def load_yaml(text: str, name: str = "<string>") -> tuple[Any, SourceMap]:
     """Parse one YAML document; return (data, source map) or raise YamlError."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        raise YamlError(f"file is larger than {MAX_FILE_BYTES} bytes", Mark(1, 1))
-    loader = yaml.SafeLoader(text)
+        raise YamlError(f"file is larger than {MAX_FILE_BYTES} bytes; configuration files are small, "
+                        "is this the right file?", Mark(1, 1))
     try:
+        _check_depth(text)
+        loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
-            message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-            raise YamlError(f"YAML syntax error: {message}", where) from None
-        except yaml.YAMLError as exc:
-            raise YamlError(f"YAML error: {exc}", Mark(1, 1)) from None
-        except RecursionError:
-            raise YamlError("YAML nesting is too deep", Mark(1, 1)) from None
-        if node is None:
-            return None, SourceMap()
-        builder = _Builder(loader)
-        try:
-            data = builder.build(node, (), 0)
-        except RecursionError:
-            raise YamlError("YAML nesting is too deep", Mark(1, 1)) from None
-        return data, builder.smap
-    finally:
-        loader.dispose()
+            if node is None:
+                return None, SourceMap(text=text)
+            builder = _Builder(loader, text)
+            return builder.build(node, (), 0), builder.smap
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(exc) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"YAML error: {exc}", Mark(1, 1)) from None
+    except RecursionError:  # pragma: no cover - _check_depth keeps nesting shallow
+        raise YamlError("YAML nesting is too deep", Mark(1, 1)) from None

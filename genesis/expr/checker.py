@@ -98,6 +98,15 @@ def _suggest(word: str, options) -> str:
 _IDENT = re.compile(r"[^\W\d]\w*")
 
 
+def _original_offset(source: str, normal_offset: int) -> int:
+    """Offset in `source` of the character at `normal_offset` of its NFKC form
+    (normalisation can change lengths, e.g. a ligature becomes three letters)."""
+    for i in range(len(source) + 1):
+        if len(unicodedata.normalize("NFKC", source[:i])) > normal_offset:
+            return max(i - 1, 0)
+    return len(source)
+
+
 def _precheck_text(source: str) -> None:
     if not isinstance(source, str):
         raise ExprError("an expression must be text")
@@ -109,18 +118,29 @@ def _precheck_text(source: str) -> None:
         normal = unicodedata.normalize("NFKC", source)
         for m in _IDENT.finditer(normal):
             if m.group().startswith("_"):
-                raise ExprError(f"private or dunder name '{m.group()}' is not allowed", m.start())
+                raise ExprError(f"private or dunder name '{m.group()}' is not allowed",
+                                _original_offset(source, m.start()))
         bad = next(i for i, ch in enumerate(source) if not ch.isascii())
         raise ExprError(f"non-ASCII character {source[bad]!r} is not allowed in expressions", bad)
     if "\x00" in source:
         raise ExprError("NUL character in expression", source.index("\x00"))
 
 
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            starts.append(i + 1)
+    return starts
+
+
 def _parse(source: str) -> ast.Expression:
     try:
-        return ast.parse(source.strip(), mode="eval")
+        return ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        offset = max((exc.offset or 1) - 1, 0)
+        starts = _line_starts(source)
+        line = min(max((exc.lineno or 1) - 1, 0), len(starts) - 1)
+        offset = starts[line] + max((exc.offset or 1) - 1, 0)
         msg = exc.msg or "invalid syntax"
         if "assign" in msg or "statement" in msg or "invalid syntax" == msg:
             msg = f"{msg} (an expression is a single formula, not a statement)"
@@ -147,12 +167,14 @@ class _Checker:
     def __init__(self, scope: Scope, source: str):
         self.scope = scope
         self.source = source
+        self.line_starts = _line_starts(source)
         self.names: set = set()
         self.fields: set = set()
         self.tier_refs: set = set()
 
     def fail(self, message: str, node: ast.AST):
-        raise ExprError(message, getattr(node, "col_offset", 0))
+        line = min(max(getattr(node, "lineno", 1) - 1, 0), len(self.line_starts) - 1)
+        raise ExprError(message, self.line_starts[line] + getattr(node, "col_offset", 0))
 
     def visit(self, node: ast.AST) -> str:
         for bad, message in _FORBIDDEN.items():
@@ -363,11 +385,12 @@ class _Checker:
 def check(source: str, scope: Scope) -> Checked:
     """Parse `source` and check it against the safe subset and `scope`; raise ExprError."""
     _precheck_text(source)
-    tree = _parse(source)
-    _measure(tree)
     leading = len(source) - len(source.lstrip())
-    checker = _Checker(scope, source)
+    stripped = source.strip()
+    checker = _Checker(scope, stripped)
     try:
+        tree = _parse(stripped)
+        _measure(tree)
         kind = checker.visit(tree.body)
     except ExprError as exc:
         exc.offset += leading

@@ -49,7 +49,14 @@ class _Rewriter(ast.NodeTransformer):
         parts.append(cur.id)
         root, *rest = parts[::-1]
         if root == "tier":
-            return ast.copy_location(ast.Constant(_tier_value(self.tier, tuple(rest))), node)
+            value = _tier_value(self.tier, tuple(rest))
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                # a unary minus node, not a negative constant: unparse then keeps
+                # the parentheses that `-3 ** 2` would otherwise lose
+                folded = ast.UnaryOp(op=ast.USub(), operand=ast.Constant(-value))
+            else:
+                folded = ast.Constant(value)
+            return ast.copy_location(folded, node)
         return self._lookup(_NAMESPACE_ARG[root], rest[0], node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -99,7 +106,7 @@ def compile_checked(checked: Checked, tier: dict | None = None, event_names: fro
 def compile_expr(source: str, scope: Scope, tier: dict | None = None) -> CompiledExpr:
     """Check and compile in one step (tier defaults to the only tier in scope, if one)."""
     checked = check(source, scope)
-    if tier is None and len(scope.tiers) == 1:
+    if tier is None and scope.tiers and len(scope.tiers) == 1:
         tier = next(iter(scope.tiers.values()))
     return compile_checked(checked, tier, scope.event_names)
 
