@@ -87,13 +87,9 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     if data is None:
         out.problems.append(Problem(rel, 1, 1, "file is empty"))
         return None
-    doc = Document(rel, kind, data, smap)
-    schema_problems = validate_document(kind, data, smap, rel)
-    if schema_problems:
-        from genesis.config.schemas import validator  # noqa: PLC0415 - same module cache
-        doc.bad_paths = [tuple(e.absolute_path) for e in validator(kind).iter_errors(data)]
-        out.problems.extend(schema_problems)
-    return doc
+    schema_problems, bad_paths = validate_document(kind, data, smap, rel)
+    out.problems.extend(schema_problems)
+    return Document(rel, kind, data, smap, bad_paths)
 
 
 def load_config_files(root: Path) -> ConfigFiles:

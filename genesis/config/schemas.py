@@ -190,8 +190,8 @@ def _message(error: ValidationError, path: tuple, redact: bool = False) -> tuple
     return f"'{where}': {error.message}", path, False
 
 
-def validate_document(kind: str, data, smap: SourceMap, file: str) -> list[Problem]:
-    """Every schema problem of one document, located."""
+def validate_document(kind: str, data, smap: SourceMap, file: str) -> tuple[list[Problem], list[tuple]]:
+    """Every schema problem of one document, located, and the paths they concern."""
     problems = []
     seen = set()
     errors = [_best(e) for e in validator(kind).iter_errors(data)]
@@ -212,4 +212,4 @@ def validate_document(kind: str, data, smap: SourceMap, file: str) -> list[Probl
         if problem not in seen:
             seen.add(problem)
             problems.append(problem)
-    return problems
+    return problems, [tuple(e.absolute_path) for e in errors]
