@@ -74,6 +74,161 @@ def docs(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+def _load_config(config: str | None):
+    from genesis.config.checks import check_config  # noqa: PLC0415
+    from genesis.config.problems import format_text  # noqa: PLC0415
+
+    root = _config_dir(config)
+    result = check_config(root)
+    if not result.ok:
+        click.echo(format_text(result.problems), err=True)
+        click.echo("genesis: the configuration has problems; fix them (genesis validate) before trading", err=True)
+        sys.exit(1)
+    return root, result
+
+
+def _tier(result, tier: str | None) -> str:
+    tier = tier or result.files.settings.data.get("tier", "sniper")
+    if tier not in result.tiers:
+        raise click.BadParameter(f"unknown tier '{tier}' (known: {', '.join(sorted(result.tiers))})",
+                                 param_hint="--tier")
+    return tier
+
+
+def _open_feed(paths):
+    from genesis.engine.feeds import open_feed, sample_paths  # noqa: PLC0415
+
+    chosen = list(paths) or sample_paths()
+    for p in chosen:
+        if not Path(p).is_file():
+            raise click.BadParameter(f"{p}: no such file", param_hint="--feed")
+    return open_feed(chosen)
+
+
+def _session(result, tier, feed, db, mode, notify=None):
+    from genesis.engine.journal import JournalError  # noqa: PLC0415
+    from genesis.engine.runner import open_session  # noqa: PLC0415
+
+    try:
+        return open_session(result, tier, feed, db, mode, notify=notify)
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise click.BadParameter("give a number (1 = real time) or max", param_hint="--speed") from None
+    if speed <= 0:
+        raise click.BadParameter("must be above 0", param_hint="--speed")
+    return speed
+
+
+def _status_line(engine, catching_up: bool) -> None:
+    m = engine.metrics.m
+    line = (f"{'catching up  ' if catching_up else ''}equity ${m['equity_usd']:,.2f}  "
+            f"P&L today ${m['daily_pnl_usd']:+,.2f}  drawdown ${m['drawdown_usd']:,.2f}  "
+            f"state {engine.state.mode}  tilt {int(m.get('tilt_level', 0))}  "
+            f"last: {engine.stats.last_decision or '-'}")
+    click.echo("\r" + line[:150].ljust(150), nl=False)
+
+
+@cli.command()
+@click.option("--tier", help="Tier to trade (default: genesis.yaml `tier`).")
+@click.option("--feed", "feeds", multiple=True, type=click.Path(dir_okay=False),
+              help="Recorded feed file(s) (capture or candles); default: the bundled sample. Repeatable.")
+@click.option("--speed", default="1", show_default=True, help="Event time per wall time: 1 = real time, 10, or max.")
+@click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
+@click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+@click.option("--mode", type=click.Choice(["paper", "live"]), default="paper", show_default=True)
+def run(tier, feeds, speed, db, config, mode) -> None:
+    """Paper-trade a feed at real-time speed with a live status line; Ctrl-C stops
+    cleanly and the same command resumes from the journal."""
+    if mode == "live":
+        click.echo("genesis: live trading is not available in this version; paper mode trades the same rules "
+                   "on recorded data (run without --mode live)", err=True)
+        sys.exit(2)
+    from genesis.engine.report import format_report  # noqa: PLC0415
+    from genesis.engine.runner import run as run_feed  # noqa: PLC0415
+
+    root, result = _load_config(config)
+    tier = _tier(result, tier)
+    pace = _speed(speed)
+    feed = _open_feed(feeds)
+    db = db or result.files.settings.data["storage"]["url"]
+
+    def notify(note):
+        if "console" in note.channels:
+            click.echo(f"\r[{note.severity}] {note.text}".ljust(150))
+
+    session = _session(result, tier, feed, db, "paper", notify)
+    click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
+               f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
+    try:
+        report = run_feed(session, pace, root, status=_status_line, say=lambda t: click.echo("\n" + t))
+    except KeyboardInterrupt:
+        session.engine.finish()
+        session.journal.close()
+        click.echo("\nstopped; the journal is saved: run the same command to resume")
+        sys.exit(130)
+    click.echo("")
+    click.echo(format_report(report))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--tier", help="Tier (default: genesis.yaml `tier`).")
+@click.option("--db", default="sqlite://", show_default=True, help="Journal URL (default: in memory).")
+@click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def replay(paths, tier, db, config, as_json) -> None:
+    """Run recorded feed files through the same pipeline as fast as possible and report."""
+    import json  # noqa: PLC0415
+
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from genesis.engine.report import format_report  # noqa: PLC0415
+    from genesis.engine.runner import replay as replay_feed  # noqa: PLC0415
+
+    _, result = _load_config(config)
+    tier = _tier(result, tier)
+    feed = _open_feed(paths)
+    session = _session(result, tier, feed, db, "replay")
+    if as_json or not sys.stderr.isatty():
+        report = replay_feed(session)
+    else:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("replaying", total=None)
+            report = replay_feed(session, on_progress=lambda n: bar.update(task, completed=n))
+    if session.journal is not None:
+        session.journal.close()
+    for issue in feed.issues[:20]:
+        click.echo(f"{issue.source}:{issue.line}: {issue.problem}", err=True)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@cli.command()
+@click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
+@click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+def status(db, config) -> None:
+    """Show tier, equity, drawdown, trading state, locks, open orders and positions from the journal."""
+    from genesis.engine.journal import JournalError  # noqa: PLC0415
+    from genesis.engine.status import read_status  # noqa: PLC0415
+
+    if db is None:
+        _, result = _load_config(config)
+        db = result.files.settings.data["storage"]["url"]
+    try:
+        click.echo(read_status(db))
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+
+
 def main() -> None:
     """Entry point of the `genesis` console script."""
     try:

@@ -58,6 +58,7 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "order_canceled": ("An order was cancelled", {
         "age_s": (NUMBER, "Seconds the order lived"), "manual": (BOOL, "Cancelled by the operator"),
         "notional_usd": (NUMBER, "Order value in quote currency"),
+        "by_exchange": (BOOL, "The exchange cancelled it (e.g. the unfilled rest of a market order), not a decision"),
     }),
     "order_amended": ("An open order was amended", {"amendments": (NUMBER, "Amendments so far to this order")}),
     "order_rejected": ("The exchange or a pre-trade rule rejected an order", {

@@ -1,0 +1,1 @@
+"""The runtime: events in, metrics and rules, actions on one trading state, orders out."""

@@ -1,0 +1,286 @@
+"""A local Binance spot order book kept in sync from diff-depth updates.
+
+Sync follows Binance's procedure for `<symbol>@depth` streams:
+
+1. diffs that arrive before any snapshot are buffered (bounded; the oldest are
+   dropped first) and replayed, in order, when the snapshot arrives;
+2. after a snapshot with `lastUpdateId` L, diffs with `u <= L` are dropped and the
+   first one applied must have `U <= L + 1 <= u`;
+3. after that each diff must continue the previous one: `U == previous u + 1`.
+   A diff whose `u` is not newer than the book (a duplicate) is dropped. A diff that
+   overlaps the book (`U <= previous u < u`) is applied: diffs carry absolute
+   quantities per level, so re-applying the overlap is harmless (this is the rule in
+   Binance's current documentation, and identical to `U == u + 1` on a clean stream).
+   A diff that leaves a hole (`U > previous u + 1`) is a gap: the book is marked out of
+   sync (`synced` False, `gaps` += 1), its depth levels are dropped, and diffs are
+   buffered again until the next snapshot.
+
+While the depth book is not synced (or there never was depth data), the last
+bookTicker is the book: one level on each side. While it is synced the depth levels
+are the book and bookTicker updates are only remembered.
+
+Storage: one dict price -> quantity per side, plus one ascending list of the prices
+per side kept sorted with `bisect` (a new level or a deleted level costs a binary
+search and one memmove; the whole book is never re-sorted). The best bid is the last
+bid price, the best ask the first ask price.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from typing import Iterable
+
+Levels = Iterable[tuple[float, float]]
+
+EPS = 1e-12   # quantities are multiples of 1e-8; below this a float residue is zero
+
+BUY_SIDES = ("buy", "bid", "bids")
+SELL_SIDES = ("sell", "ask", "asks")
+
+
+class OrderBook:
+    """The order book of one symbol."""
+
+    __slots__ = (
+        "symbol", "_bids", "_asks", "_bid_px", "_ask_px", "last_update_id", "synced",
+        "gaps", "dropped", "_buffer", "_ticker",
+    )
+
+    def __init__(self, symbol: str, buffer_limit: int = 1000):
+        self.symbol = symbol
+        self._bids: dict[float, float] = {}
+        self._asks: dict[float, float] = {}
+        self._bid_px: list[float] = []     # ascending; best bid is the last
+        self._ask_px: list[float] = []     # ascending; best ask is the first
+        self.last_update_id: int | None = None   # id the depth levels are valid at
+        self.synced = False                # depth levels are a faithful copy of the exchange's
+        self.gaps = 0                      # sequence gaps seen since creation
+        self.dropped = 0                   # stale or duplicate diffs ignored
+        self._buffer: deque = deque(maxlen=buffer_limit)   # diffs waiting for a snapshot
+        self._ticker: list[float] | None = None            # [bid, bid_qty, ask, ask_qty]
+
+    # ----------------------------------------------------------------- updates
+
+    def apply_snapshot(self, last_update_id: int, bids: Levels, asks: Levels) -> None:
+        """Replace the depth levels by a REST snapshot, then replay buffered diffs."""
+        self._bids.clear()
+        self._asks.clear()
+        for price, qty in bids:
+            if qty > 0:
+                self._bids[price] = qty
+        for price, qty in asks:
+            if qty > 0:
+                self._asks[price] = qty
+        self._bid_px = sorted(self._bids)
+        self._ask_px = sorted(self._asks)
+        self.last_update_id = int(last_update_id)
+        self.synced = True
+        pending = list(self._buffer)
+        self._buffer.clear()
+        for first_id, last_id, b, a in pending:
+            self.apply_diff(first_id, last_id, b, a)
+
+    def apply_diff(self, first_id: int, last_id: int, bids: Levels, asks: Levels) -> bool:
+        """Apply one diff update (Binance `U`, `u`, `b`, `a`; quantity 0 deletes a level).
+
+        Returns True when the diff changed the book, False when it was buffered,
+        dropped as stale, or caused a gap."""
+        if not self.synced:
+            self._buffer.append((first_id, last_id, bids, asks))
+            return False
+        last = self.last_update_id
+        if last_id <= last:
+            self.dropped += 1
+            return False
+        if first_id > last + 1:        # a hole between the book and this diff
+            self._lose_sync()
+            self._buffer.append((first_id, last_id, bids, asks))
+            return False
+        # here U <= last + 1 <= u: the first diff after a snapshot straddles
+        # lastUpdateId + 1, each later one continues the previous u
+        self._apply_side(self._bids, self._bid_px, bids)
+        self._apply_side(self._asks, self._ask_px, asks)
+        self.last_update_id = last_id
+        return True
+
+    @staticmethod
+    def _apply_side(book: dict, prices: list, updates: Levels,
+                    _insort=insort, _bisect=bisect_left) -> None:
+        pop = book.pop
+        for price, qty in updates:
+            if qty > 0:
+                if price not in book:
+                    _insort(prices, price)
+                book[price] = qty
+            elif pop(price, None) is not None:
+                del prices[_bisect(prices, price)]
+
+    def _lose_sync(self) -> None:
+        self.synced = False
+        self.gaps += 1
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_px.clear()
+        self._ask_px.clear()
+        self._buffer.clear()
+
+    def apply_ticker(self, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
+        """Remember the latest bookTicker; it is the book while depth is not synced."""
+        t = self._ticker
+        if t is None:
+            self._ticker = [bid, bid_qty, ask, ask_qty]
+        else:
+            t[0] = bid
+            t[1] = bid_qty
+            t[2] = ask
+            t[3] = ask_qty
+
+    def on_event(self, event) -> bool:
+        """Update from a market-data Event ('depth' diff or snapshot, 'book_ticker')."""
+        f = event.fields
+        kind = event.kind
+        if kind == "depth":
+            if f.get("_snapshot"):
+                self.apply_snapshot(f["_last_update_id"], f.get("_bids", ()), f.get("_asks", ()))
+                return True
+            return self.apply_diff(f["_first_id"], f["_last_id"], f.get("_bids", ()), f.get("_asks", ()))
+        if kind == "book_ticker":
+            self.apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
+            return True
+        return False
+
+    # ------------------------------------------------------------------- reads
+
+    @property
+    def source(self) -> str:
+        """'depth' when the synced depth book is the book, 'ticker' when bookTicker
+        is, '' when there is no data."""
+        if self.synced:
+            return "depth"
+        return "ticker" if self._ticker is not None else ""
+
+    @property
+    def buffered(self) -> int:
+        """Diffs waiting for a snapshot."""
+        return len(self._buffer)
+
+    def best_bid(self) -> float | None:
+        if self.synced:
+            return self._bid_px[-1] if self._bid_px else None
+        t = self._ticker
+        return t[0] if t is not None and t[1] > 0 else None
+
+    def best_ask(self) -> float | None:
+        if self.synced:
+            return self._ask_px[0] if self._ask_px else None
+        t = self._ticker
+        return t[2] if t is not None and t[3] > 0 else None
+
+    def levels(self, side: str, n: int = 10) -> list[tuple[float, float]]:
+        """The best `n` levels of one side, best first, as (price, qty).
+
+        `side` names the side of the book: 'bid'/'bids'/'buy' or 'ask'/'asks'/'sell'."""
+        bid = _is_bid_side(side)
+        if self.synced:
+            if bid:
+                book, px = self._bids, self._bid_px
+                return [(p, book[p]) for p in px[-1:-n - 1:-1]] if n > 0 else []
+            book, px = self._asks, self._ask_px
+            return [(p, book[p]) for p in px[:max(n, 0)]]
+        t = self._ticker
+        if t is None or n <= 0:
+            return []
+        if bid:
+            return [(t[0], t[1])] if t[1] > 0 else []
+        return [(t[2], t[3])] if t[3] > 0 else []
+
+    def depth(self) -> tuple[int, int]:
+        """Number of (bid, ask) levels in the book."""
+        if self.synced:
+            return len(self._bid_px), len(self._ask_px)
+        t = self._ticker
+        if t is None:
+            return 0, 0
+        return int(t[1] > 0), int(t[3] > 0)
+
+    def walk(self, side: str, qty: float, limit: float | None = None,
+             consume: bool = False) -> tuple[float, float | None, float | None]:
+        """What a taker order of `qty` would get: (filled_qty, vwap, worst_price).
+
+        `side` is the taker's side: 'buy' consumes asks upward, 'sell' consumes bids
+        downward. With `limit`, levels worse than the limit price are not touched.
+        With `consume`, the filled quantity is removed from the local book (it comes
+        back when the exchange next updates those levels). Nothing to fill gives
+        (0.0, None, None)."""
+        buy = _is_taker_buy(side)
+        if qty <= 0:
+            return 0.0, None, None
+        if self.synced:
+            if buy:
+                book, px = self._asks, self._ask_px
+                order = iter(px)
+            else:
+                book, px = self._bids, self._bid_px
+                order = reversed(px)
+            left = qty
+            cost = 0.0
+            worst = None
+            levels = 0
+            emptied = []
+            for price in order:
+                if limit is not None and (price > limit if buy else price < limit):
+                    break
+                avail = book[price]
+                take = avail if avail < left else left
+                cost += take * price
+                worst = price
+                levels += 1
+                left -= take
+                if consume:
+                    if avail - take <= EPS:
+                        emptied.append(price)
+                    else:
+                        book[price] = avail - take
+                if left <= EPS:
+                    break
+            if consume and emptied:
+                for price in emptied:
+                    del book[price]
+                    del px[bisect_left(px, price)]
+            if worst is None:
+                return 0.0, None, None
+            filled = qty - left if left > EPS else qty
+            if levels == 1:
+                return filled, worst, worst       # exact, without division residue
+            return filled, cost / filled, worst
+        t = self._ticker
+        if t is None:
+            return 0.0, None, None
+        price, avail = (t[2], t[3]) if buy else (t[0], t[1])
+        if avail <= 0 or (limit is not None and (price > limit if buy else price < limit)):
+            return 0.0, None, None
+        filled = avail if avail < qty else qty
+        if consume:
+            rest = avail - filled
+            t[3 if buy else 1] = rest if rest > EPS else 0.0
+        return filled, price, price
+
+    def __repr__(self) -> str:
+        return (f"OrderBook({self.symbol!r}, source={self.source!r}, bid={self.best_bid()}, "
+                f"ask={self.best_ask()}, gaps={self.gaps})")
+
+
+def _is_bid_side(side: str) -> bool:
+    if side in BUY_SIDES:
+        return True
+    if side in SELL_SIDES:
+        return False
+    raise ValueError(f"unknown book side {side!r}")
+
+
+def _is_taker_buy(side: str) -> bool:
+    if side == "buy":
+        return True
+    if side == "sell":
+        return False
+    raise ValueError(f"unknown order side {side!r}")

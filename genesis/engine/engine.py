@@ -1,0 +1,486 @@
+"""The pipeline: one deterministic path from an input event to decisions and orders.
+
+    event -> exchange book (paper) -> metrics -> rule stages -> actions -> trading state
+          -> strategies -> pre-trade rules -> execution policy -> orders -> journal
+
+Replay, paper trading and (later) live trading run this same object; only the source
+of events and the exchange behind `submit` differ. Event time drives every decision.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from genesis.config.checks import CheckedConfig
+from genesis.config.ruleset import CompiledAction, Ruleset, compile_ruleset
+from genesis.durations import parse_duration
+from genesis.engine.account import Account
+from genesis.engine.candles import CandleBuilder
+from genesis.engine.events import MS_PER_DAY, Event
+from genesis.engine.execution import plan
+from genesis.engine.journal import Journal
+from genesis.engine.markets import Markets
+from genesis.engine.metricset import MetricSet
+from genesis.engine.paper import OrderRequest, PaperExchange
+from genesis.engine.rules import Firing, RuleRunner
+from genesis.engine.state import TradingState, next_utc_midnight
+from genesis.strategies import MarketView, OrderIntent, registry
+
+MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
+CHECKPOINT_EVERY = 5000
+
+
+@dataclass
+class Notification:
+    """A message a rule sent, with where it goes."""
+
+    ts: int
+    severity: str
+    rule: str
+    text: str
+    channels: list
+
+
+@dataclass
+class Stats:
+    """Running figures for the report and the status line."""
+
+    events: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+    firings: Counter = field(default_factory=Counter)
+    state_ms: Counter = field(default_factory=Counter)
+    max_drawdown_usd: float = 0.0
+    max_drawdown_pct: float = 0.0
+    intents: int = 0
+    rejected: int = 0
+    orders: int = 0
+    fills: int = 0
+    last_decision: str = ""
+    equity_marks: list = field(default_factory=list)   # (minute, equity)
+
+
+def config_digest(config: CheckedConfig) -> str:
+    """Digest of every configuration file's content: a resumed run must use the same rules."""
+    h = hashlib.sha256()
+    for doc in sorted(config.files.documents(), key=lambda d: d.file):
+        h.update(doc.file.encode())
+        h.update(json.dumps(doc.data, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+class Engine:
+    """One trading pipeline for one tier."""
+
+    def __init__(self, config: CheckedConfig, tier: str, journal: Journal | None = None,
+                 markets: Markets | None = None, starting_equity: float | None = None, start_ts: int = 0,
+                 notify=None):
+        self.config = config
+        settings = config.files.settings.data
+        paper = settings.get("paper", {})
+        self.routing = next((rb.data["routing"] for rb in config.files.rulebooks if rb.kind == "alerts"), {})
+        self.journal = journal
+        self.notify_callback = notify
+        self.notifications: list[Notification] = []
+        self.tier = tier
+        self.ruleset: Ruleset = compile_ruleset(config, tier)
+        self.metrics = MetricSet(self.ruleset, config.flags)
+        self.rules = RuleRunner(self.ruleset)
+        self.state = TradingState()
+        equity = starting_equity if starting_equity is not None else float(paper.get("starting_equity_usd", 1000))
+        self.account = Account(equity, start_ts)
+        self.markets = markets or Markets.load()
+        self.exchange = PaperExchange(self.markets, {"USDT": equity}, paper.get("taker_fee_pct", 0.1),
+                                      paper.get("maker_fee_pct", 0.1))
+        self.view = MarketView(self)
+        self.strategies = self._strategies(tier)
+        self.candles = CandleBuilder()
+        self.candle_feed_symbols: set = set()
+        self.pending: deque = deque()
+        self.scheduled: list = []          # (due, seq, OrderRequest-like dict)
+        self.intent_reason: dict = {}      # client_id -> intent reason
+        self.now = start_ts
+        self.tier_since = start_ts
+        self.stats = Stats()
+        self.order_seq = 0
+        self.mode = self.state.mode
+        self.mode_since = start_ts
+        self.next_account_tick = 0
+        self.started = False
+        self.closed_trades: list = []
+
+    # ------------------------------------------------------------------ setup
+    def _strategies(self, tier: str) -> list:
+        unlocked = set(self.config.tiers[tier]["strategies"])
+        out = []
+        for inst in self.config.files.strategies.data["strategies"]:
+            if not inst.get("enabled", True) or inst["kind"] not in unlocked:
+                continue
+            if inst.get("tiers") and tier not in inst["tiers"]:
+                continue
+            cls = registry.get(inst["kind"])
+            if cls is None:
+                self._journal(0, "notice", "", "", {"text": f"strategy kind {inst['kind']} is not available yet; "
+                                                             f"instance {inst['id']} does not run"})
+                continue
+            out.append(cls(inst["id"], inst["symbols"], inst.get("params", {})))
+        return out
+
+    def _journal(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> None:
+        if self.journal is not None:
+            self.journal.append(ts, kind, rule, symbol, data)
+
+    # ------------------------------------------------------------------ the pipeline
+    def process(self, event: Event) -> None:
+        """Run one input event (and everything it causes) through the pipeline."""
+        if not self.started:
+            self.started = True
+            self.account.start(event.ts)
+            self.tier_since = event.ts
+            self._internal(Event("engine_started", event.ts))
+        self._clock(event.ts)
+        self.stats.events += 1
+        self.stats.by_kind[event.kind] += 1
+        if event.kind in MARKET_KINDS:
+            for produced in self.exchange.on_market(event):
+                self.pending.append(produced)
+            self._market(event)
+        self._step(event)
+        self._drain()
+        self._due_orders()
+        if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
+            self.journal.checkpoint(self.stats.events, event.ts, self.metrics.m["equity_usd"])
+
+    def _clock(self, ts: int) -> None:
+        if ts < self.now:
+            ts = self.now
+        mode = self.state.mode
+        self.stats.state_ms[mode] += ts - self.mode_since if self.mode_since else 0
+        self.mode_since = ts
+        self.now = ts
+        for day in self.account.roll_day(ts):
+            self._internal(day)
+        for lock in self.state.expire_locks(ts):
+            self._journal(ts, "state", lock.rule, lock.symbol, {"lock_released": lock.to_dict()})
+            self._internal(Event("lock_released", ts, lock.symbol, {"rule": lock.rule}))
+
+    def _market(self, event: Event) -> None:
+        kind, symbol, f = event.kind, event.symbol, event.fields
+        if kind == "book_ticker":
+            self.account.on_price(symbol, f["mid"], event.ts)
+        elif kind == "trade" and symbol not in self.candle_feed_symbols:
+            candle = self.candles.on_trade(event)
+            if candle is not None:
+                self.pending.append(candle)
+        elif kind == "candle":
+            if not f.get("_built"):
+                self.candle_feed_symbols.add(symbol)
+            self.account.on_price(symbol, f["close"], event.ts)
+
+    def _internal(self, event: Event) -> None:
+        self.pending.append(event)
+
+    def _drain(self) -> None:
+        while self.pending:
+            event = self.pending.popleft()
+            if event.kind == "order_canceled":
+                event.fields.setdefault("by_exchange", bool(event.fields.get("_reason")))
+            if event.ts < self.now:
+                event.ts = self.now
+            self.stats.by_kind[event.kind] += 1
+            self._record(event)
+            self._step(event)
+
+    def _record(self, event: Event) -> None:
+        """Journal the engine's own events and let the account see fills."""
+        kind = event.kind
+        if kind == "fill":
+            self.stats.fills += 1
+            reason = self.intent_reason.get(event.fields.get("_client_id"), "signal")
+            self._journal(event.ts, "fill", "", event.symbol, event.public_fields())
+            for closed in self.account.on_fill(event, reason):
+                self.closed_trades.append(closed.public_fields())
+                self.pending.append(closed)
+        elif kind in ("order_canceled", "order_rejected", "position_closed", "day_closed", "drawdown_recovered",
+                      "lock_released", "engine_started"):
+            data = event.public_fields()
+            if "_reason" in event.fields:
+                data["reason"] = event.fields["_reason"]
+            self._journal(event.ts, kind, "", event.symbol, data)
+
+    def _step(self, event: Event) -> None:
+        """Metrics, account figures, rules and actions, then strategies, for one event."""
+        changed: set = set()
+        self.metrics.on_event(event, changed)
+        if (event.kind in ("fill", "book_ticker", "candle", "day_closed") and self.account.positions) \
+                or event.kind in ("fill", "day_closed") or event.ts >= self.next_account_tick:
+            self._account_figures(changed)
+            for recovered in self.account.check_recovery(event.ts):
+                self.pending.append(recovered)
+        self.metrics.recompute_derived(changed)
+        for _ in range(4):  # actions (set, scale_size) may change what other rules read
+            firings = self.rules.evaluate(event, changed, self.metrics.m)
+            if not firings:
+                break
+            changed = set()
+            for firing in firings:
+                self._apply(firing, event, changed)
+            self._account_figures(changed)
+            self.metrics.recompute_derived(changed)
+            if not changed:
+                break
+        self._track_mode(event.ts)
+        if event.kind in MARKET_KINDS:
+            for strategy in self.strategies:
+                for intent in strategy.on_event(event, self.view):
+                    self.submit_intent(intent)
+
+    def _account_figures(self, changed: set) -> None:
+        now = self.now
+        self.next_account_tick = now - now % 1000 + 1000
+        figures = self.account.figures(now)
+        figures["size_factor"] = self.state.size_factor(now)
+        figures["days_at_tier"] = (now - self.tier_since) / MS_PER_DAY
+        figures["uptime_s"] = (now - self.account.first_ts) / 1000.0
+        self.metrics.set_values(figures, changed)
+        st = self.stats
+        st.max_drawdown_usd = max(st.max_drawdown_usd, figures["drawdown_usd"])
+        st.max_drawdown_pct = max(st.max_drawdown_pct, figures["drawdown_pct"])
+        minute = now // 60_000
+        if not st.equity_marks or st.equity_marks[-1][0] != minute:
+            st.equity_marks.append((minute, figures["equity_usd"]))
+
+    def _track_mode(self, ts: int) -> None:
+        mode = self.state.mode
+        if mode != self.mode:
+            self._journal(ts, "state", "", "", {"mode": mode, "from": self.mode, "holds": dict(self.state.holds)})
+            self.mode = mode
+
+    # ------------------------------------------------------------------ actions
+    def _apply(self, firing: Firing, event: Event, changed: set) -> None:
+        rule = firing.rule
+        rid = rule.rule.id
+        self.stats.firings[rid] += 1 if firing.kind == "fire" else 0
+        self.stats.last_decision = f"{rid} {firing.kind}d"
+        self._journal(firing.ts, firing.kind, rid, event.symbol, {"values": firing.values})
+        actions = rule.then if firing.kind == "fire" else rule.resolve
+        if firing.kind == "resolve":
+            self.state.requirements.pop(rid, None)
+        for action in actions:
+            self._act(action, rid, rule.rule.severity, event, changed)
+
+    def _act(self, compiled: CompiledAction, rid: str, severity: str, event: Event, changed: set) -> None:
+        action, now, m = compiled.action, self.now, self.metrics.m
+        name, arg = action.name, action.arg
+        detail: dict = {"action": name}
+        if name in ("halt", "reduce_only"):
+            self.state.hold(rid, name)
+        elif name == "resume":
+            self.state.release(rid)
+        elif name == "cancel_all":
+            self.scheduled.clear()
+            for produced in self.exchange.cancel_all(now):
+                self.pending.append(produced)
+        elif name == "close_positions":
+            for symbol, pos in list(self.account.positions.items()):
+                mid = self.account.mids.get(symbol, 0.0)
+                if pos.qty > 0 and mid:
+                    self.submit_intent(OrderIntent(rid, symbol, "sell", pos.qty * mid, mid, "risk", False))
+        elif name == "lock":
+            symbol = event.symbol if arg.get("scope", "all") == "symbol" else ""
+            if arg.get("until") == "utc_midnight":
+                until = next_utc_midnight(now)
+            else:
+                steps = arg.get("duration", "1h")
+                steps = steps if isinstance(steps, list) else [steps]
+                n = self.state.escalation(rid, now, int(parse_duration(arg.get("repeat_window", "24h")) * 1000))
+                until = now + int(parse_duration(steps[min(n, len(steps) - 1)]) * 1000)
+            lock = self.state.lock(rid, symbol, until, arg.get("reason", rid))
+            detail["lock"] = lock.to_dict()
+        elif name == "scale_size":
+            factor = compiled.params["factor"].fn(m, event.fields, None) if "factor" in compiled.params \
+                else float(arg["factor"])
+            expires = now + int(parse_duration(arg["duration"]) * 1000) if "duration" in arg else None
+            slot = arg.get("slot", rid)
+            self.state.scale(slot, float(factor), expires)
+            detail.update(slot=slot, factor=factor)
+        elif name == "notify":
+            text = self._render(arg, compiled, event)
+            channels = list(self.routing.get(severity, []))
+            note = Notification(now, severity, rid, text, channels)
+            self.notifications.append(note)
+            detail.update(severity=severity, text=text, channels=channels)
+            if self.notify_callback:
+                self.notify_callback(note)
+        elif name == "require":
+            self.state.requirements[rid] = dict(arg)
+            if arg["kind"] == "journal_entry":
+                for lock in self.state.locks:
+                    if lock.rule == rid:
+                        lock.needs_journal_words = arg.get("min_words", 1)
+        elif name == "set":
+            self.metrics.set_values(dict(arg), changed)
+            detail["set"] = arg
+        elif name in ("promote", "demote"):
+            detail.update(self._change_tier(1 if name == "promote" else -1, rid))
+        self._journal(now, "action", rid, event.symbol, detail)
+
+    def _render(self, text: str, compiled: CompiledAction, event: Event) -> str:
+        parts = text.split("${")
+        out = [parts[0]]
+        for part, template in zip(parts[1:], compiled.templates):
+            try:
+                value = template.fn(self.metrics.m, event.fields, None)
+            except (ArithmeticError, TypeError, ValueError, KeyError):
+                value = "?"
+            out.append(_fmt(value) + part.split("}", 1)[1])
+        return "".join(out)
+
+    def _change_tier(self, step: int, rid: str) -> dict:
+        ranks = {d["rank"]: name for name, d in self.config.tiers.items()}
+        target = ranks.get(self.config.tiers[self.tier]["rank"] + step)
+        if target is None:
+            if step < 0:
+                self.state.hold(rid, "halt")
+                return {"tier": self.tier, "note": "already at the lowest tier: halted instead"}
+            return {"tier": self.tier, "note": "already at the top tier"}
+        previous = self.tier
+        self.switch_ruleset(compile_ruleset(self.config, target), target)
+        self.tier_since = self.now
+        return {"tier": target, "from": previous}
+
+    def switch_ruleset(self, ruleset: Ruleset, tier: str, config: CheckedConfig | None = None) -> None:
+        """Swap in a recompiled rule set (tier change or accepted config edit), keeping
+        every metric's history, flag values and rule states."""
+        old_metrics, old_rules = self.metrics, self.rules
+        if config is not None:
+            self.config = config
+        self.metrics = MetricSet(ruleset, self.config.flags)
+        for name, metric in self.metrics.by_name.items():
+            old = old_metrics.by_name.get(name)
+            if old is not None and type(old) is type(metric):
+                metric.groups = old.groups
+        self.metrics.m.update({k: v for k, v in old_metrics.m.items() if k in self.metrics.m})
+        self.metrics.timers, self.metrics.scheduled = old_metrics.timers, old_metrics.scheduled
+        self.metrics.group, self.metrics.now = old_metrics.group, old_metrics.now
+        self.metrics._started_groups = old_metrics._started_groups
+        self.rules = RuleRunner(ruleset)
+        for rid, st in old_rules.states.items():
+            if rid in self.rules.states:
+                self.rules.states[rid] = st
+        self.rules.started = False
+        self.ruleset, self.tier = ruleset, tier
+        self.strategies = self._strategies(tier) if tier in self.config.tiers else self.strategies
+        self._journal(self.now, "tier" if config is None else "config", "", "", {"tier": tier})
+
+    # ------------------------------------------------------------------ orders
+    def submit_intent(self, intent: OrderIntent) -> None:
+        """Pre-trade rules, trading state, size multipliers and execution policy for one intent."""
+        now, m = self.now, self.metrics.m
+        self.stats.intents += 1
+        record = {"strategy": intent.strategy, "side": intent.side, "notional_usd": round(intent.notional_usd, 6),
+                  "reason": intent.reason, "opens_position": intent.opens_position}
+        notional = intent.notional_usd
+        if intent.reason != "risk":  # engine-issued risk exits bypass the gates they serve
+            fields = intent.fields()
+            fields["hour_utc"] = (now // 3_600_000) % 24
+            for firing in self.rules.check_intent(fields, m, now):
+                rid = firing.rule.rule.id
+                self.stats.firings[rid] += 1
+                self._journal(now, "fire", rid, intent.symbol, {"values": firing.values, "intent": record})
+                for compiled in firing.rule.then:
+                    if compiled.action.name == "reject":
+                        text = self._render(compiled.action.arg, compiled, Event("order_intent", now, intent.symbol,
+                                                                                 dict(fields)))
+                        return self._refuse(intent, rid, text, record)
+                    if compiled.action.name == "resize":
+                        cap_fn = compiled.params.get("max_notional_usd")
+                        cap = cap_fn.fn(m, None, fields) if cap_fn else float(compiled.action.arg["max_notional_usd"])
+                        notional = min(notional, cap)
+                        record["resized_to"] = round(notional, 6)
+                    elif compiled.action.name == "notify":
+                        self._act(compiled, rid, firing.rule.rule.severity, Event("order_intent", now,
+                                                                                intent.symbol, dict(fields)), set())
+            admission = self.state.admit(intent.symbol, intent.opens_position, now)
+            if not admission.allowed:
+                return self._refuse(intent, "trading_state", admission.reason, record)
+            notional *= admission.size_factor
+            if admission.size_factor != 1.0:
+                record["size_factor"] = admission.size_factor
+        algo, slices = plan(self.config.tiers[self.tier]["execution"], notional, now, f"p{self.order_seq + 1}")
+        if not slices:
+            return self._refuse(intent, "execution", "no execution algorithm of this tier takes an order this large",
+                                record)
+        record.update(algo=algo, slices=len(slices), notional_final=round(notional, 6))
+        self._journal(now, "intent", intent.strategy, intent.symbol, record)
+        self.stats.last_decision = f"{intent.strategy} {intent.side} {intent.symbol} ${notional:,.2f} ({algo})"
+        for s in slices:
+            self.order_seq += 1
+            req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
+                   "notional": notional * s.fraction, "price": intent.price, "reason": intent.reason,
+                   "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1]}
+            if s.due <= now:
+                self._send(req)
+            else:
+                self.scheduled.append((s.due, self.order_seq, req))
+
+    def _refuse(self, intent: OrderIntent, rule: str, reason: str, record: dict) -> None:
+        self.stats.rejected += 1
+        record["refused"] = reason
+        self._journal(self.now, "refused", rule, intent.symbol, record)
+        self.stats.last_decision = f"refused {intent.side} {intent.symbol}: {reason}"
+        self.pending.append(Event("order_rejected", self.now, intent.symbol,
+                                  {"rule": rule, "manual": intent.manual, "_reason": reason}))
+
+    def _send(self, req: dict) -> None:
+        symbol, side = req["symbol"], req["side"]
+        best = self.exchange.best(symbol)
+        ref = (best[1] if side == "buy" else best[0]) if best else req["price"]
+        if not ref:
+            return
+        if side == "sell":
+            held = self.account.positions.get(symbol)
+            qty = held.qty if held and req["sell_all"] else min(req["notional"] / ref, held.qty if held else 0.0)
+        else:
+            qty = req["notional"] / ref
+        order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type="market", qty=qty,
+                             decision_price=ref, manual=req["manual"])
+        self.intent_reason[req["client_id"]] = req["reason"]
+        self.stats.orders += 1
+        self._journal(self.now, "order", "", symbol, {"client_id": req["client_id"], "side": side,
+                                                      "qty": qty, "type": "market", "decision_price": ref})
+        if self.journal is not None:
+            self.journal.flush()  # the decision is durable before the order leaves the process
+        self.pending.append(Event("order_new", self.now, symbol, {
+            "side": side, "qty": qty, "price": ref, "notional_usd": qty * ref, "manual": req["manual"],
+            "latency_ms": 0.0, "_client_id": req["client_id"]}))
+        for produced in self.exchange.submit(order, self.now):
+            self.pending.append(produced)
+
+    def _due_orders(self) -> None:
+        if not self.scheduled:
+            return
+        due = [s for s in self.scheduled if s[0] <= self.now]
+        if not due:
+            return
+        self.scheduled = [s for s in self.scheduled if s[0] > self.now]
+        for _, _, req in sorted(due, key=lambda s: (s[0], s[1])):
+            self._send(req)
+        self._drain()
+
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> None:
+        """Flush the journal at the end of the input."""
+        self._track_mode(self.now)
+        self.stats.state_ms[self.state.mode] += 0
+        if self.journal is not None:
+            self.journal.checkpoint(self.stats.events, self.now, self.metrics.m["equity_usd"])

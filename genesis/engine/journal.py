@@ -1,0 +1,186 @@
+"""The journal: audit log and recovery log in one SQL table.
+
+Every decision (a rule firing with the values it saw), action, order, fill, state
+change and notification is an entry with a sequence number. Raw market data is not
+copied row by row: the input files are the record (their paths and digest are kept in
+`runs`). Entries are buffered and written in batches, and `flush()` is called before
+any order leaves the process, so a decision is durable before the order it causes.
+
+Recovery: the pipeline is deterministic, so after a crash the input is replayed from
+the start and produces the same entries in the same order; entries up to the last
+sequence number already in the journal are not written again. The journal of a
+recovered run is therefore identical to that of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event,
+                        func, insert, select)
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("schema_version", Integer, nullable=False),
+    Column("tier", String(32), nullable=False),
+    Column("config_digest", String(64), nullable=False),
+    Column("feed_digest", String(64), nullable=False),
+    Column("feed_paths", Text, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("finished", Integer, nullable=False, default=0),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("rule", String(64), nullable=False, default=""),
+    Column("symbol", String(20), nullable=False, default=""),
+    Column("data", Text, nullable=False),
+)
+
+progress = Table(
+    "progress", metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("equity", Float, nullable=False),
+)
+
+
+class JournalError(Exception):
+    """The journal cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class RunInfo:
+    """Which run this journal continues."""
+
+    run_id: int
+    resumed: bool
+    skip_until_seq: int     # entries with seq <= this are already stored
+
+
+def _describe(exc: Exception, url: str) -> str:
+    text = str(getattr(exc, "orig", exc))
+    shown = url.split("@")[-1] if "@" in url else url  # never print credentials
+    if "locked" in text:
+        return f"the journal {shown} is locked by another process (is another Genesis running on it?)"
+    if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+        return f"the journal {shown} is not a readable SQLite database (corrupt or another kind of file); " \
+               "move it aside to start a new journal — nothing was written to it"
+    return f"the journal {shown} cannot be used: {text}"
+
+
+class Journal:
+    """Batched, append-only journal over any SQLAlchemy URL (SQLite WAL by default)."""
+
+    def __init__(self, url: str, batch_size: int = 500):
+        self.url = url
+        self.batch_size = batch_size
+        self.buffer: list[dict] = []
+        self.seq = 0
+        self.run_id = 0
+        self.skip_until = 0
+        self.writes = 0
+        try:
+            self.engine = create_engine(url, future=True)
+            if url.startswith("sqlite"):
+                @event.listens_for(self.engine, "connect")
+                def _pragmas(dbapi_conn, _record):
+                    cur = dbapi_conn.cursor()
+                    cur.execute("PRAGMA busy_timeout=2000")
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    cur.execute("PRAGMA synchronous=NORMAL")
+                    cur.close()
+            metadata.create_all(self.engine)
+        except (DatabaseError, OperationalError) as exc:
+            raise JournalError(_describe(exc, url)) from None
+
+    def open_run(self, tier: str, config_digest: str, feed_digest: str, feed_paths: list, mode: str) -> RunInfo:
+        """Continue the unfinished run with the same inputs, or start a new one."""
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    select(runs.c.id).where(runs.c.tier == tier, runs.c.config_digest == config_digest,
+                                            runs.c.feed_digest == feed_digest, runs.c.mode == mode,
+                                            runs.c.finished == 0).order_by(runs.c.id.desc())).first()
+                if row:
+                    self.run_id = row.id
+                    last = conn.execute(select(func.max(entries.c.seq)).where(entries.c.run_id == row.id)).scalar()
+                    self.skip_until = int(last or 0)
+                    return RunInfo(self.run_id, True, self.skip_until)
+                result = conn.execute(insert(runs).values(
+                    schema_version=SCHEMA_VERSION, tier=tier, config_digest=config_digest, feed_digest=feed_digest,
+                    feed_paths=json.dumps([os.fspath(p) for p in feed_paths]), mode=mode, finished=0))
+                self.run_id = result.inserted_primary_key[0]
+                self.skip_until = 0
+                return RunInfo(self.run_id, False, 0)
+        except (DatabaseError, OperationalError) as exc:
+            raise JournalError(_describe(exc, self.url)) from None
+
+    def append(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> int:
+        """Add one entry (buffered); returns its sequence number."""
+        self.seq += 1
+        if self.seq > self.skip_until:
+            self.buffer.append({"run_id": self.run_id, "seq": self.seq, "ts": ts, "kind": kind, "rule": rule,
+                                "symbol": symbol, "data": json.dumps(data or {}, sort_keys=True, default=_plain)})
+            if len(self.buffer) >= self.batch_size:
+                self.flush()
+        return self.seq
+
+    def flush(self) -> None:
+        """Write buffered entries in one transaction."""
+        if not self.buffer:
+            return
+        rows, self.buffer = self.buffer, []
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(entries), rows)
+        except (DatabaseError, OperationalError) as exc:
+            self.buffer = rows + self.buffer  # keep them: nothing is lost, the caller decides
+            raise JournalError(_describe(exc, self.url)) from None
+        self.writes += 1
+
+    def checkpoint(self, events: int, ts: int, equity: float) -> None:
+        """Record progress (how far the input has been processed) with the entries."""
+        self.flush()
+        with self.engine.begin() as conn:
+            conn.execute(progress.delete().where(progress.c.run_id == self.run_id))
+            conn.execute(insert(progress).values(run_id=self.run_id, events=events, ts=ts, equity=equity))
+
+    def finish(self) -> None:
+        """Mark the run complete (a later start with the same inputs begins a new run)."""
+        self.flush()
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == self.run_id).values(finished=1))
+
+    def close(self) -> None:
+        """Flush and release the database."""
+        try:
+            self.flush()
+        finally:
+            self.engine.dispose()
+
+    def entries(self, run_id: int | None = None) -> list:
+        """All entries of a run (the latest by default), in order."""
+        with self.engine.connect() as conn:
+            rid = run_id or conn.execute(select(func.max(runs.c.id))).scalar()
+            rows = conn.execute(select(entries).where(entries.c.run_id == rid).order_by(entries.c.seq)).all()
+        return rows
+
+
+def _plain(value):
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, set):
+        return sorted(value)
+    return str(value)

@@ -1,0 +1,446 @@
+"""Declared metrics computed incrementally in event time.
+
+Each primitive keeps O(1) amortised state per event: sliding windows are deques with
+running sums, min/max use monotonic deques, and window expiry is driven by a heap of
+due times so that a count over 60 minutes falls as time passes without any event.
+Metrics declared `by: symbol` keep one state per symbol; `m[name]` always shows the
+value for the symbol of the event being processed.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left, insort
+from collections import Counter, deque
+
+from genesis.durations import parse_duration
+
+BIG = 1_000_000_000.0
+
+
+def _ms(text: str) -> int:
+    return int(parse_duration(text) * 1000)
+
+
+class _Window:
+    """Values of matching events over a time window or the last N samples."""
+
+    __slots__ = ("window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes")
+
+    def __init__(self, window_ms: int | None, samples: int | None, track_extremes: bool):
+        self.window_ms, self.samples = window_ms, samples
+        self.items: deque = deque()
+        self.total = 0.0
+        self.total_sq = 0.0
+        self.track_extremes = track_extremes
+        self.mins: deque = deque()
+        self.maxs: deque = deque()
+
+    def add(self, ts: int, value: float) -> None:
+        self.items.append((ts, value))
+        self.total += value
+        self.total_sq += value * value
+        if self.track_extremes:
+            while self.mins and self.mins[-1][1] >= value:
+                self.mins.pop()
+            self.mins.append((ts, value))
+            while self.maxs and self.maxs[-1][1] <= value:
+                self.maxs.pop()
+            self.maxs.append((ts, value))
+        if self.samples is not None and len(self.items) > self.samples:
+            self._drop()
+
+    def _drop(self) -> None:
+        item = self.items.popleft()
+        self.total -= item[1]
+        self.total_sq -= item[1] * item[1]
+        if self.track_extremes:
+            if self.mins and self.mins[0] is item:
+                self.mins.popleft()
+            if self.maxs and self.maxs[0] is item:
+                self.maxs.popleft()
+
+    def expire(self, now: int) -> bool:
+        """Drop items older than the window; True when something left."""
+        if self.window_ms is None:
+            return False
+        cutoff = now - self.window_ms
+        dropped = False
+        while self.items and self.items[0][0] <= cutoff:
+            self._drop()
+            dropped = True
+        if not self.items:
+            self.total = self.total_sq = 0.0  # keep float drift from piling up
+        return dropped
+
+    def next_expiry(self) -> int | None:
+        if self.window_ms is None or not self.items:
+            return None
+        return self.items[0][0] + self.window_ms
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.mins.clear()
+        self.maxs.clear()
+        self.total = self.total_sq = 0.0
+
+
+class Metric:
+    """One declared metric over events of one kind (base class)."""
+
+    time_dependent = False  # value changes with time alone (re-read on timer ticks)
+
+    def __init__(self, name: str, spec: dict, exprs: dict):
+        self.name = name
+        self.spec = spec
+        self.by_symbol = spec.get("by") == "symbol"
+        self.where = exprs.get(("where",))
+        self.value_fn = exprs.get(("value",))
+        self.field = spec.get("field")
+        self.default = float(spec.get("default", 0.0))
+        self.groups: dict[str, object] = {}
+
+    def state(self, group: str):
+        st = self.groups.get(group)
+        if st is None:
+            st = self.groups[group] = self.new_state()
+        return st
+
+    def new_state(self):
+        raise NotImplementedError
+
+    def sample(self, m, fields) -> float:
+        if self.value_fn is not None:
+            return float(self.value_fn(m, fields, None))
+        return float(fields[self.field]) if self.field else 1.0
+
+    def matches(self, m, fields) -> bool:
+        return self.where is None or bool(self.where(m, fields, None))
+
+    def on_event(self, ts: int, group: str, m, fields) -> bool:
+        """Update from a matching-kind event; True when the group's value changed."""
+        raise NotImplementedError
+
+    def value(self, group: str, now: int) -> float:
+        raise NotImplementedError
+
+    def expire(self, group: str, now: int) -> bool:
+        return False
+
+    def next_due(self, group: str) -> int | None:
+        return None
+
+    def reset(self, group: str | None = None) -> None:
+        if group is None:
+            self.groups.clear()
+        else:
+            self.groups.pop(group, None)
+
+
+class WindowMetric(Metric):
+    """count, sum, mean, std, min, max, rate, zscore over a window (or whole history)."""
+
+    def __init__(self, name, spec, exprs, primitive: str):
+        super().__init__(name, spec, exprs)
+        self.primitive = primitive
+        self.window_ms = _ms(spec["window"]) if "window" in spec else None
+        self.samples = spec.get("samples")
+        self.floor = spec.get("floor")
+        if primitive == "count":
+            self.default = 0.0
+
+    def new_state(self):
+        if self.floor is not None and self.window_ms is None and self.samples is None:
+            return [0.0]  # a clamped running total (path dependent, so no window)
+        return _Window(self.window_ms, self.samples, self.primitive in ("min", "max"))
+
+    def on_event(self, ts, group, m, fields) -> bool:
+        if not self.matches(m, fields):
+            return False
+        st = self.state(group)
+        value = self.sample(m, fields)
+        if isinstance(st, list):
+            before = st[0]
+            st[0] = max(self.floor, st[0] + value)
+            return st[0] != before
+        st.add(ts, value)
+        return True
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        if st is None:
+            return self.default
+        if isinstance(st, list):
+            return st[0]
+        n = len(st.items)
+        p = self.primitive
+        if p == "count":
+            return float(n)
+        if n == 0:
+            return self.default
+        if p == "sum":
+            return st.total if self.floor is None else max(self.floor, st.total)
+        if p == "mean":
+            return st.total / n
+        if p == "rate":
+            return n / (self.window_ms / 1000.0)
+        if p == "min":
+            return st.mins[0][1]
+        if p == "max":
+            return st.maxs[0][1]
+        var = max(st.total_sq / n - (st.total / n) ** 2, 0.0)
+        if p == "std":
+            return math.sqrt(var)
+        # zscore of the latest value against the window
+        std = math.sqrt(var)
+        return 0.0 if std == 0 else (st.items[-1][1] - st.total / n) / std
+
+    def expire(self, group, now) -> bool:
+        st = self.groups.get(group)
+        return st.expire(now) if isinstance(st, _Window) else False
+
+    def next_due(self, group) -> int | None:
+        st = self.groups.get(group)
+        return st.next_expiry() if isinstance(st, _Window) else None
+
+
+class LastMetric(Metric):
+    def new_state(self):
+        return [None]
+
+    def on_event(self, ts, group, m, fields) -> bool:
+        if not self.matches(m, fields):
+            return False
+        st = self.state(group)
+        value = self.sample(m, fields)
+        changed = st[0] != value
+        st[0] = value
+        return changed
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        return self.default if st is None or st[0] is None else st[0]
+
+
+class EwmaMetric(Metric):
+    def __init__(self, name, spec, exprs):
+        super().__init__(name, spec, exprs)
+        self.halflife_ms = _ms(spec["halflife"])
+
+    def new_state(self):
+        return [None, 0]
+
+    def on_event(self, ts, group, m, fields) -> bool:
+        if not self.matches(m, fields):
+            return False
+        st = self.state(group)
+        x = self.sample(m, fields)
+        if st[0] is None:
+            st[0] = x
+        else:
+            decay = 0.5 ** (max(ts - st[1], 0) / self.halflife_ms)
+            st[0] = st[0] * decay + x * (1.0 - decay)
+        st[1] = ts
+        return True
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        return self.default if st is None or st[0] is None else st[0]
+
+
+class SinceMetric(Metric):
+    """Seconds since the last matching event; changes with time alone."""
+
+    time_dependent = True
+
+    def __init__(self, name, spec, exprs):
+        super().__init__(name, spec, exprs)
+        self.default = float(spec.get("default", BIG))
+
+    def new_state(self):
+        return [None]
+
+    def on_event(self, ts, group, m, fields) -> bool:
+        if not self.matches(m, fields):
+            return False
+        self.state(group)[0] = ts
+        return True
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        if st is None or st[0] is None:
+            return self.default
+        return (now - st[0]) / 1000.0
+
+
+class StreakMetric(Metric):
+    def __init__(self, name, spec, exprs):
+        super().__init__(name, spec, exprs)
+        self.while_fn = exprs[("while",)]
+
+    def new_state(self):
+        return [0]
+
+    def on_event(self, ts, group, m, fields) -> bool:
+        st = self.state(group)
+        before = st[0]
+        st[0] = st[0] + 1 if self.while_fn(m, fields, None) else 0
+        return st[0] != before
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        return 0.0 if st is None else float(st[0])
+
+
+class DistinctMetric(Metric):
+    def __init__(self, name, spec, exprs):
+        super().__init__(name, spec, exprs)
+        self.window_ms = _ms(spec["window"]) if "window" in spec else None
+        self.samples = spec.get("samples")
+
+    def new_state(self):
+        return (deque(), Counter())
+
+    def on_event(self, ts, group, m, fields) -> bool:
+        if not self.matches(m, fields):
+            return False
+        items, counts = self.state(group)
+        key = fields[self.field]
+        before = len(counts)
+        items.append((ts, key))
+        counts[key] += 1
+        if self.samples is not None and len(items) > self.samples:
+            self._drop(items, counts)
+        return len(counts) != before
+
+    @staticmethod
+    def _drop(items, counts) -> None:
+        _, key = items.popleft()
+        counts[key] -= 1
+        if counts[key] == 0:
+            del counts[key]
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        return 0.0 if st is None else float(len(st[1]))
+
+    def expire(self, group, now) -> bool:
+        st = self.groups.get(group)
+        if st is None or self.window_ms is None:
+            return False
+        items, counts = st
+        before = len(counts)
+        while items and items[0][0] <= now - self.window_ms:
+            self._drop(items, counts)
+        return len(counts) != before
+
+    def next_due(self, group) -> int | None:
+        st = self.groups.get(group)
+        if st is None or self.window_ms is None or not st[0]:
+            return None
+        return st[0][0][0] + self.window_ms
+
+
+class SampledMetric(Metric):
+    """baseline and percentile: statistics of another metric's sampled values."""
+
+    def __init__(self, name, spec, exprs, primitive: str):
+        super().__init__(name, spec, exprs)
+        self.primitive = primitive
+        self.source = spec[primitive]
+        self.window_ms = _ms(spec["window"])
+        self.every_ms = _ms(spec.get("sample_every", "1h")) if "sample_on" not in spec else None
+        self.sample_on = spec.get("sample_on")
+        self.calibration_ms = _ms(spec.get("calibration", "0s"))
+        self.stat = spec.get("stat", "median")
+        self.k = float(spec.get("k", 1.5))
+        self.default = float(spec.get("default", 50.0 if primitive == "percentile" else 0.0))
+
+    def new_state(self):
+        # times, values in arrival order; sorted values; first sample time; next sample time; cached value
+        return {"items": deque(), "sorted": [], "first": None, "next": None, "value": self.default}
+
+    def take(self, group: str, now: int, source_value: float) -> bool:
+        """Record one sample of the source metric; True when the statistic changed."""
+        st = self.state(group)
+        if st["first"] is None:
+            st["first"] = now
+        st["items"].append((now, source_value))
+        insort(st["sorted"], source_value)
+        self._expire(st, now)
+        if self.every_ms:
+            st["next"] = now + self.every_ms
+        before = st["value"]
+        st["value"] = self._compute(st, now, source_value)
+        return st["value"] != before
+
+    def _expire(self, st, now) -> None:
+        while st["items"] and st["items"][0][0] <= now - self.window_ms:
+            _, old = st["items"].popleft()
+            del st["sorted"][bisect_left(st["sorted"], old)]
+
+    def _compute(self, st, now, current) -> float:
+        values = st["sorted"]
+        if not values:
+            return self.default
+        if self.primitive == "percentile":
+            return 100.0 * bisect_left(values, current) / len(values)
+        if now - st["first"] < self.calibration_ms:
+            return self.default
+        median = _quantile(values, 0.5)
+        iqr = _quantile(values, 0.75) - _quantile(values, 0.25)
+        return {"median": median, "iqr": iqr, "lower": median - self.k * iqr,
+                "upper": median + self.k * iqr}[self.stat]
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        return self.default if st is None else st["value"]
+
+    def next_due(self, group) -> int | None:
+        st = self.groups.get(group)
+        return None if st is None else st["next"]
+
+
+def _quantile(sorted_values: list, q: float) -> float:
+    n = len(sorted_values)
+    pos = (n - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def build_metric(name: str, primitive: str, spec: dict, exprs: dict) -> Metric:
+    """The runtime object for one declared (non-derived) metric."""
+    if primitive in ("count", "sum", "mean", "std", "min", "max", "rate", "zscore"):
+        return WindowMetric(name, spec, exprs, primitive)
+    if primitive == "last":
+        return LastMetric(name, spec, exprs)
+    if primitive == "ewma":
+        return EwmaMetric(name, spec, exprs)
+    if primitive == "since":
+        return SinceMetric(name, spec, exprs)
+    if primitive == "streak":
+        return StreakMetric(name, spec, exprs)
+    if primitive == "distinct":
+        return DistinctMetric(name, spec, exprs)
+    if primitive in ("baseline", "percentile"):
+        return SampledMetric(name, spec, exprs, primitive)
+    raise ValueError(f"unknown primitive {primitive!r}")
+
+
+class Timers:
+    """Due times in event time: (due_ts, order, key) popped as the clock passes them."""
+
+    def __init__(self):
+        self.heap: list = []
+        self.counter = 0
+
+    def add(self, due: int, key) -> None:
+        self.counter += 1
+        heapq.heappush(self.heap, (due, self.counter, key))
+
+    def pop_due(self, now: int):
+        """Keys whose time has come, in due order (the same key may appear twice)."""
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            yield heapq.heappop(heap)[2]

@@ -1,0 +1,203 @@
+"""All metrics of one rule set: declared primitives, derived expressions, account
+figures and flags, kept in one mapping `m` that compiled expressions read.
+
+`on_event` updates what the event touches and returns the names whose value changed,
+so the rule stage re-evaluates only the rules that read them.
+"""
+from __future__ import annotations
+
+from genesis import vocabulary as voc
+from genesis.config.ruleset import Ruleset
+from genesis.engine.events import Event
+from genesis.engine.metrics import Metric, SampledMetric, Timers, build_metric
+
+TICK_MS = 1000  # time-dependent metrics (since) are refreshed at this event-time resolution
+
+
+class MetricSet:
+    """Runtime state of every metric; `m` is the mapping rules read."""
+
+    def __init__(self, ruleset: Ruleset, flags: dict):
+        self.m: dict = {name: 0.0 for name in voc.ACCOUNT_METRICS}
+        self.m["size_factor"] = 1.0
+        for name, flag in flags.items():
+            self.m[name] = flag.default
+        self.metrics: list[Metric] = []
+        self.by_name: dict[str, Metric] = {}
+        self.by_kind: dict[str, list[Metric]] = {}
+        self.reset_on: dict[str, list[Metric]] = {}
+        self.sample_on: dict[str, list[SampledMetric]] = {}
+        self.sampled_every: list[SampledMetric] = []
+        self.by_symbol: list[Metric] = []
+        self.time_dependent: list[Metric] = []
+        for name, mdef in ruleset.metrics.items():
+            if mdef.primitive == "expr":
+                continue
+            exprs = {(opt,): fn for (metric, opt), fn in ruleset.metric_exprs.items() if metric == name}
+            metric = build_metric(name, mdef.primitive, mdef.spec, exprs)
+            self.metrics.append(metric)
+            self.by_name[name] = metric
+            self.m[name] = metric.default
+            if isinstance(metric, SampledMetric):
+                if metric.sample_on:
+                    self.sample_on.setdefault(metric.sample_on, []).append(metric)
+                else:
+                    self.sampled_every.append(metric)
+            else:
+                self.by_kind.setdefault(mdef.source, []).append(metric)
+            if "reset_on" in mdef.spec:
+                self.reset_on.setdefault(mdef.spec["reset_on"], []).append(metric)
+            if metric.time_dependent:
+                self.time_dependent.append(metric)
+        for metric in self.metrics:  # sampled metrics follow their source's grouping
+            if isinstance(metric, SampledMetric):
+                source = self.by_name.get(metric.source)
+                metric.by_symbol = bool(source and source.by_symbol)
+            if metric.by_symbol:
+                self.by_symbol.append(metric)
+        self.derived = ruleset.derived
+        # kinds that touch some metric: only these move the per-symbol view (other
+        # events leave `m` showing the symbol of the last event that mattered)
+        self.interesting = set(self.by_kind) | set(self.reset_on) | set(self.sample_on)
+        self._sampler_groups: set = set()
+        for name, fn in self.derived:
+            self.m[name] = 0.0
+        self.timers = Timers()
+        self.scheduled: dict = {}
+        self.group = ""
+        self.now = 0
+        self.next_tick = 0
+        self.errors = 0
+        self._started_groups: set = set()
+        self._recompute_all_derived()
+
+    # ------------------------------------------------------------------ helpers
+    def _group_of(self, metric: Metric, symbol: str) -> str:
+        return symbol if metric.by_symbol else ""
+
+    def _schedule(self, metric: Metric, group: str) -> None:
+        due = metric.next_due(group)
+        if due is None:
+            return
+        key = (metric.name, group)
+        current = self.scheduled.get(key)
+        if current is None or due < current or current <= self.now:
+            self.scheduled[key] = due
+            self.timers.add(due, key)
+
+    def _show(self, metric: Metric, group: str, changed: set) -> None:
+        """Copy a group's value into m when that group is the one in view."""
+        if group != (self.group if metric.by_symbol else ""):
+            return
+        value = metric.value(group, self.now)
+        if self.m.get(metric.name) != value:
+            self.m[metric.name] = value
+            changed.add(metric.name)
+
+    def _source_value(self, metric: SampledMetric, group: str) -> float:
+        source = self.by_name.get(metric.source)
+        if source is not None:
+            return source.value(group if source.by_symbol else "", self.now)
+        return float(self.m.get(metric.source, 0.0))
+
+    def _start_samplers(self, group: str) -> None:
+        if group in self._sampler_groups:
+            return
+        self._sampler_groups.add(group)
+        for metric in self.sampled_every:
+            g = group if metric.by_symbol else ""
+            if (metric.name, g) not in self._started_groups:
+                self._started_groups.add((metric.name, g))
+                metric.state(g)["next"] = self.now
+                self._schedule(metric, g)
+
+    # ------------------------------------------------------------------ updates
+    def advance(self, now: int, changed: set) -> None:
+        """Move the clock: expire windows, take due samples, refresh time-based values."""
+        self.now = now
+        for key in self.timers.pop_due(now):
+            if self.scheduled.get(key) is None:
+                continue
+            name, group = key
+            metric = self.by_name[name]
+            due = self.scheduled.pop(key)
+            if due > now:  # superseded entry; keep the live schedule
+                self.scheduled[key] = due
+                continue
+            if isinstance(metric, SampledMetric):
+                metric.take(group, due, self._source_value(metric, group))
+            else:
+                metric.expire(group, now)
+            self._show(metric, group, changed)
+            self._schedule(metric, group)
+        if now >= self.next_tick:
+            self.next_tick = now - now % TICK_MS + TICK_MS
+            for metric in self.time_dependent:
+                self._show(metric, self._group_of(metric, self.group), changed)
+
+    def on_event(self, event: Event, changed: set) -> None:
+        """Update every metric the event touches; add changed names to `changed`."""
+        self.advance(event.ts, changed)
+        kind = event.kind
+        if kind not in self.interesting:
+            return
+        symbol = event.symbol
+        if symbol and symbol != self.group and self.by_symbol:
+            self.group = symbol
+            for metric in self.by_symbol:
+                self._show(metric, symbol, changed)
+            for metric in self.time_dependent:
+                self._show(metric, self._group_of(metric, symbol), changed)
+        elif symbol:
+            self.group = symbol
+        if self.sampled_every:
+            self._start_samplers(symbol)
+        m, fields = self.m, event.fields
+        for metric in self.reset_on.get(kind, ()):
+            metric.reset(self._group_of(metric, symbol) if metric.by_symbol else None)
+            self._show(metric, self._group_of(metric, symbol), changed)
+        for metric in self.by_kind.get(kind, ()):
+            group = symbol if metric.by_symbol else ""
+            try:
+                touched = metric.on_event(event.ts, group, m, fields)
+            except (ArithmeticError, TypeError, ValueError, KeyError):
+                self.errors += 1
+                continue
+            if touched:
+                self._show(metric, group, changed)
+                self._schedule(metric, group)
+        for metric in self.sample_on.get(kind, ()):
+            group = self._group_of(metric, symbol)
+            metric.take(group, event.ts, self._source_value(metric, group))
+            self._show(metric, group, changed)
+
+    def set_values(self, values: dict, changed: set) -> None:
+        """Set account figures or flags."""
+        m = self.m
+        for name, value in values.items():
+            if m.get(name) != value:
+                m[name] = value
+                changed.add(name)
+
+    def recompute_derived(self, changed: set) -> None:
+        """Re-evaluate derived metrics whose inputs changed, in dependency order."""
+        if not changed:
+            return
+        m = self.m
+        for name, expr in self.derived:
+            if expr.reads & changed:
+                try:
+                    value = expr.fn(m, None, None)
+                except (ArithmeticError, TypeError, ValueError):
+                    self.errors += 1
+                    continue
+                if m.get(name) != value:
+                    m[name] = value
+                    changed.add(name)
+
+    def _recompute_all_derived(self) -> None:
+        for name, expr in self.derived:
+            try:
+                self.m[name] = expr.fn(self.m, None, None)
+            except (ArithmeticError, TypeError, ValueError):
+                self.errors += 1

@@ -1,0 +1,366 @@
+"""A paper exchange: orders fill against the recorded order book, balances move.
+
+Deterministic: no randomness, no wall clock; every time is the `ts` (ms) it is given,
+and the same market events and orders always give the same fills.
+
+Matching model
+- Market orders walk the synced depth book (best level first). When depth is not
+  synced, the book is the last bookTicker: its best price with its size. Quantity
+  beyond the visible book is not filled: the filled part gives one 'fill' event
+  (price = VWAP) and the rest one 'order_canceled' (`_reason` 'insufficient
+  liquidity').
+- Limit orders that cross the book fill at once as taker, walking levels up to the
+  limit price; what is left rests. A resting order fills as maker, at its limit price,
+  when a public trade prints at or through it (buy: trade price <= limit; sell:
+  trade price >= limit), for at most the trade's quantity. One trade's quantity is
+  shared by the resting orders in price-time priority. Queue position is not
+  modelled: a trade at exactly the limit price fills us.
+- Our taker fills remove the liquidity they took from the local book until the
+  exchange next updates those levels, so two orders in a row do not both take the
+  same displayed quantity.
+
+Balances and fees
+- `balances` is the free balance per asset. A resting order locks what it may spend
+  (a buy: remaining qty x limit price plus the maker fee, in quote; a sell: the base
+  quantity) in `locked`; fills spend from the lock, cancels release it.
+- Simplification: every fee is charged in the quote currency (notional x fee% / 100)
+  and deducted from the quote balance (a buy pays notional + fee, a sell receives
+  notional - fee). Binance charges the received asset (or BNB); charging the quote
+  keeps the base quantity of a position exactly the ordered quantity and makes
+  `fee_usd` directly comparable across sides.
+- Amounts (notional, fee, balances) are rounded to 8 decimals, Binance's asset
+  precision, so repeated fills do not accumulate float residue.
+
+Events returned: 'fill', 'order_canceled', 'order_rejected'. 'order_new' and
+'order_ack' belong to the executor that calls `submit` (it knows the decision time).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genesis.engine.book import OrderBook
+from genesis.engine.events import Event
+from genesis.engine.markets import Markets
+
+AMOUNT_DECIMALS = 8
+_EPS = 1e-12
+
+
+@dataclass
+class OrderRequest:
+    client_id: str
+    symbol: str
+    side: str               # 'buy' | 'sell'
+    type: str               # 'market' | 'limit'
+    qty: float              # base quantity
+    price: float | None = None            # limit price
+    decision_price: float | None = None   # price when the decision was made, for slippage
+    manual: bool = False
+
+
+@dataclass
+class OpenOrder:
+    """A resting limit order."""
+
+    client_id: str
+    symbol: str
+    side: str
+    price: float            # limit price, on the tick grid
+    qty: float              # ordered base quantity (after rounding to the step)
+    remaining: float        # base quantity still open
+    created_ts: int
+    manual: bool = False
+    decision_price: float | None = None
+    seq: int = 0            # arrival order, for time priority
+    locked: float = 0.0     # amount of `locked_asset` this order holds
+    locked_asset: str = ""
+    filled_qty: float = 0.0
+    filled_notional: float = 0.0
+    fees: float = 0.0
+    type: str = "limit"
+
+    @property
+    def notional_usd(self) -> float:
+        """Value of the open quantity in quote currency."""
+        return _amt(self.remaining * self.price)
+
+
+def _amt(x: float) -> float:
+    return round(x, AMOUNT_DECIMALS)
+
+
+class PaperExchange:
+    """Fills orders against the recorded books of every symbol it sees."""
+
+    def __init__(self, markets: Markets, balances: dict[str, float],
+                 taker_fee_pct: float = 0.1, maker_fee_pct: float = 0.1):
+        self.markets = markets
+        self.balances: dict[str, float] = {k: float(v) for k, v in balances.items()}
+        self.locked: dict[str, float] = {}
+        self.taker_fee_pct = float(taker_fee_pct)
+        self.maker_fee_pct = float(maker_fee_pct)
+        self.books: dict[str, OrderBook] = {}
+        self.open_orders: dict[str, OpenOrder] = {}
+        self._resting: dict[str, list[OpenOrder]] = {}   # symbol -> resting orders
+        self._seq = 0
+
+    # ------------------------------------------------------------ market data
+
+    def book(self, symbol: str) -> OrderBook:
+        b = self.books.get(symbol)
+        if b is None:
+            b = self.books[symbol] = OrderBook(symbol)
+        return b
+
+    def best(self, symbol: str) -> tuple[float, float] | None:
+        """(best bid, best ask), or None while either side is unknown."""
+        b = self.books.get(symbol)
+        if b is None:
+            return None
+        bid, ask = b.best_bid(), b.best_ask()
+        if bid is None or ask is None:
+            return None
+        return bid, ask
+
+    def on_market(self, event) -> list[Event]:
+        """Update the symbol's book; fill resting orders a trade prints through.
+
+        'depth' events get `best_bid` / `best_ask` (0.0 when a side is empty)."""
+        kind = event.kind
+        if kind == "trade":
+            orders = self._resting.get(event.symbol)
+            return self._on_trade(event, orders) if orders else []
+        if kind == "depth":
+            b = self.book(event.symbol)
+            b.on_event(event)
+            f = event.fields
+            bid, ask = b.best_bid(), b.best_ask()
+            f["best_bid"] = 0.0 if bid is None else bid
+            f["best_ask"] = 0.0 if ask is None else ask
+            return []
+        if kind == "book_ticker":
+            f = event.fields
+            self.book(event.symbol).apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
+        return []
+
+    def _on_trade(self, event, orders: list[OpenOrder]) -> list[Event]:
+        f = event.fields
+        price = f["price"]
+        avail = f["qty"]
+        hit = [o for o in orders if (price <= o.price if o.side == "buy" else price >= o.price)]
+        if not hit:
+            return []
+        # price priority (best for the counterparty first), then time priority
+        hit.sort(key=lambda o: (-o.price if o.side == "buy" else o.price, o.seq))
+        out: list[Event] = []
+        for o in hit:
+            if avail <= _EPS:
+                break
+            q = o.remaining if o.remaining <= avail else avail
+            q = self.markets.round_qty_down(o.symbol, q)
+            if q <= 0:
+                continue
+            avail -= q
+            out.append(self._fill_resting(o, q, event.ts))
+        return out
+
+    # ----------------------------------------------------------------- orders
+
+    def submit(self, req: OrderRequest, ts: int) -> list[Event]:
+        """Place an order; returns the fill, cancel and reject events it caused."""
+        m = self.markets.get(req.symbol)
+        if m is None:
+            return [self._reject(req, ts, "unknown symbol")]
+        if req.side not in ("buy", "sell"):
+            return [self._reject(req, ts, f"unknown side {req.side!r}")]
+        if req.type not in ("market", "limit"):
+            return [self._reject(req, ts, f"unknown order type {req.type!r}")]
+        if req.client_id in self.open_orders:
+            return [self._reject(req, ts, "duplicate client order id")]
+        if not (req.qty > 0):
+            return [self._reject(req, ts, "quantity below lot size minimum")]
+        qty = self.markets.round_qty_down(req.symbol, req.qty)
+        buy = req.side == "buy"
+        book = self.book(req.symbol)
+        if req.type == "market":
+            ref = book.best_ask() if buy else book.best_bid()
+            if ref is None:
+                return [self._reject(req, ts, "no market price")]
+            reason = self.markets.check(req.symbol, qty, ref)
+            if reason:
+                return [self._reject(req, ts, reason)]
+            filled, vwap, _ = book.walk(req.side, qty)
+            reason = self._funds_problem(m, buy, filled, vwap or ref, self.taker_fee_pct)
+            if reason:
+                return [self._reject(req, ts, reason)]
+            out: list[Event] = []
+            if filled > 0:
+                filled, vwap, worst = book.walk(req.side, qty, consume=True)
+                remaining = _rest(qty, filled, m.qty_decimals)
+                out.append(self._fill_taker(req, m, filled, vwap, worst, remaining, ts))
+            else:
+                remaining = qty
+            if remaining > 0:
+                out.append(Event("order_canceled", ts, req.symbol, {
+                    "age_s": 0.0, "manual": False, "notional_usd": _amt(remaining * ref),
+                    "_client_id": req.client_id, "_reason": "insufficient liquidity",
+                    "_remaining": remaining, "_order_type": "market",
+                }))
+            return out
+
+        # limit
+        if req.price is None or not req.price > 0:
+            return [self._reject(req, ts, "limit order needs a positive price")]
+        price = self.markets.round_price(req.symbol, req.price, req.side)
+        reason = self.markets.check(req.symbol, qty, price)
+        if reason:
+            return [self._reject(req, ts, reason)]
+        reason = self._funds_problem(m, buy, qty, price, max(self.taker_fee_pct, self.maker_fee_pct))
+        if reason:
+            return [self._reject(req, ts, reason)]
+        out = []
+        remaining = qty
+        filled, vwap, worst = book.walk(req.side, qty, limit=price, consume=True)
+        if filled > 0:
+            remaining = _rest(qty, filled, m.qty_decimals)
+            out.append(self._fill_taker(req, m, filled, vwap, worst, remaining, ts, limit=price))
+        if remaining > 0:
+            self._seq += 1
+            o = OpenOrder(client_id=req.client_id, symbol=req.symbol, side=req.side, price=price,
+                          qty=qty, remaining=remaining, created_ts=ts, manual=req.manual,
+                          decision_price=req.decision_price, seq=self._seq,
+                          filled_qty=filled)
+            if buy:
+                o.locked_asset = m.quote
+                o.locked = _amt(remaining * price * (1 + self.maker_fee_pct / 100))
+            else:
+                o.locked_asset = m.base
+                o.locked = remaining
+            self._move(o.locked_asset, -o.locked)
+            self.locked[o.locked_asset] = _amt(self.locked.get(o.locked_asset, 0.0) + o.locked)
+            self.open_orders[o.client_id] = o
+            self._resting.setdefault(o.symbol, []).append(o)
+        return out
+
+    def cancel(self, client_id: str, ts: int, manual: bool | None = None) -> list[Event]:
+        """Cancel a resting order; [] when the id is unknown (or already done).
+
+        `manual` says whether the operator cancelled it (default: as the order was
+        placed)."""
+        o = self.open_orders.get(client_id)
+        if o is None:
+            return []
+        notional = o.notional_usd
+        self._close(o)
+        return [Event("order_canceled", ts, o.symbol, {
+            "age_s": (ts - o.created_ts) / 1000.0,
+            "manual": o.manual if manual is None else bool(manual),
+            "notional_usd": notional,
+            "_client_id": client_id, "_reason": "canceled", "_remaining": o.remaining,
+            "_order_type": o.type,
+        })]
+
+    def cancel_all(self, ts: int, symbol: str | None = None, manual: bool | None = None) -> list[Event]:
+        """Cancel every resting order (of one symbol), oldest first."""
+        ids = [o.client_id for o in sorted(self.open_orders.values(), key=lambda o: o.seq)
+               if symbol is None or o.symbol == symbol]
+        out: list[Event] = []
+        for cid in ids:
+            out.extend(self.cancel(cid, ts, manual))
+        return out
+
+    # -------------------------------------------------------------- internals
+
+    def _funds_problem(self, m, buy: bool, qty: float, price: float, fee_pct: float) -> str | None:
+        if buy:
+            need = _amt(qty * price * (1 + fee_pct / 100))
+            have = self.balances.get(m.quote, 0.0)
+            if need > have + _EPS:
+                return f"insufficient {m.quote} balance: need {need}, free {have}"
+        else:
+            have = self.balances.get(m.base, 0.0)
+            if qty > have + _EPS:
+                return f"insufficient {m.base} balance: need {qty}, free {have}"
+        return None
+
+    def _move(self, asset: str, delta: float) -> None:
+        self.balances[asset] = _amt(self.balances.get(asset, 0.0) + delta)
+
+    def _unlock(self, o: OpenOrder, amount: float) -> None:
+        o.locked = _amt(o.locked - amount)
+        a = o.locked_asset
+        self.locked[a] = _amt(self.locked.get(a, 0.0) - amount)
+
+    def _close(self, o: OpenOrder) -> None:
+        """Take a resting order off the book and give back what it still locks."""
+        del self.open_orders[o.client_id]
+        lst = self._resting[o.symbol]
+        lst.remove(o)
+        if not lst:
+            del self._resting[o.symbol]
+        left = o.locked
+        if left:
+            self._unlock(o, left)
+            self._move(o.locked_asset, left)
+
+    def _reject(self, req: OrderRequest, ts: int, reason: str) -> Event:
+        return Event("order_rejected", ts, req.symbol, {
+            "rule": "exchange", "manual": req.manual, "_reason": reason,
+            "_client_id": req.client_id, "_order_type": req.type,
+        })
+
+    def _fill_fields(self, side: str, price: float, qty: float, fee_pct: float,
+                     decision: float | None, maker: bool) -> dict:
+        notional = _amt(qty * price)
+        fee = _amt(notional * fee_pct / 100)
+        if decision:
+            slip = (price - decision) / decision * 100 if side == "buy" else (decision - price) / decision * 100
+        else:
+            slip = 0.0
+        return {"side": side, "price": price, "qty": qty, "notional_usd": notional,
+                "fee_usd": fee, "slippage_pct": slip, "maker": maker}
+
+    def _fill_taker(self, req: OrderRequest, m, qty: float, vwap: float, worst: float,
+                    remaining: float, ts: int, limit: float | None = None) -> Event:
+        f = self._fill_fields(req.side, vwap, qty, self.taker_fee_pct, req.decision_price, False)
+        notional, fee = f["notional_usd"], f["fee_usd"]
+        if req.side == "buy":
+            self._move(m.base, qty)
+            self._move(m.quote, -(notional + fee))
+        else:
+            self._move(m.base, -qty)
+            self._move(m.quote, notional - fee)
+        f.update({"_client_id": req.client_id, "_order_type": req.type, "_remaining": remaining,
+                  "_manual": req.manual, "_worst_price": worst})
+        if limit is not None:
+            f["_limit_price"] = limit
+        return Event("fill", ts, req.symbol, f)
+
+    def _fill_resting(self, o: OpenOrder, qty: float, ts: int) -> Event:
+        m = self.markets.get(o.symbol)
+        f = self._fill_fields(o.side, o.price, qty, self.maker_fee_pct, o.decision_price, True)
+        notional, fee = f["notional_usd"], f["fee_usd"]
+        if o.side == "buy":
+            spend = _amt(notional + fee)
+            take = min(spend, o.locked)
+            self._unlock(o, take)
+            if spend > take:                 # rounding residue beyond the lock
+                self._move(m.quote, take - spend)
+            self._move(m.base, qty)
+        else:
+            self._unlock(o, min(qty, o.locked))
+            self._move(m.quote, notional - fee)
+        o.remaining = _rest(o.remaining, qty, m.qty_decimals)
+        o.filled_qty = _amt(o.filled_qty + qty)
+        o.filled_notional = _amt(o.filled_notional + notional)
+        o.fees = _amt(o.fees + fee)
+        if o.remaining <= 0:
+            self._close(o)
+        f.update({"_client_id": o.client_id, "_order_type": o.type, "_remaining": o.remaining,
+                  "_manual": o.manual, "_worst_price": o.price, "_limit_price": o.price})
+        return Event("fill", ts, o.symbol, f)
+
+
+def _rest(qty: float, filled: float, decimals: int) -> float:
+    r = round(qty - filled, decimals)
+    return r if r > 0 else 0.0

@@ -1,0 +1,139 @@
+"""One trading state that every order intent passes through.
+
+Modelled on NautilusTrader's risk engine: ACTIVE, REDUCING (only exposure-reducing
+orders pass) and HALTED (no new orders; cancels pass). A mode is held by the rules
+that asked for it: the state is HALTED while any rule holds a halt, so one rule's
+`resume` never lifts another's halt. Locks are time-boxed per symbol or for all (like
+Freqtrade's pair locks) and may also wait for a journal entry; size multipliers live
+in named slots and multiply together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genesis.engine.events import MS_PER_DAY
+
+ACTIVE, REDUCING, HALTED = "ACTIVE", "REDUCING", "HALTED"
+
+
+@dataclass
+class Lock:
+    """New orders are blocked for `symbol` ('' = all) until `until` (ms)."""
+
+    rule: str
+    symbol: str
+    until: int
+    reason: str
+    needs_journal_words: int = 0   # > 0: also needs a journal entry this long
+
+    def to_dict(self) -> dict:
+        """Plain form for the journal and status."""
+        return {"rule": self.rule, "symbol": self.symbol, "until": self.until, "reason": self.reason,
+                "needs_journal_words": self.needs_journal_words}
+
+
+@dataclass
+class Admission:
+    """What the state says about one order intent."""
+
+    allowed: bool
+    reason: str = ""
+    size_factor: float = 1.0
+
+
+@dataclass
+class TradingState:
+    """Mode holds, locks, size multipliers and operator requirements."""
+
+    holds: dict = field(default_factory=dict)         # rule -> 'halt' | 'reduce_only'
+    locks: list = field(default_factory=list)
+    sizes: dict = field(default_factory=dict)         # slot -> (factor, expires ms or None)
+    requirements: dict = field(default_factory=dict)  # rule -> {'kind', 'min_words', 'phrase'}
+    fire_log: dict = field(default_factory=dict)      # rule -> [fire times] (lock escalation)
+
+    @property
+    def mode(self) -> str:
+        """ACTIVE, REDUCING or HALTED."""
+        if not self.holds:
+            return ACTIVE
+        kinds = set(self.holds.values())
+        return HALTED if "halt" in kinds else REDUCING if "reduce_only" in kinds else ACTIVE
+
+    def hold(self, rule: str, kind: str) -> None:
+        """A rule asks for HALTED ('halt') or REDUCING ('reduce_only')."""
+        if self.holds.get(rule) != "halt":
+            self.holds[rule] = kind
+
+    def release(self, rule: str) -> None:
+        """A rule's own `resume`: lift only what that rule held."""
+        self.holds.pop(rule, None)
+
+    def size_factor(self, now: int) -> float:
+        """Product of every active size multiplier."""
+        factor = 1.0
+        for value, expires in self.sizes.values():
+            if expires is None or now < expires:
+                factor *= value
+        return factor
+
+    def scale(self, slot: str, factor: float, expires: int | None) -> None:
+        """Set one size multiplier (1.0 removes the cut)."""
+        if factor == 1.0 and expires is None:
+            self.sizes.pop(slot, None)
+        else:
+            self.sizes[slot] = (factor, expires)
+
+    def lock(self, rule: str, symbol: str, until: int, reason: str, journal_words: int = 0) -> Lock:
+        """Add a lock."""
+        lock = Lock(rule, symbol, until, reason, journal_words)
+        self.locks.append(lock)
+        return lock
+
+    def active_locks(self, now: int) -> list:
+        """Locks in force at `now`."""
+        return [lk for lk in self.locks if now < lk.until or lk.needs_journal_words]
+
+    def expire_locks(self, now: int) -> list:
+        """Remove and return the locks that have ended."""
+        ended = [lk for lk in self.locks if now >= lk.until and not lk.needs_journal_words]
+        if ended:
+            self.locks = [lk for lk in self.locks if lk not in ended]
+        return ended
+
+    def journal_written(self, words: int) -> list:
+        """A journal entry lifts the journal condition of locks it is long enough for."""
+        freed = []
+        for lk in self.locks:
+            if lk.needs_journal_words and words >= lk.needs_journal_words:
+                lk.needs_journal_words = 0
+                freed.append(lk)
+        return freed
+
+    def escalation(self, rule: str, now: int, window_ms: int) -> int:
+        """How many times `rule` fired within the window before now (for escalating locks)."""
+        times = [t for t in self.fire_log.get(rule, []) if now - t < window_ms]
+        self.fire_log[rule] = times + [now]
+        return len(times)
+
+    def admit(self, symbol: str, opens_position: bool, now: int) -> Admission:
+        """May an order for `symbol` go out now, and at what size factor?"""
+        mode = self.mode
+        if mode == HALTED:
+            return Admission(False, "trading is halted")
+        if opens_position:
+            if mode == REDUCING:
+                return Admission(False, "only exposure-reducing orders pass (reduce-only)")
+            for lk in self.active_locks(now):
+                if lk.symbol in ("", symbol):
+                    return Admission(False, f"locked: {lk.reason}")
+        return Admission(True, size_factor=self.size_factor(now) if opens_position else 1.0)
+
+    def snapshot(self) -> dict:
+        """Plain form for the journal and `genesis status`."""
+        return {"mode": self.mode, "holds": dict(self.holds), "locks": [lk.to_dict() for lk in self.locks],
+                "sizes": {k: list(v) for k, v in self.sizes.items()}, "requirements": dict(self.requirements)}
+
+
+def next_utc_midnight(now: int) -> int:
+    """The next 00:00 UTC after `now` (ms)."""
+    return (now // MS_PER_DAY + 1) * MS_PER_DAY

@@ -1,0 +1,102 @@
+"""The strategy plugin interface."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from genesis.config.schemas import all_schemas
+from genesis.durations import parse_duration
+
+
+@dataclass
+class OrderIntent:
+    """What a strategy (or the operator) wants; the pre-trade stage may refuse or cut it."""
+
+    strategy: str
+    symbol: str
+    side: str                 # 'buy' or 'sell'
+    notional_usd: float
+    price: float              # reference price at decision time
+    reason: str               # 'entry', 'signal', 'stop_loss', 'take_profit', 'timeout', 'manual', 'risk'
+    opens_position: bool
+    manual: bool = False
+    has_reason: bool = False
+
+    def fields(self) -> dict:
+        """The order_intent fields rules read as order.<field>."""
+        return {"symbol": self.symbol, "side": self.side, "qty": self.notional_usd / self.price if self.price else 0.0,
+                "price": self.price, "notional_usd": self.notional_usd, "opens_position": self.opens_position,
+                "manual": self.manual, "has_reason": self.has_reason, "strategy": self.strategy, "hour_utc": 0}
+
+
+class MarketView:
+    """What a strategy may read: mids, its holdings, equity, the time."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    @property
+    def now(self) -> int:
+        return self._engine.now
+
+    def mid(self, symbol: str) -> float | None:
+        return self._engine.account.mids.get(symbol)
+
+    def holding(self, symbol: str) -> float:
+        """Base quantity held."""
+        pos = self._engine.account.positions.get(symbol)
+        return pos.qty if pos else 0.0
+
+    def holding_value(self, symbol: str) -> float:
+        mid = self.mid(symbol) or 0.0
+        return self.holding(symbol) * mid
+
+    @property
+    def equity(self) -> float:
+        return self._engine.metrics.m.get("equity_usd", 0.0)
+
+
+registry: dict[str, type] = {}
+
+
+def _defaults(kind: str) -> dict:
+    props = all_schemas()["strategies.schema.json"]["$defs"][kind]["properties"]
+    out = {}
+    for key, spec in props.items():
+        if "default" in spec:
+            out[key] = spec["default"]
+        elif "$ref" in spec:
+            out[key] = all_schemas()["strategies.schema.json"]["$defs"][spec["$ref"].rsplit("/", 1)[-1]]["default"]
+    return out
+
+
+class Strategy:
+    """Base class: subclasses set `kind` and implement on_event."""
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            registry[cls.kind] = cls
+
+    def __init__(self, instance_id: str, symbols: list[str], params: dict):
+        self.id = instance_id
+        self.symbols = list(symbols)
+        self.params = {**_defaults(self.kind), **params}
+
+    def seconds(self, key: str) -> float:
+        """A duration parameter in seconds."""
+        return parse_duration(self.params[key])
+
+    def on_event(self, event, view: MarketView) -> list[OrderIntent]:
+        """React to one market event; return order intents."""
+        raise NotImplementedError
+
+    def intent(self, symbol: str, side: str, notional: float, price: float, reason: str) -> OrderIntent:
+        """An intent from this instance."""
+        return OrderIntent(self.id, symbol, side, notional, price, reason, opens_position=side == "buy")
+
+    def size(self, view: MarketView) -> float:
+        """Order notional before limits and multipliers: size_pct of equity."""
+        return view.equity * self.params["size_pct"] / 100.0
