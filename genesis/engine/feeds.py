@@ -116,10 +116,34 @@ class TruncatedInput(Exception):
     """A gzip stream ended early or is corrupt."""
 
 
+class _Gunzip:
+    """Incremental gunzip of one or more gzip members."""
+
+    __slots__ = ("d",)
+
+    def __init__(self):
+        self.d = zlib.decompressobj(wbits=31)
+
+    def feed(self, block: bytes) -> bytes:
+        d = self.d
+        piece = d.decompress(block)
+        while d.eof and d.unused_data:              # the next gzip member
+            rest = d.unused_data
+            d = self.d = zlib.decompressobj(wbits=31)
+            piece += d.decompress(rest)
+        return piece
+
+    def snapshot(self) -> _Gunzip:
+        other = _Gunzip.__new__(_Gunzip)
+        other.d = self.d.copy()
+        return other
+
+
 def _text_chunks(path: Path) -> Iterator[bytes]:
     """The file's bytes, gunzipped when it is gzip (several members allowed), in chunks
     of about a megabyte. Raises TruncatedInput when the gzip data ends early or is
-    corrupt. (zlib fed 64 KB at a time is about twice as fast as GzipFile.read.)"""
+    corrupt, after yielding what decompressed before the damage. (zlib fed 64 KB at a
+    time is about twice as fast as GzipFile.read.)"""
     with open(path, "rb") as f:
         first = f.read(_IN_CHUNK)
         if first[:2] != b"\x1f\x8b":
@@ -128,18 +152,21 @@ def _text_chunks(path: Path) -> Iterator[bytes]:
                 yield block
                 block = f.read(READ_CHUNK)
             return
-        d = zlib.decompressobj(wbits=31)
+        z = _Gunzip()
         out: list[bytes] = []
         size = 0
         block = first
         while block:
+            saved = z.snapshot()
             try:
-                piece = d.decompress(block)
-                while d.eof and d.unused_data:          # next gzip member
-                    rest = d.unused_data
-                    d = zlib.decompressobj(wbits=31)
-                    piece += d.decompress(rest)
+                piece = z.feed(block)
             except zlib.error as e:
+                z = saved                       # salvage up to the damage, in small steps
+                for i in range(0, len(block), 256):
+                    try:
+                        out.append(z.feed(block[i:i + 256]))
+                    except zlib.error:
+                        break
                 if out:
                     yield b"".join(out)
                 raise TruncatedInput(f"corrupt gzip data ({e})") from None
@@ -153,7 +180,7 @@ def _text_chunks(path: Path) -> Iterator[bytes]:
             block = f.read(_IN_CHUNK)
         if out:
             yield b"".join(out)
-        if not d.eof:
+        if not z.d.eof:
             raise TruncatedInput("gzip data ends before its end marker")
 
 
