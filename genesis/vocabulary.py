@@ -28,7 +28,8 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "notional_usd": (NUMBER, "price x qty in quote currency"),
         "aggressor": (TEXT, "'buy' or 'sell': the side that crossed the spread"),
     }),
-    "depth": ("Order-book diff update", {
+    "depth": ("Order-book diff update (best_bid/best_ask are filled in when some metric or rule reads depth "
+              "events; otherwise the book applies diffs only when it is read)", {
         "best_bid": (NUMBER, "Best bid after the update"), "best_ask": (NUMBER, "Best ask after the update"),
         "levels": (NUMBER, "Number of price levels changed"),
     }),

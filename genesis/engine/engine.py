@@ -102,6 +102,7 @@ class Engine:
         self.exchange = PaperExchange(self.markets, {"USDT": equity}, paper.get("taker_fee_pct", 0.1),
                                       paper.get("maker_fee_pct", 0.1))
         self.view = MarketView(self)
+        self._depth_laziness()
         self.strategies = self._strategies(tier)
         self.candles = CandleBuilder()
         self.candle_feed_symbols: set = set()
@@ -134,6 +135,10 @@ class Engine:
                 continue
             out.append(cls(inst["id"], inst["symbols"], inst.get("params", {})))
         return out
+
+    def _depth_laziness(self) -> None:
+        """Depth diffs may wait in the book until read, unless a metric or rule reads depth events."""
+        self.exchange.lazy_depth = "depth" not in self.metrics.interesting and "depth" not in self.rules.event_rules
 
     def _journal(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> None:
         if self.journal is not None:
@@ -379,6 +384,7 @@ class Engine:
                 self.rules.states[rid] = st
         self.rules.started = False
         self.ruleset, self.tier = ruleset, tier
+        self._depth_laziness()
         self.strategies = self._strategies(tier) if tier in self.config.tiers else self.strategies
         self._journal(self.now, "tier" if config is None else "config", "", "", {"tier": tier})
 

@@ -37,16 +37,17 @@ class _Window:
         self.maxs: deque = deque()
 
     def add(self, ts: int, value: float) -> None:
-        self.items.append((ts, value))
+        item = (ts, value)  # one object in every deque: _drop matches by identity
+        self.items.append(item)
         self.total += value
         self.total_sq += value * value
         if self.track_extremes:
             while self.mins and self.mins[-1][1] >= value:
                 self.mins.pop()
-            self.mins.append((ts, value))
+            self.mins.append(item)
             while self.maxs and self.maxs[-1][1] <= value:
                 self.maxs.pop()
-            self.maxs.append((ts, value))
+            self.maxs.append(item)
         if self.samples is not None and len(self.items) > self.samples:
             self._drop()
 

@@ -103,6 +103,8 @@ class PaperExchange:
         self.open_orders: dict[str, OpenOrder] = {}
         self._resting: dict[str, list[OpenOrder]] = {}   # symbol -> resting orders
         self._seq = 0
+        # True when nothing reads depth events: diffs are then applied when the book is read
+        self.lazy_depth = False
 
     # ------------------------------------------------------------ market data
 
@@ -132,8 +134,11 @@ class PaperExchange:
             return self._on_trade(event, orders) if orders else []
         if kind == "depth":
             b = self.book(event.symbol)
-            b.on_event(event)
             f = event.fields
+            if self.lazy_depth and not f.get("_snapshot"):
+                b.defer_diff(f["_first_id"], f["_last_id"], f.get("_bids", ()), f.get("_asks", ()))
+                return []
+            b.on_event(event)
             bid, ask = b.best_bid(), b.best_ask()
             f["best_bid"] = 0.0 if bid is None else bid
             f["best_ask"] = 0.0 if ask is None else ask
