@@ -52,7 +52,7 @@ def replay(session: Session, on_progress=None) -> dict:
     engine.finish()
     if session.journal is not None:
         session.journal.finish()
-    return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started)
+    return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started, "replay")
 
 
 class ConfigWatcher:
@@ -132,4 +132,4 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
     engine.finish()
     if journal is not None:
         journal.finish()
-    return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started)
+    return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started, "paper run")
