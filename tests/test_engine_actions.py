@@ -17,7 +17,7 @@ import pytest
 
 from genesis.config.checks import check_config
 from genesis.engine.engine import Engine
-from genesis.engine.events import MS_PER_DAY, Event
+from genesis.engine.events import Event
 from genesis.engine.journal import Journal
 from genesis.engine.paper import OrderRequest
 from genesis.engine.state import ACTIVE, HALTED, REDUCING
@@ -443,17 +443,6 @@ def test_lock_with_a_journal_requirement_waits_for_the_entry(tmp_path):
     assert last(engine, "intent")[2] == BTC
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: nothing in the engine handles a journal_entry event: an entry with "
-                                       "enough words never lifts a lock waiting for one (only a direct call of "
-                                       "TradingState.journal_written does)")
-def test_a_journal_entry_event_with_enough_words_lifts_the_lock(tmp_path):
-    engine = started(make_engine(tmp_path, LOCKS))
-    engine.process(dial(T0 + S, 5))
-    engine.process(dial(T0 + 10 * M, 600))                   # the operator writes 600 words
-    engine.process(ticker(T0 + 11 * M))
-    assert engine.state.locks == []
-
-
 @pytest.mark.xfail(strict=True, reason="BUG: `require: {kind: journal_entry}` marks only locks that already exist; "
                                        "written before the `lock` action of the same rule, the lock does not wait "
                                        "for the entry")
@@ -562,7 +551,10 @@ rules:
     on: journal_entry
     when: "event.words >= 10"
     severity: warning
-    then: [{notify: "dial ${dial} of ${event.words} words; limit ${tier.limits.daily_loss_usd} USD; equity ${equity_usd}; flag ${t_flag > 0}"}]
+    then:
+      - notify: >-
+          dial ${dial} of ${event.words} words; limit ${tier.limits.daily_loss_usd} USD;
+          equity ${equity_usd}; flag ${t_flag > 0}
   - id: t_note_crit
     stage: alerts
     on: operator_disconnect
@@ -670,7 +662,8 @@ def test_set_changes_flags_and_readers_fire_in_the_same_event(tmp_path):
     assert engine.state.mode == REDUCING
     fires = [(r, d["values"]) for k, r, _, d in entries(engine, "fire")]
     assert ("t_read_flag", {"t_flag": 1}) in fires and ("t_read_regime", {"t_regime": "storm"}) in fires
-    assert {"action": "set", "set": {"t_flag": 1, "t_regime": "storm"}} in [d for _, _, _, d in entries(engine, "action")]
+    actions = [d for _, _, _, d in entries(engine, "action")]
+    assert {"action": "set", "set": {"t_flag": 1, "t_regime": "storm"}} in actions
     engine.process(dial(T0 + 2 * S, 2))
     assert (engine.metrics.m["t_flag"], engine.metrics.m["t_regime"]) == (0, "calm")
     assert engine.state.mode == ACTIVE

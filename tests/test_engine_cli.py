@@ -48,7 +48,8 @@ def db_url(path: Path) -> str:
 def journal_rows(path: Path) -> tuple[list, list]:
     con = sqlite3.connect(path)
     try:
-        rows = con.execute("SELECT run_id, seq, ts, kind, rule, symbol, data FROM entries ORDER BY run_id, seq").fetchall()
+        rows = con.execute("SELECT run_id, seq, ts, kind, rule, symbol, data FROM entries "
+                           "ORDER BY run_id, seq").fetchall()
         runs = con.execute("SELECT id, tier, mode, finished FROM runs ORDER BY id").fetchall()
     finally:
         con.close()
@@ -92,7 +93,8 @@ def test_replay_prints_the_report(sample_json):
     assert pct == pytest.approx(dollars / start * 100, abs=0.01)
     assert re.fullmatch(r"\d+ closed, win rate \d+\.\d%", lines["trades"])
     assert re.fullmatch(r"\$[\d,]+\.\d\d \(\d+\.\d{3}%\)", lines["max drawdown"])
-    assert re.fullmatch(r"-?[\d,]*\d\.\d\d \(1-minute equity returns, annualised\)", lines["Sharpe"])
+    assert re.fullmatch(r"-?[\d,]*\d\.\d\d \(1-minute equity returns, annualised\)|n/a \(under \d+ minutes of data\)",
+                        lines["Sharpe"]), lines["Sharpe"]
     assert re.fullmatch(r"\$[\d,]+\.\d{4}", lines["fees"])
     states = dict(re.findall(r"(ACTIVE|REDUCING|HALTED) (\d+\.\d)%", lines["time in state"]))
     assert states and sum(float(v) for v in states.values()) == pytest.approx(100.0, abs=0.2)
@@ -102,6 +104,8 @@ def test_replay_prints_the_report(sample_json):
     assert lines["trades"].startswith(f"{j['trades']} closed")
     assert lines["fees"] == f"${j['fees_usd']:,.4f}"
     assert lines["final state"] == j["final_state"]
+    sharpe = j["sharpe_1m_annualised"]
+    assert lines["Sharpe"].startswith("n/a" if sharpe is None else f"{sharpe:.2f} ")
     firings = lines["rule firings"]
     assert firings == (", ".join(f"{k} x{v}" for k, v in j["rule_firings"].items()) or "none")
 
@@ -109,7 +113,7 @@ def test_replay_prints_the_report(sample_json):
 def test_replay_json_is_parseable_with_the_report_keys(sample_json):
     j = sample_json
     assert REPORT_KEYS <= set(j)
-    assert j["tier"] == "sniper"
+    assert j["tier"] == "sniper" and j.get("mode", "replay") == "replay"
     assert j["events"] > 30_000                              # the bundled ~3 minutes of BTC and ETH
     assert [Path(p).name for p in j["feed"]["sources"]] == [p.name for p in sample_paths()]
     assert j["feed"]["malformed"] == 0
@@ -179,8 +183,9 @@ def test_run_trades_the_bundled_sample(finished_run):
     db, result = finished_run
     assert "starting paper trading on tier sniper (btcusdt_20240808_sample.gz, ethusdt_20240808_sample.gz)" \
         in result.stdout
+    assert "\nPaper run on tier sniper: " in result.stdout
     lines = report_lines(result.stdout)
-    assert "P&L" in lines and "rule firings" in lines
+    assert "P&L" in lines and "rule firings" in lines and "time in state" in lines
     rows, runs = journal_rows(db)
     assert runs == [(1, "sniper", "paper", 1)]
     kinds = [r[3] for r in rows]
@@ -279,6 +284,32 @@ def test_run_with_an_unknown_tier_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert "unknown tier 'nosuch' (known: hunter, sniper, strategist)" in result.stderr
     assert not (tmp_path / "t.db").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: read_status opens the database with Journal(url), whose constructor "
+                                       "creates the Genesis tables, before it checks for them: `status` writes "
+                                       "into a foreign SQLite file and its 'holds no Genesis journal' branch is "
+                                       "unreachable")
+def test_status_of_a_database_that_is_not_a_journal_is_refused_and_leaves_it_alone(tmp_path):
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notes (text TEXT)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    result = cli("status", "--db", db_url(db))
+    assert result.returncode == 1
+    assert "holds no Genesis journal" in result.stderr
+    assert db.read_bytes() == before
+
+
+def test_run_with_a_missing_feed_file_or_a_bad_speed_is_a_usage_error(tmp_path):
+    missing = cli("run", "--feed", str(tmp_path / "nope.gz"), "--speed", "max", "--db", db_url(tmp_path / "a.db"),
+                  "--config", str(ROOT))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    slow = cli("run", "--speed", "0", "--db", db_url(tmp_path / "b.db"), "--config", str(ROOT))
+    assert slow.returncode == 2 and "must be above 0" in slow.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_status_without_a_journal_says_nothing_has_run(tmp_path):
@@ -433,6 +464,7 @@ def test_hot_reload_applies_an_edited_tier_number(tmp_path):
         tmp_path, [_edit_tier("  daily_loss_usd: 25 ", "  daily_loss_usd: 20 # edited while running\n  ")])
     engine = session.engine
     assert report["events"] == 60
+    assert seen[0] == (1, 25)                                # the edit was written during the loop
     assert said == ["configuration reloaded (tiers/sniper.yaml)"]
     assert engine.config.tiers["sniper"]["limits"]["daily_loss_usd"] == 20
     rule = engine.rules.by_id["daily_loss_limit"]
@@ -451,6 +483,7 @@ def test_hot_reload_refuses_an_invalid_edit_and_keeps_the_old_configuration(tmp_
     session, report, said, seen = _run_with_edits(
         tmp_path, [_edit_tier("  daily_loss_usd: 25 ", "  daily_loss_usdd: 20 ")])
     engine = session.engine
+    assert seen[0] == (1, 25)
     assert report["events"] == 60                          # it kept running to the end of the feed
     assert len(said) == 1
     assert said[0].startswith("configuration edit refused; still running the previous configuration:\n")
@@ -509,7 +542,7 @@ def test_hot_reload_of_a_metric_window_applies_to_its_history(tmp_path):
         book.write_text("metrics:\n  pings: {count: operator_disconnect, window: 1m}\nrules: []\n",
                         encoding="utf-8")
     events = [Event("operator_disconnect", T0), Event("operator_disconnect", T0 + 1000), ticker(T0 + 2000),
-              ticker(T0 + 2 * 60_000)]
+              ticker(T0 + 2 * 60_000), ticker(T0 + 3 * 60_000)]
     session = open_session(config, "sniper", EditingFeed(events, {3: shorten}, root), None, "paper")
     said: list = []
     run(session, None, root, say=said.append, reload_every_s=0)

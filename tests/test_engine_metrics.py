@@ -4,7 +4,6 @@ event kinds nothing else reads (journal_entry, book_ticker). Every value is comp
 with a straightforward reference computation done here in the test."""
 from __future__ import annotations
 
-import math
 import shutil
 import statistics
 from pathlib import Path
@@ -144,9 +143,6 @@ def test_count_with_where_counts_only_matching_events(ms):
     assert ms.m["w_count_big"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: window min/max keep a value after it left the window "
-                                       "(_Window._drop compares the monotonic-deque entry with `is` against a "
-                                       "different tuple object, so the front is never dropped)")
 def test_min_and_max_over_a_window_fall_as_time_passes(ms):
     for ts, n in HISTORY:
         feed(ms, words(ts, n))
@@ -175,8 +171,6 @@ def test_samples_n_keeps_the_last_n_values(ms):
     assert ms.m["w_mean_5"] == pytest.approx(statistics.fmean(values[-5:]))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: min/max with samples: N keep a value after it was pushed out of the "
-                                       "last N (same identity comparison in _Window._drop)")
 def test_min_and_max_over_the_last_n_samples(ms):
     values = [30, 10, 5, 20, 25, 1, 40]
     for i, n in enumerate(values):

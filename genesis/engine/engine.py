@@ -198,7 +198,7 @@ class Engine:
         while self.pending:
             event = self.pending.popleft()
             if event.kind == "order_canceled":
-                event.fields.setdefault("by_exchange", bool(event.fields.get("_reason")))
+                event.fields.setdefault("by_exchange", False)
             if event.ts < self.now:
                 event.ts = self.now
             self.stats.by_kind[event.kind] += 1
@@ -232,8 +232,8 @@ class Engine:
             for recovered in self.account.check_recovery(event.ts):
                 self.pending.append(recovered)
         self.metrics.recompute_derived(changed)
-        for _ in range(4):  # actions (set, scale_size) may change what other rules read
-            firings = self.rules.evaluate(event, changed, self.metrics.m)
+        for npass in range(4):  # actions (set, scale_size) may change what other rules read
+            firings = self.rules.evaluate(event, changed, self.metrics.m, event_rules=npass == 0)
             if not firings:
                 break
             changed = set()
@@ -309,7 +309,9 @@ class Engine:
                 steps = steps if isinstance(steps, list) else [steps]
                 n = self.state.escalation(rid, now, int(parse_duration(arg.get("repeat_window", "24h")) * 1000))
                 until = now + int(parse_duration(steps[min(n, len(steps) - 1)]) * 1000)
-            lock = self.state.lock(rid, symbol, until, arg.get("reason", rid))
+            required = self.state.requirements.get(rid, {})
+            words = required.get("min_words", 1) if required.get("kind") == "journal_entry" else 0
+            lock = self.state.lock(rid, symbol, until, arg.get("reason", rid), words)
             detail["lock"] = lock.to_dict()
         elif name == "scale_size":
             factor = compiled.params["factor"].fn(m, event.fields, None) if "factor" in compiled.params \
@@ -372,12 +374,22 @@ class Engine:
         self.metrics = MetricSet(ruleset, self.config.flags)
         for name, metric in self.metrics.by_name.items():
             old = old_metrics.by_name.get(name)
-            if old is not None and type(old) is type(metric):
+            if old is None or type(old) is not type(metric):
+                continue
+            if old.spec == metric.spec:
                 metric.groups = old.groups
-        self.metrics.m.update({k: v for k, v in old_metrics.m.items() if k in self.metrics.m})
+            else:
+                metric.adopt(old, self.now)  # same history, new definition (e.g. an edited window)
+        derived = {name for name, _ in self.metrics.derived}
+        self.metrics.m.update({k: v for k, v in old_metrics.m.items() if k in self.metrics.m and k not in derived})
+        for metric in self.metrics.metrics:
+            for group in metric.groups:
+                if group == (self.metrics.group if metric.by_symbol else ""):
+                    self.metrics.m[metric.name] = metric.value(group, self.now)
         self.metrics.timers, self.metrics.scheduled = old_metrics.timers, old_metrics.scheduled
         self.metrics.group, self.metrics.now = old_metrics.group, old_metrics.now
         self.metrics._started_groups = old_metrics._started_groups
+        self.metrics._recompute_all_derived()  # tier values may have changed
         self.rules = RuleRunner(ruleset)
         for rid, st in old_rules.states.items():
             if rid in self.rules.states:
@@ -470,6 +482,8 @@ class Engine:
             "side": side, "qty": qty, "price": ref, "notional_usd": qty * ref, "manual": req["manual"],
             "latency_ms": 0.0, "_client_id": req["client_id"]}))
         for produced in self.exchange.submit(order, self.now):
+            if produced.kind == "order_canceled":  # the exchange dropped the unfilled rest
+                produced.fields["by_exchange"] = True
             self.pending.append(produced)
 
     def _due_orders(self) -> None:

@@ -83,7 +83,7 @@ def _describe(exc: Exception, url: str) -> str:
 class Journal:
     """Batched, append-only journal over any SQLAlchemy URL (SQLite WAL by default)."""
 
-    def __init__(self, url: str, batch_size: int = 500):
+    def __init__(self, url: str, batch_size: int = 500, create: bool = True):
         self.url = url
         self.batch_size = batch_size
         self.buffer: list[dict] = []
@@ -98,10 +98,15 @@ class Journal:
                 def _pragmas(dbapi_conn, _record):
                     cur = dbapi_conn.cursor()
                     cur.execute("PRAGMA busy_timeout=2000")
-                    cur.execute("PRAGMA journal_mode=WAL")
-                    cur.execute("PRAGMA synchronous=NORMAL")
+                    if create:  # switching to WAL writes to the file: only for our own journal
+                        cur.execute("PRAGMA journal_mode=WAL")
+                        cur.execute("PRAGMA synchronous=NORMAL")
                     cur.close()
-            metadata.create_all(self.engine)
+            if create:
+                metadata.create_all(self.engine)
+            else:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, url)) from None
 

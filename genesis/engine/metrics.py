@@ -131,6 +131,18 @@ class Metric:
     def next_due(self, group: str) -> int | None:
         return None
 
+    def adopt(self, old: "Metric", now: int) -> None:
+        """Take over another definition's history where the primitive allows it
+        (windows are re-cut to this metric's window); otherwise start empty."""
+        if isinstance(self, WindowMetric) and isinstance(old, WindowMetric):
+            for group, st in old.groups.items():
+                if isinstance(st, _Window):
+                    fresh = self.state(group)
+                    if isinstance(fresh, _Window):
+                        for ts, value in st.items:
+                            fresh.add(ts, value)
+                        fresh.expire(now)
+
     def reset(self, group: str | None = None) -> None:
         if group is None:
             self.groups.clear()

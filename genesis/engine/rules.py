@@ -103,10 +103,11 @@ class RuleRunner:
         else:
             self.timers.add(due, spec.id)
 
-    def evaluate(self, event, changed: set, m) -> list[Firing]:
-        """Rules to act on after `event` changed the names in `changed`."""
+    def evaluate(self, event, changed: set, m, event_rules: bool = True) -> list[Firing]:
+        """Rules to act on after `event` changed the names in `changed`; event rules
+        (`on:`) only when `event_rules` (once per event, not on later passes)."""
         now = event.ts
-        if self.started and not changed and event.kind not in self.event_rules \
+        if self.started and not changed and (not event_rules or event.kind not in self.event_rules) \
                 and not (self.timers.heap and self.timers.heap[0][0] <= now):
             return []
         fields = event.fields
@@ -122,7 +123,7 @@ class RuleRunner:
         out: list[Firing] = []
         for rule in sorted(todo.values(), key=lambda r: self.order[r.rule.id]) if len(todo) > 1 else todo.values():
             self._step(rule, now, m, fields, out)
-        for rule in self.event_rules.get(event.kind, ()):
+        for rule in self.event_rules.get(event.kind, ()) if event_rules else ():
             st = self.states[rule.rule.id]
             cooldown = int(rule.rule.cooldown_s * 1000)
             if st.last_fire is not None and now - st.last_fire < cooldown:

@@ -13,7 +13,7 @@ def read_status(url: str) -> str:
     """A short text: tier, equity, drawdown, trading state, locks, open orders, positions."""
     if url.startswith("sqlite:///") and not __import__("os").path.exists(url[len("sqlite:///"):]):
         raise JournalError(f"no journal at {url}: nothing has run yet (start with `genesis run`)")
-    journal = Journal(url)
+    journal = Journal(url, create=False)  # reading must never write into someone else's database
     try:
         with journal.engine.connect() as conn:
             if not inspect(conn).has_table("runs"):
