@@ -105,12 +105,12 @@ def _open_feed(paths):
     return open_feed(chosen)
 
 
-def _session(result, tier, feed, db, mode, notify=None):
+def _session(root, result, tier, feed, db, mode, notify=None):
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.runner import open_session  # noqa: PLC0415
 
     try:
-        return open_session(result, tier, feed, db, mode, notify=notify)
+        return open_session(root, result, tier, feed, db, mode, notify=notify)
     except JournalError as exc:
         click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
@@ -165,7 +165,7 @@ def run(tier, feeds, speed, db, config, mode) -> None:
         if "console" in note.channels:
             click.echo(f"\r[{note.severity}] {note.text}".ljust(150))
 
-    session = _session(result, tier, feed, db, "paper", notify)
+    session = _session(root, result, tier, feed, db, "paper", notify)
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
     try:
@@ -194,10 +194,10 @@ def replay(paths, tier, db, config, as_json) -> None:
     from genesis.engine.report import format_report  # noqa: PLC0415
     from genesis.engine.runner import replay as replay_feed  # noqa: PLC0415
 
-    _, result = _load_config(config)
+    root, result = _load_config(config)
     tier = _tier(result, tier)
     feed = _open_feed(paths)
-    session = _session(result, tier, feed, db, "replay")
+    session = _session(root, result, tier, feed, db, "replay")
     if as_json or not sys.stderr.isatty():
         report = replay_feed(session)
     else:

@@ -250,9 +250,6 @@ rules:
     assert last(engine, "action")[3] == {"action": "cancel_all"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: every cancel from PaperExchange.cancel carries _reason 'canceled', and "
-                                       "Engine._drain sets by_exchange = bool(_reason), so a rule's cancel_all is "
-                                       "marked as cancelled by the exchange")
 def test_cancel_all_by_a_rule_is_not_a_cancel_by_the_exchange(tmp_path):
     rules = """\
 rules:
@@ -443,9 +440,6 @@ def test_lock_with_a_journal_requirement_waits_for_the_entry(tmp_path):
     assert last(engine, "intent")[2] == BTC
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `require: {kind: journal_entry}` marks only locks that already exist; "
-                                       "written before the `lock` action of the same rule, the lock does not wait "
-                                       "for the entry")
 def test_require_journal_entry_before_lock_in_the_same_rule_still_holds_the_lock(tmp_path):
     engine = started(make_engine(tmp_path, LOCKS))
     engine.process(Event("operator_disconnect", T0 + S))
@@ -670,12 +664,6 @@ def test_set_changes_flags_and_readers_fire_in_the_same_event(tmp_path):
     assert [r for k, r, _, _ in entries(engine, "resolve")] == ["t_read_flag", "t_read_regime"]
 
 
-EVENT_RULE_BUG = ("BUG: Engine._step runs RuleRunner.evaluate again (up to 4 passes) whenever a pass changed a "
-                  "value (an action, or the account figures refreshed inside the loop), and every pass evaluates "
-                  "the `on:` rules again for the same event, so an event rule fires more than once per event")
-
-
-@pytest.mark.xfail(strict=True, reason=EVENT_RULE_BUG)
 def test_an_event_rule_that_sets_a_flag_fires_once_per_event(tmp_path):
     engine = started(make_engine(tmp_path, SETS))
     engine.process(dial(T0 + S, 1))
@@ -683,7 +671,6 @@ def test_an_event_rule_that_sets_a_flag_fires_once_per_event(tmp_path):
     assert [r for k, r, _, _ in entries(engine, "fire")].count("t_set") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=EVENT_RULE_BUG)
 def test_an_event_rule_notifies_once_per_event(tmp_path):
     engine = started(make_engine(tmp_path, NOTES))
     engine.process(dial(T0 + S, 12))
@@ -692,7 +679,6 @@ def test_an_event_rule_notifies_once_per_event(tmp_path):
     assert len(engine.notifications) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=EVENT_RULE_BUG + " (a promote on an event rule climbs two tiers)")
 def test_promote_from_an_event_rule_moves_up_exactly_one_tier(tmp_path):
     rules = """\
 rules:
@@ -756,9 +742,6 @@ def test_promote_and_demote_switch_the_tier_and_keep_metric_history(tmp_path):
     assert last(engine, "action")[3]["note"] == "already at the lowest tier: halted instead"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Engine.switch_ruleset copies every old value of m over the new "
-                                       "MetricSet, so a derived metric reading tier values keeps the old tier's "
-                                       "number until one of its metric inputs changes (never, if it has none)")
 def test_derived_metric_reading_tier_values_follows_the_new_tier(tmp_path):
     engine = started(make_engine(tmp_path, TIERS, header=""))
     assert engine.metrics.m["loss_limit"] == 25

@@ -286,10 +286,6 @@ def test_run_with_an_unknown_tier_is_a_usage_error(tmp_path):
     assert not (tmp_path / "t.db").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_status opens the database with Journal(url), whose constructor "
-                                       "creates the Genesis tables, before it checks for them: `status` writes "
-                                       "into a foreign SQLite file and its 'holds no Genesis journal' branch is "
-                                       "unreachable")
 def test_status_of_a_database_that_is_not_a_journal_is_refused_and_leaves_it_alone(tmp_path):
     db = tmp_path / "other.db"
     con = sqlite3.connect(db)
@@ -528,9 +524,6 @@ def test_hot_reload_after_a_refused_edit_takes_the_fixed_file(tmp_path):
     assert engine.stats.by_kind["config_edit"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Engine.switch_ruleset hands the old metric state objects (groups) to "
-                                       "the new metrics; a count's _Window keeps the old window length, so an "
-                                       "edited `window` does not apply to the history already held")
 def test_hot_reload_of_a_metric_window_applies_to_its_history(tmp_path):
     root = _config_copy(tmp_path)
     book = root / "rules" / "test_reload.yaml"

@@ -8,8 +8,6 @@ of events and the exchange behind `submit` differ. Event time drives every decis
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -59,15 +57,6 @@ class Stats:
     fills: int = 0
     last_decision: str = ""
     equity_marks: list = field(default_factory=list)   # (minute, equity)
-
-
-def config_digest(config: CheckedConfig) -> str:
-    """Digest of every configuration file's content: a resumed run must use the same rules."""
-    h = hashlib.sha256()
-    for doc in sorted(config.files.documents(), key=lambda d: d.file):
-        h.update(doc.file.encode())
-        h.update(json.dumps(doc.data, sort_keys=True, default=str).encode())
-    return h.hexdigest()
 
 
 def _fmt(value) -> str:
@@ -120,8 +109,11 @@ class Engine:
         self.closed_trades: list = []
 
     # ------------------------------------------------------------------ setup
-    def _strategies(self, tier: str) -> list:
+    def _strategies(self, tier: str, keep: list = ()) -> list:
+        """Strategy instances that run in `tier`; instances in `keep` whose definition
+        is unchanged carry on with their state (a reload must not reset a lookback)."""
         unlocked = set(self.config.tiers[tier]["strategies"])
+        running = {(s.id, s.kind, tuple(s.symbols), repr(sorted(s.given.items()))): s for s in keep}
         out = []
         for inst in self.config.files.strategies.data["strategies"]:
             if not inst.get("enabled", True) or inst["kind"] not in unlocked:
@@ -133,7 +125,9 @@ class Engine:
                 self._journal(0, "notice", "", "", {"text": f"strategy kind {inst['kind']} is not available yet; "
                                                              f"instance {inst['id']} does not run"})
                 continue
-            out.append(cls(inst["id"], inst["symbols"], inst.get("params", {})))
+            params = inst.get("params", {})
+            key = (inst["id"], inst["kind"], tuple(inst["symbols"]), repr(sorted(params.items())))
+            out.append(running.get(key) or cls(inst["id"], inst["symbols"], params))
         return out
 
     def _depth_laziness(self) -> None:
@@ -397,8 +391,9 @@ class Engine:
         self.rules.started = False
         self.ruleset, self.tier = ruleset, tier
         self._depth_laziness()
-        self.strategies = self._strategies(tier) if tier in self.config.tiers else self.strategies
-        self._journal(self.now, "tier" if config is None else "config", "", "", {"tier": tier})
+        self.strategies = self._strategies(tier, keep=self.strategies)
+        if config is None:
+            self._journal(self.now, "tier", "", "", {"tier": tier})
 
     # ------------------------------------------------------------------ orders
     def submit_intent(self, intent: OrderIntent) -> None:

@@ -13,6 +13,7 @@ recovered run is therefore identical to that of an uninterrupted one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ runs = Table(
     Column("feed_paths", Text, nullable=False),
     Column("mode", String(16), nullable=False),
     Column("finished", Integer, nullable=False, default=0),
+    Column("config_files", Text, nullable=False, default="{}"),  # the configuration the run started with
 )
 
 entries = Table(
@@ -67,6 +69,8 @@ class RunInfo:
     run_id: int
     resumed: bool
     skip_until_seq: int     # entries with seq <= this are already stored
+    config_files: dict      # {path: text} the run started with
+    edits: list             # [(events processed when applied, {path: text})] accepted since
 
 
 def _describe(exc: Exception, url: str) -> str:
@@ -105,30 +109,39 @@ class Journal:
             if create:
                 metadata.create_all(self.engine)
             else:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("SELECT 1")
+                with self.engine.connect() as conn:  # touch the file: a corrupt one fails here
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master" if url.startswith("sqlite")
+                                         else "SELECT 1")
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, url)) from None
 
-    def open_run(self, tier: str, config_digest: str, feed_digest: str, feed_paths: list, mode: str) -> RunInfo:
-        """Continue the unfinished run with the same inputs, or start a new one."""
+    def open_run(self, tier: str, config_files: dict, feed_digest: str, feed_paths: list, mode: str) -> RunInfo:
+        """Continue the unfinished run of this tier, feed and mode, or start a new one.
+
+        A continued run brings back the configuration it started with and every edit
+        accepted during it, so that replaying its input reproduces its journal."""
+        digest = hashlib.sha256(json.dumps(config_files, sort_keys=True).encode()).hexdigest()
         try:
             with self.engine.begin() as conn:
                 row = conn.execute(
-                    select(runs.c.id).where(runs.c.tier == tier, runs.c.config_digest == config_digest,
-                                            runs.c.feed_digest == feed_digest, runs.c.mode == mode,
-                                            runs.c.finished == 0).order_by(runs.c.id.desc())).first()
+                    select(runs.c.id, runs.c.config_files).where(
+                        runs.c.tier == tier, runs.c.feed_digest == feed_digest, runs.c.mode == mode,
+                        runs.c.finished == 0).order_by(runs.c.id.desc())).first()
                 if row:
                     self.run_id = row.id
                     last = conn.execute(select(func.max(entries.c.seq)).where(entries.c.run_id == row.id)).scalar()
                     self.skip_until = int(last or 0)
-                    return RunInfo(self.run_id, True, self.skip_until)
+                    edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
+                        select(entries.c.data).where(entries.c.run_id == row.id, entries.c.kind == "config")
+                        .order_by(entries.c.seq))]
+                    return RunInfo(self.run_id, True, self.skip_until, json.loads(row.config_files), edits)
                 result = conn.execute(insert(runs).values(
-                    schema_version=SCHEMA_VERSION, tier=tier, config_digest=config_digest, feed_digest=feed_digest,
-                    feed_paths=json.dumps([os.fspath(p) for p in feed_paths]), mode=mode, finished=0))
+                    schema_version=SCHEMA_VERSION, tier=tier, config_digest=digest, feed_digest=feed_digest,
+                    feed_paths=json.dumps([os.fspath(p) for p in feed_paths]), mode=mode, finished=0,
+                    config_files=json.dumps(config_files, sort_keys=True)))
                 self.run_id = result.inserted_primary_key[0]
                 self.skip_until = 0
-                return RunInfo(self.run_id, False, 0)
+                return RunInfo(self.run_id, False, 0, config_files, [])
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, self.url)) from None
 

@@ -3,18 +3,18 @@ status line, hot reload of edited configuration, and resumption from the journal
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genesis.config.checks import CheckedConfig, check_config
 from genesis.config.problems import format_text
 from genesis.config.ruleset import compile_ruleset
-from genesis.engine.engine import Engine, config_digest
+from genesis.config.snapshot import changed_files, load_snapshot, snapshot
+from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.engine.journal import Journal, progress
 from genesis.engine.report import build_report
 
-_CONFIG_GLOBS = ("genesis.yaml", "alerts.yaml", "strategies.yaml", "tiers/*.yaml", "rules/*.yaml")
 _RISK_FILES = ("tiers/", "rules/risk.yaml")
 
 
@@ -27,18 +27,48 @@ class Session:
     feed: object
     resumed: bool
     starting_equity: float
+    config_files: dict = field(default_factory=dict)   # the configuration now applied
+    edits: list = field(default_factory=list)          # recorded edits still to re-apply on resume
 
 
-def open_session(config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
+def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
                  notify=None) -> Session:
-    """Build the engine and journal for a feed; continue the matching unfinished run if any."""
+    """Build the engine and journal for a feed. An unfinished run of the same tier,
+    feed and mode is continued with the configuration it started with; its recorded
+    edits are re-applied at the same points as the input is replayed."""
     journal = Journal(db_url) if db_url else None
-    resumed = False
+    files = snapshot(config_root)
+    resumed, edits = False, []
     if journal is not None:
-        info = journal.open_run(tier, config_digest(config), feed.digest(), feed.sources, mode)
-        resumed = info.resumed
+        info = journal.open_run(tier, files, feed.digest(), feed.sources, mode)
+        resumed, edits = info.resumed, info.edits
+        if resumed and info.config_files != files:
+            started_with = load_snapshot(info.config_files)
+            if started_with.ok:
+                config, files = started_with, info.config_files
     engine = Engine(config, tier, journal=journal, notify=notify)
-    return Session(engine, journal, feed, resumed, engine.account.equity())
+    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits))
+
+
+def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list) -> None:
+    """Switch the engine to a validated configuration; journal it with the point it applies at."""
+    engine = session.engine
+    engine._journal(engine.now, "config", "", "", {"files": files, "at_event": engine.stats.events,
+                                                   "edited": edited})
+    engine.switch_ruleset(compile_ruleset(config, engine.tier), engine.tier, config=config)
+    risk = any(f.startswith(_RISK_FILES) for f in edited)
+    engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
+    engine._drain()
+    session.config_files = files
+
+
+def _replay_recorded_edits(session: Session) -> None:
+    """Re-apply edits recorded by an interrupted run once the input reaches their point."""
+    while session.edits and session.edits[0][0] <= session.engine.stats.events:
+        _, files = session.edits.pop(0)
+        config = load_snapshot(files)
+        if config.ok:
+            apply_config(session, config, files, changed_files(session.config_files, files))
 
 
 def replay(session: Session, on_progress=None) -> dict:
@@ -47,6 +77,8 @@ def replay(session: Session, on_progress=None) -> dict:
     engine = session.engine
     for count, event in enumerate(session.feed, 1):
         engine.process(event)
+        if session.edits:
+            _replay_recorded_edits(session)
         if on_progress is not None and count % 2000 == 0:
             on_progress(count)
     engine.finish()
@@ -55,45 +87,23 @@ def replay(session: Session, on_progress=None) -> dict:
     return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started, "replay")
 
 
-class ConfigWatcher:
-    """Notices edited configuration files (by modification time and size)."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.seen = self._scan()
-
-    def _scan(self) -> dict:
-        out = {}
-        for pattern in _CONFIG_GLOBS:
-            for path in self.root.glob(pattern):
-                try:
-                    st = path.stat()
-                except OSError:
-                    continue
-                out[path.relative_to(self.root).as_posix()] = (st.st_mtime_ns, st.st_size)
-        return out
-
-    def changed(self) -> list[str]:
-        """Files edited since the last call."""
-        now = self._scan()
-        edited = sorted(k for k in set(now) | set(self.seen) if now.get(k) != self.seen.get(k))
-        self.seen = now
-        return edited
-
-
-def reload_config(engine: Engine, root: Path, edited: list[str], say) -> bool:
-    """Validate the edited configuration; apply it if valid, otherwise keep running the old one."""
+def reload_config(session: Session, root: Path, say) -> bool:
+    """Validate the configuration on disk; apply it if valid, otherwise keep running the old one."""
+    engine = session.engine
+    files = snapshot(root)
+    edited = changed_files(session.config_files, files)
+    if not edited:
+        return False
     result = check_config(root)
     if not result.ok:
         say("configuration edit refused; still running the previous configuration:\n" + format_text(result.problems))
+        session.config_files = files  # do not repeat the refusal until the files change again
         return False
     if engine.tier not in result.tiers:
         say(f"configuration edit refused: tier '{engine.tier}' no longer exists")
+        session.config_files = files
         return False
-    engine.switch_ruleset(compile_ruleset(result, engine.tier), engine.tier, config=result)
-    risk = any(f.startswith(_RISK_FILES) for f in edited)
-    engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
-    engine._drain()
+    apply_config(session, result, files, edited)
     say(f"configuration reloaded ({', '.join(edited)})")
     return True
 
@@ -107,7 +117,7 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
         with journal.engine.connect() as conn:
             row = conn.execute(progress.select().where(progress.c.run_id == journal.run_id)).first()
             done_events = row.events if row else 0
-    watcher = ConfigWatcher(config_root)
+    caught_up = not session.resumed
     started = time.perf_counter()
     wall0 = event0 = None
     next_check = next_status = 0.0
@@ -120,12 +130,13 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
             if delay > 0:
                 time.sleep(min(delay, 5.0))
         engine.process(event)
+        if session.edits:
+            _replay_recorded_edits(session)
         wall = time.monotonic()
-        if not catching_up and wall >= next_check:
+        if not catching_up and (not caught_up or wall >= next_check):
+            caught_up = True  # the first live moment also picks up edits made while stopped
             next_check = wall + reload_every_s
-            edited = watcher.changed()
-            if edited:
-                reload_config(engine, config_root, edited, say)
+            reload_config(session, config_root, say)
         if status is not None and wall >= next_status:
             next_status = wall + 0.5
             status(engine, catching_up)

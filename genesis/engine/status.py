@@ -2,30 +2,39 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 
 from sqlalchemy import func, inspect, select
 
-from genesis.engine.journal import Journal, JournalError, entries, progress, runs
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from genesis.engine.journal import Journal, JournalError, _describe, entries, progress, runs
 
 
 def read_status(url: str) -> str:
     """A short text: tier, equity, drawdown, trading state, locks, open orders, positions."""
-    if url.startswith("sqlite:///") and not __import__("os").path.exists(url[len("sqlite:///"):]):
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
         raise JournalError(f"no journal at {url}: nothing has run yet (start with `genesis run`)")
     journal = Journal(url, create=False)  # reading must never write into someone else's database
     try:
-        with journal.engine.connect() as conn:
-            if not inspect(conn).has_table("runs"):
-                raise JournalError("this database holds no Genesis journal")
-            run = conn.execute(select(runs).order_by(runs.c.id.desc())).first()
-            if run is None:
-                return "no runs in this journal yet"
-            prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
-            rows = conn.execute(select(entries).where(entries.c.run_id == run.id).order_by(entries.c.seq)).all()
-            total = conn.execute(select(func.count()).select_from(entries)).scalar()
+        return _summarise(journal)
+    except (DatabaseError, OperationalError) as exc:
+        raise JournalError(_describe(exc, url)) from None
     finally:
         journal.engine.dispose()
+
+
+def _summarise(journal: Journal) -> str:
+    with journal.engine.connect() as conn:
+        if not inspect(conn).has_table("runs"):
+            raise JournalError("this database holds no Genesis journal")
+        run = conn.execute(select(runs).order_by(runs.c.id.desc())).first()
+        if run is None:
+            return "no runs in this journal yet"
+        prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
+        rows = conn.execute(select(entries).where(entries.c.run_id == run.id).order_by(entries.c.seq)).all()
+        total = conn.execute(select(func.count()).select_from(entries)).scalar()
     tier, mode = run.tier, "ACTIVE"
     holdings: dict = defaultdict(float)
     orders: dict = {}

@@ -83,6 +83,7 @@ class Strategy:
     def __init__(self, instance_id: str, symbols: list[str], params: dict):
         self.id = instance_id
         self.symbols = list(symbols)
+        self.given = dict(params)
         self.params = {**_defaults(self.kind), **params}
 
     def seconds(self, key: str) -> float:
