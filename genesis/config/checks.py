@@ -167,14 +167,7 @@ class _Checker:
     def _tier_part(self, name: str, *path):
         """A section of a tier file, or None when missing or broken by a schema error."""
         doc = self.files.tiers.get(name)
-        if doc is None or not isinstance(doc.data, dict) or not doc.ok(*path):
-            return None
-        cur = doc.data
-        for key in path:
-            if not isinstance(cur, dict) or key not in cur:
-                return None
-            cur = cur[key]
-        return cur
+        return None if doc is None else doc.part(*path)
 
     def check_tiers(self) -> None:
         self.out.tiers = {stem: doc.data for stem, doc in self.files.tiers.items() if doc.ok()}
@@ -638,14 +631,7 @@ class _Checker:
     def _settings_part(self, *path):
         """A section of genesis.yaml, or None when missing or broken by a schema error."""
         doc = self.files.settings
-        if doc is None or not isinstance(doc.data, dict) or not doc.ok(*path):
-            return None
-        cur = doc.data
-        for key in path:
-            if not isinstance(cur, dict) or key not in cur:
-                return None
-            cur = cur[key]
-        return cur
+        return None if doc is None else doc.part(*path)
 
     def check_settings(self) -> None:
         doc = self.files.settings

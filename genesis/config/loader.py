@@ -31,6 +31,17 @@ class Document:
         n = len(prefix)
         return not any(p[:n] == prefix or prefix[: len(p)] == p for p in self.bad_paths)
 
+    def part(self, *path):
+        """The value at `path`, or None when missing or broken by a schema error."""
+        if not isinstance(self.data, dict) or not self.ok(*path):
+            return None
+        cur = self.data
+        for key in path:
+            if not isinstance(cur, dict) or key not in cur:
+                return None
+            cur = cur[key]
+        return cur
+
     def mark(self, path, key: bool = False) -> Mark:
         """Position of a value (or of its key)."""
         return self.smap.key(tuple(path)) if key else self.smap.value(tuple(path))
