@@ -975,3 +975,20 @@ def test_daily_loss_limit_locks_until_midnight(tmp_path):
     assert "drawdown" not in engine.state.sizes                # the day reset: the warning resolved
     submit(engine, buy(20.0, ETH, 3_000.0))
     assert last(engine, "intent")[2] == ETH
+
+
+def test_a_journal_entry_event_long_enough_ends_a_journal_gated_lock(tmp_path):
+    """The shipped tilt lockout waits for 500 words: a shorter entry keeps it, a long one lifts it
+    once its time has passed, and the lock_released event follows."""
+    engine = Engine(check_config(Path(__file__).resolve().parents[1]), "sniper", journal=Journal("sqlite://"))
+    t0 = 1_723_161_255_000
+    engine.process(Event("operator_connect", t0))
+    lock = engine.state.lock("tilt_level_3", "", t0 + 60_000, "tilt level 3", journal_words=500)
+    engine.process(Event("journal_entry", t0 + 1000, "", {"words": 120}))
+    assert lock.needs_journal_words == 500
+    engine.process(Event("journal_entry", t0 + 2000, "", {"words": 640}))
+    assert lock.needs_journal_words == 0
+    assert lock in engine.state.active_locks(t0 + 3000)        # its 60 s still run
+    engine.process(Event("operator_connect", t0 + 61_000))
+    assert engine.state.active_locks(t0 + 61_000) == []
+    assert engine.stats.by_kind["lock_released"] == 1

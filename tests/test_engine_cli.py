@@ -271,6 +271,26 @@ def test_an_interrupted_run_is_resumed_by_the_same_command(tmp_path, finished_ru
     assert [r[1:] for r in rows] == [r[1:] for r in reference if r[0] == 1]   # as if never interrupted
 
 
+def test_an_edit_made_while_a_run_was_stopped_is_applied_once_it_has_caught_up(tmp_path):
+    root = _config_copy(tmp_path)
+    db = tmp_path / "edited.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("GENESIS_DEBUG", None)
+    args = ["run", "--tier", "sniper", "--db", db_url(db), "--config", str(root)]
+    code, text = _interrupt_after_first_status([*args, "--speed", "1"], env)
+    assert code == 130, text
+    _edit_tier("  daily_loss_usd: 25 ", "  daily_loss_usd: 20 ")(root)
+    again = cli(*args, "--speed", "max")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("resuming paper trading on tier sniper")
+    assert "configuration reloaded (tiers/sniper.yaml)" in again.stdout
+    rows, runs = journal_rows(db)
+    assert runs == [(1, "sniper", "paper", 1)]
+    configs = [json.loads(r[6]) for r in rows if r[3] == "config"]
+    assert [c["edited"] for c in configs] == [["tiers/sniper.yaml"]]
+    assert "  daily_loss_usd: 20 " in configs[0]["files"]["tiers/sniper.yaml"]
+
+
 def test_run_mode_live_is_refused_with_a_clear_message(tmp_path):
     result = cli("run", "--mode", "live", "--db", db_url(tmp_path / "live.db"), "--config", str(ROOT))
     assert result.returncode == 2
@@ -360,7 +380,7 @@ def test_time_in_each_trading_state_in_the_report(tmp_path):
             events.append(Event("api_status", ts, "", {"reachable": True}))
         else:
             events.append(ticker(ts))
-    session = open_session(check_config(ROOT), "sniper", ListFeed(events), None, "replay")
+    session = open_session(ROOT, check_config(ROOT), "sniper", ListFeed(events), None, "replay")
     report = replay(session)
     assert report["time_in_state_pct"] == {"ACTIVE": 70.0, "HALTED": 30.0}
     assert report["rule_firings"] == {"exchange_unreachable": 1}
@@ -433,7 +453,7 @@ def _run_with_edits(tmp_path: Path, edits: list, n_events: int = 60):
     root = _config_copy(tmp_path)
     config = check_config(root)
     assert config.ok
-    session = open_session(config, "sniper", ListFeed(_tickers(n_events)), "sqlite://", "paper")
+    session = open_session(root, config, "sniper", ListFeed(_tickers(n_events)), "sqlite://", "paper")
     said: list = []
     seen: list = []
 
@@ -470,8 +490,9 @@ def test_hot_reload_applies_an_edited_tier_number(tmp_path):
     assert rule.check(m, None, None) is True
     assert engine.stats.by_kind["config_edit"] == 1
     assert engine.metrics.m["risk_edits_session"] == 1       # a tier file is a risk parameter
-    kinds = [(r.kind, json.loads(r.data)) for r in session.journal.entries()]
-    assert ("config", {"tier": "sniper"}) in kinds
+    configs = [json.loads(r.data) for r in session.journal.entries() if r.kind == "config"]
+    assert [c["edited"] for c in configs] == [["tiers/sniper.yaml"]]       # journaled with the new files
+    assert "daily_loss_usd: 20 # edited while running" in configs[0]["files"]["tiers/sniper.yaml"]
     assert report["tier"] == "sniper"
 
 
@@ -510,7 +531,7 @@ def test_hot_reload_after_a_refused_edit_takes_the_fixed_file(tmp_path):
     config = check_config(root)
     edits = {10: _edit_tier("  daily_loss_usd: 25 ", "  daily_loss_usdd: 20 "),
              20: _edit_tier("  daily_loss_usdd: 20 ", "  daily_loss_usd: 21 # fixed\n  ")}
-    session = open_session(config, "sniper", EditingFeed(_tickers(40), edits, root), "sqlite://", "paper")
+    session = open_session(root, config, "sniper", EditingFeed(_tickers(40), edits, root), "sqlite://", "paper")
     said: list = []
     limits = []
     report = run(session, None, root, status=None, say=said.append, reload_every_s=0)
@@ -536,7 +557,7 @@ def test_hot_reload_of_a_metric_window_applies_to_its_history(tmp_path):
                         encoding="utf-8")
     events = [Event("operator_disconnect", T0), Event("operator_disconnect", T0 + 1000), ticker(T0 + 2000),
               ticker(T0 + 2 * 60_000), ticker(T0 + 3 * 60_000)]
-    session = open_session(config, "sniper", EditingFeed(events, {3: shorten}, root), None, "paper")
+    session = open_session(root, config, "sniper", EditingFeed(events, {3: shorten}, root), None, "paper")
     said: list = []
     run(session, None, root, say=said.append, reload_every_s=0)
     assert said == ["configuration reloaded (rules/test_reload.yaml)"]

@@ -218,6 +218,9 @@ class Engine:
 
     def _step(self, event: Event) -> None:
         """Metrics, account figures, rules and actions, then strategies, for one event."""
+        if event.kind == "journal_entry":
+            for lock in self.state.journal_written(int(event.fields.get("words", 0))):
+                self._journal(event.ts, "state", lock.rule, lock.symbol, {"journal_entry_accepted": lock.to_dict()})
         changed: set = set()
         self.metrics.on_event(event, changed)
         if (event.kind in ("fill", "book_ticker", "candle", "day_closed") and self.account.positions) \
