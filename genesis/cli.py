@@ -229,6 +229,42 @@ def status(db, config) -> None:
         sys.exit(1)
 
 
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--config", "config", metavar="DIR", help="Configuration folder whose rules are tested.")
+def test_rules(paths, config) -> None:
+    """Run rule unit tests (YAML cases; default: rule_tests/*.yaml of the configuration).
+
+    Prints each failing case with file:line, what was expected and what happened,
+    then 'N passed, M failed'. Exits 0 when all pass, 1 otherwise."""
+    from genesis.config.problems import format_text  # noqa: PLC0415
+    from genesis.ruletest import run_file  # noqa: PLC0415
+
+    root, result = _load_config(config)
+    files = []
+    for p in paths or [root / "rule_tests"]:
+        p = Path(p)
+        files += sorted(p.glob("*.yaml")) if p.is_dir() else [p]
+    if not files:
+        raise click.UsageError("no rule test files found (give PATHs or add rule_tests/*.yaml)")
+    passed = failed = 0
+    for path in files:
+        problems, results = run_file(path, result)
+        if problems:
+            click.echo(format_text(problems))
+            failed += 1
+        for case in results:
+            if case.passed:
+                passed += 1
+            else:
+                failed += 1
+                click.echo(f"FAIL {case.file}:{case.line}: {case.name}")
+                for line in case.failures:
+                    click.echo(f"  {line}")
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 else 1)
+
+
 def main() -> None:
     """Entry point of the `genesis` console script."""
     try:

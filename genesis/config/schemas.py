@@ -19,6 +19,7 @@ KINDS = {
     "rulebook": "rulebook.schema.json",
     "alerts": "alerts.schema.json",
     "strategies": "strategies.schema.json",
+    "ruletest": "ruletest.schema.json",
 }
 
 _SECRET_WORDS = ("key", "secret", "token", "password", "passphrase", "signature")

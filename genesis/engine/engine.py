@@ -107,6 +107,7 @@ class Engine:
         self.next_account_tick = 0
         self.started = False
         self.closed_trades: list = []
+        self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
 
     # ------------------------------------------------------------------ setup
     def _strategies(self, tier: str, keep: list = ()) -> list:
@@ -253,6 +254,7 @@ class Engine:
         figures["size_factor"] = self.state.size_factor(now)
         figures["days_at_tier"] = (now - self.tier_since) / MS_PER_DAY
         figures["uptime_s"] = (now - self.account.first_ts) / 1000.0
+        figures.update(self.pinned)
         self.metrics.set_values(figures, changed)
         st = self.stats
         st.max_drawdown_usd = max(st.max_drawdown_usd, figures["drawdown_usd"])
@@ -494,6 +496,11 @@ class Engine:
         for _, _, req in sorted(due, key=lambda s: (s[0], s[1])):
             self._send(req)
         self._drain()
+
+    def pin(self, values: dict) -> None:
+        """Hold metric, account or flag values fixed from the next event on (rule tests)."""
+        self.pinned.update(values)
+        self.next_account_tick = 0  # apply at the next event
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> None:
