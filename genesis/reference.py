@@ -13,6 +13,7 @@ _FILES = {
     "rulebook": "rules/*.yaml",
     "alerts": "alerts.yaml",
     "strategies": "strategies.yaml",
+    "ruletest": "rule_tests/*.yaml",
 }
 
 
