@@ -229,6 +229,29 @@ def status(db, config) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
+@click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+def tier(db, config) -> None:
+    """Show the current tier and every promotion gate with its current value, passed or
+    not, and what remains (rebuilt from the journal)."""
+    from genesis.engine.journal import JournalError  # noqa: PLC0415
+    from genesis.engine.tierview import format_tier, rebuild  # noqa: PLC0415
+
+    if db is None:
+        _, result = _load_config(config)
+        db = result.files.settings.data["storage"]["url"]
+    if db.startswith("sqlite:///") and not Path(db[len("sqlite:///"):]).exists():
+        click.echo(f"genesis: no journal at {db}: nothing has run yet (start with `genesis run`)", err=True)
+        sys.exit(1)
+    try:
+        engine, info = rebuild(db)
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+    click.echo(format_tier(engine, info))
+
+
 @cli.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--config", "config", metavar="DIR", help="Configuration folder whose rules are tested.")

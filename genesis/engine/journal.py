@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass
 
 from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event,
-                        func, insert, select)
+                        func, insert, inspect, select)
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 runs = Table(
@@ -73,9 +73,14 @@ class RunInfo:
     edits: list             # [(events processed when applied, {path: text})] accepted since
 
 
+def _shown(url: str) -> str:
+    """A database URL fit to print: never its credentials."""
+    return url.split("@")[-1] if "@" in url else url
+
+
 def _describe(exc: Exception, url: str) -> str:
     text = str(getattr(exc, "orig", exc))
-    shown = url.split("@")[-1] if "@" in url else url  # never print credentials
+    shown = _shown(url)
     if "locked" in text:
         return f"the journal {shown} is locked by another process (is another Genesis running on it?)"
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
@@ -106,12 +111,13 @@ class Journal:
                         cur.execute("PRAGMA journal_mode=WAL")
                         cur.execute("PRAGMA synchronous=NORMAL")
                     cur.close()
+            with self.engine.connect() as conn:  # touch the file: a corrupt one fails here
+                tables = inspect(conn)
+                if tables.has_table("runs") and "config_files" not in {c["name"] for c in tables.get_columns("runs")}:
+                    raise JournalError(f"the journal {_shown(url)} was written by an older Genesis; move it aside "
+                                       "to start a new one (nothing was changed in it)")
             if create:
                 metadata.create_all(self.engine)
-            else:
-                with self.engine.connect() as conn:  # touch the file: a corrupt one fails here
-                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master" if url.startswith("sqlite")
-                                         else "SELECT 1")
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, url)) from None
 

@@ -1,0 +1,105 @@
+"""`genesis tier`: the current tier and every promotion gate with its current value,
+rebuilt from the journal by replaying the latest run's input with the configuration
+(and edits) it ran with."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from genesis.config.checks import CheckedConfig
+from genesis.config.snapshot import load_snapshot
+from genesis.engine.engine import Engine
+from genesis.engine.feeds import open_feed
+from genesis.engine.journal import Journal, JournalError, _describe, entries, progress, runs
+from genesis.engine.runner import Session, _replay_recorded_edits
+
+_TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
+
+
+def _tier_value(tier: dict, dotted: str):
+    cur = tier
+    for key in dotted.split("."):
+        cur = cur[key]
+    return cur
+
+
+def gates(engine: Engine) -> list:
+    """[(rule id, [(condition text with tier values, passed, {name: value})])] for the
+    promotion rules of the engine's current tier."""
+    tier = engine.config.tiers[engine.tier]
+    out = []
+    for rule in engine.ruleset.rules.get("tier", []):
+        if not any(a.action.name == "promote" for a in rule.then):
+            continue
+        rows = []
+        for cond in rule.conditions:
+            text = _TIER_REF.sub(lambda mt: repr(_tier_value(tier, mt.group(1))), cond.checked.source)
+            try:
+                passed = bool(cond.fn(engine.metrics.m, None, None))
+            except (ArithmeticError, TypeError, ValueError):
+                passed = False
+            rows.append((text, passed, {n: engine.metrics.m.get(n) for n in sorted(cond.reads)}))
+        out.append((rule.rule.id, rows))
+    return out
+
+
+def rebuild(url: str) -> tuple[Engine, dict]:
+    """The engine state at the end of the latest run in the journal."""
+    journal = Journal(url, create=False)
+    try:
+        with journal.engine.connect() as conn:
+            run = conn.execute(select(runs).order_by(runs.c.id.desc())).first()
+            if run is None:
+                raise JournalError("no runs in this journal yet: start one with `genesis run`")
+            prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
+            edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
+                select(entries.c.data).where(entries.c.run_id == run.id, entries.c.kind == "config")
+                .order_by(entries.c.seq))]
+    except (DatabaseError, OperationalError) as exc:
+        raise JournalError(_describe(exc, url)) from None
+    finally:
+        journal.engine.dispose()
+    paths = [Path(p) for p in json.loads(run.feed_paths)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise JournalError(f"the run's input files are gone ({', '.join(missing)}); its state cannot be rebuilt")
+    config: CheckedConfig = load_snapshot(json.loads(run.config_files))
+    if not config.ok:
+        raise JournalError("the configuration this run started with no longer validates")
+    engine = Engine(config, run.tier)
+    session = Session(engine, None, open_feed(paths), False, engine.account.equity(), json.loads(run.config_files),
+                      edits)
+    limit = prog.events if prog else None
+    for count, event in enumerate(session.feed, 1):
+        engine.process(event)
+        if session.edits:
+            _replay_recorded_edits(session)
+        if limit is not None and count >= limit:
+            break
+    return engine, {"run": run.id, "events": engine.stats.events, "finished": bool(run.finished)}
+
+
+def format_tier(engine: Engine, info: dict) -> str:
+    """The text `genesis tier` prints."""
+    tiers = engine.config.tiers
+    current = tiers[engine.tier]
+    lines = [f"tier {engine.tier} (rank {current['rank']} of {len(tiers)}), run {info['run']} after "
+             f"{info['events']:,} events; equity ${engine.metrics.m['equity_usd']:,.2f}"]
+    promotion = current.get("promotion")
+    if not promotion:
+        lines.append("top tier: there is no promotion from here")
+        return "\n".join(lines)
+    for rule_id, rows in gates(engine):
+        passed = sum(1 for _, ok, _ in rows if ok)
+        lines.append(f"promotion to {promotion['to']} ({rule_id}): {passed} of {len(rows)} gates hold")
+        for text, ok, values in rows:
+            shown = ", ".join(f"{n} = {v:,.4g}" if isinstance(v, (int, float)) else f"{n} = {v}"
+                              for n, v in values.items())
+            lines.append(f"  [{'ok' if ok else '  '}] {text:<48} {shown}")
+        remaining = [text for text, ok, _ in rows if not ok]
+        lines.append("remaining: " + ("; ".join(remaining) if remaining else "none: promotion is due"))
+    return "\n".join(lines)
