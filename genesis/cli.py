@@ -171,6 +171,9 @@ def run(tier, feeds, speed, db, config, mode) -> None:
     try:
         report = run_feed(session, pace, root, status=_status_line, say=lambda t: click.echo("\n" + t))
     except KeyboardInterrupt:
+        from genesis.engine.runner import disconnect  # noqa: PLC0415
+
+        disconnect(session)
         session.engine.finish()
         session.journal.close()
         click.echo("\nstopped; the journal is saved: run the same command to resume")
@@ -229,9 +232,99 @@ def status(db, config) -> None:
         sys.exit(1)
 
 
+def _send_command(db: str | None, config: str | None, kind: str, payload: dict) -> None:
+    """Queue a command for the running engine; wait briefly for its answer."""
+    import time  # noqa: PLC0415
+
+    from genesis.engine.journal import Journal, JournalError  # noqa: PLC0415
+
+    if db is None:
+        _, result = _load_config(config)
+        db = result.files.settings.data["storage"]["url"]
+    try:
+        journal = Journal(db)
+        command_id = journal.queue_command(kind, payload)
+        alive = time.time() * 1000 - journal.last_beat() < 3000
+        if not alive:
+            click.echo(f"queued (#{command_id}): no engine is running on this journal; it applies when "
+                       "`genesis run` next starts")
+            return
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            row = journal.command(command_id)
+            if row.status != "queued":
+                click.echo(f"{row.status}: {row.result}")
+                sys.exit(0 if row.status == "applied" else 1)
+            time.sleep(0.1)
+        click.echo(f"queued (#{command_id}): the engine has not answered yet; it applies the command in order")
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        if "journal" in locals():
+            journal.engine.dispose()
+
+
+_DB = click.option("--db", help="Journal URL of the engine (default: genesis.yaml storage.url).")
+_CONFIG = click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+
+
 @cli.command()
-@click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
-@click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+@click.argument("side", type=click.Choice(["buy", "sell"]))
+@click.argument("symbol")
+@click.argument("notional_usd", type=click.FloatRange(min=0, min_open=True))
+@click.option("--reason", default="", help="Why: required while a rule asks for a written reason (tilt level 2).")
+@_DB
+@_CONFIG
+def order(side, symbol, notional_usd, reason, db, config) -> None:
+    """Place a manual market order through every pre-trade rule (e.g. `genesis order buy BTCUSDT 40`)."""
+    _send_command(db, config, "order", {"side": side, "symbol": symbol.upper(), "notional_usd": notional_usd,
+                                        "reason": reason})
+
+
+@cli.command()
+@click.argument("client_id")
+@_DB
+@_CONFIG
+def cancel(client_id, db, config) -> None:
+    """Cancel an open order by its client id."""
+    _send_command(db, config, "cancel", {"client_id": client_id})
+
+
+@cli.command()
+@click.option("--phrase", help="The confirmation phrase (asked for when not given).")
+@_DB
+@_CONFIG
+def override(phrase, db, config) -> None:
+    """Emergency override: lift halts and locks after typing the confirmation phrase.
+    Refused during the cooldown; every attempt is logged and counts toward demotion."""
+    if phrase is None:
+        phrase = click.prompt("Type the confirmation phrase from genesis.yaml (safety.override_phrase)")
+    _send_command(db, config, "override", {"phrase": phrase})
+
+
+@cli.command("journal")
+@click.argument("text", required=False)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="Read the entry from a file.")
+@click.option("--life-event", "life_days", type=click.FloatRange(min=0, min_open=True),
+              help="Record a life event lowering tilt sensitivity for this many days.")
+@_DB
+@_CONFIG
+def journal_cmd(text, path, life_days, db, config) -> None:
+    """Write a journal entry (a level-3 tilt lockout ends only after one long enough)."""
+    if life_days is not None:
+        _send_command(db, config, "life", {"days": life_days})
+        return
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+    if not text:
+        raise click.UsageError("give the entry as TEXT or --file")
+    _send_command(db, config, "journal", {"text": text})
+
+
+@cli.command()
+@_DB
+@_CONFIG
 def tier(db, config) -> None:
     """Show the current tier and every promotion gate with its current value, passed or
     not, and what remains (rebuilt from the journal)."""

@@ -568,7 +568,7 @@ def test_notify_renders_values_and_routes_by_severity(tmp_path):
     engine.process(dial(T0 + S, 12))
     note = engine.notifications[-1]
     assert (note.rule, note.severity, note.ts) == ("t_note_warn", "warning", T0 + S)
-    assert note.text == "dial 12.00 of 12 words; limit 25 USD; equity 1,000.00; flag no"
+    assert note.text == "dial 12 of 12 words; limit 25 USD; equity 1,000; flag no"
     assert note.channels == ["console", "log"]
     engine.process(Event("operator_disconnect", T0 + 2 * S))
     note = engine.notifications[-1]
@@ -835,7 +835,7 @@ def test_resolve_runs_when_the_condition_stops_holding(tmp_path):
     engine.process(dial(T0 + 40 * S, 0))
     assert engine.state.mode == ACTIVE
     assert fire_times(engine, "t_for", "resolve") == [T0 + 40 * S]
-    assert engine.notifications[-1].text == "dial back to 0.00"
+    assert engine.notifications[-1].text == "dial back to 0"
     assert engine.stats.firings["t_for"] == 1                # a resolution is not a firing
     engine.process(dial(T0 + 41 * S, 0))
     assert len(fire_times(engine, "t_for", "resolve")) == 1
@@ -890,7 +890,7 @@ def test_position_mismatch_halts_and_pages(tmp_path):
     note = engine.notifications[-1]
     assert (note.rule, note.severity) == ("position_mismatch", "critical")
     assert "pager" in note.channels
-    assert note.text == "Positions disagree with the exchange by 5.00 USD. Trading is halted until reconciled."
+    assert note.text == "Positions disagree with the exchange by 5 USD. Trading is halted until reconciled."
     submit(engine, buy())
     assert last(engine, "refused")[3]["refused"] == "trading is halted"
 

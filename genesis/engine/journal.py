@@ -49,6 +49,23 @@ entries = Table(
     Column("data", Text, nullable=False),
 )
 
+commands = Table(
+    "commands", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(12), nullable=False, default="queued"),   # queued | applied | refused
+    Column("result", Text, nullable=False, default=""),
+    Column("run_id", Integer, nullable=False, default=0),
+    Column("at_event", BigInteger, nullable=False, default=0),
+)
+
+heartbeat = Table(
+    "heartbeat", metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("wall_ms", BigInteger, nullable=False),   # wall clock: only to tell a CLI that an engine is alive
+)
+
 progress = Table(
     "progress", metadata,
     Column("run_id", Integer, primary_key=True),
@@ -71,6 +88,7 @@ class RunInfo:
     skip_until_seq: int     # entries with seq <= this are already stored
     config_files: dict      # {path: text} the run started with
     edits: list             # [(events processed when applied, {path: text})] accepted since
+    operator: list = None   # [(events processed when applied, kind, payload)] applied since
 
 
 def _shown(url: str) -> str:
@@ -140,14 +158,17 @@ class Journal:
                     edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
                         select(entries.c.data).where(entries.c.run_id == row.id, entries.c.kind == "config")
                         .order_by(entries.c.seq))]
-                    return RunInfo(self.run_id, True, self.skip_until, json.loads(row.config_files), edits)
+                    operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
+                        select(commands).where(commands.c.run_id == row.id, commands.c.status != "queued")
+                        .order_by(commands.c.at_event, commands.c.id))]
+                    return RunInfo(self.run_id, True, self.skip_until, json.loads(row.config_files), edits, operator)
                 result = conn.execute(insert(runs).values(
                     schema_version=SCHEMA_VERSION, tier=tier, config_digest=digest, feed_digest=feed_digest,
                     feed_paths=json.dumps([os.fspath(p) for p in feed_paths]), mode=mode, finished=0,
                     config_files=json.dumps(config_files, sort_keys=True)))
                 self.run_id = result.inserted_primary_key[0]
                 self.skip_until = 0
-                return RunInfo(self.run_id, False, 0, config_files, [])
+                return RunInfo(self.run_id, False, 0, config_files, [], [])
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, self.url)) from None
 
@@ -181,11 +202,47 @@ class Journal:
             conn.execute(progress.delete().where(progress.c.run_id == self.run_id))
             conn.execute(insert(progress).values(run_id=self.run_id, events=events, ts=ts, equity=equity))
 
+    # ------------------------------------------------------------------ operator commands
+    def queue_command(self, kind: str, payload: dict) -> int:
+        """Queue an operator command for the running (or next) engine; returns its id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(commands).values(kind=kind, payload=json.dumps(payload, sort_keys=True),
+                                                          status="queued", result="", run_id=0, at_event=0))
+            return result.inserted_primary_key[0]
+
+    def queued_commands(self) -> list:
+        """Commands not applied yet, oldest first."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(commands).where(commands.c.status == "queued").order_by(commands.c.id)).all()
+
+    def settle_command(self, command_id: int, status: str, result: str, at_event: int) -> None:
+        """Record what became of a command."""
+        with self.engine.begin() as conn:
+            conn.execute(commands.update().where(commands.c.id == command_id).values(
+                status=status, result=result, run_id=self.run_id, at_event=at_event))
+
+    def command(self, command_id: int):
+        """One command row."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(commands).where(commands.c.id == command_id)).first()
+
+    def beat(self, wall_ms: int) -> None:
+        """Tell command-line tools that an engine is running on this journal."""
+        with self.engine.begin() as conn:
+            conn.execute(heartbeat.delete().where(heartbeat.c.run_id == self.run_id))
+            conn.execute(insert(heartbeat).values(run_id=self.run_id, wall_ms=wall_ms))
+
+    def last_beat(self) -> int:
+        """Wall time (ms) of the latest heartbeat of any run, 0 if none."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(heartbeat.c.wall_ms))).scalar() or 0)
+
     def finish(self) -> None:
         """Mark the run complete (a later start with the same inputs begins a new run)."""
         self.flush()
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == self.run_id).values(finished=1))
+            conn.execute(heartbeat.delete().where(heartbeat.c.run_id == self.run_id))
 
     def close(self) -> None:
         """Flush and release the database."""

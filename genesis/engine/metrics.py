@@ -25,7 +25,7 @@ def _ms(text: str) -> int:
 class _Window:
     """Values of matching events over a time window or the last N samples."""
 
-    __slots__ = ("window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes")
+    __slots__ = ("window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes", "drops")
 
     def __init__(self, window_ms: int | None, samples: int | None, track_extremes: bool):
         self.window_ms, self.samples = window_ms, samples
@@ -35,6 +35,7 @@ class _Window:
         self.track_extremes = track_extremes
         self.mins: deque = deque()
         self.maxs: deque = deque()
+        self.drops = 0
 
     def add(self, ts: int, value: float) -> None:
         item = (ts, value)  # one object in every deque: _drop matches by identity
@@ -55,6 +56,10 @@ class _Window:
         item = self.items.popleft()
         self.total -= item[1]
         self.total_sq -= item[1] * item[1]
+        self.drops += 1
+        if self.drops % 512 == 0:  # running sums drift by rounding: re-add them exactly now and then
+            self.total = math.fsum(v for _, v in self.items)
+            self.total_sq = math.fsum(v * v for _, v in self.items)
         if self.track_extremes:
             if self.mins and self.mins[0] is item:
                 self.mins.popleft()
@@ -397,7 +402,9 @@ class SampledMetric(Metric):
         if not values:
             return self.default
         if self.primitive == "percentile":
-            return 100.0 * bisect_left(values, current) / len(values)
+            # samples equal to the current value (up to rounding) do not count as below it
+            below = bisect_left(values, current - abs(current) * 1e-9 - 1e-12)
+            return 100.0 * below / len(values)
         if now - st["first"] < self.calibration_ms:
             return self.default
         median = _quantile(values, 0.5)

@@ -2,6 +2,7 @@
 status line, hot reload of edited configuration, and resumption from the journal."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from genesis.config.snapshot import changed_files, load_snapshot, snapshot
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.engine.journal import Journal, progress
+from genesis.engine.operator import apply_command
 from genesis.engine.report import build_report
 
 _RISK_FILES = ("tiers/", "rules/risk.yaml")
@@ -29,6 +31,7 @@ class Session:
     starting_equity: float
     config_files: dict = field(default_factory=dict)   # the configuration now applied
     edits: list = field(default_factory=list)          # recorded edits still to re-apply on resume
+    operator: list = field(default_factory=list)       # recorded operator commands still to re-apply
 
 
 def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
@@ -38,16 +41,16 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
     edits are re-applied at the same points as the input is replayed."""
     journal = Journal(db_url) if db_url else None
     files = snapshot(config_root)
-    resumed, edits = False, []
+    resumed, edits, operator = False, [], []
     if journal is not None:
         info = journal.open_run(tier, files, feed.digest(), feed.sources, mode)
-        resumed, edits = info.resumed, info.edits
+        resumed, edits, operator = info.resumed, info.edits, info.operator
         if resumed and info.config_files != files:
             started_with = load_snapshot(info.config_files)
             if started_with.ok:
                 config, files = started_with, info.config_files
     engine = Engine(config, tier, journal=journal, notify=notify)
-    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits))
+    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits), list(operator))
 
 
 def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list) -> None:
@@ -60,6 +63,32 @@ def apply_config(session: Session, config: CheckedConfig, files: dict, edited: l
     engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
     engine._drain()
     session.config_files = files
+
+
+def operate(session: Session, kind: str, payload: dict) -> tuple[str, str]:
+    """Apply an operator command now and journal it with the point it applied at."""
+    engine = session.engine
+    at_event = engine.stats.events
+    status, message = apply_command(engine, kind, payload)
+    engine._journal(engine.now, "operator", kind, "", {"at_event": at_event, "status": status, "result": message})
+    return status, message
+
+
+def _replay_recorded_operator(session: Session) -> None:
+    """Re-apply commands an interrupted run applied, once the input reaches their point."""
+    while session.operator and session.operator[0][0] <= session.engine.stats.events:
+        _, kind, payload = session.operator.pop(0)
+        operate(session, kind, payload)
+
+
+def _apply_queued_commands(session: Session, say) -> None:
+    journal = session.journal
+    for row in journal.queued_commands():
+        at_event = session.engine.stats.events
+        status, message = operate(session, row.kind, json.loads(row.payload))
+        journal.flush()
+        journal.settle_command(row.id, status, message, at_event)
+        say(f"operator {row.kind}: {message}")
 
 
 def _replay_recorded_edits(session: Session) -> None:
@@ -79,12 +108,25 @@ def replay(session: Session, on_progress=None) -> dict:
         engine.process(event)
         if session.edits:
             _replay_recorded_edits(session)
+        if session.operator:
+            _replay_recorded_operator(session)
         if on_progress is not None and count % 2000 == 0:
             on_progress(count)
     engine.finish()
     if session.journal is not None:
         session.journal.finish()
     return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started, "replay")
+
+
+def disconnect(session: Session) -> None:
+    """Ctrl-C ends the operator's session: recorded so the tilt rules see rage quits."""
+    if session.journal is None:
+        return
+    at_event = session.engine.stats.events
+    status, message = operate(session, "disconnect", {})
+    session.journal.flush()
+    command_id = session.journal.queue_command("disconnect", {})
+    session.journal.settle_command(command_id, status, message, at_event)
 
 
 def reload_config(session: Session, root: Path, say) -> bool:
@@ -118,9 +160,10 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
             row = conn.execute(progress.select().where(progress.c.run_id == journal.run_id)).first()
             done_events = row.events if row else 0
     caught_up = not session.resumed
+    connected = False
     started = time.perf_counter()
     wall0 = event0 = None
-    next_check = next_status = 0.0
+    next_check = next_status = next_poll = 0.0
     for count, event in enumerate(session.feed, 1):
         catching_up = count <= done_events or (journal is not None and journal.seq < journal.skip_until)
         if speed and not catching_up:
@@ -132,11 +175,20 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
         engine.process(event)
         if session.edits:
             _replay_recorded_edits(session)
+        if session.operator:
+            _replay_recorded_operator(session)
         wall = time.monotonic()
+        if not catching_up and not connected and journal is not None:
+            connected = True  # the operator's session starts at the live point
+            journal.queue_command("connect", {})
         if not catching_up and (not caught_up or wall >= next_check):
             caught_up = True  # the first live moment also picks up edits made while stopped
             next_check = wall + reload_every_s
             reload_config(session, config_root, say)
+        if journal is not None and not catching_up and wall >= next_poll:
+            next_poll = wall + 0.2
+            journal.beat(int(time.time() * 1000))
+            _apply_queued_commands(session, say)
         if status is not None and wall >= next_status:
             next_status = wall + 0.5
             status(engine, catching_up)

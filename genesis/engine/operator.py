@@ -1,0 +1,111 @@
+"""Operator commands applied to a running engine, each turned into events and actions
+at the current event time so that a replay of the journal re-applies them exactly.
+
+Commands: order (manual buy/sell, with a written reason when a rule requires one),
+cancel, override (typed confirmation phrase, refused during cooldown, logged either
+way), journal (a journal entry; lifts journal-gated locks), life (a life event that
+lowers tilt sensitivity for some days), connect and disconnect (operator sessions).
+"""
+from __future__ import annotations
+
+from genesis.durations import parse_duration
+from genesis.engine.engine import Engine
+from genesis.engine.events import Event
+from genesis.strategies import OrderIntent
+
+KINDS = ("order", "cancel", "override", "journal", "life", "connect", "disconnect")
+DEFAULT_PHRASE = "I accept the risk of overriding my own limits"
+
+
+def _emit(engine: Engine, kind: str, symbol: str = "", fields: dict | None = None) -> None:
+    engine.pending.append(Event(kind, engine.now, symbol, fields or {}))
+    engine._drain()
+
+
+def _reason_needed(engine: Engine) -> int:
+    """Words a manual order's reason needs now (0: none required)."""
+    needed = [r.get("min_words", 1) for r in engine.state.requirements.values() if r.get("kind") == "reason"]
+    return max(needed, default=0)
+
+
+def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
+    """Apply one command; returns ('applied' | 'refused', message for the operator)."""
+    if kind == "connect":
+        _emit(engine, "operator_connect")
+        return "applied", "session started"
+    if kind == "disconnect":
+        _emit(engine, "operator_disconnect")
+        return "applied", "session ended"
+    if kind == "journal":
+        words = len(str(payload.get("text", "")).split())
+        locked_before = len([lk for lk in engine.state.locks if lk.needs_journal_words])
+        _emit(engine, "journal_entry", fields={"words": words})
+        freed = locked_before - len([lk for lk in engine.state.locks if lk.needs_journal_words])
+        tail = f"; {freed} lock(s) will end when their time is up" if freed else ""
+        return "applied", f"journal entry of {words} words recorded{tail}"
+    if kind == "life":
+        days = float(payload.get("days", 0))
+        _emit(engine, "life_event", fields={"days": days})
+        return "applied", f"life event recorded: tilt thresholds are one higher for {days:g} days"
+    if kind == "override":
+        return _override(engine, str(payload.get("phrase", "")))
+    if kind == "cancel":
+        produced = engine.exchange.cancel(str(payload.get("client_id", "")), engine.now, manual=True)
+        if not produced:
+            return "refused", f"no open order {payload.get('client_id')!r}"
+        for event in produced:
+            event.fields["by_exchange"] = False
+            engine.pending.append(event)
+        engine._drain()
+        return "applied", f"order {payload['client_id']} cancelled"
+    if kind == "order":
+        return _order(engine, payload)
+    return "refused", f"unknown command {kind!r}"
+
+
+def _override(engine: Engine, phrase: str) -> tuple[str, str]:
+    safety = engine.config.files.settings.data.get("safety", {})
+    expected = safety.get("override_phrase", DEFAULT_PHRASE)
+    cooldown_ms = int(parse_duration(safety.get("override_cooldown", "24h")) * 1000)
+    last = getattr(engine, "last_override", None)
+    if phrase != expected:
+        accepted, why = False, "the confirmation phrase does not match; nothing was changed"
+    elif last is not None and engine.now - last < cooldown_ms:
+        hours = (last + cooldown_ms - engine.now) / 3_600_000
+        accepted, why = False, f"an override was used recently; the next is possible in {hours:.1f} h"
+    else:
+        accepted, why = True, "override accepted: halts and locks are lifted; the attempt is logged"
+    _emit(engine, "override_attempt", fields={"accepted": accepted})  # logged either way
+    if accepted:
+        engine.last_override = engine.now
+        engine.state.holds.clear()
+        engine.state.locks.clear()
+        engine._track_mode(engine.now)
+    return ("applied" if accepted else "refused"), why
+
+
+def _order(engine: Engine, payload: dict) -> tuple[str, str]:
+    symbol, side = str(payload["symbol"]).upper(), str(payload["side"])
+    reason = str(payload.get("reason", "")).strip()
+    needed = _reason_needed(engine)
+    if needed and len(reason.split()) < needed:
+        return "refused", (f"manual orders need a short written reason right now (at least {needed} words); "
+                           "add --reason \"...\"")
+    best = engine.exchange.best(symbol)
+    price = (best[1] if side == "buy" else best[0]) if best else float(payload.get("price") or 0)
+    if not price:
+        return "refused", f"no price for {symbol} yet"
+    notional = float(payload["notional_usd"])
+    if side == "sell":
+        held = engine.account.positions.get(symbol)
+        if held is None or held.qty <= 0:
+            return "refused", f"nothing to sell: no {symbol} position"
+        notional = min(notional, held.qty * price)
+    refused_before, orders_before = engine.stats.rejected, engine.stats.orders
+    engine.submit_intent(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
+                                     manual=True, has_reason=bool(reason)))
+    engine._drain()
+    if engine.stats.rejected > refused_before:
+        return "refused", engine.stats.last_decision
+    sent = engine.stats.orders - orders_before
+    return "applied", f"{side} {symbol} ${notional:,.2f}: {sent} order(s) sent"
