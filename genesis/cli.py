@@ -322,6 +322,19 @@ def journal_cmd(text, path, life_days, db, config) -> None:
     _send_command(db, config, "journal", {"text": text})
 
 
+@cli.command("set")
+@click.argument("key")
+@click.argument("value")
+@_DB
+@_CONFIG
+def set_value(key, value, db, config) -> None:
+    """Change a tier number, e.g. `genesis set tier.limits.daily_loss_usd 20`.
+
+    Validated at once; written into the tier file after safety.risk_edit_delay (1 h)
+    of market time, then applied by hot reload. Every attempt counts as a risk edit."""
+    _send_command(db, config, "set", {"key": key, "value": value})
+
+
 @cli.command()
 @_DB
 @_CONFIG

@@ -10,7 +10,9 @@ from pathlib import Path
 from genesis.config.checks import CheckedConfig, check_config
 from genesis.config.problems import format_text
 from genesis.config.ruleset import compile_ruleset
+from genesis.config.edit import EditError, edited_text, parse_value
 from genesis.config.snapshot import changed_files, load_snapshot, snapshot
+from genesis.durations import parse_duration
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.engine.journal import Journal, progress
@@ -32,6 +34,8 @@ class Session:
     config_files: dict = field(default_factory=dict)   # the configuration now applied
     edits: list = field(default_factory=list)          # recorded edits still to re-apply on resume
     operator: list = field(default_factory=list)       # recorded operator commands still to re-apply
+    config_root: Path | None = None
+    pending_sets: list = field(default_factory=list)   # (due ms, file, text): accepted risk edits waiting
 
 
 def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
@@ -50,7 +54,8 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
             if started_with.ok:
                 config, files = started_with, info.config_files
     engine = Engine(config, tier, journal=journal, notify=notify)
-    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits), list(operator))
+    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits), list(operator),
+                   Path(config_root))
 
 
 def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list) -> None:
@@ -69,9 +74,56 @@ def operate(session: Session, kind: str, payload: dict) -> tuple[str, str]:
     """Apply an operator command now and journal it with the point it applied at."""
     engine = session.engine
     at_event = engine.stats.events
-    status, message = apply_command(engine, kind, payload)
+    if kind == "set":
+        status, message = _schedule_set(session, payload)
+    else:
+        status, message = apply_command(engine, kind, payload)
     engine._journal(engine.now, "operator", kind, "", {"at_event": at_event, "status": status, "result": message})
     return status, message
+
+
+def _schedule_set(session: Session, payload: dict) -> tuple[str, str]:
+    """`genesis set tier.limits.daily_loss_usd 20`: validate now, write the tier file
+    after safety.risk_edit_delay of event time (hot reload then applies it). The
+    attempt is a risk config_edit event at once, which the tilt rules count."""
+    engine, root = session.engine, session.config_root
+    key = str(payload.get("key", ""))
+    parts = key.split(".")
+    if len(parts) < 3 or parts[0] not in ("tier", "tiers"):
+        return "refused", f"'{key}' is not a tier value: write tier.<section>.<key> (e.g. tier.limits.daily_loss_usd)"
+    tier, keys = (engine.tier, parts[1:]) if parts[0] == "tier" else (parts[1], parts[2:])
+    path = root / "tiers" / f"{tier}.yaml"
+    if not path.is_file():
+        return "refused", f"no tier file {path.name}"
+    try:
+        new_text, old = edited_text(path, keys, parse_value(str(payload.get("value"))))
+    except EditError as exc:
+        return "refused", str(exc)
+    files = dict(snapshot(root))
+    files[f"tiers/{tier}.yaml"] = new_text
+    check = load_snapshot(files)
+    engine.pending.append(Event("config_edit", engine.now, "", {"risk": True, "_files": [f"tiers/{tier}.yaml"]}))
+    engine._drain()
+    if not check.ok:
+        problems = "; ".join(p.message for p in check.problems[:3])
+        return "refused", f"the edit would not validate: {problems}"
+    delay = parse_duration(engine.config.files.settings.data.get("safety", {}).get("risk_edit_delay", "1h"))
+    due = engine.now + int(delay * 1000)
+    session.pending_sets.append((due, path, new_text))
+    return "applied", (f"{tier}: {'.'.join(keys)} {old} -> {payload.get('value')} takes effect in {delay / 3600:g} h "
+                       "of market time (risk edits wait safety.risk_edit_delay)")
+
+
+def _due_sets(session: Session, say) -> None:
+    """Write accepted risk edits whose delay has passed; hot reload applies them."""
+    due = [p for p in session.pending_sets if p[0] <= session.engine.now]
+    if not due:
+        return
+    session.pending_sets = [p for p in session.pending_sets if p[0] > session.engine.now]
+    for _, path, text in due:
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    reload_config(session, session.config_root, say)
 
 
 def _replay_recorded_operator(session: Session) -> None:
@@ -110,6 +162,8 @@ def replay(session: Session, on_progress=None) -> dict:
             _replay_recorded_edits(session)
         if session.operator:
             _replay_recorded_operator(session)
+        if session.pending_sets:
+            _due_sets(session, lambda _text: None)
         if on_progress is not None and count % 2000 == 0:
             on_progress(count)
     engine.finish()
@@ -177,6 +231,8 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
             _replay_recorded_edits(session)
         if session.operator:
             _replay_recorded_operator(session)
+        if session.pending_sets:
+            _due_sets(session, say)
         wall = time.monotonic()
         if not catching_up and not connected and journal is not None:
             connected = True  # the operator's session starts at the live point
