@@ -539,7 +539,6 @@ def test_hot_reload_after_a_refused_edit_takes_the_fixed_file(tmp_path):
              20: _edit_tier("  daily_loss_usdd: 20 ", "  daily_loss_usd: 21 # fixed\n  ")}
     session = open_session(root, config, "sniper", EditingFeed(_tickers(40), edits, root), "sqlite://", "paper")
     said: list = []
-    limits = []
     report = run(session, None, root, status=None, say=said.append, reload_every_s=0)
     engine = session.engine
     assert report["events"] == 40

@@ -35,7 +35,7 @@ def edited_text(path: Path, keys: list, value) -> tuple[str, object]:
             options = list(cur) if isinstance(cur, dict) else []
             raise EditError(f"{path.name} has no '{'.'.join(keys[: i + 1])}'{suggestion(key, options)}")
         cur = cur[key]
-    if isinstance(cur, dict) or isinstance(cur, list) or not isinstance(cur, (int, float)):
+    if not isinstance(cur, (int, float)):
         raise EditError(f"'{'.'.join(keys)}' in {path.name} is not a number")
     mark = smap.value(tuple(keys))
     lines = text.split("\n")

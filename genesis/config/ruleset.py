@@ -95,7 +95,7 @@ def compile_ruleset(config: CheckedConfig, tier_name: str) -> Ruleset:
     for name, expr in rs.derived:
         for read in expr.reads:
             rs.readers.setdefault(read, []).append(("metric", name))
-    for stage, rules in rs.rules.items():
+    for rules in rs.rules.values():
         for r in rules:
             for read in r.reads:
                 rs.readers.setdefault(read, []).append(("rule", r.rule.id))

@@ -60,7 +60,7 @@ class MetricSet:
         # events leave `m` showing the symbol of the last event that mattered)
         self.interesting = set(self.by_kind) | set(self.reset_on) | set(self.sample_on)
         self._sampler_groups: set = set()
-        for name, fn in self.derived:
+        for name, _ in self.derived:
             self.m[name] = 0.0
         self.timers = Timers()
         self.scheduled: dict = {}
