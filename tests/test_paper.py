@@ -87,7 +87,7 @@ def test_markets_reads_symbol_rules(markets):
 
 def test_markets_loads_a_capture_line(tmp_path):
     p = tmp_path / "BINANCE.0"
-    p.write_text("https://api.binance.com/api/v3/exchangeInfo -> 1633998511.132921: " + json.dumps(EXCHANGE_INFO) + "\n")
+    p.write_text("http://127.0.0.1:8080/api/v3/exchangeInfo -> 1633998511.132921: " + json.dumps(EXCHANGE_INFO) + "\n")
     assert Markets.load(p)["ETHUSDT"].step_size == 0.0001
 
 

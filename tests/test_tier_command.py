@@ -35,3 +35,24 @@ def test_tier_without_a_journal_says_nothing_has_run(tmp_path):
     assert result.returncode == 1
     assert "nothing has run yet" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_tier_rebuild_includes_the_operators_commands(tmp_path):
+    """A manual order applied during the run is part of the rebuilt state."""
+    from genesis.config.checks import check_config  # noqa: PLC0415
+    from genesis.engine.feeds import open_feed, sample_paths  # noqa: PLC0415
+    from genesis.engine.runner import _apply_queued_commands, open_session  # noqa: PLC0415
+    from genesis.engine.tierview import rebuild  # noqa: PLC0415
+
+    db = f"sqlite:///{tmp_path / 'j.db'}"
+    session = open_session(ROOT, check_config(ROOT), "sniper", open_feed(sample_paths()), db, "paper")
+    for count, event in enumerate(session.feed, 1):
+        session.engine.process(event)
+        if count == 3000:
+            session.journal.queue_command("order", {"side": "buy", "symbol": "ETHUSDT", "notional_usd": 30.0})
+            _apply_queued_commands(session, lambda _t: None)
+    session.engine.finish()
+    session.journal.finish()
+    rebuilt, _ = rebuild(db)
+    assert "ETHUSDT" in rebuilt.account.positions
+    assert rebuilt.metrics.m["equity_usd"] == session.engine.metrics.m["equity_usd"]

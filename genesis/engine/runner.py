@@ -152,18 +152,24 @@ def _replay_recorded_edits(session: Session) -> None:
             apply_config(session, config, files, changed_files(session.config_files, files))
 
 
+def _after_event(session: Session, say) -> None:
+    """What may fall due after any input event: recorded edits and commands of a
+    resumed run, and accepted risk edits whose delay has passed."""
+    if session.edits:
+        _replay_recorded_edits(session)
+    if session.operator:
+        _replay_recorded_operator(session)
+    if session.pending_sets:
+        _due_sets(session, say)
+
+
 def replay(session: Session, on_progress=None) -> dict:
     """Run the whole feed as fast as possible; return the report."""
     started = time.perf_counter()
     engine = session.engine
     for count, event in enumerate(session.feed, 1):
         engine.process(event)
-        if session.edits:
-            _replay_recorded_edits(session)
-        if session.operator:
-            _replay_recorded_operator(session)
-        if session.pending_sets:
-            _due_sets(session, lambda _text: None)
+        _after_event(session, lambda _text: None)
         if on_progress is not None and count % 2000 == 0:
             on_progress(count)
     engine.finish()
@@ -227,12 +233,7 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
             if delay > 0:
                 time.sleep(min(delay, 5.0))
         engine.process(event)
-        if session.edits:
-            _replay_recorded_edits(session)
-        if session.operator:
-            _replay_recorded_operator(session)
-        if session.pending_sets:
-            _due_sets(session, say)
+        _after_event(session, say)
         wall = time.monotonic()
         if not catching_up and not connected and journal is not None:
             connected = True  # the operator's session starts at the live point

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,8 +15,8 @@ from genesis.config.checks import CheckedConfig
 from genesis.config.snapshot import load_snapshot
 from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
-from genesis.engine.journal import Journal, JournalError, _describe, entries, progress, runs
-from genesis.engine.runner import Session, _replay_recorded_edits
+from genesis.engine.journal import Journal, JournalError, _describe, commands, entries, progress, runs
+from genesis.engine.runner import Session, _after_event
 
 _TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
 
@@ -59,6 +60,9 @@ def rebuild(url: str) -> tuple[Engine, dict]:
             edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
                 select(entries.c.data).where(entries.c.run_id == run.id, entries.c.kind == "config")
                 .order_by(entries.c.seq))]
+            operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
+                select(commands).where(commands.c.run_id == run.id, commands.c.status != "queued")
+                .order_by(commands.c.at_event, commands.c.id))]
     except (DatabaseError, OperationalError) as exc:
         raise JournalError(_describe(exc, url)) from None
     finally:
@@ -67,19 +71,23 @@ def rebuild(url: str) -> tuple[Engine, dict]:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise JournalError(f"the run's input files are gone ({', '.join(missing)}); its state cannot be rebuilt")
-    config: CheckedConfig = load_snapshot(json.loads(run.config_files))
+    files = json.loads(run.config_files)
+    config: CheckedConfig = load_snapshot(files)
     if not config.ok:
         raise JournalError("the configuration this run started with no longer validates")
     engine = Engine(config, run.tier)
-    session = Session(engine, None, open_feed(paths), False, engine.account.equity(), json.loads(run.config_files),
-                      edits)
     limit = prog.events if prog else None
-    for count, event in enumerate(session.feed, 1):
-        engine.process(event)
-        if session.edits:
-            _replay_recorded_edits(session)
-        if limit is not None and count >= limit:
-            break
+    with tempfile.TemporaryDirectory(prefix="genesis-tier-") as scratch:  # where recorded `set`s may write
+        for rel, text in files.items():
+            (Path(scratch) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(scratch) / rel).write_text(text, encoding="utf-8")
+        session = Session(engine, None, open_feed(paths), False, engine.account.equity(), files, edits, operator,
+                          Path(scratch))
+        for count, event in enumerate(session.feed, 1):
+            engine.process(event)
+            _after_event(session, lambda _text: None)
+            if limit is not None and count >= limit:
+                break
     return engine, {"run": run.id, "events": engine.stats.events, "finished": bool(run.finished)}
 
 
