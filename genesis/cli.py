@@ -105,12 +105,14 @@ def _open_feed(paths):
     return open_feed(chosen)
 
 
-def _session(root, result, tier, feed, db, mode, notify=None):
+def _session(root, result, tier, feed, db, mode, notify=None, script=None):
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.runner import open_session  # noqa: PLC0415
 
     try:
-        return open_session(root, result, tier, feed, db, mode, notify=notify)
+        return open_session(root, result, tier, feed, db, mode, notify=notify, script_path=script)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--commands") from None
     except JournalError as exc:
         click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
@@ -188,7 +190,9 @@ def run(tier, feeds, speed, db, config, mode) -> None:
 @click.option("--db", default="sqlite://", show_default=True, help="Journal URL (default: in memory).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def replay(paths, tier, db, config, as_json) -> None:
+@click.option("--commands", "script", type=click.Path(exists=True, dir_okay=False),
+              help="YAML of scripted operator commands at event-time offsets (scenarios).")
+def replay(paths, tier, db, config, as_json, script) -> None:
     """Run recorded feed files through the same pipeline as fast as possible and report."""
     import json  # noqa: PLC0415
 
@@ -200,7 +204,7 @@ def replay(paths, tier, db, config, as_json) -> None:
     root, result = _load_config(config)
     tier = _tier(result, tier)
     feed = _open_feed(paths)
-    session = _session(root, result, tier, feed, db, "replay")
+    session = _session(root, result, tier, feed, db, "replay", script=script)
     if as_json or not sys.stderr.isatty():
         report = replay_feed(session)
     else:

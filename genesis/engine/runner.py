@@ -36,18 +36,46 @@ class Session:
     operator: list = field(default_factory=list)       # recorded operator commands still to re-apply
     config_root: Path | None = None
     pending_sets: list = field(default_factory=list)   # (due ms, file, text): accepted risk edits waiting
+    script: list = field(default_factory=list)         # (offset ms, kind, payload): scripted operator commands
+
+
+def load_script(path: Path) -> tuple[list, str]:
+    """Scripted operator commands for a replay: ([(offset ms, kind, payload)], digest).
+
+    The file is YAML: `commands: [{after: 90s, kind: order, side: buy, symbol: BTCUSDT,
+    notional_usd: 40}, ...]`; `after` is event time since the first event."""
+    import hashlib  # noqa: PLC0415
+
+    import yaml  # noqa: PLC0415
+
+    text = Path(path).read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    script = []
+    for i, item in enumerate(data.get("commands", [])):
+        item = dict(item)
+        try:
+            offset = int(parse_duration(str(item.pop("after"))) * 1000)
+            kind = item.pop("kind")
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: command {i + 1} needs `after` (a duration) and `kind`: {exc}") from None
+        script.append((offset, kind, item))
+    script.sort(key=lambda c: c[0])
+    return script, hashlib.sha256(text.encode()).hexdigest()
 
 
 def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
-                 notify=None) -> Session:
+                 notify=None, script_path: Path | None = None) -> Session:
     """Build the engine and journal for a feed. An unfinished run of the same tier,
     feed and mode is continued with the configuration it started with; its recorded
     edits are re-applied at the same points as the input is replayed."""
     journal = Journal(db_url) if db_url else None
     files = snapshot(config_root)
     resumed, edits, operator = False, [], []
+    script, digest = ([], feed.digest()) if script_path is None else load_script(script_path)
+    if script_path is not None:
+        digest = feed.digest() + ":" + digest  # the script is part of the input
     if journal is not None:
-        info = journal.open_run(tier, files, feed.digest(), feed.sources, mode)
+        info = journal.open_run(tier, files, digest, feed.sources, mode)
         resumed, edits, operator = info.resumed, info.edits, info.operator
         if resumed and info.config_files != files:
             started_with = load_snapshot(info.config_files)
@@ -55,7 +83,7 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
                 config, files = started_with, info.config_files
     engine = Engine(config, tier, journal=journal, notify=notify)
     return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits), list(operator),
-                   Path(config_root))
+                   Path(config_root), script=script)
 
 
 def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list) -> None:
@@ -161,6 +189,12 @@ def _after_event(session: Session, say) -> None:
         _replay_recorded_operator(session)
     if session.pending_sets:
         _due_sets(session, say)
+    if session.script:
+        engine = session.engine
+        while session.script and engine.now - engine.account.first_ts >= session.script[0][0]:
+            _, kind, payload = session.script.pop(0)
+            status, message = operate(session, kind, payload)
+            say(f"operator {kind}: {status}: {message}")
 
 
 def replay(session: Session, on_progress=None) -> dict:
