@@ -70,9 +70,9 @@ class _Naive:
 class _EverythingRunner(RuleRunner):
     """The naive rule stage: every state rule on every event."""
 
-    def evaluate(self, event, changed, m):
+    def evaluate(self, event, changed, m, event_rules=True):
         self.started = False
-        return super().evaluate(event, changed, m)
+        return super().evaluate(event, changed, m, event_rules=event_rules)
 
 
 def make_naive(engine: Engine) -> None:
