@@ -48,9 +48,11 @@ def utc(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-def config_copy(tmp: Path, equity: float | None = None, tier_edits: dict | None = None) -> Path:
-    """Copy the shipped configuration into tmp/config; optionally set the paper starting
-    equity and edit tier files ({tier: {section: {key: value}}})."""
+def config_copy(tmp: Path, equity: float | None = None, tier_edits: dict | None = None,
+                strategies: bool = False) -> Path:
+    """Copy the shipped configuration into tmp/config; set the paper starting equity, edit
+    tier files ({tier: {section: {key: value}}}) and, unless `strategies`, switch every
+    strategy instance off (enabled: false) so that the only positions are the script's."""
     root = tmp / "config"
     root.mkdir()
     for name in ("genesis.yaml", "alerts.yaml", "strategies.yaml"):
@@ -61,6 +63,12 @@ def config_copy(tmp: Path, equity: float | None = None, tier_edits: dict | None 
         path = root / "genesis.yaml"
         path.write_text(path.read_text().replace("starting_equity_usd: 1000", f"starting_equity_usd: {equity}"))
         assert yaml.safe_load(path.read_text())["paper"]["starting_equity_usd"] == equity
+    if not strategies:
+        path = root / "strategies.yaml"
+        data = yaml.safe_load(path.read_text())
+        for inst in data["strategies"]:
+            inst["enabled"] = False
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
     for tier, sections in (tier_edits or {}).items():
         path = root / "tiers" / f"{tier}.yaml"
         data = yaml.safe_load(path.read_text())
@@ -127,3 +135,149 @@ def journal(db: Path, kind: str | None = None, rule: str | None = None) -> list[
         con.close()
     return [{"seq": s, "ts": t, "kind": k, "rule": r, "symbol": sym, "data": json.loads(d)}
             for s, t, k, r, sym, d in rows]
+
+
+def closes(candles: Path) -> dict[int, float]:
+    """{candle event time (its close, ms): close price}."""
+    import gzip  # noqa: PLC0415
+
+    return {row[0] + 60_000: row[4] for row in json.loads(gzip.decompress(candles.read_bytes()))}
+
+
+def equity_marks(db: Path, start_equity: float, prices: dict[int, float]) -> dict[int, float]:
+    """Equity at each candle time, rebuilt from the journal's fills and the candle closes
+    (an independent check on the engine's account figures): cash plus BTC held at the
+    close, as the rules saw it at that candle: fills journaled at a candle's time come
+    after its rules ran (a script's order, a rule's exit), so they count from the next one."""
+    fills = [e for e in journal(db, kind="fill")]
+    marks, cash, qty, i = {}, start_equity, 0.0, 0
+    for ts in sorted(prices):
+        while i < len(fills) and fills[i]["ts"] < ts:
+            f = fills[i]["data"]
+            sign = 1 if f["side"] == "buy" else -1
+            cash -= sign * f["notional_usd"] + f["fee_usd"]
+            qty += sign * f["qty"]
+            i += 1
+        marks[ts] = cash + qty * prices[ts]
+    return marks
+
+
+def drawdowns(marks: dict[int, float], start_equity: float) -> dict[int, float]:
+    peak, out = start_equity, {}
+    for ts in sorted(marks):
+        peak = max(peak, marks[ts])
+        out[ts] = peak - marks[ts]
+    return out
+
+
+def at(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- 1. halt
+BUY_AT = at("2021-05-19 00:30")   # BTC ~43,200, half an hour before the slide to 30,000
+
+HALTS = {
+    # tier: (starting equity, manual buy USD, halt rule, halt USD, critical USD, expected halt time)
+    # Sniper: $499 stays within the 5% rule (5% of 10,000) and under the $500 market-order
+    # limit, so the halt's close is one market order. Hunter and Strategist: $5,000 and
+    # $25,000 are exactly 5% and go out as icebergs.
+    "sniper": (10_000, 499, "drawdown_halt_automatic", 75, 50, "2021-05-19 12:53"),
+    "hunter": (100_000, 5_000, "drawdown_halt_manual_reset", 400, 300, "2021-05-19 11:27"),
+    "strategist": (500_000, 25_000, "drawdown_halt_lockout", 2_000, 1_500, "2021-05-19 11:27"),
+}
+
+
+@needs_data
+@pytest.mark.parametrize("tier", list(HALTS))
+def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_feed, tier):
+    """A manual BTC buy held from 2021-05-19 00:30 into the crash walks the drawdown
+    ladder: critical first (only reducing orders), then the tier's halt at the first
+    candle whose drawdown reaches the halt amount, which closes the position and applies
+    the tier's exit protocol (Sniper: stop until 00:00 UTC; Hunter: HALTED until a typed
+    reset; Strategist: a 24 h lock that also needs a 500-word journal entry)."""
+    equity, notional, halt_rule, halt_usd, critical_usd, halt_time = HALTS[tier]
+    shipped = yaml.safe_load((REPO / "tiers" / f"{tier}.yaml").read_text())
+    assert (shipped["drawdown"]["halt_usd"], shipped["drawdown"]["critical_usd"]) == (halt_usd, critical_usd)
+    assert notional <= equity * shipped["limits"]["max_position_pct"] / 100  # within the 5% rule
+    halt_ms = ms(at(halt_time))
+    commands = [{"after": after(BUY_AT), "kind": "order", "side": "buy", "symbol": "BTCUSDT",
+                 "notional_usd": notional, "reason": "buying the dip"}]
+    if tier == "strategist":  # after the 24 h are up: a short entry, then a 500-word one
+        commands += [
+            {"after": after(at("2021-05-20 12:00")), "kind": "journal", "text": "bad day, moving on"},
+            {"after": after(at("2021-05-20 12:30")), "kind": "journal", "text": " ".join(["reflection"] * 500)},
+        ]
+    report, db = replay(tmp_path, tier, config_copy(tmp_path, equity=equity), commands, files=btc_feed)
+
+    # the manual buy went out whole (no resize: the 5% rule refuses instead), at 00:30
+    ops = journal(db, kind="operator")
+    assert ops[0]["ts"] == ms(BUY_AT) and ops[0]["data"]["status"] == "applied", ops[0]
+    buy = [e for e in journal(db, kind="intent") if e["rule"] == "operator"]
+    assert len(buy) == 1 and buy[0]["data"]["notional_usd"] == notional and buy[0]["ts"] == ms(BUY_AT)
+
+    # the halt: fired at the expected candle, with the values it saw
+    fires = journal(db, kind="fire", rule=halt_rule)
+    assert fires, report["rule_firings"]
+    first = fires[0]
+    assert utc(first["ts"]) == halt_time
+    seen = first["data"]["values"]["drawdown_usd"]
+    assert seen >= halt_usd
+    # ... and exactly once during the crash day
+    crash_day = [f for f in fires if ms(at("2021-05-19 00:00")) <= f["ts"] < ms(at("2021-05-20 00:00"))]
+    assert len(crash_day) == 1, [(utc(f["ts"]), f["data"]["values"]) for f in crash_day]
+
+    # an independent rebuild of the drawdown from fills and closes agrees, and shows the
+    # halt fired at the first candle that crossed: the candle before was below the halt
+    prices = closes(BTC)
+    dd = drawdowns(equity_marks(db, equity, prices), equity)
+    assert dd[first["ts"]] == pytest.approx(seen, abs=0.5)
+    assert dd[first["ts"] - 60_000] < halt_usd
+    assert max(v for ts, v in dd.items() if ts < first["ts"]) < halt_usd  # never crossed before
+
+    # critical (reduce only) fired earlier, at its own amount
+    critical = journal(db, kind="fire", rule="drawdown_critical")
+    assert critical and critical[0]["ts"] < first["ts"]
+    assert critical_usd <= critical[0]["data"]["values"]["drawdown_usd"] < halt_usd
+    assert dd[critical[0]["ts"] - 60_000] < critical_usd
+
+    # close_positions: a risk sell of the whole position, sent at the halt's candle
+    actions = [e for e in journal(db, kind="action", rule=halt_rule) if e["ts"] == first["ts"]]
+    names = [a["data"]["action"] for a in actions]
+    assert "cancel_all" in names and "close_positions" in names
+    exits = [e for e in journal(db, kind="intent") if e["rule"] == halt_rule and e["ts"] == first["ts"]]
+    assert len(exits) == 1 and exits[0]["data"]["side"] == "sell" and exits[0]["data"]["reason"] == "risk"
+    held = sum(f["data"]["qty"] if f["data"]["side"] == "buy" else -f["data"]["qty"]
+               for f in journal(db, kind="fill") if f["ts"] < first["ts"])
+    assert exits[0]["data"]["notional_usd"] == pytest.approx(held * prices[first["ts"]], rel=1e-3)
+    sells = [e for e in journal(db, kind="order") if e["data"]["side"] == "sell"]
+    assert sells and sells[0]["ts"] == first["ts"] and sells[0]["seq"] > first["seq"]
+    assert sells[0]["data"]["decision_price"] == pytest.approx(prices[first["ts"]], abs=0.02)
+
+    # the tier's exit protocol
+    if tier == "sniper":
+        lock = [a["data"]["lock"] for a in actions if a["data"]["action"] == "lock"]
+        midnight = ms(at("2021-05-20 00:00"))
+        assert lock == [{"needs_journal_words": 0, "reason": "drawdown halt (automatic stop)",
+                         "rule": halt_rule, "symbol": "", "until": midnight}]
+        released = [e for e in journal(db, kind="state", rule=halt_rule) if "lock_released" in e["data"]]
+        assert [e["ts"] for e in released] == [midnight]
+        assert report["rule_firings"][halt_rule] == 1  # one market sell closed everything
+        assert report["pnl_usd"] == pytest.approx(-75.58, abs=0.01)
+    elif tier == "hunter":
+        halted = [e for e in journal(db, kind="state") if e["data"].get("mode") == "HALTED"]
+        assert halted and halted[0]["ts"] == first["ts"]
+        assert halted[0]["data"]["holds"].get(halt_rule) == "halt"
+        assert "require" in names
+        assert report["final_state"] == "HALTED"  # nobody typed the reset
+        assert report["time_in_state_pct"].get("HALTED", 0) > 0
+    else:
+        lock = [a["data"]["lock"] for a in actions if a["data"]["action"] == "lock"]
+        assert len(lock) == 1 and lock[0]["until"] == first["ts"] + MS_PER_DAY
+        assert names.index("lock") < names.index("require")
+        mine = [e for e in journal(db, kind="state", rule=halt_rule)
+                if e["data"].get("lock_released", {}).get("until") == first["ts"] + MS_PER_DAY]
+        # not at the 24 h mark, not after the 4-word entry: only once 500 words were written
+        assert [utc(e["ts"]) for e in mine] == ["2021-05-20 12:30"]
+        accepted = [e for e in journal(db, kind="state", rule=halt_rule) if "journal_entry_accepted" in e["data"]]
+        assert accepted and all(utc(e["ts"]) == "2021-05-20 12:30" for e in accepted)

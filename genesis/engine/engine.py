@@ -408,10 +408,12 @@ class Engine:
         record = {"strategy": intent.strategy, "side": intent.side, "notional_usd": round(intent.notional_usd, 6),
                   "reason": intent.reason, "opens_position": intent.opens_position}
         notional = intent.notional_usd
-        if intent.manual and not intent.has_reason:
+        if intent.manual and intent.opens_position and not intent.has_reason:  # exits never wait for words
             for rid, required in self.state.requirements.items():
                 if required.get("kind") == "reason":
-                    return self._refuse(intent, rid, "manual orders need a short written reason right now", record)
+                    words = required.get("min_words", 1)
+                    return self._refuse(intent, rid, f"manual orders need a short written reason right now "
+                                                     f"(at least {words} words): add --reason", record)
         if intent.reason != "risk":  # engine-issued risk exits bypass the gates they serve
             fields = intent.fields()
             fields["hour_utc"] = (now // 3_600_000) % 24
