@@ -294,7 +294,7 @@ def test_four_indicators_escalate_to_level_2_halving_sizes_and_asking_for_a_reas
     assert all(a["ts"] == fire2["ts"] for a in actions)
     actions = [a["data"] for a in actions]
     assert actions[0] == {"action": "scale_size", "slot": "tilt", "factor": 0.5}
-    assert actions[1] == {"action": "require"}
+    assert actions[1] == {"action": "require", "kind": "reason", "min_words": 5}
     assert actions[2]["action"] == "notify" and actions[2]["severity"] == "warning"
     assert "(4 of 9)" in actions[2]["text"] and "halved" in actions[2]["text"]
     assert "tilt_level_3" not in report["rule_firings"]

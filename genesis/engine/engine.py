@@ -27,6 +27,7 @@ from genesis.engine.state import TradingState, next_utc_midnight
 from genesis.strategies import MarketView, OrderIntent, registry
 
 MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
+CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 
 
@@ -95,6 +96,9 @@ class Engine:
         self.strategies = self._strategies(tier)
         self.candles = CandleBuilder()
         self.candle_feed_symbols: set = set()
+        self.ticker_symbols: set = set()
+        self.selling: dict = {}            # symbol -> base quantity in sell orders not yet settled
+        self.sent: dict = {}               # client_id -> [symbol, side, qty, filled]
         self.pending: deque = deque()
         self.scheduled: list = []          # (due, seq, OrderRequest-like dict)
         self.intent_reason: dict = {}      # client_id -> intent reason
@@ -176,6 +180,7 @@ class Engine:
     def _market(self, event: Event) -> None:
         kind, symbol, f = event.kind, event.symbol, event.fields
         if kind == "book_ticker":
+            self.ticker_symbols.add(symbol)
             self.account.on_price(symbol, f["mid"], event.ts)
         elif kind == "trade" and symbol not in self.candle_feed_symbols:
             candle = self.candles.on_trade(event)
@@ -185,6 +190,10 @@ class Engine:
             if not f.get("_built"):
                 self.candle_feed_symbols.add(symbol)
             self.account.on_price(symbol, f["close"], event.ts)
+            if symbol not in self.ticker_symbols:
+                # a candle-only feed: the close is the price on both sides, with ample size
+                # (documented simplification; no spread or depth is known)
+                self.exchange.book(symbol).apply_ticker(f["close"], CANDLE_BOOK_QTY, f["close"], CANDLE_BOOK_QTY)
 
     def _internal(self, event: Event) -> None:
         self.pending.append(event)
@@ -203,6 +212,8 @@ class Engine:
     def _record(self, event: Event) -> None:
         """Journal the engine's own events and let the account see fills."""
         kind = event.kind
+        if kind in ("fill", "order_canceled", "order_rejected"):
+            self._settle(event)
         if kind == "fill":
             self.stats.fills += 1
             reason = self.intent_reason.get(event.fields.get("_client_id"), "signal")
@@ -216,6 +227,21 @@ class Engine:
             if "_reason" in event.fields:
                 data["reason"] = event.fields["_reason"]
             self._journal(event.ts, kind, "", event.symbol, data)
+
+    def _settle(self, event: Event) -> None:
+        """Keep `selling` in step with what sell orders have filled or given up."""
+        sent = self.sent.get(event.fields.get("_client_id"))
+        if sent is None or sent[1] != "sell":
+            return
+        symbol = sent[0]
+        if event.kind == "fill" and event.fields.get("_remaining", 0.0) > 1e-12:
+            done = event.fields["qty"]       # partly filled: the rest is still working
+        else:                                # complete (lot rounding included), cancelled or rejected
+            done = sent[2] - sent[3]
+        sent[3] += done
+        self.selling[symbol] = max(self.selling.get(symbol, 0.0) - done, 0.0)
+        if sent[3] >= sent[2] - 1e-12:
+            del self.sent[event.fields["_client_id"]]
 
     def _step(self, event: Event) -> None:
         """Metrics, account figures, rules and actions, then strategies, for one event."""
@@ -329,6 +355,7 @@ class Engine:
                 self.notify_callback(note)
         elif name == "require":
             self.state.requirements[rid] = dict(arg)
+            detail.update(arg)
             if arg["kind"] == "journal_entry":
                 for lock in self.state.locks:
                     if lock.rule == rid:
@@ -473,9 +500,16 @@ class Engine:
             return
         if side == "sell":
             held = self.account.positions.get(symbol)
-            qty = held.qty if held and req["sell_all"] else min(req["notional"] / ref, held.qty if held else 0.0)
+            free = (held.qty if held else 0.0) - self.selling.get(symbol, 0.0)  # slices sent, not yet settled
+            qty = free if req["sell_all"] else min(req["notional"] / ref, free)
+            if symbol in self.markets:
+                qty = self.markets.round_qty_down(symbol, qty)  # what the exchange will fill
+            if qty <= 0:
+                return
+            self.selling[symbol] = self.selling.get(symbol, 0.0) + qty
         else:
             qty = req["notional"] / ref
+        self.sent[req["client_id"]] = [symbol, side, qty, 0.0]
         order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type="market", qty=qty,
                              decision_price=ref, manual=req["manual"])
         self.intent_reason[req["client_id"]] = req["reason"]
