@@ -42,6 +42,7 @@ class Account:
         self.day_open_mids: dict[str, float] = {}
         self.fees_usd = 0.0
         self.first_ts = start_ts
+        self.uncorrelated_pairs = 0.0  # changes only when a day closes
 
     def start(self, ts: int) -> None:
         """The first event: the trading day and the trader's history begin here."""
@@ -136,7 +137,7 @@ class Account:
             "open_positions": float(len([p for p in self.positions.values() if p.qty > 0])),
             "exposure_usd": exposure, "exposure_pct": exposure / equity * 100 if equity > 0 else 0.0,
             "same_direction_pct": self._same_direction_pct(),
-            "uncorrelated_pairs_30d": float(self._uncorrelated_pairs()),
+            "uncorrelated_pairs_30d": self.uncorrelated_pairs,
             "trader_days": (now - self.first_ts) / MS_PER_DAY,
         }
 
@@ -162,6 +163,7 @@ class Account:
                 opened = self.day_open_mids.get(symbol, mid)
                 if opened > 0:
                     self.daily_returns.setdefault(symbol, deque(maxlen=30)).append(math.log(mid / opened))
+            self.uncorrelated_pairs = float(self._uncorrelated_pairs())
             self.day_open_mids = dict(self.mids)
             self.day_open_equity = equity
             self.day_traded = False

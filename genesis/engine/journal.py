@@ -75,6 +75,17 @@ progress = Table(
 )
 
 
+def recorded_changes(conn, run_id: int) -> tuple[list, list]:
+    """What changed a run besides its input, in the order it applied: accepted
+    configuration edits [(at_event, files)] and operator commands [(at_event, kind, payload)]."""
+    edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
+        select(entries.c.data).where(entries.c.run_id == run_id, entries.c.kind == "config").order_by(entries.c.seq))]
+    operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
+        select(commands).where(commands.c.run_id == run_id, commands.c.status != "queued")
+        .order_by(commands.c.at_event, commands.c.id))]
+    return edits, operator
+
+
 class JournalError(Exception):
     """The journal cannot be used; the message says why and what to do."""
 
@@ -155,12 +166,7 @@ class Journal:
                     self.run_id = row.id
                     last = conn.execute(select(func.max(entries.c.seq)).where(entries.c.run_id == row.id)).scalar()
                     self.skip_until = int(last or 0)
-                    edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
-                        select(entries.c.data).where(entries.c.run_id == row.id, entries.c.kind == "config")
-                        .order_by(entries.c.seq))]
-                    operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
-                        select(commands).where(commands.c.run_id == row.id, commands.c.status != "queued")
-                        .order_by(commands.c.at_event, commands.c.id))]
+                    edits, operator = recorded_changes(conn, row.id)
                     return RunInfo(self.run_id, True, self.skip_until, json.loads(row.config_files), edits, operator)
                 result = conn.execute(insert(runs).values(
                     schema_version=SCHEMA_VERSION, tier=tier, config_digest=digest, feed_digest=feed_digest,

@@ -15,7 +15,7 @@ from genesis.config.checks import CheckedConfig
 from genesis.config.snapshot import load_snapshot
 from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
-from genesis.engine.journal import Journal, JournalError, _describe, commands, entries, progress, runs
+from genesis.engine.journal import Journal, JournalError, _describe, progress, recorded_changes, runs
 from genesis.engine.runner import Session, _after_event
 
 _TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
@@ -57,12 +57,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
             if run is None:
                 raise JournalError("no runs in this journal yet: start one with `genesis run`")
             prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
-            edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
-                select(entries.c.data).where(entries.c.run_id == run.id, entries.c.kind == "config")
-                .order_by(entries.c.seq))]
-            operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
-                select(commands).where(commands.c.run_id == run.id, commands.c.status != "queued")
-                .order_by(commands.c.at_event, commands.c.id))]
+            edits, operator = recorded_changes(conn, run.id)
     except (DatabaseError, OperationalError) as exc:
         raise JournalError(_describe(exc, url)) from None
     finally:
