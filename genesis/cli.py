@@ -278,12 +278,28 @@ _CONFIG = click.option("--config", "config", metavar="DIR", help="Configuration 
 @click.argument("symbol")
 @click.argument("notional_usd", type=click.FloatRange(min=0, min_open=True))
 @click.option("--reason", default="", help="Why: required while a rule asks for a written reason (tilt level 2).")
+@click.option("--limit", type=click.FloatRange(min=0, min_open=True),
+              help="Rest a limit order at this price (quote currency) instead of a market order.")
 @_DB
 @_CONFIG
-def order(side, symbol, notional_usd, reason, db, config) -> None:
-    """Place a manual market order through every pre-trade rule (e.g. `genesis order buy BTCUSDT 40`)."""
-    _send_command(db, config, "order", {"side": side, "symbol": symbol.upper(), "notional_usd": notional_usd,
-                                        "reason": reason})
+def order(side, symbol, notional_usd, reason, limit, db, config) -> None:
+    """Place a manual order through every pre-trade rule (e.g. `genesis order buy BTCUSDT 40`,
+    or `--limit 61000` for a resting limit order)."""
+    payload = {"side": side, "symbol": symbol.upper(), "notional_usd": notional_usd, "reason": reason}
+    if limit:
+        payload["limit"] = limit
+    _send_command(db, config, "order", payload)
+
+
+@cli.command()
+@click.argument("client_id")
+@click.argument("price", type=click.FloatRange(min=0, min_open=True))
+@_DB
+@_CONFIG
+def amend(client_id, price, db, config) -> None:
+    """Move a resting limit order to a new price (e.g. `genesis amend g12 61050`); the
+    tilt monitor counts amendments of one order (bargaining)."""
+    _send_command(db, config, "amend", {"client_id": client_id, "price": price})
 
 
 @cli.command()

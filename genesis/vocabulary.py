@@ -61,7 +61,11 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "notional_usd": (NUMBER, "Order value in quote currency"),
         "by_exchange": (BOOL, "The exchange cancelled it (e.g. the unfilled rest of a market order), not a decision"),
     }),
-    "order_amended": ("An open order was amended", {"amendments": (NUMBER, "Amendments so far to this order")}),
+    "order_amended": ("An open order was moved to a new limit price", {
+        "amendments": (NUMBER, "Amendments so far to this order"), "price": (NUMBER, "New limit price"),
+        "old_price": (NUMBER, "Limit price before"), "manual": (BOOL, "Amended by the operator"),
+        "notional_usd": (NUMBER, "Open quantity times the new price"),
+    }),
     "order_rejected": ("The exchange or a pre-trade rule rejected an order", {
         "rule": (TEXT, "Id of the rejecting rule, or 'exchange'"), "manual": (BOOL, "Placed by the operator"),
     }),

@@ -600,6 +600,10 @@ def test_full_candle_files():
     closes = {"BTCUSDT": (30_101.00, 59_500.00), "ETHUSDT": (1_925.16, 4_363.95)}
     for path in paths:
         events = list(read_candles(path))
+        status = [e for e in events if e.kind == "exchange_status"]   # the 2021-04-25 upgrade
+        assert [(e.ts, e.fields["maintenance"]) for e in status] == [(1_619_323_320_000, True),
+                                                                     (1_619_340_360_000, False)]
+        events = [e for e in events if e.kind == "candle"]
         assert len(events) == 42_915
         sym = events[0].symbol
         rows = json.loads(gzip.decompress(path.read_bytes()))
@@ -612,5 +616,26 @@ def test_full_candle_files():
         assert (min(c), max(c)) == closes[sym]
         assert all(e.fields["true_range"] >= 0 for e in events)
     feed = open_feed(paths)
-    assert feed.events == 0 and sum(1 for _ in feed) == 2 * 42_915
+    assert feed.events == 0 and sum(1 for _ in feed) == 2 * 42_915 + 2 * 2   # + maintenance on/off per file
     assert feed.malformed == 0 and feed.out_of_order == 0
+
+
+def test_a_long_candle_gap_is_exchange_maintenance(tmp_path):
+    """A gap of 30 minutes or more yields exchange_status events around it (maintenance
+    from the first missing close, normal at the next candle's close, before it); a
+    shorter gap only leaves candles missing."""
+    t0 = 1_619_323_200_000   # 2021-04-25 04:00 UTC
+    rows = [[t0 - 60_000, 1, 1, 1, 1, 1], [t0, 1, 1, 1, 1, 1],
+            [t0 + 20 * 60_000, 1, 1, 1, 1, 1],                     # 19 missing: no maintenance
+            [t0 + 60 * 60_000, 1, 1, 1, 1, 1]]                     # 39 missing: maintenance
+    path = tmp_path / "BTC_USDT-1m.json"
+    path.write_text(json.dumps(rows))
+    feed = open_feed([path])
+    got = [(e.kind, e.ts, e.fields.get("maintenance")) for e in feed]
+    assert got == [
+        ("candle", t0, None), ("candle", t0 + 60_000, None), ("candle", t0 + 21 * 60_000, None),
+        ("exchange_status", t0 + 22 * 60_000, True), ("exchange_status", t0 + 61 * 60_000, False),
+        ("candle", t0 + 61 * 60_000, None),
+    ]
+    assert [i.problem for i in feed.issues] == [
+        "no candles for 39 min: exchange maintenance from the first missing close until this candle"]

@@ -417,3 +417,34 @@ def test_sample_replay_keeps_the_book_synced(markets):
         assert seen_snapshot and depth_after > 0, path.name
     for book in ex.books.values():
         assert book.gaps == 0
+
+
+def test_amend_moves_a_resting_order_relocks_funds_and_counts(markets):
+    ex = exchange(markets, usdt=3_000.0, taker_fee_pct=0.1, maker_fee_pct=0.1)
+    ex.submit(OrderRequest("A1", "BTCUSDT", "buy", "limit", 0.05, price=29000.0, manual=True), ts=1_000)
+    events, problem = ex.amend("A1", 29100.004, ts=2_000)
+    assert problem is None and [e.kind for e in events] == ["order_amended"]
+    f = events[0].fields
+    assert f["amendments"] == 1 and f["price"] == 29100.0 and f["old_price"] == 29000.0 and f["manual"] is True
+    o = ex.open_orders["A1"]
+    assert o.price == 29100.0 and o.amendments == 1 and o.created_ts == 1_000   # age counts from placing
+    assert ex.locked["USDT"] == pytest.approx(0.05 * 29100.0 * 1.001, abs=1e-8)
+    assert ex.balances["USDT"] == pytest.approx(3_000.0 - 0.05 * 29100.0 * 1.001, abs=1e-8)
+    # more than the account holds: refused, the order untouched
+    events, problem = ex.amend("A1", 60_000.0, ts=3_000)
+    assert events == [] and problem.startswith("insufficient USDT balance")
+    assert ex.open_orders["A1"].price == 29100.0 and ex.open_orders["A1"].amendments == 1
+    # a filter failure is refused too
+    assert ex.amend("A1", 0.001, ts=3_000)[1] is not None and ex.amend("nope", 1.0, ts=3_000)[1] == "no open order 'nope'"
+    # loses time priority: a later order at the same price fills first after the amend
+    ex.submit(OrderRequest("B1", "BTCUSDT", "buy", "limit", 0.01, price=29200.0), ts=3_500)
+    ex.amend("A1", 29200.0, ts=4_000)
+    (fill,) = ex.on_market(trade(5_000, 29200.0, 0.01))
+    assert fill.fields["_client_id"] == "B1"
+    # moved across the book it fills at once as a taker, up to its price
+    events, problem = ex.amend("A1", 30001.0, ts=6_000)
+    assert problem is None and [e.kind for e in events] == ["order_amended", "fill"]
+    assert events[0].fields["amendments"] == 3
+    assert events[1].fields["maker"] is False and events[1].fields["price"] == 30001.0
+    assert events[1].fields["qty"] == 0.05 and "A1" not in ex.open_orders
+    assert ex.locked["USDT"] == pytest.approx(0.0, abs=1e-8)

@@ -38,6 +38,18 @@ needs_data = pytest.mark.skipif(
 FIRST_EVENT = datetime(2021, 4, 20, 20, 43, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
 
+COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_scenario_coverage.py)
+    "drawdown_info": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_warning": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "daily_loss_limit": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_critical": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_halt_automatic": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_halt_manual_reset": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_halt_lockout": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "hard_stop_drawdown": "test_a_day_losing_over_15_percent_demotes_hunter_to_sniper",
+    "demote_daily_loss": "test_a_day_losing_over_15_percent_demotes_hunter_to_sniper",
+}
+
 
 def ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
@@ -257,15 +269,35 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
     assert sells[0]["data"]["decision_price"] == pytest.approx(prices[first["ts"]], abs=0.02)
 
     # the tier's exit protocol
+    midnight = ms(at("2021-05-20 00:00"))
     if tier == "sniper":
         lock = [a["data"]["lock"] for a in actions if a["data"]["action"] == "lock"]
-        midnight = ms(at("2021-05-20 00:00"))
         assert lock == [{"needs_journal_words": 0, "reason": "drawdown halt (automatic stop)",
                          "rule": halt_rule, "symbol": "", "until": midnight}]
         released = [e for e in journal(db, kind="state", rule=halt_rule) if "lock_released" in e["data"]]
         assert [e["ts"] for e in released] == [midnight]
         assert report["rule_firings"][halt_rule] == 1  # one market sell closed everything
         assert report["pnl_usd"] == pytest.approx(-75.58, abs=0.01)
+        # the rest of the ladder on the way down: the day's loss reaches Sniper's $25
+        # warning (sizes halved) and its $25 daily loss limit (locked until 00:00) at the
+        # first candle where the rebuilt daily result is -25 or worse
+        day_open = ms(at("2021-05-19 00:00"))
+        marks = equity_marks(db, equity, prices)
+        daily = {ts: v - marks[day_open] for ts, v in marks.items() if day_open <= ts < midnight}
+        crossed = min(ts for ts, v in daily.items() if v <= -25)
+        for rule in ("drawdown_warning", "daily_loss_limit"):
+            fired = [f for f in journal(db, kind="fire", rule=rule) if day_open <= f["ts"] < midnight]
+            assert fired[0]["ts"] == crossed, (rule, utc(fired[0]["ts"]), utc(crossed))
+            assert fired[0]["data"]["values"]["daily_pnl_usd"] == pytest.approx(daily[crossed], abs=0.5)
+        warn = [a["data"] for a in journal(db, kind="action", rule="drawdown_warning") if a["ts"] == crossed]
+        assert warn[0] == {"action": "scale_size", "slot": "drawdown", "factor": 0.5}
+        limit = [a["data"] for a in journal(db, kind="action", rule="daily_loss_limit") if a["ts"] == crossed]
+        assert {"action": "lock", "lock": {"needs_journal_words": 0, "reason": "daily loss limit",
+                                           "rule": "daily_loss_limit", "symbol": "", "until": midnight}} in limit
+        # the info step: the halt's exit closed one trade losing more than $10
+        info = journal(db, kind="fire", rule="drawdown_info")
+        assert len(info) == 1 and info[0]["ts"] == first["ts"]
+        assert info[0]["data"]["values"]["event.pnl_usd"] == pytest.approx(report["pnl_usd"], abs=0.01)
     elif tier == "hunter":
         halted = [e for e in journal(db, kind="state") if e["data"].get("mode") == "HALTED"]
         assert halted and halted[0]["ts"] == first["ts"]
@@ -349,3 +381,11 @@ def test_a_day_losing_over_15_percent_demotes_hunter_to_sniper(tmp_path, btc_fee
     sniper_halt = journal(db, kind="fire", rule="drawdown_halt_automatic")
     assert sniper_halt and sniper_halt[0]["ts"] == fire["ts"] and sniper_halt[0]["seq"] > tiers[0]["seq"]
     assert 75 <= sniper_halt[0]["data"]["values"]["drawdown_usd"] < 400
+    # the account hard stop (15% below the peak) holds at the same candle: halted, closed,
+    # and a typed reset required
+    hard = journal(db, kind="fire", rule="hard_stop_drawdown")
+    assert len(hard) == 1 and hard[0]["ts"] == fire["ts"]
+    assert hard[0]["data"]["values"]["drawdown_pct"] >= 15
+    assert drawdowns(marks, equity)[fire["ts"]] / equity * 100 == pytest.approx(hard[0]["data"]["values"]["drawdown_pct"], abs=0.05)
+    hard_actions = [a["data"]["action"] for a in journal(db, kind="action", rule="hard_stop_drawdown")]
+    assert hard_actions[:4] == ["halt", "cancel_all", "close_positions", "require"]

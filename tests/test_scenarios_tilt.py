@@ -8,11 +8,11 @@ minutes, so each scenario runs on a copy of the shipped configuration in which t
 trader is past calibration (`tilt_calibrated: trader_days >= 0`).
 
 What commands alone can raise in three minutes: loss reaction, revenge, config
-thrashing and rage quit (four indicators, so up to level 2). Quick cancels need an
-open order to cancel (manual orders are market orders and fill at once), bargaining
-needs amendments (no `amend` command), and trade frequency, size swings and unusual
-hours read baselines that have their own 30-day calibration: level 3 (six indicators)
-cannot be reached from commands on this feed.
+thrashing, rage quit, quick cancels (resting limit orders cancelled at once) and
+bargaining (`amend`). Trade frequency, size swings and unusual hours read baselines with
+their own calibration: tests/test_scenarios_tilt_long.py covers them on 30 days of
+candles, with level 3 and graduated re-entry; tests/test_kill_during_lockout.py reaches
+level 3 from commands in a live `genesis run`.
 """
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ PAST_CALIBRATION = 'expr: "trader_days >= 0"'
 REASON = "the spread is wide and my plan says buy"   # at least 5 words
 # the shipped spread strategy buys BTCUSDT once at this offset of the sample (+152.07 s)
 STRATEGY_ENTRY_MS = 152_073
+
+COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_scenario_coverage.py)
+    "tilt_level_1": "test_a_revenge_trader_after_a_loss_gets_a_level_1_notice",
+    "tilt_debt_notice": "test_a_revenge_trader_after_a_loss_gets_a_level_1_notice",
+    "tilt_level_2": "test_four_indicators_escalate_to_level_2_halving_sizes_and_asking_for_a_reason",
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -323,3 +329,51 @@ def test_four_indicators_escalate_to_level_2_halving_sizes_and_asking_for_a_reas
     assert len(strat) == 1 and run.rel(strat[0]) == STRATEGY_ENTRY_MS and strat[0]["data"]["size_factor"] == 0.5
     # halved, not halted
     assert report["final_state"] == "ACTIVE" and report["time_in_state_pct"] == {"ACTIVE": 100.0}
+
+
+# ---------------------------------------------------------------- 5. cancel storm
+def limit_buy(after: str, price: float = 50_000) -> dict:
+    return {**order(after, "buy", "BTCUSDT"), "limit": price}   # far below the market: rests
+
+
+def test_a_cancel_storm_then_bargaining_gets_a_level_1_notice(tmp_path):
+    """Five resting orders each cancelled a second after it was placed (quick cancels),
+    then one order moved six times (bargaining): the sixth amendment is the second
+    indicator, and the level-1 notice comes at its event time."""
+    script = []
+    for i in range(5):
+        script += [limit_buy(f"{10 + 2 * i}s"), cmd(f"{11 + 2 * i}s", "cancel", client_id=f"g{i + 1}")]
+    script.append(limit_buy("30s"))
+    script += [cmd(f"{31 + i}s", "amend", client_id="g6", price=50_010 + 10 * i) for i in range(6)]
+    run = replay(tmp_path, script)
+    assert [op["data"]["status"] for op in run.ops] == ["applied"] * len(script)
+    assert [run.ops[2 * i + 1]["data"]["result"] for i in range(5)] == [f"order g{i + 1} cancelled" for i in range(5)]
+    cancels = run.kind("order_canceled")
+    assert len(cancels) == 5 and all(c["data"]["age_s"] <= 5 and not c["data"]["by_exchange"] for c in cancels)
+    amended = run.kind("order_amended")
+    assert [a["data"]["amendments"] for a in amended] == [1, 2, 3, 4, 5, 6]
+    assert [a["data"]["price"] for a in amended] == [50_010.0 + 10 * i for i in range(6)]
+    assert run.ops[-1]["data"]["result"] == "order g6 amended: now resting at 50060"
+    # the storm alone is one indicator (no notice); the sixth amendment (> 5) is the second
+    fires = run.kind("fire", "tilt_level_1")
+    assert len(fires) == 1 and fires[0]["data"]["values"] == {"tilt_level": 1}
+    assert run.caused_by(fires[0], len(script) - 1) and fires[0]["ts"] == amended[-1]["ts"]
+    note = run.kind("action", "tilt_level_1")
+    assert len(note) == 1 and "(2 of 9)" in note[0]["data"]["text"]
+    assert tilt_firings(run.report) == {"tilt_level_1": 1}
+    assert run.report["final_state"] == "ACTIVE" and run.report["trades"] == 0
+
+
+def test_slow_cancels_and_five_amendments_are_no_storm(tmp_path):
+    """Control for scenario 5: cancels 6 s after placing are not quick, and five
+    amendments are not bargaining: no intervention."""
+    script = []
+    for i in range(5):
+        script += [limit_buy(f"{10 + 7 * i}s"), cmd(f"{16 + 7 * i}s", "cancel", client_id=f"g{i + 1}")]
+    script.append(limit_buy("60s"))
+    script += [cmd(f"{61 + i}s", "amend", client_id="g6", price=50_010 + 10 * i) for i in range(5)]
+    run = replay(tmp_path, script)
+    assert all(c["data"]["age_s"] > 5 for c in run.kind("order_canceled"))
+    assert len(run.kind("order_amended")) == 5
+    assert tilt_firings(run.report) == {}
+    assert run.tilt_entries() == []

@@ -17,7 +17,7 @@ from genesis.durations import parse_duration
 from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
 from genesis.engine.events import MS_PER_DAY, Event
-from genesis.engine.execution import plan
+from genesis.engine.execution import Slice, plan
 from genesis.engine.journal import Journal
 from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
@@ -221,7 +221,7 @@ class Engine:
             for closed in self.account.on_fill(event, reason):
                 self.closed_trades.append(closed.public_fields())
                 self.pending.append(closed)
-        elif kind in ("order_canceled", "order_rejected", "position_closed", "day_closed", "drawdown_recovered",
+        elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "day_closed", "drawdown_recovered",
                       "lock_released", "engine_started"):
             data = event.public_fields()
             if "_reason" in event.fields:
@@ -467,7 +467,13 @@ class Engine:
             notional *= admission.size_factor
             if admission.size_factor != 1.0:
                 record["size_factor"] = admission.size_factor
-        algo, slices = plan(self.config.tiers[self.tier]["execution"], notional, now, f"p{self.order_seq + 1}")
+            if notional <= 0:
+                cut = ", ".join(slot for slot, (value, _) in self.state.sizes.items() if value == 0)
+                return self._refuse(intent, "trading_state", f"sizes are at 0% for now ({cut})", record)
+        if intent.limit_price:  # a resting order is one order: slicing is for orders that take the book
+            algo, slices = "limit", [Slice(now, 1.0)]
+        else:
+            algo, slices = plan(self.config.tiers[self.tier]["execution"], notional, now, f"p{self.order_seq + 1}")
         if not slices:
             return self._refuse(intent, "execution", "no execution algorithm of this tier takes an order this large",
                                 record)
@@ -478,7 +484,8 @@ class Engine:
             self.order_seq += 1
             req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
                    "notional": notional * s.fraction, "price": intent.price, "reason": intent.reason,
-                   "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1]}
+                   "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1],
+                   "limit": intent.limit_price}
             if s.due <= now:
                 self._send(req)
             else:
@@ -494,37 +501,55 @@ class Engine:
 
     def _send(self, req: dict) -> None:
         symbol, side = req["symbol"], req["side"]
+        limit = req.get("limit")
         best = self.exchange.best(symbol)
-        ref = (best[1] if side == "buy" else best[0]) if best else req["price"]
+        market = (best[1] if side == "buy" else best[0]) if best else req["price"]
+        ref = market or limit          # the market when decided: slippage is measured from it
+        price = limit or ref           # what one unit will cost: sizes the order
         if not ref:
             return
         if side == "sell":
             held = self.account.positions.get(symbol)
             free = (held.qty if held else 0.0) - self.selling.get(symbol, 0.0)  # slices sent, not yet settled
-            qty = free if req["sell_all"] else min(req["notional"] / ref, free)
+            qty = free if req["sell_all"] else min(req["notional"] / price, free)
             if symbol in self.markets:
                 qty = self.markets.round_qty_down(symbol, qty)  # what the exchange will fill
             if qty <= 0:
                 return
             self.selling[symbol] = self.selling.get(symbol, 0.0) + qty
         else:
-            qty = req["notional"] / ref
+            qty = req["notional"] / price
         self.sent[req["client_id"]] = [symbol, side, qty, 0.0]
-        order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type="market", qty=qty,
-                             decision_price=ref, manual=req["manual"])
+        kind = "limit" if limit else "market"
+        order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type=kind, qty=qty,
+                             price=limit, decision_price=ref, manual=req["manual"])
         self.intent_reason[req["client_id"]] = req["reason"]
         self.stats.orders += 1
         self._journal(self.now, "order", "", symbol, {"client_id": req["client_id"], "side": side,
-                                                      "qty": qty, "type": "market", "decision_price": ref})
+                                                      "qty": qty, "type": kind, "decision_price": ref}
+                      | ({"limit_price": limit} if limit else {}))
         if self.journal is not None:
             self.journal.flush()  # the decision is durable before the order leaves the process
         self.pending.append(Event("order_new", self.now, symbol, {
-            "side": side, "qty": qty, "price": ref, "notional_usd": qty * ref, "manual": req["manual"],
+            "side": side, "qty": qty, "price": price, "notional_usd": qty * price, "manual": req["manual"],
             "latency_ms": 0.0, "_client_id": req["client_id"]}))
         for produced in self.exchange.submit(order, self.now):
             if produced.kind == "order_canceled":  # the exchange dropped the unfilled rest
                 produced.fields["by_exchange"] = True
             self.pending.append(produced)
+
+    def amend(self, client_id: str, price: float) -> str | None:
+        """Move one of Genesis's resting orders to a new limit price; None when done,
+        else why not (the order is then untouched). Journaled as 'order_amended'."""
+        produced, problem = self.exchange.amend(client_id, price, self.now)
+        if problem:
+            return problem
+        for event in produced:
+            if event.kind == "order_canceled":
+                event.fields["by_exchange"] = True
+            self.pending.append(event)
+        self._drain()
+        return None
 
     def _due_orders(self) -> None:
         if not self.scheduled:

@@ -8,7 +8,11 @@ Two file formats are read, each detected by content (not only by name):
   ``@depth`` / ``@depth@100ms``) or a REST depth snapshot ``{"lastUpdateId", "bids",
   "asks"}``;
 * freqtrade / ccxt OHLCV candles: a JSON array of ``[open_time_ms, open, high, low,
-  close, volume]`` rows, optionally gzip-compressed.
+  close, volume]`` rows, optionally gzip-compressed. Missing candles stay missing; a gap
+  of 30 minutes or more (``MAINTENANCE_GAP_MS``) is an exchange maintenance window (the
+  2021-04-25 04:00-08:45 upgrade is one) and yields ``exchange_status`` events:
+  maintenance from the close of the first missing candle, back to normal at the close of
+  the next candle, just before it.
 
 Event time. Trades and depth updates carry Binance's ``E``. The spot bookTicker and
 the REST snapshot carry none: their time is ``local_receive_ms + offset``, where
@@ -57,6 +61,7 @@ MAX_PENDING = 4096              # estimated-time events held while waiting for t
 MAX_ISSUES = 10_000             # issues listed per feed; later ones are only counted
 READ_CHUNK = 1 << 20            # bytes of text handed to the line splitter at once
 _IN_CHUNK = 1 << 16             # compressed bytes fed to zlib at once
+MAINTENANCE_GAP_MS = 30 * 60_000  # a candle gap this long is an exchange maintenance window
 _PROBLEM_CHARS = 160            # an issue's text is cut to this length
 
 # --------------------------------------------------------------------------- data paths
@@ -623,6 +628,15 @@ def _candle_stream(path: Path, fi: int, sink: _Sink, symbol: str | None = None) 
         else:
             tr = (h if h > prev_c else prev_c) - (lo_ if lo_ < prev_c else prev_c)
             lr = log(c / prev_c)
+        if prev_t is not None and interval_ms and t - prev_t - interval_ms >= MAINTENANCE_GAP_MS:
+            # the exchange published nothing for this long: Binance's status endpoint reports
+            # maintenance for such windows. It starts when the first candle failed to close
+            # and ends as the next one arrives.
+            start = prev_t + 2 * interval_ms
+            sink.record(name, i, f"no candles for {(t - prev_t - interval_ms) // 60_000} min: "
+                        "exchange maintenance from the first missing close until this candle")
+            yield start, fi, i - 0.75, Event("exchange_status", start, "", {"maintenance": True})
+            yield t + interval_ms, fi, i - 0.5, Event("exchange_status", t + interval_ms, "", {"maintenance": False})
         prev_t = t
         prev_c = c
         ts = t + interval_ms
@@ -652,7 +666,8 @@ def _spacing_s(rows: list) -> int:
 def read_candles(path: str | Path, symbol: str | None = None,
                  issues: list[FeedIssue] | None = None) -> Iterator[Event]:
     """Candle events of a freqtrade/ccxt OHLCV JSON file (optionally .gz), timed at each
-    candle's close. Missing candles stay missing. Bad rows are skipped and, when
+    candle's close. Missing candles stay missing; a gap of MAINTENANCE_GAP_MS or more
+    also yields two 'exchange_status' events (maintenance on, then off). Bad rows are skipped and, when
     `issues` is given, recorded there."""
     sink = _Sink(issues)
     for item in _candle_stream(Path(path), 0, sink, symbol):

@@ -1,8 +1,8 @@
 """Operator commands applied to a running engine, each turned into events and actions
 at the current event time so that a replay of the journal re-applies them exactly.
 
-Commands: order (manual buy/sell, with a written reason when a rule requires one),
-cancel, override (typed confirmation phrase, refused during cooldown, logged either
+Commands: order (manual buy/sell, market or resting limit, with a written reason when a
+rule requires one), cancel, amend (move a resting order to a new price), override (typed confirmation phrase, refused during cooldown, logged either
 way), journal (a journal entry; lifts journal-gated locks), life (a life event that
 lowers tilt sensitivity for some days), connect and disconnect (operator sessions).
 """
@@ -13,7 +13,7 @@ from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.strategies import OrderIntent
 
-KINDS = ("order", "cancel", "override", "journal", "life", "connect", "disconnect")
+KINDS = ("order", "cancel", "amend", "override", "journal", "life", "connect", "disconnect")
 DEFAULT_PHRASE = "I accept the risk of overriding my own limits"
 
 
@@ -58,6 +58,18 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
             engine.pending.append(event)
         engine._drain()
         return "applied", f"order {payload['client_id']} cancelled"
+    if kind == "amend":
+        cid = str(payload.get("client_id", ""))
+        try:
+            price = float(payload.get("price"))
+        except (TypeError, ValueError):
+            return "refused", "amend needs a new price"
+        problem = engine.amend(cid, price)
+        if problem:
+            return "refused", problem
+        left = engine.exchange.open_orders.get(cid)
+        where = f"now resting at {left.price:g}" if left else "filled at once at the new price"
+        return "applied", f"order {cid} amended: {where}"
     if kind == "order":
         return _order(engine, payload)
     return "refused", f"unknown command {kind!r}"
@@ -90,8 +102,9 @@ def _order(engine: Engine, payload: dict) -> tuple[str, str]:
     # whether the reason is long enough is decided here; refusing is the engine's job, so
     # that the refusal is journaled and counted like every other
     has_reason = bool(reason) and len(reason.split()) >= max(_reason_needed(engine), 1)
+    limit = float(payload.get("limit") or 0) or None
     best = engine.exchange.best(symbol)
-    price = (best[1] if side == "buy" else best[0]) if best else float(payload.get("price") or 0)
+    price = limit or ((best[1] if side == "buy" else best[0]) if best else float(payload.get("price") or 0))
     if not price:
         return "refused", f"no price for {symbol} yet"
     notional = float(payload["notional_usd"])
@@ -100,11 +113,13 @@ def _order(engine: Engine, payload: dict) -> tuple[str, str]:
         if held is None or held.qty <= 0:
             return "refused", f"nothing to sell: no {symbol} position"
         notional = min(notional, held.qty * price)
-    refused_before, orders_before = engine.stats.rejected, engine.stats.orders
+    refused_before, seq_before = engine.stats.rejected, engine.order_seq
     engine.submit_intent(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
-                                     manual=True, has_reason=has_reason))
+                                     manual=True, has_reason=has_reason, limit_price=limit))
     engine._drain()
     if engine.stats.rejected > refused_before:
         return "refused", engine.stats.last_decision
-    sent = engine.stats.orders - orders_before
-    return "applied", f"{side} {symbol} ${notional:,.2f}: {sent} order(s) sent"
+    ids = [f"g{n}" for n in range(seq_before + 1, engine.order_seq + 1)]
+    resting = [cid for cid in ids if cid in engine.exchange.open_orders]
+    tail = f"; resting: {', '.join(resting)} (amend or cancel by id)" if resting else ""
+    return "applied", f"{side} {symbol} ${notional:,.2f}: {len(ids)} order(s) sent ({', '.join(ids)}){tail}"

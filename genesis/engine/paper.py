@@ -78,6 +78,7 @@ class OpenOrder:
     filled_notional: float = 0.0
     fees: float = 0.0
     type: str = "limit"
+    amendments: int = 0
 
     @property
     def notional_usd(self) -> float:
@@ -264,6 +265,40 @@ class PaperExchange:
             "_client_id": client_id, "_reason": "canceled", "_remaining": o.remaining,
             "_order_type": o.type,
         })]
+
+    def amend(self, client_id: str, price: float, ts: int) -> tuple[list[Event], str | None]:
+        """Move a resting order to a new limit price (cancel-replace: it loses its time
+        priority and fills at once if the new price crosses the book).
+
+        Returns (events, None) with an 'order_amended' event first, or ([], why not)
+        with the order left untouched."""
+        o = self.open_orders.get(client_id)
+        if o is None:
+            return [], f"no open order {client_id!r}"
+        if not price > 0:
+            return [], "the new price must be positive"
+        new_price = self.markets.round_price(o.symbol, price, o.side)
+        problem = self.markets.check(o.symbol, o.remaining, new_price)
+        if problem:
+            return [], problem
+        m = self.markets.get(o.symbol)
+        if o.side == "buy":
+            fee_pct = max(self.taker_fee_pct, self.maker_fee_pct)
+            need = _amt(o.remaining * new_price * (1 + fee_pct / 100))
+            have = _amt(self.balances.get(m.quote, 0.0) + o.locked)
+            if need > have + _EPS:
+                return [], f"insufficient {m.quote} balance: need {need}, free {have}"
+        self._close(o)
+        req = OrderRequest(client_id=client_id, symbol=o.symbol, side=o.side, type="limit", qty=o.remaining,
+                           price=new_price, decision_price=o.decision_price, manual=o.manual)
+        amended = Event("order_amended", ts, o.symbol, {
+            "amendments": o.amendments + 1, "price": new_price, "old_price": o.price, "manual": o.manual,
+            "notional_usd": _amt(o.remaining * new_price), "_client_id": client_id})
+        out = self.submit(req, ts)
+        again = self.open_orders.get(client_id)
+        if again is not None:
+            again.amendments, again.created_ts, again.type = o.amendments + 1, o.created_ts, o.type
+        return [amended, *out], None
 
     def cancel_all(self, ts: int, symbol: str | None = None, manual: bool | None = None) -> list[Event]:
         """Cancel every resting order (of one symbol), oldest first."""

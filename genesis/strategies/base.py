@@ -21,6 +21,7 @@ class OrderIntent:
     opens_position: bool
     manual: bool = False
     has_reason: bool = False
+    limit_price: float | None = None   # a resting limit order at this price; None: market
 
     def fields(self) -> dict:
         """The order_intent fields rules read as order.<field>."""
