@@ -147,13 +147,18 @@ def _status_line(engine, catching_up: bool) -> None:
 @click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
 @click.option("--mode", type=click.Choice(["paper", "live"]), default="paper", show_default=True)
-def run(tier, feeds, speed, db, config, mode) -> None:
+@click.option("--rest-url", help="Live: exchange REST base URL (default: genesis.yaml exchange.rest_url, "
+              "else https://api.binance.com).")
+@click.option("--ws-url", help="Live: websocket base URL (default: genesis.yaml exchange.ws_url, "
+              "else wss://stream.binance.com:9443).")
+@click.option("--confirm", help="Live: the word 'live', to start without the interactive question.")
+def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None:
     """Paper-trade a feed at real-time speed with a live status line; Ctrl-C stops
-    cleanly and the same command resumes from the journal."""
+    cleanly and the same command resumes from the journal. `--mode live` trades on the
+    exchange with the keys in GENESIS_API_KEY / GENESIS_API_SECRET."""
     if mode == "live":
-        click.echo("genesis: live trading is not available in this version; paper mode trades the same rules "
-                   "on recorded data (run without --mode live)", err=True)
-        sys.exit(2)
+        _run_live(tier, db, config, rest_url, ws_url, confirm)
+        return
     from genesis.engine.report import format_report  # noqa: PLC0415
     from genesis.engine.runner import run as run_feed  # noqa: PLC0415
 
@@ -182,6 +187,50 @@ def run(tier, feeds, speed, db, config, mode) -> None:
         sys.exit(130)
     click.echo("")
     click.echo(format_report(report))
+
+
+def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
+    from genesis.engine.journal import JournalError  # noqa: PLC0415
+    from genesis.live.credentials import MissingCredentials, from_environment  # noqa: PLC0415
+    from genesis.live.launch import LaunchRefused, check_confirmation, endpoints, run_live  # noqa: PLC0415
+
+    root, result = _load_config(config)
+    tier = _tier(result, tier)
+    settings = result.files.settings.data
+    exchange = settings.get("exchange", {})
+    env_names = {"GENESIS_API_KEY": exchange.get("api_key_env", "GENESIS_API_KEY"),
+                 "GENESIS_API_SECRET": exchange.get("api_secret_env", "GENESIS_API_SECRET")}
+    try:
+        creds = from_environment({k: os.environ.get(v, "") for k, v in env_names.items()})
+    except MissingCredentials:
+        missing = [v for k, v in env_names.items() if not os.environ.get(v, "").strip()]
+        click.echo(f"genesis: live mode needs {' and '.join(missing)} in the environment (the API key pair); "
+                   "nothing was started", err=True)
+        sys.exit(2)
+    rest, ws = endpoints(settings, rest_url, ws_url)
+    ask = (lambda text: click.prompt(text, default="", show_default=False)) if sys.stdin.isatty() else None
+    try:
+        check_confirmation(confirm, rest, ask)
+    except LaunchRefused as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(2)
+    db = db or settings["storage"]["url"]
+
+    def notify(note):
+        if "console" in note.channels:
+            click.echo(f"\r[{note.severity}] {note.text}".ljust(150))
+
+    click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
+    try:
+        run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t), status=_status_line,
+                 notify=notify)
+    except LaunchRefused as exc:
+        click.echo(f"\ngenesis: {exc}", err=True)
+        sys.exit(1)
+    except JournalError as exc:
+        click.echo(f"\ngenesis: {exc}", err=True)
+        sys.exit(1)
+    click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
 
 
 @cli.command()
@@ -412,6 +461,15 @@ def test_rules(paths, config) -> None:
                     click.echo(f"  {line}")
     click.echo(f"{passed} passed, {failed} failed")
     sys.exit(0 if failed == 0 else 1)
+
+
+def _register_simulate() -> None:
+    from genesis.simulator.cli import simulate  # noqa: PLC0415
+
+    cli.add_command(simulate, "simulate")
+
+
+_register_simulate()
 
 
 def main() -> None:

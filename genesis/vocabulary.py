@@ -60,6 +60,7 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "age_s": (NUMBER, "Seconds the order lived"), "manual": (BOOL, "Cancelled by the operator"),
         "notional_usd": (NUMBER, "Order value in quote currency"),
         "by_exchange": (BOOL, "The exchange cancelled it (e.g. the unfilled rest of a market order), not a decision"),
+        "by_rule": (BOOL, "A rule's cancel_all cancelled it (a safety action, not the trader's or a strategy's)"),
     }),
     "order_amended": ("An open order was moved to a new limit price", {
         "amendments": (NUMBER, "Amendments so far to this order"), "price": (NUMBER, "New limit price"),
@@ -85,6 +86,11 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     }),
     "external_order": ("Reconciliation found an order Genesis did not place", {"notional_usd": (NUMBER, "Order value")}),
     "position_mismatch": ("Reconciliation could not explain a balance difference", {"diff_usd": (NUMBER, "Difference in quote currency")}),
+    "reconciled": ("Live: reconciliation with the exchange finished", {
+        "fills": (NUMBER, "Fills found that the stream had not delivered"), "closed": (NUMBER, "Orders found ended"),
+        "not_sent": (NUMBER, "Orders the exchange never received"), "external": (NUMBER, "External orders adopted"),
+        "mismatch_usd": (NUMBER, "Balance difference it could not explain, USD"),
+    }),
     "day_closed": ("00:00 UTC: the trading day ended", {
         "pnl_usd": (NUMBER, "Day P&L in quote currency"), "pnl_pct": (NUMBER, "Day P&L as % of the day's opening equity"),
         "traded": (BOOL, "At least one fill that day"), "max_drawdown_pct": (NUMBER, "Deepest drawdown that day, %"),

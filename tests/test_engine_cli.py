@@ -295,10 +295,12 @@ def test_an_edit_made_while_a_run_was_stopped_is_applied_once_it_has_caught_up(t
     assert "  daily_loss_usd: 20 " in configs[0]["files"]["tiers/sniper.yaml"]
 
 
-def test_run_mode_live_is_refused_with_a_clear_message(tmp_path):
+def test_run_mode_live_without_keys_is_refused_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENESIS_API_KEY", raising=False)
+    monkeypatch.delenv("GENESIS_API_SECRET", raising=False)
     result = cli("run", "--mode", "live", "--db", db_url(tmp_path / "live.db"), "--config", str(ROOT))
     assert result.returncode == 2
-    assert "live trading is not available in this version" in result.stderr
+    assert "live mode needs GENESIS_API_KEY and GENESIS_API_SECRET in the environment" in result.stderr
     assert not (tmp_path / "live.db").exists()
 
 

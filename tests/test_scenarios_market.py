@@ -19,6 +19,8 @@ COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_sc
     "market_panic_exit": "test_the_crash_day_walks_normal_volatile_panic_and_back",
     "market_volatile_enter": "test_the_crash_day_walks_normal_volatile_panic_and_back",
     "market_volatile_exit": "test_the_crash_day_walks_normal_volatile_panic_and_back",
+    "market_dead_enter": "test_a_dead_market_halves_sizes_and_wakes_up",
+    "market_dead_exit": "test_a_dead_market_halves_sizes_and_wakes_up",
 }
 
 
@@ -120,3 +122,39 @@ def test_the_crash_day_walks_normal_volatile_panic_and_back(tmp_path):
 
 def utc_text(entry: dict) -> str:
     return datetime.fromtimestamp(entry["ts"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+ETH = BTC.parent / "ETH_USDT-1m.json.gz" if BTC is not None else None
+
+
+@needs_data
+def test_a_dead_market_halves_sizes_and_wakes_up(tmp_path):
+    """DEAD (a quiet range with thin volume) never lasts the shipped 15 minutes in these
+    30 days (the longest quiet stretch is 7 minutes, on ETH), so this copy of the rule
+    book asks for 5: the state then goes normal -> dead -> normal on the real ETH candles,
+    each change with the values its rule requires and the size multiplier it sets."""
+    config = config_copy(tmp_path)
+    path = config / "rules" / "market_state.yaml"
+    text = path.read_text(encoding="utf-8")
+    shipped = '''when: "market_state == 'normal' and atr_rank_24h <= 10 and volume_z_60m <= -1"
+    for: 15m'''
+    assert text.count(shipped) == 1
+    path.write_text(text.replace(shipped, shipped.replace("for: 15m", "for: 5m")), encoding="utf-8")
+    report, db = replay(tmp_path, "sniper", config, [], files=[ETH])
+    enters, exits = journal(db, "fire", "market_dead_enter"), journal(db, "fire", "market_dead_exit")
+    assert report["rule_firings"]["market_dead_enter"] == len(enters) >= 1
+    assert len(exits) >= len(enters) - 1
+    for enter in enters:
+        v = enter["data"]["values"]
+        assert v["market_state"] == "normal" and v["atr_rank_24h"] <= 10 and v["volume_z_60m"] <= -1
+        acts = [a["data"] for a in journal(db, "action", "market_dead_enter") if a["ts"] == enter["ts"]]
+        assert {"action": "scale_size", "slot": "market_state", "factor": 0.5} in acts
+        assert {"action": "set", "set": {"market_state": "dead"}} in acts
+    for leave in exits:
+        v = leave["data"]["values"]
+        assert v["market_state"] == "dead" and (v["atr_rank_24h"] >= 25 or v["volume_z_60m"] > 0)
+        assert {"action": "set", "set": {"market_state": "normal"}} in \
+            [a["data"] for a in journal(db, "action", "market_dead_exit") if a["ts"] == leave["ts"]]
+    # each stay in DEAD ends after its own entry
+    for enter, leave in zip(enters, exits):
+        assert leave["ts"] > enter["ts"]

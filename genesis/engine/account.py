@@ -71,12 +71,13 @@ class Account:
         self.fees_usd += fee
         self.day_traded = True
         pos = self.positions.setdefault(symbol, Position())
+        fee_base = f.get("_fee_base", 0.0)   # live: Binance takes a buy's fee from the coins bought
         if side == "buy":
             if pos.qty <= 0:
                 pos.opened, pos.cost_usd, pos.proceeds_usd = fill.ts, 0.0, 0.0
-            pos.qty += qty
+            pos.qty += qty - fee_base
             pos.cost_usd += notional + fee
-            self.quote -= notional + fee
+            self.quote -= notional + (0.0 if fee_base else fee)
             self.mids.setdefault(symbol, f["price"])
             return []
         pos.qty -= qty

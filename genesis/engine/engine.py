@@ -27,6 +27,8 @@ from genesis.engine.state import TradingState, next_utc_midnight
 from genesis.strategies import MarketView, OrderIntent, registry
 
 MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
+# input events about our own account (live): settled and journaled like the paper exchange's
+EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "position_mismatch", "reconciled")
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 
@@ -158,7 +160,11 @@ class Engine:
             for produced in self.exchange.on_market(event):
                 self.pending.append(produced)
             self._market(event)
-        self._step(event)
+        if event.kind in EXCHANGE_REPORTS:   # live: the exchange reports on our orders; settle like paper's
+            self.stats.by_kind[event.kind] -= 1
+            self.pending.appendleft(event)
+        else:
+            self._step(event)
         self._drain()
         self._due_orders()
         if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
@@ -203,6 +209,7 @@ class Engine:
             event = self.pending.popleft()
             if event.kind == "order_canceled":
                 event.fields.setdefault("by_exchange", False)
+                event.fields.setdefault("by_rule", False)
             if event.ts < self.now:
                 event.ts = self.now
             self.stats.by_kind[event.kind] += 1
@@ -217,11 +224,18 @@ class Engine:
         if kind == "fill":
             self.stats.fills += 1
             reason = self.intent_reason.get(event.fields.get("_client_id"), "signal")
-            self._journal(event.ts, "fill", "", event.symbol, event.public_fields())
+            data = event.public_fields()
+            data["client_id"] = event.fields.get("_client_id", "")
+            if "_trade_id" in event.fields:   # live: the exchange's trade id, for reconciliation
+                data["trade_id"] = event.fields["_trade_id"]
+            if "_fee_base" in event.fields:   # live: a buy's fee taken from the coins bought
+                data["fee_base"] = event.fields["_fee_base"]
+            self._journal(event.ts, "fill", "", event.symbol, data)
             for closed in self.account.on_fill(event, reason):
                 self.closed_trades.append(closed.public_fields())
                 self.pending.append(closed)
-        elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "day_closed", "drawdown_recovered",
+        elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "reconciled",
+                      "external_order", "position_mismatch", "day_closed", "drawdown_recovered",
                       "lock_released", "engine_started"):
             data = event.public_fields()
             if "_reason" in event.fields:
@@ -318,7 +332,8 @@ class Engine:
             self.state.release(rid)
         elif name == "cancel_all":
             self.scheduled.clear()
-            for produced in self.exchange.cancel_all(now):
+            for produced in self.exchange.cancel_all(now, manual=False):
+                produced.fields["by_rule"] = True    # a safety rule's, not the trader's or a strategy's
                 self.pending.append(produced)
         elif name == "close_positions":
             for symbol, pos in list(self.account.positions.items()):

@@ -75,11 +75,24 @@ progress = Table(
 )
 
 
-def recorded_changes(conn, run_id: int) -> tuple[list, list]:
+def recorded_changes(conn, run_id: int, scripted: bool = False) -> tuple[list, list]:
     """What changed a run besides its input, in the order it applied: accepted
-    configuration edits [(at_event, files)] and operator commands [(at_event, kind, payload)]."""
-    edits = [(json.loads(r.data)["at_event"], json.loads(r.data)["files"]) for r in conn.execute(
-        select(entries.c.data).where(entries.c.run_id == run_id, entries.c.kind == "config").order_by(entries.c.seq))]
+    configuration edits [(at_event, files, risk_counted)] and operator commands
+    [(at_event, kind, payload)]: those queued by `genesis` commands or, with `scripted`,
+    every command the run applied (a replay's --commands script included)."""
+    edits = []
+    for r in conn.execute(select(entries.c.data).where(entries.c.run_id == run_id, entries.c.kind == "config")
+                          .order_by(entries.c.seq)):
+        data = json.loads(r.data)
+        edits.append((data["at_event"], data["files"], data.get("risk_counted", False)))
+    if scripted:
+        operator = []
+        for r in conn.execute(select(entries.c.rule, entries.c.data).where(
+                entries.c.run_id == run_id, entries.c.kind == "operator").order_by(entries.c.seq)):
+            data = json.loads(r.data)
+            if "payload" in data:
+                operator.append((data["at_event"], r.rule, data["payload"]))
+        return edits, operator
     operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
         select(commands).where(commands.c.run_id == run_id, commands.c.status != "queued")
         .order_by(commands.c.at_event, commands.c.id))]

@@ -50,14 +50,16 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
     if kind == "override":
         return _override(engine, str(payload.get("phrase", "")))
     if kind == "cancel":
-        produced = engine.exchange.cancel(str(payload.get("client_id", "")), engine.now, manual=True)
-        if not produced:
-            return "refused", f"no open order {payload.get('client_id')!r}"
+        cid = str(payload.get("client_id", ""))
+        if cid not in engine.exchange.open_orders:
+            return "refused", f"no open order {cid!r}"
+        produced = engine.exchange.cancel(cid, engine.now, manual=True)
         for event in produced:
             event.fields["by_exchange"] = False
             engine.pending.append(event)
         engine._drain()
-        return "applied", f"order {payload['client_id']} cancelled"
+        # paper cancels at once; live, the exchange confirms on the user-data stream
+        return "applied", f"order {cid} cancelled" if produced else f"cancel of order {cid} sent"
     if kind == "amend":
         cid = str(payload.get("client_id", ""))
         try:
@@ -91,8 +93,13 @@ def _override(engine: Engine, phrase: str) -> tuple[str, str]:
     if accepted:
         engine.last_override = engine.now
         engine.state.holds.clear()
-        engine.state.locks.clear()
+        lifted, engine.state.locks = engine.state.locks, []
+        for lock in lifted:   # lifted locks end like expired ones: what follows a lock (re-entry) follows
+            engine._journal(engine.now, "state", lock.rule, lock.symbol, {"lock_released": lock.to_dict(),
+                                                                          "by": "override"})
+            engine.pending.append(Event("lock_released", engine.now, lock.symbol, {"rule": lock.rule}))
         engine._track_mode(engine.now)
+        engine._drain()
     return ("applied" if accepted else "refused"), why
 
 
@@ -120,6 +127,6 @@ def _order(engine: Engine, payload: dict) -> tuple[str, str]:
     if engine.stats.rejected > refused_before:
         return "refused", engine.stats.last_decision
     ids = [f"g{n}" for n in range(seq_before + 1, engine.order_seq + 1)]
-    resting = [cid for cid in ids if cid in engine.exchange.open_orders]
+    resting = [cid for cid in ids if cid in engine.exchange.open_orders and limit]
     tail = f"; resting: {', '.join(resting)} (amend or cancel by id)" if resting else ""
     return "applied", f"{side} {symbol} ${notional:,.2f}: {len(ids)} order(s) sent ({', '.join(ids)}){tail}"

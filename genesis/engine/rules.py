@@ -123,6 +123,7 @@ class RuleRunner:
         out: list[Firing] = []
         for rule in sorted(todo.values(), key=lambda r: self.order[r.rule.id]) if len(todo) > 1 else todo.values():
             self._step(rule, now, m, fields, out)
+        on_event = False
         for rule in self.event_rules.get(event.kind, ()) if event_rules else ():
             st = self.states[rule.rule.id]
             cooldown = int(rule.rule.cooldown_s * 1000)
@@ -131,6 +132,9 @@ class RuleRunner:
             if self._check(rule, m, fields, None):
                 st.last_fire = now
                 out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None)))
+                on_event = True
+        if on_event and len(out) > 1:  # stages in order: an event rule of the risk stage acts before the tier stage
+            out.sort(key=lambda f: self.order[f.rule.rule.id])
         return out
 
     def check_intent(self, order_fields: dict, m, now: int) -> list[Firing]:

@@ -86,13 +86,15 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
                    Path(config_root), script=script)
 
 
-def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list) -> None:
-    """Switch the engine to a validated configuration; journal it with the point it applies at."""
+def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list,
+                 risk_counted: bool = False) -> None:
+    """Switch the engine to a validated configuration; journal it with the point it applies at.
+    `risk_counted`: the edit was already counted as a risk edit (a delayed `genesis set`)."""
     engine = session.engine
     engine._journal(engine.now, "config", "", "", {"files": files, "at_event": engine.stats.events,
-                                                   "edited": edited})
+                                                   "edited": edited, "risk_counted": risk_counted})
     engine.switch_ruleset(compile_ruleset(config, engine.tier), engine.tier, config=config)
-    risk = any(f.startswith(_RISK_FILES) for f in edited)
+    risk = any(f.startswith(_RISK_FILES) for f in edited) and not risk_counted
     engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
     engine._drain()
     session.config_files = files
@@ -106,7 +108,8 @@ def operate(session: Session, kind: str, payload: dict) -> tuple[str, str]:
         status, message = _schedule_set(session, payload)
     else:
         status, message = apply_command(engine, kind, payload)
-    engine._journal(engine.now, "operator", kind, "", {"at_event": at_event, "status": status, "result": message})
+    engine._journal(engine.now, "operator", kind, "", {"at_event": at_event, "status": status, "result": message,
+                                                       "payload": payload})
     return status, message
 
 
@@ -151,7 +154,8 @@ def _due_sets(session: Session, say) -> None:
     for _, path, text in due:
         if path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
-    reload_config(session, session.config_root, say)
+    # the edit was counted as a risk edit when the trader made it; taking effect is not a new one
+    reload_config(session, session.config_root, say, risk_counted=True)
 
 
 def _replay_recorded_operator(session: Session) -> None:
@@ -174,10 +178,10 @@ def _apply_queued_commands(session: Session, say) -> None:
 def _replay_recorded_edits(session: Session) -> None:
     """Re-apply edits recorded by an interrupted run once the input reaches their point."""
     while session.edits and session.edits[0][0] <= session.engine.stats.events:
-        _, files = session.edits.pop(0)
+        _, files, risk_counted = session.edits.pop(0)
         config = load_snapshot(files)
         if config.ok:
-            apply_config(session, config, files, changed_files(session.config_files, files))
+            apply_config(session, config, files, changed_files(session.config_files, files), risk_counted)
 
 
 def _after_event(session: Session, say) -> None:
@@ -223,7 +227,7 @@ def disconnect(session: Session) -> None:
     session.journal.settle_command(command_id, status, message, at_event)
 
 
-def reload_config(session: Session, root: Path, say) -> bool:
+def reload_config(session: Session, root: Path, say, risk_counted: bool = False) -> bool:
     """Validate the configuration on disk; apply it if valid, otherwise keep running the old one."""
     engine = session.engine
     files = snapshot(root)
@@ -239,7 +243,7 @@ def reload_config(session: Session, root: Path, say) -> bool:
         say(f"configuration edit refused: tier '{engine.tier}' no longer exists")
         session.config_files = files
         return False
-    apply_config(session, result, files, edited)
+    apply_config(session, result, files, edited, risk_counted=risk_counted)
     say(f"configuration reloaded ({', '.join(edited)})")
     return True
 

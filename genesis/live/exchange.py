@@ -1,0 +1,314 @@
+"""The engine's exchange in live mode: the same interface as the paper exchange
+(`submit`, `cancel`, `cancel_all`, `amend`, `book`, `best`, `on_market`, `open_orders`),
+but orders go to Binance and their fates come back as input events.
+
+`submit` and `cancel` only queue a request in `outbox` (the live session sends it);
+acknowledgements, rejections, fills and cancels arrive later from the REST answers and
+the user-data stream, through `on_rest` and `on_user`, as engine events. While the
+input log of an interrupted run is replayed (`live` False) nothing is queued: those
+requests were sent before the stop, and their fates are in the log or are found by
+reconciliation.
+
+Fees: a buy's commission in the base asset (Binance's default) is carried as
+`_fee_base`, so the account holds what the exchange really credited.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genesis.engine.book import OrderBook
+from genesis.engine.events import Event
+from genesis.engine.markets import Markets
+from genesis.engine.paper import OrderRequest
+
+NEW, OPEN, DONE, UNKNOWN = "new", "open", "done", "unknown"
+
+
+@dataclass
+class LiveOrder:
+    """One order Genesis placed, as far as Genesis knows it."""
+
+    client_id: str
+    symbol: str
+    side: str
+    type: str
+    qty: float
+    price: float | None
+    created_ts: int
+    decision_price: float | None
+    manual: bool
+    status: str = NEW             # new (not acknowledged yet), open, done, unknown (outcome not known)
+    exchange_id: int | None = None
+    filled: float = 0.0
+    cancel_requested: bool = False
+    cancel_manual: bool | None = None
+    trade_ids: set = field(default_factory=set)
+
+    @property
+    def remaining(self) -> float:
+        return max(self.qty - self.filled, 0.0)
+
+    @property
+    def notional_usd(self) -> float:
+        return self.remaining * (self.price or self.decision_price or 0.0)
+
+
+class LiveExchange:
+    """Orders to Binance, books from its streams, fates from its answers."""
+
+    def __init__(self, markets: Markets, prefix: str = "G-"):
+        self.markets = markets
+        self.prefix = prefix          # client order ids on the exchange: prefix + the engine's id ('g12')
+        self.books: dict[str, OrderBook] = {}
+        self.orders: dict[str, LiveOrder] = {}        # every order of this run, by client id
+        self.open_orders: dict[str, LiveOrder] = {}   # not done yet
+        self.external: dict[str, dict] = {}           # orders on the account that Genesis did not place
+        self.outbox: list[tuple[str, LiveOrder]] = []
+        self.live = False
+        self.snapshot_wanted: set[str] = set()
+        self.balances: dict[str, tuple[float, float]] = {}   # from outboundAccountPosition
+        self.net: dict[str, float] = {}   # asset -> change from Genesis's own fills this run
+        self.lazy_depth = False
+
+    # ------------------------------------------------------------ market data
+    def book(self, symbol: str) -> OrderBook:
+        b = self.books.get(symbol)
+        if b is None:
+            b = self.books[symbol] = OrderBook(symbol)
+        return b
+
+    def best(self, symbol: str) -> tuple[float, float] | None:
+        """(best bid, best ask), or None while either side is unknown."""
+        b = self.books.get(symbol)
+        if b is None:
+            return None
+        bid, ask = b.best_bid(), b.best_ask()
+        if bid is None or ask is None:
+            return None
+        return bid, ask
+
+    def on_market(self, event) -> list[Event]:
+        """Keep the book; ask for a REST snapshot while the depth book is out of sync."""
+        kind = event.kind
+        if kind == "depth":
+            b = self.book(event.symbol)
+            b.on_event(event)
+            f = event.fields
+            bid, ask = b.best_bid(), b.best_ask()
+            f["best_bid"] = 0.0 if bid is None else bid
+            f["best_ask"] = 0.0 if ask is None else ask
+            if not b.synced and not f.get("_snapshot"):
+                self.snapshot_wanted.add(event.symbol)
+        elif kind == "book_ticker":
+            f = event.fields
+            self.book(event.symbol).apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
+        return []
+
+    # ------------------------------------------------------------ orders out
+    def submit(self, req: OrderRequest, ts: int) -> list[Event]:
+        """Check the order against the symbol's filters and queue it for sending."""
+        m = self.markets.get(req.symbol)
+        if m is None:
+            return [self._reject(req.client_id, req.symbol, req.manual, ts, "unknown symbol")]
+        if req.client_id in self.orders:
+            return [self._reject(req.client_id, req.symbol, req.manual, ts, "duplicate client order id")]
+        qty = self.markets.round_qty_down(req.symbol, req.qty)
+        price = self.markets.round_price(req.symbol, req.price, req.side) if req.type == "limit" else None
+        problem = self.markets.check(req.symbol, qty, price or req.decision_price)
+        if problem:
+            return [self._reject(req.client_id, req.symbol, req.manual, ts, problem)]
+        order = LiveOrder(req.client_id, req.symbol, req.side, req.type, qty, price, ts, req.decision_price,
+                          req.manual)
+        self.orders[order.client_id] = order
+        self.open_orders[order.client_id] = order
+        if self.live:
+            self.outbox.append(("new", order))
+        return []
+
+    def cancel(self, client_id: str, ts: int, manual: bool | None = None) -> list[Event]:
+        """Ask the exchange to cancel an open order; its cancel event comes back later."""
+        o = self.open_orders.get(client_id)
+        if o is None or o.cancel_requested:
+            return []
+        o.cancel_requested, o.cancel_manual = True, manual
+        if self.live:
+            self.outbox.append(("cancel", o))
+        return []
+
+    def cancel_all(self, ts: int, symbol: str | None = None, manual: bool | None = None) -> list[Event]:
+        """Ask to cancel every open order (of one symbol)."""
+        for o in list(self.open_orders.values()):
+            if symbol is None or o.symbol == symbol:
+                self.cancel(o.client_id, ts, manual)
+        return []
+
+    def amend(self, client_id: str, price: float, ts: int) -> tuple[list[Event], str | None]:
+        """Not offered live yet: Binance's cancel-replace is not wired."""
+        return [], "amend is paper-only for now: cancel the order and place a new one"
+
+    # ------------------------------------------------------------ fates in
+    def on_rest(self, order: LiveOrder, answer: dict | None, error: str | None, unknown: bool,
+                latency_ms: float, ts: int) -> list[Event]:
+        """The REST answer to a new order, as events: acknowledged or rejected. An unknown
+        outcome (gave up retrying) produces nothing: reconciliation asks the exchange."""
+        if unknown:
+            order.status = UNKNOWN
+            return []
+        if error is not None:
+            return self._rejected(order, ts, error)
+        return [Event("order_ack", ts, order.symbol, {"latency_ms": float(latency_ms), "_client_id": order.client_id,
+                                                      "_exchange_id": answer.get("orderId")})]
+
+    def on_cancel_answer(self, order: LiveOrder, error: str | None, ts: int) -> list[Event]:
+        """A cancel the exchange refused (already filled or unknown) is no longer pending."""
+        if error is not None and order.client_id in self.open_orders:
+            order.cancel_requested = False
+        return []
+
+    def on_user(self, data: dict, ts: int) -> list[Event]:
+        """A user-data stream event: executionReport -> fill / order_canceled /
+        order_rejected; outboundAccountPosition -> balances."""
+        kind = data.get("e")
+        if kind == "outboundAccountPosition":
+            for b in data.get("B", ()):
+                self.balances[b["a"]] = (float(b["f"]), float(b["l"]))
+            return []
+        if kind != "executionReport":
+            return []
+        x = data.get("x")
+        cid = data.get("C") if x == "CANCELED" and data.get("C") else data.get("c")
+        order = self.orders.get(self.engine_id(cid))
+        if order is None:
+            return []   # not ours: reconciliation reports it
+        if x == "NEW":
+            return []
+        if x == "TRADE":
+            return self._fill(order, ts, trade_id=int(data["t"]), qty=float(data["l"]), price=float(data["L"]),
+                              commission=float(data.get("n") or 0.0), commission_asset=data.get("N") or "",
+                              maker=bool(data.get("m")), done=data.get("X") == "FILLED")
+        if x in ("CANCELED", "EXPIRED"):
+            return self._canceled(order, ts, by_exchange=x == "EXPIRED" or not order.cancel_requested,
+                                  reason=x.lower())
+        if x == "REJECTED":
+            return self._rejected(order, ts, data.get("r") or "rejected by the exchange")
+        return []
+
+    def exchange_id(self, client_id: str) -> str:
+        """The client order id the exchange knows for one of the engine's ids."""
+        return self.prefix + client_id
+
+    def engine_id(self, exchange_client_id: str | None) -> str | None:
+        """The engine's id for an exchange client order id (None when not ours)."""
+        if exchange_client_id and exchange_client_id.startswith(self.prefix):
+            return exchange_client_id[len(self.prefix):]
+        return None
+
+    def on_trade_record(self, order: LiveOrder, trade: dict, ts: int) -> list[Event]:
+        """A fill found by reconciliation (`GET /api/v3/myTrades` row) that the stream missed."""
+        qty = float(trade["qty"])
+        done = order.filled + qty >= order.qty - 1e-9
+        return self._fill(order, ts, trade_id=int(trade["id"]), qty=qty, price=float(trade["price"]),
+                          commission=float(trade.get("commission") or 0.0),
+                          commission_asset=trade.get("commissionAsset") or "", maker=bool(trade.get("isMaker")),
+                          done=done)
+
+    def finish_from_status(self, order: LiveOrder, status: str, ts: int) -> list[Event]:
+        """Reconciliation: the exchange says the order ended (CANCELED, EXPIRED, REJECTED)."""
+        if order.client_id not in self.open_orders:
+            return []
+        if status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"):
+            return self._canceled(order, ts, by_exchange=status != "CANCELED" or not order.cancel_requested,
+                                  reason=status.lower())
+        if status == "REJECTED":
+            return self._rejected(order, ts, "rejected by the exchange")
+        return []
+
+    def never_sent(self, order: LiveOrder, ts: int) -> list[Event]:
+        """Reconciliation: the exchange never saw this order (the engine stopped before
+        it left). It is not sent late: the moment it was decided for has passed."""
+        return self._rejected(order, ts, "not sent: the engine stopped before the order left")
+
+    # ------------------------------------------------------------ internals
+    def _fill(self, order: LiveOrder, ts: int, trade_id: int, qty: float, price: float, commission: float,
+              commission_asset: str, maker: bool, done: bool) -> list[Event]:
+        if trade_id in order.trade_ids or qty <= 0 or order.client_id not in self.open_orders:
+            return []   # seen already (stream and reconciliation may both report it)
+        m = self.markets.get(order.symbol)
+        notional = qty * price
+        fee_base = 0.0
+        if m is not None and commission_asset == m.base:
+            fee_base, fee_usd = commission, commission * price
+        elif m is not None and commission_asset == m.quote:
+            fee_usd = commission
+        else:
+            fee_usd = 0.0   # paid in another asset (BNB): not in the account's quote figures
+        decision = order.decision_price
+        if decision:
+            slip = ((price - decision) if order.side == "buy" else (decision - price)) / decision * 100
+        else:
+            slip = 0.0
+        remaining = 0.0 if done else max(order.qty - order.filled - qty, 0.0)
+        fields = {"side": order.side, "price": price, "qty": qty, "notional_usd": notional, "fee_usd": fee_usd,
+                  "slippage_pct": slip, "maker": maker, "_client_id": order.client_id, "_order_type": order.type,
+                  "_remaining": remaining, "_manual": order.manual, "_worst_price": price, "_trade_id": trade_id}
+        if fee_base:
+            fields["_fee_base"] = fee_base
+        if order.type == "limit":
+            fields["_limit_price"] = order.price
+        return [Event("fill", ts, order.symbol, fields)]
+
+    def apply(self, event: Event) -> None:
+        """Bring the order book-keeping up to date with one of its own events (live and
+        when the input log is replayed: the same state either way)."""
+        if event.kind == "external_order":
+            self.external[event.fields.get("_exchange_client_id", "")] = dict(event.fields)
+            return
+        order = self.orders.get(event.fields.get("_client_id"))
+        if order is None:
+            return
+        kind = event.kind
+        if kind == "fill":
+            f = event.fields
+            order.trade_ids.add(f.get("_trade_id"))
+            order.filled += f["qty"]
+            m = self.markets.get(order.symbol)
+            if m is not None:
+                sign = 1.0 if order.side == "buy" else -1.0
+                fee_base = f.get("_fee_base", 0.0)
+                fee_quote = 0.0 if fee_base else f["fee_usd"]
+                self.net[m.base] = self.net.get(m.base, 0.0) + sign * f["qty"] - fee_base
+                self.net[m.quote] = self.net.get(m.quote, 0.0) - sign * f["notional_usd"] - fee_quote
+            if order.status in (NEW, UNKNOWN):
+                order.status = OPEN
+            if event.fields["_remaining"] <= 0:
+                self._close(order)
+        elif kind == "order_ack":
+            order.exchange_id = event.fields.get("_exchange_id")
+            if order.status in (NEW, UNKNOWN):
+                order.status = OPEN
+        elif kind in ("order_canceled", "order_rejected"):
+            self._close(order)
+
+    def _canceled(self, order: LiveOrder, ts: int, by_exchange: bool, reason: str) -> list[Event]:
+        if order.client_id not in self.open_orders:
+            return []
+        manual = order.manual if order.cancel_manual is None else bool(order.cancel_manual)
+        return [Event("order_canceled", ts, order.symbol, {
+            "age_s": max(ts - order.created_ts, 0) / 1000.0, "manual": manual, "notional_usd": order.notional_usd,
+            "by_exchange": by_exchange, "by_rule": order.cancel_requested and order.cancel_manual is False,
+            "_client_id": order.client_id, "_reason": reason,
+            "_remaining": order.remaining, "_order_type": order.type})]
+
+    def _rejected(self, order: LiveOrder, ts: int, reason: str) -> list[Event]:
+        if order.client_id not in self.open_orders:
+            return []
+        return [self._reject(order.client_id, order.symbol, order.manual, ts, reason, order.type)]
+
+    def _close(self, order: LiveOrder) -> None:
+        order.status = DONE
+        self.open_orders.pop(order.client_id, None)
+
+    @staticmethod
+    def _reject(client_id: str, symbol: str, manual: bool, ts: int, reason: str, type_: str = "") -> Event:
+        return Event("order_rejected", ts, symbol, {"rule": "exchange", "manual": manual, "_reason": reason,
+                                                    "_client_id": client_id, "_order_type": type_})

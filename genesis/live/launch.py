@@ -1,0 +1,94 @@
+"""`genesis run --mode live`: checks before anything connects (keys, confirmation,
+where), then the live session until Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from genesis.live.credentials import Credentials, redact
+
+CONFIRM_WORD = "live"
+DEFAULT_REST_URL = "https://api.binance.com"
+DEFAULT_WS_URL = "wss://stream.binance.com:9443"
+
+
+class LaunchRefused(Exception):
+    """Live mode cannot start; the message says what to do."""
+
+
+def endpoints(settings: dict, rest_url: str | None, ws_url: str | None) -> tuple[str, str]:
+    """REST and websocket base URLs: options, then genesis.yaml `exchange`, then Binance's."""
+    exchange = settings.get("exchange", {})
+    return (rest_url or exchange.get("rest_url") or DEFAULT_REST_URL).rstrip("/"), \
+        (ws_url or exchange.get("ws_url") or DEFAULT_WS_URL).rstrip("/")
+
+
+def check_confirmation(confirm: str | None, rest_url: str, ask=None) -> None:
+    """Live trading starts only on an explicit confirmation: `--confirm live`, or the word
+    typed at the prompt when a terminal is attached."""
+    if confirm is not None:
+        if confirm.strip().lower() != CONFIRM_WORD:
+            raise LaunchRefused(f"--confirm must be '{CONFIRM_WORD}' to trade live")
+        return
+    if ask is None:
+        raise LaunchRefused(f"live trading needs an explicit confirmation: add --confirm {CONFIRM_WORD} "
+                            f"(orders go to {rest_url})")
+    typed = ask(f"Orders will go to {rest_url} with real balances. Type '{CONFIRM_WORD}' to start")
+    if str(typed).strip().lower() != CONFIRM_WORD:
+        raise LaunchRefused("not confirmed; nothing was started")
+
+
+def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, rest_url: str, ws_url: str,
+             say=print, status=None, notify=None, poll_s: float = 0.2) -> None:
+    """Open (or continue) the live run and trade until interrupted."""
+    from genesis.live.ratelimit import WeightGate  # noqa: PLC0415
+    from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
+    from genesis.live.session import LiveRunner, open_live_session  # noqa: PLC0415
+    from genesis.live.streams import MarketStream, UserStream  # noqa: PLC0415
+
+    settings = config.files.settings.data
+    symbols = list(settings.get("symbols", ["BTCUSDT", "ETHUSDT"]))
+    budget = float(settings.get("exchange", {}).get("rate_limit_use_pct", 80))
+    session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify)
+
+    async def main() -> None:
+        client = ExchangeClient(rest_url, creds.key.reveal(), creds.secret.reveal(), gate=WeightGate(budget_pct=budget))
+        runner_box: list = []
+
+        def on_system(kind: str, fields: dict) -> None:
+            if runner_box:
+                runner_box[0].put(("system", kind, fields))
+
+        client.on_system = on_system
+
+        def market(runner):
+            return MarketStream(ws_url, symbols, on_message=lambda stream, data, _ns: runner.put(("market", stream, data)),
+                                on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})))
+
+        def user(runner):
+            return UserStream(ws_url, client, on_message=lambda data, _ns: runner.put(("user", data)),
+                              on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})),
+                              on_reconnected=lambda: runner.put(("reconcile",)))
+
+        try:
+            await client.start()
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the exchange: one clear line
+            raise LaunchRefused(f"cannot reach the exchange at {rest_url}: {redact(str(exc), creds.key, creds.secret)}") \
+                from None
+        runner = LiveRunner(session, client, market, user, log_path, symbols, say=say, status=status,
+                            config_root=root, poll_s=poll_s)
+        runner_box.append(runner)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runner.stop)
+        try:
+            await runner.run()
+        except ExchangeError as exc:
+            raise LaunchRefused(f"the exchange refused: {redact(str(exc), creds.key, creds.secret)}; "
+                                "trading stopped, the journal is saved") from None
+        finally:
+            runner.close()
+            await client.close()
+
+    asyncio.run(main())

@@ -1,0 +1,305 @@
+"""The live session: one asyncio loop that feeds the engine from Binance's streams and
+REST answers, sends the orders it decides, and survives being killed.
+
+Start-up, every time:
+1. the journal run of this account and tier is opened (or continued);
+2. the run's input log is read back through the engine with nothing sent: the state
+   (orders, positions, metrics, locks, tilt) is what it was at the stop;
+3. reconciliation with the exchange (genesis/live/reconcile.py): fills that happened
+   while down, orders that never left, external orders, balances;
+4. streams: market data and the user-data stream; every input is written to the log,
+   then applied to the order book-keeping, then processed by the engine.
+
+Orders leave only after the journal holds the decision (the engine flushes it) and
+the input that caused it is in the log. Client order ids are `<prefix><engine id>`
+with a prefix fixed per run, so a retry or a restart can never place an order twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genesis.engine.account import Account
+from genesis.engine.events import Event
+from genesis.engine.runner import Session, _after_event, _apply_queued_commands, disconnect, open_session, \
+    reload_config
+from genesis.live.credentials import Credentials, redact
+from genesis.live.exchange import LiveExchange, LiveOrder
+from genesis.live.messages import BadMessage, market_event, snapshot_event, system_event
+from genesis.live.reconcile import reconcile
+from genesis.live.segment import InputLog, read_inputs
+
+
+@dataclass
+class LiveFeed:
+    """What the journal knows a live run's input by: a stable identity and the log."""
+
+    identity: str
+    log_path: Path | None = None
+    sources: list = field(default_factory=list)
+
+    def digest(self) -> str:
+        return self.identity
+
+
+def log_dir(db_url: str) -> Path:
+    """Where a journal's live input logs live: beside a SQLite file, else ./genesis-live."""
+    if db_url.startswith("sqlite:///") and len(db_url) > len("sqlite:///"):
+        return Path(db_url[len("sqlite:///"):]).resolve().parent / "genesis-live"
+    return Path("genesis-live").resolve()
+
+
+def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: Credentials, rest_url: str,
+                      notify=None) -> tuple[Session, Path]:
+    """The journal session of this account's live run on `tier` (continued if unfinished);
+    returns it and the run's input-log path. The engine gets a LiveExchange."""
+    feed = LiveFeed(f"live:{creds.fingerprint}:{rest_url}")
+    session = open_session(config_root, config, tier, feed, db_url, "live", notify=notify)
+    run_id = session.journal.run_id
+    path = log_dir(db_url) / f"run{run_id}-{creds.fingerprint}.inputs"
+    feed.log_path, feed.sources = path, [path]
+    engine = session.engine
+    engine.exchange = LiveExchange(engine.markets, prefix=f"G{run_id}-")
+    engine._depth_laziness()
+    return session, path
+
+
+class LiveRunner:
+    """Runs one live session until stopped."""
+
+    def __init__(self, session: Session, client, market_stream_factory, user_stream_factory, log_path: Path,
+                 symbols: list[str], say=print, status=None, config_root: Path | None = None,
+                 poll_s: float = 0.2, clock=time.time):
+        self.session = session
+        self.engine = session.engine
+        self.exchange: LiveExchange = session.engine.exchange
+        self.client = client
+        self.log_path = log_path
+        self.symbols = symbols
+        self.say = say
+        self.status = status
+        self.config_root = config_root or session.config_root
+        self.poll_s = poll_s
+        self.clock = clock
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.market_stream_factory = market_stream_factory
+        self.user_stream_factory = user_stream_factory
+        self.log: InputLog | None = None
+        self.start_balances: dict[str, float] = {}
+        self.tasks: set = set()
+        self.stopping = asyncio.Event()
+        self.bad_messages = 0
+        self.snapshot_pending: set[str] = set()
+        self.reconciled: dict = {}
+        self.sent_at: dict[str, int] = {}   # client id -> perf_counter_ns when the request left (benchmarks)
+
+    # ------------------------------------------------------------ time
+    def local_ts(self) -> int:
+        """Exchange time now: the local clock corrected by the tracked offset, never
+        earlier than the engine's clock."""
+        ts = int(self.clock() * 1000) + int(getattr(self.client, "clock_offset_ms", 0) or 0)
+        return max(ts, self.engine.now)
+
+    # ------------------------------------------------------------ inputs
+    def process(self, event, record: bool = True) -> None:
+        """One input: to the log, to the order book-keeping, through the engine."""
+        if event.ts < self.engine.now:
+            event.ts = self.engine.now
+        if record:
+            self.log.write(event)
+        self.exchange.apply(event)
+        self.engine.process(event)
+        _after_event(self.session, self.say)
+
+    def convert(self, item: tuple) -> list:
+        """A raw item from a stream or a request task -> engine events."""
+        kind = item[0]
+        if kind == "market":
+            _, stream, data = item
+            return [market_event(stream, data, self.local_ts())]
+        if kind == "user":
+            data = item[1]
+            ts = int(data.get("E") or 0) or self.local_ts()
+            return self.exchange.on_user(data, max(ts, self.engine.now))
+        if kind == "rest":
+            _, order, answer, error, unknown, latency_ms = item
+            return self.exchange.on_rest(order, answer, error, unknown, latency_ms, self.local_ts())
+        if kind == "cancel":
+            _, order, error = item
+            return self.exchange.on_cancel_answer(order, error, self.local_ts())
+        if kind == "system":
+            _, name, fields = item
+            return [system_event(name, fields, self.local_ts())]
+        if kind == "snapshot":
+            _, symbol, snap = item
+            self.snapshot_pending.discard(symbol)
+            return [snapshot_event(symbol, snap, self.local_ts())]
+        return []
+
+    def put(self, item: tuple) -> None:
+        """Hand an item to the engine's loop (called by streams and request tasks)."""
+        self.queue.put_nowait(item)
+
+    # ------------------------------------------------------------ orders out
+    def send_outbox(self) -> None:
+        """Start a request task for every order and cancel the engine queued."""
+        outbox, self.exchange.outbox = self.exchange.outbox, []
+        for what, order in outbox:
+            coro = self._send_new(order) if what == "new" else self._send_cancel(order)
+            task = asyncio.get_running_loop().create_task(coro)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _send_new(self, order: LiveOrder) -> None:
+        from genesis.live.rest import ExchangeUnavailable, OrderRejected  # noqa: PLC0415
+
+        started = time.perf_counter()
+        self.sent_at[order.client_id] = time.perf_counter_ns()
+        try:
+            answer = await self.client.submit(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
+                                              order.type, order.qty, order.price)
+            self.put(("rest", order, answer, None, False, (time.perf_counter() - started) * 1000))
+        except OrderRejected as exc:
+            self.put(("rest", order, None, redact(str(exc)), False, (time.perf_counter() - started) * 1000))
+        except ExchangeUnavailable:
+            self.put(("rest", order, None, None, True, (time.perf_counter() - started) * 1000))
+
+    async def _send_cancel(self, order: LiveOrder) -> None:
+        from genesis.live.rest import ExchangeUnavailable  # noqa: PLC0415
+
+        try:
+            answer = await self.client.cancel(self.exchange.exchange_id(order.client_id), order.symbol)
+            self.put(("cancel", order, None if answer is not None else "unknown order"))
+        except ExchangeUnavailable as exc:
+            self.put(("cancel", order, redact(str(exc))))
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        try:
+            snap = await self.client.depth_snapshot(symbol)
+        except Exception as exc:  # noqa: BLE001 - any failure: ask again on the next gap
+            self.snapshot_pending.discard(symbol)
+            self.say(f"depth snapshot for {symbol} failed: {redact(str(exc))}")
+            return
+        self.put(("snapshot", symbol, snap))
+
+    # ------------------------------------------------------------ phases
+    def recover(self) -> int:
+        """Read the run's input log back through the engine, sending nothing."""
+        count = 0
+        for event in read_inputs(self.log_path):
+            self.process(event, record=False)
+            count += 1
+        return count
+
+    async def load_start_balances(self) -> None:
+        """The account's balances when the run began (kept beside the log): what
+        reconciliation measures Genesis's own fills against."""
+        path = self.log_path.with_suffix(".start.json")
+        if path.exists():
+            self.start_balances = json.loads(path.read_text(encoding="utf-8"))["balances"]
+            return
+        totals = {asset: free + locked for asset, (free, locked) in (await self.client.balances()).items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"balances": totals}), encoding="utf-8")
+        os.replace(tmp, path)
+        self.start_balances = totals
+
+    async def reconcile(self) -> dict:
+        """Bring the engine in line with the exchange (see genesis/live/reconcile.py)."""
+        self.reconciled = await reconcile(self.exchange, self.client, self.process, self.local_ts,
+                                          self.start_balances, self.symbols)
+        self.process(Event("reconciled", self.local_ts(), "", dict(self.reconciled)))   # an input: replays alike
+        self.session.journal.flush()
+        return self.reconciled
+
+    async def run(self) -> None:
+        """Recover, reconcile, then trade until `stop()`."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        await self.load_start_balances()
+        quote = self.start_balances.get("USDT", 0.0)
+        if self.engine.stats.events == 0:
+            self.engine.account = Account(quote, 0)
+            self.session.starting_equity = quote
+        recovered = self.recover()
+        self.log = InputLog(self.log_path)
+        self.exchange.live = True
+        summary = await self.reconcile()
+        self.say(f"live: {recovered} recorded inputs replayed; reconciled {summary}")
+        self.send_outbox()
+        journal = self.session.journal
+        journal.queue_command("connect", {})
+        market = self.market_stream_factory(self)
+        user = self.user_stream_factory(self)
+        for coro in (market.run(), user.run()):
+            task = asyncio.get_running_loop().create_task(coro)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        self.streams = (market, user)
+        next_poll = next_reload = next_status = next_clock = 0.0
+        try:
+            while not self.stopping.is_set():
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), self.poll_s)
+                except TimeoutError:
+                    item = None
+                while item is not None:
+                    if item[0] == "reconcile":
+                        await self.reconcile()
+                    else:
+                        try:
+                            events = self.convert(item)
+                        except BadMessage as exc:
+                            self.bad_messages += 1   # counted and said, never fatal; the rest flows on
+                            self.say(f"malformed exchange message skipped ({self.bad_messages} so far): {exc}")
+                            events = []
+                        for event in events:
+                            self.process(event)
+                    item = self.queue.get_nowait() if not self.queue.empty() else None
+                self.send_outbox()
+                for symbol in sorted(self.exchange.snapshot_wanted - self.snapshot_pending):
+                    self.snapshot_pending.add(symbol)
+                    task = asyncio.get_running_loop().create_task(self._fetch_snapshot(symbol))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                self.exchange.snapshot_wanted.clear()
+                wall = time.monotonic()
+                if wall >= next_poll:
+                    next_poll = wall + self.poll_s
+                    journal.beat(int(time.time() * 1000))
+                    _apply_queued_commands(self.session, self.say)
+                    self.send_outbox()
+                if wall >= next_reload and self.config_root is not None:
+                    next_reload = wall + 1.0
+                    reload_config(self.session, self.config_root, self.say)
+                if wall >= next_clock and hasattr(self.client, "sync_clock"):
+                    next_clock = wall + 60.0
+                    task = asyncio.get_running_loop().create_task(self.client.sync_clock())
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                if self.status is not None and wall >= next_status:
+                    next_status = wall + 0.5
+                    self.status(self.engine, False)
+        finally:
+            for stream in self.streams:
+                stream.stop()
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current input."""
+        self.stopping.set()
+
+    def close(self, operator_left: bool = True) -> None:
+        """Journal the end of the operator's session and flush everything."""
+        if operator_left:
+            disconnect(self.session)
+        self.engine.finish()
+        self.session.journal.close()
+        if self.log is not None:
+            self.log.close()

@@ -1,0 +1,179 @@
+"""Shared parts of the live-mode tests: the real `genesis run --mode live` as a
+subprocess against the project's simulator (genesis/simulator) on 127.0.0.1, the
+journal read back with sqlite3, and the exact comparison of journal and exchange."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from genesis.engine.journal import Journal
+from genesis.simulator import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY_ENV = {"GENESIS_API_KEY": DEFAULT_API_KEY, "GENESIS_API_SECRET": DEFAULT_API_SECRET}
+
+
+class LiveProc:
+    """`genesis run --mode live` on one journal, started and killed like a trader's process."""
+
+    def __init__(self, tmp: Path, sim, config: Path | None = None, tier: str = "sniper"):
+        self.db = tmp / "journal.db"
+        self.url = f"sqlite:///{self.db}"
+        self.sim = sim
+        self.config = config or ROOT
+        self.tier = tier
+        self.proc: subprocess.Popen | None = None
+        self.out = tmp / "live.out"
+        self.starts = 0
+
+    def command(self) -> list[str]:
+        return [sys.executable, "cli.py", "run", "--mode", "live", "--tier", self.tier, "--db", self.url,
+                "--config", str(self.config), "--rest-url", self.sim.rest_url, "--ws-url", self.sim.ws_url,
+                "--confirm", "live"]
+
+    def start(self, reconciled_before: int | None = None) -> None:
+        """Start and wait until the session has recovered and reconciled."""
+        before = self.count("reconciled") if reconciled_before is None else reconciled_before
+        with self.out.open("a") as out:
+            self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=dict(os.environ, **KEY_ENV),
+                                         stdout=out, stderr=subprocess.STDOUT)
+        self.starts += 1
+        self.wait(lambda: self.count("reconciled") > before, "reconciliation after start")
+        self.wait(lambda: self.alive(), "the engine's heartbeat")
+
+    def alive(self) -> bool:
+        journal = Journal(self.url)
+        try:
+            return time.time() * 1000 - journal.last_beat() < 2000
+        finally:
+            journal.engine.dispose()
+
+    def kill(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.tail()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        """Ctrl-C; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def tail(self) -> str:
+        return self.out.read_text(errors="replace")[-3000:] if self.out.exists() else ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "cli.py", *args, "--db", self.url, "--config", str(self.config)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+    def queue(self, kind: str, **payload) -> int:
+        journal = Journal(self.url)
+        try:
+            return journal.queue_command(kind, payload)
+        finally:
+            journal.engine.dispose()
+
+    def settled(self, command_id: int) -> bool:
+        rows = self.rows("SELECT status FROM commands WHERE id = ?", (command_id,))
+        return bool(rows) and rows[0][0] != "queued"
+
+    def rows(self, sql: str, args=()) -> list:
+        if not self.db.exists():
+            return []
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            con.close()
+
+    def entries(self, kind: str) -> list[dict]:
+        return [dict(json.loads(d), _ts=ts, _rule=r, _symbol=s) for ts, r, s, d in
+                self.rows("SELECT ts, rule, symbol, data FROM entries WHERE kind = ? ORDER BY run_id, seq", (kind,))]
+
+    def inputs(self, kind: str) -> list[dict]:
+        """Fields of the input-log events of one kind (system events are not journaled)."""
+        out = []
+        for path in sorted((self.db.parent / "genesis-live").glob("*.inputs")):
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                if item.get("k") == kind:
+                    out.append(item["f"])
+        return out
+
+    def count(self, kind: str) -> int:
+        rows = self.rows("SELECT count(*) FROM entries WHERE kind = ?", (kind,))
+        return rows[0][0] if rows else 0
+
+    def wait(self, ready, what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"live engine exited ({self.proc.returncode}) waiting for {what}:\n{self.tail()}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.tail()}")
+
+
+def account(sim) -> dict:
+    return sim.state()["accounts"][DEFAULT_API_KEY]
+
+
+def agreement(proc: LiveProc, sim, start: dict[str, Decimal]) -> dict:
+    """Compare the journal with the exchange; returns the figures (asserting exact agreement):
+    every exchange trade of the account is a journaled fill with the same trade id, price,
+    quantity and fee; no client order id was used twice; balances equal the starting
+    balances plus the journaled fills."""
+    acct = account(sim)
+    trades = {int(t["id"]): t for t in acct["trades"]}
+    fills = proc.entries("fill")
+    by_trade = {}
+    for f in fills:
+        assert f["trade_id"] not in by_trade, f"trade {f['trade_id']} journaled twice"
+        by_trade[f["trade_id"]] = f
+    assert set(by_trade) == set(trades), (sorted(by_trade), sorted(trades))
+    for tid, t in trades.items():
+        f = by_trade[tid]
+        assert Decimal(str(f["qty"])) == Decimal(t["qty"]), (tid, f, t)
+        assert Decimal(str(f["price"])) == Decimal(t["price"]), (tid, f, t)
+        assert f["side"] == ("buy" if t["isBuyer"] else "sell")
+    client_ids = [o["clientOrderId"] for o in acct["orders"]]
+    assert len(client_ids) == len(set(client_ids)), "an order was sent twice"
+    journaled = {e["client_id"] for e in proc.entries("order")}
+    for cid in client_ids:
+        assert cid.split("-", 1)[1] in journaled, f"{cid} on the exchange but not in the journal"
+    # balances: start + what the journaled fills moved
+    expected = dict(start)
+    for f in fills:
+        base, quote = f["_symbol"][:-4], f["_symbol"][-4:]
+        qty, notional = Decimal(str(f["qty"])), Decimal(str(f["qty"])) * Decimal(str(f["price"]))
+        trade = trades[f["trade_id"]]
+        fee = Decimal(trade["commission"])
+        if f["side"] == "buy":
+            expected[base] = expected.get(base, Decimal(0)) + qty - (fee if trade["commissionAsset"] == base else 0)
+            expected[quote] = expected.get(quote, Decimal(0)) - notional - (fee if trade["commissionAsset"] == quote else 0)
+            assert Decimal(str(f.get("fee_base", 0))) == (fee if trade["commissionAsset"] == base else 0)
+        else:
+            expected[base] = expected.get(base, Decimal(0)) - qty
+            expected[quote] = expected.get(quote, Decimal(0)) + notional - fee
+    for asset, bal in acct["balances"].items():
+        total = Decimal(bal["free"]) + Decimal(bal["locked"])
+        assert abs(total - expected.get(asset, Decimal(0))) <= Decimal("0.00000002"), (asset, total, expected)
+    return {"trades": len(trades), "orders": len(client_ids), "fills": len(fills)}

@@ -1,0 +1,549 @@
+"""genesis.live.rest and genesis.live.ratelimit: the real ccxt async client against the
+simulator on 127.0.0.1 (step mode), with its fault injection; WeightGate with a fake clock.
+
+Every check of "what happened on the exchange" reads the simulator's own state
+(``sim.state()``), never the client's view."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from decimal import Decimal
+
+import ccxt.async_support as ccxt_async
+import pytest
+
+from genesis.live.ratelimit import WINDOW_S, WeightGate
+from genesis.live.rest import (
+    ExchangeClient,
+    ExchangeError,
+    ExchangeUnavailable,
+    OrderRejected,
+    RequestFailed,
+    binance_urls,
+    redact,
+)
+from genesis.simulator import SimulatorThread
+
+KEY = "live-test-key-7Qk9ZtVb"
+SECRET = "live-test-secret-Xw4Rp2LmNq"
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.fixture
+def sim():
+    with SimulatorThread(speed="step", api_key=KEY, api_secret=SECRET,
+                         balances={"USDT": "100000", "BTC": "1", "ETH": "10"}) as s:
+        yield s
+
+
+def make_client(sim, events=None, **kw) -> ExchangeClient:
+    kw.setdefault("timeout_s", 2.0)
+    kw.setdefault("backoff_s", (0.02, 0.1))
+    kw.setdefault("recv_window_ms", 1000)
+    on_system = (lambda kind, fields: events.append((kind, fields))) if events is not None else None
+    return ExchangeClient(sim.rest_url, KEY, SECRET, on_system=on_system, **kw)
+
+
+def run(coro_fn, sim, events=None, **kw):
+    """Start a client, run `coro_fn(client)`, close the client; returns its result."""
+    async def main():
+        client = make_client(sim, events, **kw)
+        await client.start()
+        try:
+            return await coro_fn(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def orders(sim) -> list[dict]:
+    return sim.state()["accounts"][KEY]["orders"]
+
+
+def by_client_id(sim, cid: str) -> list[dict]:
+    return [o for o in orders(sim) if o["clientOrderId"] == cid]
+
+
+def best(sim, side: str) -> Decimal:
+    book = sim.state()["books"]["BTCUSDT"]
+    return Decimal(book["bestBid" if side == "bid" else "bestAsk"])
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_start_is_one_exchange_info_request_plus_the_clock(sim):
+    sim.reset_limits()
+    events = []
+
+    async def main(c):
+        return c.markets, c.ccxt_symbol("BTCUSDT"), c.clock_offset_ms, c.gate.used_pct
+
+    markets, symbol, offset, used_pct = run(main, sim, events)
+    assert "BTC/USDT" in markets and symbol == "BTC/USDT"
+    assert abs(offset) < 200
+    # exchangeInfo (20) + time (1): load_markets made exactly one request
+    assert sim.state()["limits"]["used_weight"] == 21
+    assert [f["ok"] for k, f in events if k == "api_response"] == [True, True]
+    assert ("api_status", {"reachable": True}) in events
+    assert used_pct == pytest.approx(21 * 100 / 6000, abs=0.01)
+
+
+def test_binance_urls_point_every_family_at_one_host():
+    urls = binance_urls("https://api.binance.com")["api"]
+    assert urls["public"] == urls["private"] == "https://api.binance.com/api/v3"
+    assert {u.split("/")[2] for u in urls.values()} == {"api.binance.com"}
+    assert binance_urls("http://127.0.0.1:8765/")["api"]["sapi"] == "http://127.0.0.1:8765/sapi/v1"
+    with pytest.raises(ValueError):
+        binance_urls("127.0.0.1")
+
+
+def test_market_and_limit_orders_cancel_query_trades_and_balances(sim):
+    ask, bid = best(sim, "ask"), best(sim, "bid")
+
+    async def main(c):
+        market = await c.submit("m-1", "BTCUSDT", "buy", "market", 0.01)
+        limit = await c.submit("l-1", "BTCUSDT", "buy", "limit", 0.01, float(bid - 500))
+        opened = await c.open_orders("BTCUSDT")
+        all_open = await c.open_orders()
+        queried = await c.order("l-1", "BTCUSDT")
+        canceled = await c.cancel("l-1", "BTCUSDT")
+        again = await c.cancel("l-1", "BTCUSDT")
+        unknown = await c.order("never-sent", "BTCUSDT")
+        unknown_cancel = await c.cancel("never-sent", "BTCUSDT")
+        trades = await c.my_trades("BTCUSDT")
+        later = await c.my_trades("BTCUSDT", from_id=trades[-1]["id"] + 1)
+        balances = await c.balances()
+        return market, limit, opened, all_open, queried, canceled, again, unknown, unknown_cancel, trades, later, \
+            balances
+
+    (market, limit, opened, all_open, queried, canceled, again, unknown, unknown_cancel, trades, later,
+     balances) = run(main, sim)
+    assert (market["clientOrderId"], market["status"], market["type"], market["side"]) == \
+        ("m-1", "FILLED", "MARKET", "BUY")
+    assert Decimal(market["executedQty"]) == Decimal("0.01") and market["fills"]
+    assert Decimal(market["fills"][0]["price"]) >= ask
+    assert (limit["status"], limit["price"], limit["timeInForce"]) == ("NEW", f"{bid - 500:.8f}", "GTC")
+    assert [o["clientOrderId"] for o in opened] == ["l-1"] == [o["clientOrderId"] for o in all_open]
+    assert queried["orderId"] == limit["orderId"] and queried["status"] == "NEW"
+    assert canceled["status"] == "CANCELED" and canceled["origClientOrderId"] == "l-1"
+    assert again is None and unknown is None and unknown_cancel is None
+    state = sim.state()["accounts"][KEY]
+    assert trades == state["trades"] and later == []
+    assert [(o["clientOrderId"], o["status"]) for o in state["orders"]] == [("m-1", "FILLED"), ("l-1", "CANCELED")]
+    assert balances == {a: (float(b["free"]), float(b["locked"])) for a, b in state["balances"].items()}
+    assert balances["BTC"][0] == pytest.approx(1 + 0.01 * 0.999)
+
+
+def test_quantities_are_sent_without_float_noise(sim):
+    async def main(c):
+        return await c.submit("f-1", "ETHUSDT", "buy", "market", 0.1 + 0.2)      # 0.30000000000000004
+
+    assert run(main, sim)["origQty"] == "0.30000000"
+
+
+# --------------------------------------------------------------------------- idempotent submit under faults
+
+
+def test_5xx_after_the_order_was_placed_returns_it_without_sending_twice(sim):
+    sim.set_faults(http_error_after_next=1, http_only=["POST /api/v3/order"])
+    events = []
+
+    async def main(c):
+        return await c.submit("x5-1", "BTCUSDT", "buy", "market", 0.002)
+
+    order = run(main, sim, events)
+    assert order["clientOrderId"] == "x5-1" and order["status"] == "FILLED"
+    assert len(by_client_id(sim, "x5-1")) == 1                       # executed once, not twice
+    assert sim.state()["faults"]["fired"] == {"http_error_after_next": 1}
+    assert [f["ok"] for k, f in events if k == "api_response"][-2:] == [False, True]   # 503, then the query
+
+
+def test_5xx_before_execution_resends_with_the_same_client_id(sim):
+    sim.set_faults(http_error_next=1, http_error_status=502, http_only=["POST /api/v3/order"])
+    started = time.monotonic()
+
+    async def main(c):
+        return await c.submit("x5-2", "BTCUSDT", "sell", "market", 0.002)
+
+    order = run(main, sim)
+    assert order["status"] == "FILLED" and len(by_client_id(sim, "x5-2")) == 1
+    # a 502 may have reached the engine: no resend before recvWindow (1 s) + 0.5 s has passed
+    assert time.monotonic() - started >= 1.5
+
+
+def test_timeout_after_execution_finds_the_order(sim):
+    sim.set_faults(http_timeout_after_next=1, http_timeout_s=3, http_only=["POST /api/v3/order"])
+    bid = best(sim, "bid")
+    started = time.monotonic()
+
+    async def main(c):
+        return await c.submit("to-1", "BTCUSDT", "buy", "limit", 0.001, float(bid - 300))
+
+    order = run(main, sim, timeout_s=0.3)
+    assert order["clientOrderId"] == "to-1" and order["status"] == "NEW"
+    assert time.monotonic() - started < 1.5                       # found at once: no recvWindow wait
+    assert [(o["clientOrderId"], o["status"]) for o in orders(sim)] == [("to-1", "NEW")]
+
+
+def test_timeout_before_execution_and_slow_answers(sim):
+    sim.set_faults(http_timeout_next=1, http_timeout_s=3, http_only=["POST /api/v3/order"])
+
+    async def main(c):
+        first = await c.submit("to-2", "BTCUSDT", "buy", "market", 0.001)
+        sim.set_faults(http_delay_ms=150, http_only=[])                  # slow but within the timeout
+        started = time.monotonic()
+        second = await c.submit("to-3", "BTCUSDT", "buy", "market", 0.001)
+        return first, second, time.monotonic() - started
+
+    first, second, slow = run(main, sim, timeout_s=0.4)
+    assert first["status"] == second["status"] == "FILLED"
+    assert 0.15 <= slow < 0.4
+    assert [o["clientOrderId"] for o in orders(sim)] == ["to-2", "to-3"]
+
+
+def test_cancel_whose_answer_was_lost_returns_the_canceled_order(sim):
+    bid = best(sim, "bid")
+
+    async def main(c):
+        await c.submit("cx-1", "BTCUSDT", "sell", "limit", 0.01, float(bid + 900))
+        sim.set_faults(http_timeout_after_next=1, http_timeout_s=3, http_only=["DELETE /api/v3/order"])
+        return await c.cancel("cx-1", "BTCUSDT")            # canceled, answer lost; the retry says -2011
+
+    answer = run(main, sim, timeout_s=0.3)
+    assert answer["clientOrderId"] == "cx-1" and answer["status"] == "CANCELED"
+    assert [(o["clientOrderId"], o["status"]) for o in orders(sim)] == [("cx-1", "CANCELED")]
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_429_and_418_wait_for_retry_after_then_succeed_once(sim, status):
+    sim.set_faults(**{f"http_{status}_next": 1}, retry_after_s=1, http_only=["POST /api/v3/order"])
+    started = time.monotonic()
+
+    async def main(c):
+        order = await c.submit(f"rl-{status}", "BTCUSDT", "buy", "market", 0.001)
+        return order, c.gate.banned_for_s
+
+    order, banned = run(main, sim)
+    elapsed = time.monotonic() - started
+    assert order["status"] == "FILLED" and banned == 0
+    assert 1.0 <= elapsed < 3.0                                          # Retry-After respected
+    assert len(by_client_id(sim, f"rl-{status}")) == 1
+    assert sim.state()["faults"]["fired"] == {f"http_{status}_next": 1}
+
+
+def test_a_ban_holds_back_every_request(sim):
+    async def main(c):
+        sim.set_faults(http_418_next=1, retry_after_s=1)
+        c.max_retries = 0
+        started = time.monotonic()
+        with pytest.raises(ExchangeUnavailable, match="HTTP 418, code -1003"):
+            await c.balances()
+        c.max_retries = 5
+        await c.depth_snapshot("BTCUSDT", 5)     # another request: the gate waits out the ban first
+        return time.monotonic() - started
+
+    assert run(main, sim) >= 1.0
+
+
+def test_definitive_rejections_raise_order_rejected_with_a_clear_message(sim):
+    async def main(c):
+        errors = {}
+        for name, args in {
+            "balance": ("r-1", "BTCUSDT", "buy", "market", 5.0),            # 5 BTC > 100k USDT
+            "notional": ("r-2", "BTCUSDT", "buy", "limit", 0.0001, 50000.0),
+            "symbol": ("r-3", "DOGEUSDT", "buy", "market", 1.0),
+            "client_id": ("bad id with spaces", "BTCUSDT", "buy", "market", 0.001),
+            "no_price": ("r-4", "BTCUSDT", "buy", "limit", 0.001),
+            "side": ("r-5", "BTCUSDT", "hold", "market", 0.001),
+        }.items():
+            with pytest.raises(OrderRejected) as info:
+                await c.submit(*args)
+            errors[name] = info.value
+        sim.set_faults(reject_next=1)
+        with pytest.raises(OrderRejected) as info:
+            await c.submit("r-6", "BTCUSDT", "buy", "market", 0.001)
+        errors["fault"] = info.value
+        return errors
+
+    errors = run(main, sim)
+    assert errors["balance"].code == -2010 and errors["balance"].status == 400
+    assert str(errors["balance"]) == ("new order BTCUSDT BUY MARKET 'r-1' rejected: HTTP 400, code -2010, "
+                                      "Account has insufficient balance for requested action.")
+    assert errors["notional"].code == -1013 and "Filter failure: MIN_NOTIONAL" in str(errors["notional"])
+    assert "unknown symbol" in str(errors["symbol"]) and errors["symbol"].code is None
+    assert "client order id" in str(errors["client_id"])
+    assert "needs a price" in str(errors["no_price"]) and "side" in str(errors["side"])
+    assert errors["fault"].code == -2010 and "simulated fault" in str(errors["fault"])
+    assert orders(sim) == []                               # nothing placed
+    assert sim.state()["limits"]["orders_1d"] == 3          # one send each for the 3 the exchange saw
+
+
+def test_duplicate_client_id_resolves_by_query(sim):
+    bid = best(sim, "bid")
+
+    async def main(c):
+        first = await c.submit("d-1", "BTCUSDT", "buy", "limit", 0.001, float(bid - 400))
+        again = await c.submit("d-1", "BTCUSDT", "buy", "limit", 0.001, float(bid - 400))
+        with pytest.raises(OrderRejected, match="already used by another order") as other:
+            await c.submit("d-1", "BTCUSDT", "buy", "limit", 0.002, float(bid - 400))
+        return first, again, other.value
+
+    first, again, other = run(main, sim)
+    assert again["orderId"] == first["orderId"] and again["status"] == "NEW"
+    assert "quantity" in str(other)
+    assert len(by_client_id(sim, "d-1")) == 1
+
+
+def test_gives_up_with_exchange_unavailable(sim):
+    sim.set_faults(http_error_next=50, http_only=["POST /api/v3/order"])
+
+    async def main(c):
+        with pytest.raises(ExchangeUnavailable) as order_err:
+            await c.submit("u-1", "BTCUSDT", "buy", "market", 0.001)
+        sim.set_faults(http_error_next=50, http_only=["/api/v3/account"])
+        with pytest.raises(ExchangeUnavailable) as get_err:
+            await c.balances()
+        return order_err.value, get_err.value
+
+    order_err, get_err = run(main, sim, max_retries=2, recv_window_ms=200)
+    assert order_err.maybe_placed and "gave up after 3 failed attempts: HTTP 503, code -1007" in str(order_err)
+    assert "GET /api/v3/account: gave up after 3 attempts: HTTP 503" in str(get_err)
+    assert orders(sim) == []
+
+
+def test_unreachable_exchange_and_api_status_events(sim):
+    events = []
+
+    async def dead():
+        c = ExchangeClient("http://127.0.0.1:9", KEY, SECRET, on_system=lambda k, f: events.append((k, f)),
+                           timeout_s=0.5, max_retries=1, backoff_s=(0.01, 0.02))
+        try:
+            with pytest.raises(ExchangeUnavailable, match="GET /api/v3/exchangeInfo: gave up after 2 attempts: "
+                                                          "cannot connect"):
+                await c.start()
+        finally:
+            await c.close()
+
+    asyncio.run(dead())
+    assert [f for k, f in events if k == "api_status"] == [{"reachable": False}]
+
+    events.clear()
+
+    async def main(c):
+        sim.set_faults(http_error_next=1, http_error_status=502)
+        await c.balances()
+        await c.balances()
+
+    run(main, sim, events)
+    assert [f["reachable"] for k, f in events if k == "api_status"] == [True, False, True]
+    assert all(0 <= f["used_pct"] < 2 for k, f in events if k == "rate_limit")
+
+
+def test_clock_offset_tracks_a_skewed_exchange_clock(sim):
+    async def main(c):
+        before = c.clock_offset_ms
+        sim.set_clock(20_000)                    # the exchange is 20 s ahead: -1021 until re-measured
+        balances = await c.balances()
+        ahead = c.clock_offset_ms
+        sim.set_clock(-20_000)                   # now 20 s behind: our timestamps are "ahead of the server"
+        order = await c.submit("clk-1", "BTCUSDT", "buy", "market", 0.001)
+        return before, balances, ahead, order, c.clock_offset_ms
+
+    before, balances, ahead, order, behind = run(main, sim)
+    assert abs(before) < 200 and abs(ahead - 20_000) < 200 and abs(behind + 20_000) < 200
+    assert balances["USDT"][0] == 100000 and order["status"] == "FILLED"
+    assert len(by_client_id(sim, "clk-1")) == 1
+
+
+def test_a_client_started_against_a_skewed_clock_signs_in_exchange_time(sim):
+    sim.set_clock(-45_000)
+
+    async def main(c):
+        return c.clock_offset_ms, await c.balances(), await c.sync_clock()
+
+    offset, balances, again = run(main, sim)
+    assert abs(offset + 45_000) < 200 and abs(again - offset) < 200 and "USDT" in balances
+
+
+def test_gate_keeps_real_server_usage_within_budget():
+    events = []
+    with SimulatorThread(speed="step", api_key=KEY, api_secret=SECRET, weight_limit=100) as small:
+
+        async def main(c):
+            assert c.gate.limit == 100                        # announced in exchangeInfo: adopted
+            done = 0
+
+            async def burst():
+                nonlocal done
+                for _ in range(20):                           # 20 x weight 4 on top of 21: over 80
+                    await c.order("nope", "BTCUSDT")
+                    done += 1
+
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(burst(), 1.0)           # the gate makes it wait, not the exchange
+            return done, c.gate.used_pct
+
+        done, used_pct = run(main, small, events)
+        limits = small.state()["limits"]
+    assert done == (80 - 21) // 4
+    assert limits["used_weight"] == 21 + 4 * done <= 80 and limits["answered_429"] == 0
+    assert used_pct <= 80
+    assert max(f["used_pct"] for k, f in events if k == "rate_limit") <= 80
+
+
+# --------------------------------------------------------------------------- no secrets out
+
+
+def test_no_key_secret_or_signature_in_exceptions_logs_or_reprs(sim, caplog):
+    caplog.set_level(logging.DEBUG)
+    texts = []
+
+    async def main(c):
+        texts.append(repr(c))
+        sim.set_faults(http_timeout_next=1, http_timeout_s=2, http_only=["/api/v3/account"])
+        c.max_retries = 0
+        with pytest.raises(ExchangeError) as e:
+            await c.balances()
+        texts.extend([str(e.value), repr(e.value)])
+        sim.set_faults(http_error_next=1, http_error_status=500, http_only=[])
+        with pytest.raises(ExchangeUnavailable) as e:
+            await c.my_trades("BTCUSDT")
+        texts.extend([str(e.value), repr(e.value)])
+        c.max_retries = 5
+        with pytest.raises(OrderRejected) as e:
+            await c.submit("s-1", "BTCUSDT", "buy", "market", 50.0)
+        texts.extend([str(e.value), repr(e.value)])
+        with pytest.raises(RequestFailed) as e:
+            await c.keepalive("no-such-listen-key")
+        texts.extend([str(e.value), repr(e.value)])
+        # what ccxt itself says on a timeout: the signed url (why we never pass its texts on)
+        sim.set_faults(http_timeout_next=1, http_timeout_s=2, http_only=["/api/v3/account"])
+        raw = c._ex
+        raw.timeout = 300
+        with pytest.raises(ccxt_async.RequestTimeout) as e:
+            await ccxt_async.binance.request(raw, "account", ["private"], "GET", {})
+        return str(e.value)
+
+    ccxt_text = run(main, sim, timeout_s=0.3)
+    assert "signature=" in ccxt_text                        # the hazard is real
+    logged = [r.getMessage() for r in caplog.records] + [r.exc_text or "" for r in caplog.records]
+    assert any("genesis.live.ccxt" == r.name for r in caplog.records)   # ccxt's debug lines were there
+    for text in texts + logged:
+        assert KEY not in text and SECRET not in text
+        assert "signature=" not in text.replace("signature=<redacted>", "")
+        assert not HEX64.search(text), text
+    assert "code -1125" in texts[-1]
+    assert redact(f"GET http://h/api?x=1&signature={'a' * 64} {KEY}") == "GET http://h/api?<redacted> <redacted>"
+
+
+# --------------------------------------------------------------------------- WeightGate with a fake clock
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 1000.0
+        self.slept = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_gate_never_lets_the_rolling_minute_exceed_the_budget():
+    ft = FakeTime()
+    gate = WeightGate(1000, 80.0, clock=ft.clock, sleep=ft.sleep)
+    rng = random.Random(3)
+    sent = []
+
+    async def main():
+        for _ in range(600):
+            w = rng.choice([1, 1, 2, 4, 5, 20, 50])
+            await gate.acquire(w)
+            sent.append((ft.now, w))
+            assert gate.used_pct <= 80.0
+            ft.now += rng.random() * 0.3
+
+    asyncio.run(main())
+    for t, _ in sent:
+        window = sum(w for s, w in sent if t - WINDOW_S < s <= t)
+        assert window <= 800
+    assert gate.waited_s > 0 and gate.peak_pct <= 80.0
+    assert sum(w for _, w in sent) > 2 * 800                  # it kept going, minute after minute
+
+
+def test_gate_waits_for_the_oldest_weight_to_expire():
+    ft = FakeTime()
+    gate = WeightGate(100, 80.0, clock=ft.clock, sleep=ft.sleep)
+
+    async def main():
+        await gate.acquire(50)
+        ft.now += 10
+        await gate.acquire(30)
+        assert gate.used_pct == 80.0
+        await gate.acquire(40)               # must wait until the first 50 leave the window
+        return ft.now
+
+    assert asyncio.run(main()) == pytest.approx(1000 + WINDOW_S)
+    with pytest.raises(ValueError):
+        asyncio.run(gate.acquire(81))
+
+
+def test_gate_observes_the_server_header():
+    ft = FakeTime()
+    gate = WeightGate(100, 80.0, clock=ft.clock, sleep=ft.sleep)
+
+    async def main():
+        await gate.acquire(5)
+        gate.observe(70)                     # someone else on this IP used weight too
+        assert gate.used_pct == 70.0
+        await gate.acquire(10)               # 70 + 10 fits
+        assert gate.used_pct == 80.0
+        t = ft.now
+        await gate.acquire(1)                # does not: waits until that count is over
+        return ft.now - t
+
+    assert asyncio.run(main()) == pytest.approx(WINDOW_S)
+    gate.observe(None)
+    gate.observe("junk")
+    assert gate.used_pct <= 80
+
+
+def test_gate_penalties_retry_after_and_exponential_backoff():
+    ft = FakeTime()
+    gate = WeightGate(6000, 80.0, clock=ft.clock, sleep=ft.sleep)
+
+    async def wait_once() -> float:
+        t = ft.now
+        await gate.acquire(1)
+        return ft.now - t
+
+    gate.observe(6100)
+    gate.penalize(429, 7)                    # Retry-After: also the end of the server's window
+    assert gate.banned_for_s == 7
+    assert asyncio.run(wait_once()) == pytest.approx(7)
+    assert gate.used_pct < 1                 # the server's 6100 ended with its window
+    waits = []
+    for _ in range(3):
+        gate.penalize(429, None)
+        waits.append(asyncio.run(wait_once()))
+    assert waits == [2.0, 4.0, 8.0]          # the streak continues: 1 s was the first step
+    gate.note_success()
+    gate.penalize(429, None)
+    assert asyncio.run(wait_once()) == 1.0
+    gate.note_success()
+    gate.penalize(418, None)
+    first = asyncio.run(wait_once())
+    gate.penalize(418, None)
+    assert (first, asyncio.run(wait_once())) == (120.0, 240.0)
+    gate.set_limit(10_000)
+    assert gate.limit == 6000
+    gate.set_limit(1200)
+    assert gate.limit == 1200 and gate.budget == 960
