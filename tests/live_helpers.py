@@ -142,12 +142,13 @@ def agreement(proc: LiveProc, sim, start: dict[str, Decimal]) -> dict:
     quantity and fee; no client order id was used twice; balances equal the starting
     balances plus the journaled fills."""
     acct = account(sim)
-    trades = {int(t["id"]): t for t in acct["trades"]}
+    trades = {(t["symbol"], int(t["id"])): t for t in acct["trades"]}   # trade ids are per symbol
     fills = proc.entries("fill")
     by_trade = {}
     for f in fills:
-        assert f["trade_id"] not in by_trade, f"trade {f['trade_id']} journaled twice"
-        by_trade[f["trade_id"]] = f
+        key = (f["_symbol"], f["trade_id"])
+        assert key not in by_trade, f"trade {key} journaled twice"
+        by_trade[key] = f
     assert set(by_trade) == set(trades), (sorted(by_trade), sorted(trades))
     for tid, t in trades.items():
         f = by_trade[tid]
@@ -164,7 +165,7 @@ def agreement(proc: LiveProc, sim, start: dict[str, Decimal]) -> dict:
     for f in fills:
         base, quote = f["_symbol"][:-4], f["_symbol"][-4:]
         qty, notional = Decimal(str(f["qty"])), Decimal(str(f["qty"])) * Decimal(str(f["price"]))
-        trade = trades[f["trade_id"]]
+        trade = trades[(f["_symbol"], f["trade_id"])]
         fee = Decimal(trade["commission"])
         if f["side"] == "buy":
             expected[base] = expected.get(base, Decimal(0)) + qty - (fee if trade["commissionAsset"] == base else 0)

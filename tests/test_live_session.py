@@ -136,10 +136,19 @@ def test_faults_nothing_lost_nothing_sent_twice(live, sim):
     assert agreement(live, sim, START)["orders"] == 4
 
 
-def test_restart_finds_fills_that_happened_while_down(live, sim):
+def test_restart_finds_fills_that_happened_while_down(tmp_path):
+    with SimulatorThread(speed=2, maker_fill="touch", balances={k: str(v) for k, v in START.items()}) as sim:
+        live = LiveProc(tmp_path, sim)
+        try:
+            _restart_finds_fills(live, sim)
+        finally:
+            live.stop()
+
+
+def _restart_finds_fills(live: LiveProc, sim) -> None:
     live.start()
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
-    rest = order(live, "buy", usd=40, limit=round(bid * 0.9999, 2))   # just below the market: trades will reach it
+    rest = order(live, "buy", usd=40, limit=bid)   # at the bid: the next sell trade at that price fills it
     assert "resting: g1" in rest["result"]
     live.wait(lambda: any(o["clientOrderId"].endswith("-g1") for o in account(sim)["orders"]), "the order to rest")
     live.kill()
@@ -148,11 +157,18 @@ def test_restart_finds_fills_that_happened_while_down(live, sim):
     while time.monotonic() < deadline and not account(sim)["trades"]:
         time.sleep(0.2)
     assert account(sim)["trades"], "the recorded trades never reached the resting order"
+    before = live.count("reconciled")
     live.start()
-    found = live.entries("reconciled")[-1]
-    assert found["fills"] >= 1 and found["mismatch_usd"] == 0
+    found = live.entries("reconciled")[before:]
+    assert found[0]["fills"] >= 1 and all(r["mismatch_usd"] == 0 for r in found)
     fill = live.entries("fill")[0]
     assert fill["client_id"] == "g1" and fill["maker"] is True
+    assert (fill["_symbol"], fill["trade_id"]) == ("BTCUSDT", account(sim)["trades"][0]["id"])
+    live.wait(lambda: live.count("reconciled") >= before + 2, "the reconciliation after the user stream connects")
+    # the rest of the order (if the trades took it in parts) fills while the engine runs
+    live.wait(lambda: [o["status"] for o in account(sim)["orders"]] == ["FILLED"], "the whole order to fill",
+              timeout=90)
+    live.wait(lambda: live.count("fill") == len(account(sim)["trades"]), "every part in the journal")
     assert live.stop() == 0
     agreement(live, sim, START)
 

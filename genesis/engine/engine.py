@@ -240,6 +240,8 @@ class Engine:
             data = event.public_fields()
             if "_reason" in event.fields:
                 data["reason"] = event.fields["_reason"]
+            if "_client_id" in event.fields and kind in ("order_canceled", "order_rejected"):
+                data["client_id"] = event.fields["_client_id"]
             self._journal(event.ts, kind, "", event.symbol, data)
 
     def _settle(self, event: Event) -> None:

@@ -67,6 +67,8 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
                                 on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})))
 
         def user(runner):
+            # every connect, the first too, is followed by a reconciliation: whatever happened
+            # between the start-up reconciliation (or the drop) and the connect is found
             return UserStream(ws_url, client, on_message=lambda data, _ns: runner.put(("user", data)),
                               on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})),
                               on_reconnected=lambda: runner.put(("reconcile",)))

@@ -240,11 +240,13 @@ class LiveRunner:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         self.streams = (market, user)
-        next_poll = next_reload = next_status = next_clock = 0.0
+        next_poll = next_reload = next_status = next_clock = next_flush = 0.0
+        storage = self.engine.config.files.settings.data.get("storage", {})
+        self.flush_s = float(storage.get("flush_interval_ms", 50)) / 1000.0
         try:
             while not self.stopping.is_set():
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), self.poll_s)
+                    item = await asyncio.wait_for(self.queue.get(), min(self.poll_s, self.flush_s))
                 except TimeoutError:
                     item = None
                 while item is not None:
@@ -268,6 +270,9 @@ class LiveRunner:
                     task.add_done_callback(self.tasks.discard)
                 self.exchange.snapshot_wanted.clear()
                 wall = time.monotonic()
+                if wall >= next_flush:   # decisions and fills reach the journal within storage.flush_interval_ms
+                    next_flush = wall + self.flush_s
+                    journal.flush()
                 if wall >= next_poll:
                     next_poll = wall + self.poll_s
                     journal.beat(int(time.time() * 1000))
