@@ -114,6 +114,9 @@ class Engine:
         self.started = False
         self.closed_trades: list = []
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
+        # live mode turns this off: its input log, written before each input is processed,
+        # already makes every decision reproducible (and so durable) before the order leaves
+        self.flush_before_send = True
 
     # ------------------------------------------------------------------ setup
     def _strategies(self, tier: str, keep: list = ()) -> list:
@@ -545,7 +548,7 @@ class Engine:
         self._journal(self.now, "order", "", symbol, {"client_id": req["client_id"], "side": side,
                                                       "qty": qty, "type": kind, "decision_price": ref}
                       | ({"limit_price": limit} if limit else {}))
-        if self.journal is not None:
+        if self.journal is not None and self.flush_before_send:
             self.journal.flush()  # the decision is durable before the order leaves the process
         self.pending.append(Event("order_new", self.now, symbol, {
             "side": side, "qty": qty, "price": price, "notional_usd": qty * price, "manual": req["manual"],

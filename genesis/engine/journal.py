@@ -142,6 +142,7 @@ class Journal:
         self.run_id = 0
         self.skip_until = 0
         self.writes = 0
+        self.writer = None   # a one-thread executor once use_writer_thread() is called
         try:
             self.engine = create_engine(url, future=True)
             if url.startswith("sqlite"):
@@ -202,15 +203,45 @@ class Journal:
         return self.seq
 
     def flush(self) -> None:
-        """Write buffered entries in one transaction."""
+        """Write buffered entries in one transaction (after any write still in flight)."""
         if not self.buffer:
             return
         rows, self.buffer = self.buffer, []
+        if self.writer is not None:
+            future = self.writer.submit(self._write, rows)
+            try:
+                future.result()
+            except JournalError:
+                self.buffer = rows + self.buffer  # keep them: nothing is lost, the caller decides
+                raise
+            return
+        try:
+            self._write(rows)
+        except JournalError:
+            self.buffer = rows + self.buffer
+            raise
+
+    def flush_later(self):
+        """Hand the buffered entries to the writer thread; returns (future, rows) or None.
+        Writes run one at a time, in the order they were handed over, so the stored
+        entries never have a hole that a crash could leave behind a later one."""
+        if not self.buffer or self.writer is None:
+            return None
+        rows, self.buffer = self.buffer, []
+        return self.writer.submit(self._write, rows), rows
+
+    def use_writer_thread(self) -> None:
+        """Write from one background thread (the live session keeps its event loop free)."""
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genesis-journal")
+
+    def _write(self, rows: list) -> None:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(entries), rows)
         except (DatabaseError, OperationalError) as exc:
-            self.buffer = rows + self.buffer  # keep them: nothing is lost, the caller decides
             raise JournalError(_describe(exc, self.url)) from None
         self.writes += 1
 
@@ -268,6 +299,9 @@ class Journal:
         try:
             self.flush()
         finally:
+            if self.writer is not None:
+                self.writer.shutdown(wait=True)
+                self.writer = None
             self.engine.dispose()
 
     def entries(self, run_id: int | None = None) -> list:

@@ -63,7 +63,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
         client.on_system = on_system
 
         def market(runner):
-            return MarketStream(ws_url, symbols, on_message=lambda stream, data, _ns: runner.put(("market", stream, data)),
+            return MarketStream(ws_url, symbols, on_message=lambda stream, data, ns: runner.put(("market", stream, data, ns)),
                                 on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})))
 
         def user(runner):

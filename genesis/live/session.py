@@ -25,6 +25,7 @@ from pathlib import Path
 
 from genesis.engine.account import Account
 from genesis.engine.events import Event
+from genesis.config.snapshot import snapshot
 from genesis.engine.runner import Session, _after_event, _apply_queued_commands, disconnect, open_session, \
     reload_config
 from genesis.live.credentials import Credentials, redact
@@ -65,6 +66,7 @@ def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: 
     engine = session.engine
     engine.exchange = LiveExchange(engine.markets, prefix=f"G{run_id}-")
     engine._depth_laziness()
+    engine.flush_before_send = False   # the input log holds the decision's inputs before the order leaves
     return session, path
 
 
@@ -95,7 +97,10 @@ class LiveRunner:
         self.bad_messages = 0
         self.snapshot_pending: set[str] = set()
         self.reconciled: dict = {}
-        self.sent_at: dict[str, int] = {}   # client id -> perf_counter_ns when the request left (benchmarks)
+        self.polling = None    # a worker-thread database poll in flight
+        self.watching = None   # a worker-thread read of the configuration files in flight
+        self.arrival_ns = 0                   # time.time_ns() the market message being processed arrived
+        self.decided_from: dict[str, int] = {}   # client id -> arrival of the message it was decided on
 
     # ------------------------------------------------------------ time
     def local_ts(self) -> int:
@@ -119,7 +124,8 @@ class LiveRunner:
         """A raw item from a stream or a request task -> engine events."""
         kind = item[0]
         if kind == "market":
-            _, stream, data = item
+            stream, data = item[1], item[2]
+            self.arrival_ns = item[3] if len(item) > 3 else 0   # when it reached the socket (latency figures)
             return [market_event(stream, data, self.local_ts())]
         if kind == "user":
             data = item[1]
@@ -145,20 +151,24 @@ class LiveRunner:
         self.queue.put_nowait(item)
 
     # ------------------------------------------------------------ orders out
-    def send_outbox(self) -> None:
-        """Start a request task for every order and cancel the engine queued."""
+    def send_outbox(self) -> int:
+        """Start a request task for every order and cancel the engine queued; how many."""
+        if not self.exchange.outbox:
+            return 0
         outbox, self.exchange.outbox = self.exchange.outbox, []
         for what, order in outbox:
+            if what == "new" and self.arrival_ns:
+                self.decided_from[order.client_id] = self.arrival_ns   # the market message behind the decision
             coro = self._send_new(order) if what == "new" else self._send_cancel(order)
             task = asyncio.get_running_loop().create_task(coro)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+        return len(outbox)
 
     async def _send_new(self, order: LiveOrder) -> None:
         from genesis.live.rest import ExchangeUnavailable, OrderRejected  # noqa: PLC0415
 
         started = time.perf_counter()
-        self.sent_at[order.client_id] = time.perf_counter_ns()
         try:
             answer = await self.client.submit(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
                                               order.type, order.qty, order.price)
@@ -241,6 +251,8 @@ class LiveRunner:
             task.add_done_callback(self.tasks.discard)
         self.streams = (market, user)
         next_poll = next_reload = next_status = next_clock = next_flush = 0.0
+        loop = asyncio.get_running_loop()
+        journal.use_writer_thread()
         storage = self.engine.config.files.settings.data.get("storage", {})
         self.flush_s = float(storage.get("flush_interval_ms", 50)) / 1000.0
         try:
@@ -250,6 +262,7 @@ class LiveRunner:
                 except TimeoutError:
                     item = None
                 while item is not None:
+                    self.arrival_ns = 0
                     if item[0] == "reconcile":
                         await self.reconcile()
                     else:
@@ -261,6 +274,8 @@ class LiveRunner:
                             events = []
                         for event in events:
                             self.process(event)
+                    if self.send_outbox():
+                        await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None
                 self.send_outbox()
                 for symbol in sorted(self.exchange.snapshot_wanted - self.snapshot_pending):
@@ -270,17 +285,28 @@ class LiveRunner:
                     task.add_done_callback(self.tasks.discard)
                 self.exchange.snapshot_wanted.clear()
                 wall = time.monotonic()
+                # journal I/O runs on the journal's writer thread and in worker threads: the
+                # event loop stays free for market data and orders
                 if wall >= next_flush:   # decisions and fills reach the journal within storage.flush_interval_ms
                     next_flush = wall + self.flush_s
-                    journal.flush()
-                if wall >= next_poll:
+                    self._flush_in_background()
+                if wall >= next_poll and self.polling is None:
                     next_poll = wall + self.poll_s
-                    journal.beat(int(time.time() * 1000))
-                    _apply_queued_commands(self.session, self.say)
-                    self.send_outbox()
-                if wall >= next_reload and self.config_root is not None:
+                    self.polling = loop.run_in_executor(None, self._poll_database)
+                if self.polling is not None and self.polling.done():
+                    queued = self.polling.result()
+                    self.polling = None
+                    if queued:
+                        _apply_queued_commands(self.session, self.say)
+                        self.send_outbox()
+                if wall >= next_reload and self.config_root is not None and self.watching is None:
                     next_reload = wall + 1.0
-                    reload_config(self.session, self.config_root, self.say)
+                    self.watching = loop.run_in_executor(None, snapshot, self.config_root)
+                if self.watching is not None and self.watching.done():
+                    files = self.watching.result()
+                    self.watching = None
+                    if files != self.session.config_files:
+                        reload_config(self.session, self.config_root, self.say)
                 if wall >= next_clock and hasattr(self.client, "sync_clock"):
                     next_clock = wall + 60.0
                     task = asyncio.get_running_loop().create_task(self.client.sync_clock())
@@ -295,6 +321,31 @@ class LiveRunner:
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _flush_in_background(self) -> None:
+        handed = self.session.journal.flush_later()
+        if handed is None:
+            return
+        future, rows = handed
+        loop, started = asyncio.get_running_loop(), time.perf_counter()
+
+        def done(f) -> None:   # on the writer thread: hand the outcome to the loop
+            loop.call_soon_threadsafe(self._flushed, rows, f.exception(), (time.perf_counter() - started) * 1000)
+        future.add_done_callback(done)
+
+    def _flushed(self, rows: list, error, duration_ms: float) -> None:
+        """A background journal write ended: a failure keeps its rows (written again with the
+        next batch) and, like every write, is a db_write event the alert rules read."""
+        if error is not None:
+            self.session.journal.buffer[:0] = rows
+            self.say(f"journal write failed ({error}); the entries are kept and written again")
+        self.put(("system", "db_write", {"ok": error is None, "duration_ms": round(duration_ms, 3)}))
+
+    def _poll_database(self) -> bool:
+        """Worker thread: the heartbeat, and whether operator commands are waiting."""
+        journal = self.session.journal
+        journal.beat(int(time.time() * 1000))
+        return bool(journal.queued_commands())
 
     def stop(self) -> None:
         """Ask the loop to end after the current input."""

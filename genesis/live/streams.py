@@ -236,6 +236,9 @@ class MarketStream(_Reconnecting):
             async for raw in ws:
                 self._last_rx = loop.time()
                 await self._handle(raw, time.time_ns())
+                # a burst of buffered frames must not hold back what this message caused
+                # (an order about to leave): give the loop a turn after every message
+                await asyncio.sleep(0)
             reason = f"closed by the server (code {ws.close_code})"
         except ConnectionClosed as e:
             reason = f"dropped ({type(e).__name__})"
