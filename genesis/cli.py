@@ -146,7 +146,8 @@ def _status_line(engine, catching_up: bool) -> None:
 @click.option("--speed", default="1", show_default=True, help="Event time per wall time: 1 = real time, 10, or max.")
 @click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
-@click.option("--mode", type=click.Choice(["paper", "live"]), default="paper", show_default=True)
+@click.option("--mode", type=click.Choice(["paper", "live"]), default=None,
+              help="paper (default: genesis.yaml exchange.mode) or live.")
 @click.option("--rest-url", help="Live: exchange REST base URL (default: genesis.yaml exchange.rest_url, "
               "else https://api.binance.com).")
 @click.option("--ws-url", help="Live: websocket base URL (default: genesis.yaml exchange.ws_url, "
@@ -156,6 +157,8 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     """Paper-trade a feed at real-time speed with a live status line; Ctrl-C stops
     cleanly and the same command resumes from the journal. `--mode live` trades on the
     exchange with the keys in GENESIS_API_KEY / GENESIS_API_SECRET."""
+    if mode is None:
+        mode = _load_config(config)[1].files.settings.data.get("exchange", {}).get("mode", "paper")
     if mode == "live":
         _run_live(tier, db, config, rest_url, ws_url, confirm)
         return

@@ -132,8 +132,29 @@ def test_faults_nothing_lost_nothing_sent_twice(live, sim):
     fourth = order(live, "sell")
     assert fourth["status"] == "applied"
     live.wait(lambda: live.count("fill") >= 4, "trading after the reconnect")
+    # a rejected order: journaled with the exchange's reason, not retried, nothing on the books
+    sim.set_faults({"reject_next": 1})
+    fifth = order(live, "buy")
+    assert fifth["status"] == "applied"
+    live.wait(lambda: live.count("order_rejected") >= 1, "the rejection")
+    rejected = live.entries("order_rejected")[0]
+    assert rejected["rule"] == "exchange" and rejected["client_id"] == "g5" and "-2010" in rejected["reason"]
+    sim.set_faults({}, reset=True)
+    # a 418 ban with Retry-After: waited out, then the order goes through once
+    sim.set_faults({"http_only": ["POST /api/v3/order"], "http_418_next": 1, "retry_after_s": 1})
+    sixth = order(live, "buy")
+    assert sixth["status"] == "applied"
+    live.wait(lambda: live.count("fill") >= 5, "the fill after the 418")
+    sim.set_faults({}, reset=True)
+    # duplicated and reordered market data: dropped by the stream, the book stays in sync
+    sim.set_faults({"ws_targets": ["market"], "ws_duplicate_rate": 0.3, "ws_reorder_rate": 0.2})
+    time.sleep(2)
+    sim.set_faults({}, reset=True)
+    seventh = order(live, "sell")
+    assert seventh["status"] == "applied"
+    live.wait(lambda: live.count("fill") >= 6, "trading after the noisy stream")
     assert live.stop() == 0
-    assert agreement(live, sim, START)["orders"] == 4
+    assert agreement(live, sim, START)["orders"] == 6   # a rejected order is not on the exchange's books
 
 
 def test_restart_finds_fills_that_happened_while_down(tmp_path):
@@ -200,3 +221,58 @@ def test_an_order_placed_outside_genesis_is_adopted_and_demotes(tmp_path, sim):
         assert len(live.entries("external_order")) == 1
     finally:
         live.stop()
+
+
+def test_a_balance_change_it_cannot_explain_halts_trading(tmp_path, sim):
+    """Coins bought outside Genesis while it was down: reconciliation finds the balances
+    off by that much, raises the critical position_mismatch alert, and trading stays
+    halted (also across a restart) until the trader looks."""
+    import ccxt  # noqa: PLC0415
+
+    from genesis.simulator import ccxt_config  # noqa: PLC0415
+
+    live = LiveProc(tmp_path, sim)
+    try:
+        live.start()
+        first = order(live, "buy")
+        assert first["status"] == "applied", first
+        live.wait(lambda: live.count("fill") >= 1, "Genesis's own fill")
+        live.stop()
+        outside = ccxt.binance(ccxt_config(sim.rest_url, enableRateLimit=False))
+        outside.load_markets()
+        outside.create_order("ETH/USDT", "market", "buy", 0.01)   # fills at once: never an open order
+        live.start()
+        mismatch = live.entries("position_mismatch")
+        assert len(mismatch) == 1 and mismatch[0]["diff_usd"] > 20   # ~0.01 ETH and its USDT
+        fired = [e for e in live.entries("fire") if e["_rule"] == "position_mismatch"]
+        assert len(fired) == 1
+        states = [e for e in live.entries("state") if "mode" in e]
+        assert states[-1]["mode"] == "HALTED"
+        refused = order(live, "sell")   # not even an exit: HALTED stops every new order
+        assert refused == {"status": "refused", "result": "refused sell BTCUSDT: trading is halted"}
+        live.stop()
+        live.start()   # the halt is rebuilt from the input log: still halted
+        again = order(live, "sell")
+        assert again == {"status": "refused", "result": "refused sell BTCUSDT: trading is halted"}
+        assert len(live.entries("position_mismatch")) == 1
+    finally:
+        live.stop()
+
+
+def test_slow_exchange_answers_raise_the_latency_alert(live, sim):
+    live.start()
+    sim.set_faults({"http_delay_ms": 260})
+    for n in range(3):
+        placed = order(live, "buy", usd=12)
+        assert placed["status"] == "applied", placed
+        live.wait(lambda: live.count("fill") >= 2 * n + 1, "the buy's fill")
+        placed = order(live, "sell")
+        assert placed["status"] == "applied", placed
+        live.wait(lambda: live.count("fill") >= 2 * n + 2, "the sell's fill")
+    live.wait(lambda: any(e["_rule"] == "api_latency_high" for e in live.entries("fire")), "the latency alert",
+              timeout=30)
+    fired = [e for e in live.entries("fire") if e["_rule"] == "api_latency_high"][0]
+    assert fired["values"]["api_latency_mean_1m"] > 200
+    sim.set_faults({}, reset=True)
+    assert live.stop() == 0
+    agreement(live, sim, START)

@@ -68,6 +68,7 @@ class LiveExchange:
         self.snapshot_wanted: set[str] = set()
         self.balances: dict[str, tuple[float, float]] = {}   # from outboundAccountPosition
         self.net: dict[str, float] = {}   # asset -> change from Genesis's own fills this run
+        self.mismatch_usd = 0.0           # the difference last reported (reported again only if it changes)
         self.lazy_depth = False
 
     # ------------------------------------------------------------ market data
@@ -262,6 +263,9 @@ class LiveExchange:
         when the input log is replayed: the same state either way)."""
         if event.kind == "external_order":
             self.external[event.fields.get("_exchange_client_id", "")] = dict(event.fields)
+            return
+        if event.kind == "position_mismatch":
+            self.mismatch_usd = event.fields.get("diff_usd", 0.0)
             return
         order = self.orders.get(event.fields.get("_client_id"))
         if order is None:

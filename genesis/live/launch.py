@@ -50,10 +50,12 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     settings = config.files.settings.data
     symbols = list(settings.get("symbols", ["BTCUSDT", "ETHUSDT"]))
     budget = float(settings.get("exchange", {}).get("rate_limit_use_pct", 80))
+    recv_window_ms = int(settings.get("exchange", {}).get("recv_window_ms", 5000))
     session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify)
 
     async def main() -> None:
-        client = ExchangeClient(rest_url, creds.key.reveal(), creds.secret.reveal(), gate=WeightGate(budget_pct=budget))
+        client = ExchangeClient(rest_url, creds.key.reveal(), creds.secret.reveal(), gate=WeightGate(budget_pct=budget),
+                                recv_window_ms=recv_window_ms)
         runner_box: list = []
 
         def on_system(kind: str, fields: dict) -> None:

@@ -78,7 +78,8 @@ async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None
             mismatch += abs(diff) * _price_usd(exchange, asset)
     if mismatch > 0.01:
         summary["mismatch_usd"] = mismatch
-        emit(Event("position_mismatch", now(), "", {"diff_usd": round(mismatch, 8)}))
+        if abs(mismatch - exchange.mismatch_usd) > 0.01:   # the same difference is raised once
+            emit(Event("position_mismatch", now(), "", {"diff_usd": round(mismatch, 8)}))
     return summary
 
 
