@@ -143,6 +143,7 @@ class Journal:
         self.skip_until = 0
         self.writes = 0
         self.writer = None   # a one-thread executor once use_writer_thread() is called
+        self._unwritten: list[dict] = []   # rows of a failed write, written first next time
         try:
             self.engine = create_engine(url, future=True)
             if url.startswith("sqlite"):
@@ -204,22 +205,13 @@ class Journal:
 
     def flush(self) -> None:
         """Write buffered entries in one transaction (after any write still in flight)."""
-        if not self.buffer:
+        if not self.buffer and not self._unwritten:
             return
         rows, self.buffer = self.buffer, []
         if self.writer is not None:
-            future = self.writer.submit(self._write, rows)
-            try:
-                future.result()
-            except JournalError:
-                self.buffer = rows + self.buffer  # keep them: nothing is lost, the caller decides
-                raise
-            return
-        try:
+            self.writer.submit(self._write, rows).result()
+        else:
             self._write(rows)
-        except JournalError:
-            self.buffer = rows + self.buffer
-            raise
 
     def flush_later(self):
         """Hand the buffered entries to the writer thread; returns (future, rows) or None.
@@ -238,11 +230,16 @@ class Journal:
             self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genesis-journal")
 
     def _write(self, rows: list) -> None:
+        # rows a failed write kept go first: entries are stored in seq order, never with a
+        # hole that a crash could leave behind a later batch (nothing is lost either)
+        rows = self._unwritten + rows
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(entries), rows)
         except (DatabaseError, OperationalError) as exc:
+            self._unwritten = rows
             raise JournalError(_describe(exc, self.url)) from None
+        self._unwritten = []
         self.writes += 1
 
     def checkpoint(self, events: int, ts: int, equity: float) -> None:

@@ -98,6 +98,8 @@ def apply_config(session: Session, config: CheckedConfig, files: dict, edited: l
     engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
     engine._drain()
     session.config_files = files
+    if session.journal is not None:
+        session.journal.flush()   # an edit is durable before any order decided under it leaves
 
 
 def operate(session: Session, kind: str, payload: dict) -> tuple[str, str]:
@@ -170,8 +172,10 @@ def _apply_queued_commands(session: Session, say) -> None:
     for row in journal.queued_commands():
         at_event = session.engine.stats.events
         status, message = operate(session, row.kind, json.loads(row.payload))
-        journal.flush()
+        # settled before its entries are stored: a crash in between replays the command at
+        # the same point and regenerates them; the other way round it would be applied twice
         journal.settle_command(row.id, status, message, at_event)
+        journal.flush()
         say(f"operator {row.kind}: {message}")
 
 
@@ -222,9 +226,9 @@ def disconnect(session: Session) -> None:
         return
     at_event = session.engine.stats.events
     status, message = operate(session, "disconnect", {})
-    session.journal.flush()
     command_id = session.journal.queue_command("disconnect", {})
     session.journal.settle_command(command_id, status, message, at_event)
+    session.journal.flush()
 
 
 def reload_config(session: Session, root: Path, say, risk_counted: bool = False) -> bool:

@@ -44,7 +44,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     """Open (or continue) the live run and trade until interrupted."""
     from genesis.live.ratelimit import WeightGate  # noqa: PLC0415
     from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
-    from genesis.live.session import LiveRunner, open_live_session  # noqa: PLC0415
+    from genesis.live.session import LiveRunner, RecoveryFailed, open_live_session  # noqa: PLC0415
     from genesis.live.streams import MarketStream, UserStream  # noqa: PLC0415
 
     settings = config.files.settings.data
@@ -91,6 +91,8 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
         except ExchangeError as exc:
             raise LaunchRefused(f"the exchange refused: {redact(str(exc), creds.key, creds.secret)}; "
                                 "trading stopped, the journal is saved") from None
+        except RecoveryFailed as exc:
+            raise LaunchRefused(str(exc)) from None
         finally:
             runner.close()
             await client.close()

@@ -27,11 +27,38 @@ TERMINAL = ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED")
 
 
 async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None], now: Callable[[], int],
-                    start_balances: dict[str, float], symbols: list[str]) -> dict:
-    """Run the three checks; returns a summary {'fills', 'closed', 'not_sent', 'external', 'mismatch_usd'}."""
+                    start_balances: dict[str, float], symbols: list[str], in_flight: set | None = None) -> dict:
+    """Run the three checks; returns a summary {'fills', 'closed', 'not_sent', 'external', 'mismatch_usd'}.
+    Orders in `in_flight` (their new-order request is still under way) are left alone."""
     summary = {"fills": 0, "closed": 0, "not_sent": 0, "external": 0, "mismatch_usd": 0.0}
-    trades_cache: dict[str, list] = {}
+    await _own_orders(exchange, client, emit, now, in_flight, summary)
+
+    for info in await client.open_orders():
+        cid = info.get("clientOrderId", "")
+        if exchange.engine_id(cid) in exchange.orders or cid in exchange.external:
+            continue
+        notional = float(info.get("origQty") or 0.0) * float(info.get("price") or 0.0)
+        emit(Event("external_order", now(), info.get("symbol", ""), {
+            "notional_usd": notional, "_exchange_client_id": cid, "_side": str(info.get("side", "")).lower()}))
+        summary["external"] += 1
+
+    mismatch = await _balance_difference(exchange, client, start_balances, symbols)
+    if mismatch > 0.01:
+        # an order may have filled between the order checks and the balances: look once more
+        await _own_orders(exchange, client, emit, now, in_flight, summary)
+        mismatch = await _balance_difference(exchange, client, start_balances, symbols)
+    if mismatch > 0.01:
+        summary["mismatch_usd"] = mismatch
+        if abs(mismatch - exchange.mismatch_usd) > 0.01:   # the same difference is raised once
+            emit(Event("position_mismatch", now(), "", {"diff_usd": round(mismatch, 8)}))
+    return summary
+
+
+async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summary: dict) -> None:
+    """Ask the exchange about every order Genesis still counts as open."""
     for order in sorted(exchange.open_orders.values(), key=lambda o: o.created_ts):
+        if in_flight and order.client_id in in_flight:
+            continue
         info = await client.order(exchange.exchange_id(order.client_id), order.symbol)
         if info is None:
             for event in exchange.never_sent(order, now()):
@@ -39,10 +66,10 @@ async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None
                 summary["not_sent"] += 1
             continue
         if float(info.get("executedQty") or 0.0) > order.filled + 1e-12:
-            if order.symbol not in trades_cache:
-                trades_cache[order.symbol] = await client.my_trades(order.symbol)
-            mine = [t for t in trades_cache[order.symbol] if t.get("orderId") == info.get("orderId")]
+            mine = await client.my_trades(order.symbol, order_id=info.get("orderId"))
             for trade in sorted(mine, key=lambda t: int(t["id"])):
+                if trade.get("orderId") != info.get("orderId"):
+                    continue
                 for event in exchange.on_trade_record(order, trade, now()):
                     emit(event)
                     summary["fills"] += 1
@@ -55,15 +82,9 @@ async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None
                 emit(Event("order_ack", now(), order.symbol, {"latency_ms": 0.0, "_client_id": order.client_id,
                                                               "_exchange_id": info.get("orderId")}))
 
-    for info in await client.open_orders():
-        cid = info.get("clientOrderId", "")
-        if exchange.engine_id(cid) in exchange.orders or cid in exchange.external:
-            continue
-        notional = float(info.get("origQty") or 0.0) * float(info.get("price") or 0.0)
-        emit(Event("external_order", now(), info.get("symbol", ""), {
-            "notional_usd": notional, "_exchange_client_id": cid, "_side": str(info.get("side", "")).lower()}))
-        summary["external"] += 1
 
+async def _balance_difference(exchange: LiveExchange, client, start_balances: dict, symbols: list) -> float:
+    """USD value of the balance differences Genesis's own fills do not explain."""
     totals = {asset: free + locked for asset, (free, locked) in (await client.balances()).items()}
     assets = set()
     for symbol in symbols:
@@ -76,11 +97,7 @@ async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None
         diff = totals.get(asset, 0.0) - expected
         if abs(diff) > 1e-8 * max(1.0, abs(expected)):
             mismatch += abs(diff) * _price_usd(exchange, asset)
-    if mismatch > 0.01:
-        summary["mismatch_usd"] = mismatch
-        if abs(mismatch - exchange.mismatch_usd) > 0.01:   # the same difference is raised once
-            emit(Event("position_mismatch", now(), "", {"diff_usd": round(mismatch, 8)}))
-    return summary
+    return mismatch
 
 
 def _price_usd(exchange: LiveExchange, asset: str) -> float:

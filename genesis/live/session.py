@@ -32,7 +32,12 @@ from genesis.live.credentials import Credentials, redact
 from genesis.live.exchange import LiveExchange, LiveOrder
 from genesis.live.messages import BadMessage, market_event, snapshot_event, system_event
 from genesis.live.reconcile import reconcile
+from genesis.live.rest import ExchangeError
 from genesis.live.segment import InputLog, read_inputs
+
+
+class RecoveryFailed(Exception):
+    """The run's state cannot be rebuilt from its input log; live trading must not start."""
 
 
 @dataclass
@@ -98,6 +103,8 @@ class LiveRunner:
         self.snapshot_pending: set[str] = set()
         self.reconciled: dict = {}
         self.polling = None    # a worker-thread database poll in flight
+        self.sending: set[str] = set()      # client ids whose new-order request is under way
+        self.reconcile_pending = False
         self.watching = None   # a worker-thread read of the configuration files in flight
         self.arrival_ns = 0                   # time.time_ns() the market message being processed arrived
         self.decided_from: dict[str, int] = {}   # client id -> arrival of the message it was decided on
@@ -129,8 +136,11 @@ class LiveRunner:
             return [market_event(stream, data, self.local_ts())]
         if kind == "user":
             data = item[1]
-            ts = int(data.get("E") or 0) or self.local_ts()
-            return self.exchange.on_user(data, max(ts, self.engine.now))
+            try:
+                ts = int(data.get("E") or 0) or self.local_ts()
+                return self.exchange.on_user(data, max(ts, self.engine.now))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise BadMessage(f"user-data event not understood ({type(exc).__name__})") from None
         if kind == "rest":
             _, order, answer, error, unknown, latency_ms = item
             return self.exchange.on_rest(order, answer, error, unknown, latency_ms, self.local_ts())
@@ -166,26 +176,41 @@ class LiveRunner:
         return len(outbox)
 
     async def _send_new(self, order: LiveOrder) -> None:
-        from genesis.live.rest import ExchangeUnavailable, OrderRejected  # noqa: PLC0415
+        from genesis.live.rest import OrderRejected  # noqa: PLC0415
 
         started = time.perf_counter()
+        self.sending.add(order.client_id)   # reconciliation leaves it alone until the answer is in
         try:
             answer = await self.client.submit(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
                                               order.type, order.qty, order.price)
             self.put(("rest", order, answer, None, False, (time.perf_counter() - started) * 1000))
         except OrderRejected as exc:
             self.put(("rest", order, None, redact(str(exc)), False, (time.perf_counter() - started) * 1000))
-        except ExchangeUnavailable:
+        except Exception as exc:  # noqa: BLE001 - gave up or failed oddly: the exchange is asked later
+            self.say(f"order {order.client_id}: outcome unknown ({redact(str(exc))}); asking the exchange")
             self.put(("rest", order, None, None, True, (time.perf_counter() - started) * 1000))
+            self.reconcile_later(2.0)
+        finally:
+            self.sending.discard(order.client_id)
 
     async def _send_cancel(self, order: LiveOrder) -> None:
-        from genesis.live.rest import ExchangeUnavailable  # noqa: PLC0415
-
         try:
             answer = await self.client.cancel(self.exchange.exchange_id(order.client_id), order.symbol)
             self.put(("cancel", order, None if answer is not None else "unknown order"))
-        except ExchangeUnavailable as exc:
+        except Exception as exc:  # noqa: BLE001 - the order's fate comes from the stream or reconciliation
             self.put(("cancel", order, redact(str(exc))))
+            self.reconcile_later(2.0)
+
+    def reconcile_later(self, delay_s: float) -> None:
+        """Queue a reconciliation after `delay_s` (one pending at a time)."""
+        if self.reconcile_pending:
+            return
+        self.reconcile_pending = True
+
+        def due() -> None:
+            self.reconcile_pending = False
+            self.put(("reconcile",))
+        asyncio.get_running_loop().call_later(delay_s, due)
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         try:
@@ -222,7 +247,7 @@ class LiveRunner:
     async def reconcile(self) -> dict:
         """Bring the engine in line with the exchange (see genesis/live/reconcile.py)."""
         self.reconciled = await reconcile(self.exchange, self.client, self.process, self.local_ts,
-                                          self.start_balances, self.symbols)
+                                          self.start_balances, self.symbols, in_flight=self.sending)
         self.process(Event("reconciled", self.local_ts(), "", dict(self.reconciled)))   # an input: replays alike
         self.session.journal.flush()
         return self.reconciled
@@ -236,6 +261,10 @@ class LiveRunner:
             self.engine.account = Account(quote, 0)
             self.session.starting_equity = quote
         recovered = self.recover()
+        journal_ = self.session.journal
+        if journal_.seq < journal_.skip_until:
+            raise RecoveryFailed(f"the input log {self.log_path} reproduces {journal_.seq} of the {journal_.skip_until} "
+                                 "journal entries of this run (was it moved or cut?); nothing was sent")
         self.log = InputLog(self.log_path)
         self.exchange.live = True
         summary = await self.reconcile()
@@ -264,7 +293,11 @@ class LiveRunner:
                 while item is not None:
                     self.arrival_ns = 0
                     if item[0] == "reconcile":
-                        await self.reconcile()
+                        try:
+                            await self.reconcile()
+                        except ExchangeError as exc:   # try again shortly; trading goes on meanwhile
+                            self.say(f"reconciliation failed ({redact(str(exc))}); trying again in 5 s")
+                            self.reconcile_later(5.0)
                     else:
                         try:
                             events = self.convert(item)
@@ -294,7 +327,11 @@ class LiveRunner:
                     next_poll = wall + self.poll_s
                     self.polling = loop.run_in_executor(None, self._poll_database)
                 if self.polling is not None and self.polling.done():
-                    queued = self.polling.result()
+                    try:
+                        queued = self.polling.result()
+                    except Exception as exc:  # noqa: BLE001 - the journal database is busy: next poll
+                        self.say(f"journal poll failed: {exc}")
+                        queued = False
                     self.polling = None
                     if queued:
                         _apply_queued_commands(self.session, self.say)
@@ -334,10 +371,10 @@ class LiveRunner:
         future.add_done_callback(done)
 
     def _flushed(self, rows: list, error, duration_ms: float) -> None:
-        """A background journal write ended: a failure keeps its rows (written again with the
-        next batch) and, like every write, is a db_write event the alert rules read."""
+        """A background journal write ended: a failed one keeps its rows on the writer (they
+        go first with the next batch) and, like every write, is a db_write event the alert
+        rules read."""
         if error is not None:
-            self.session.journal.buffer[:0] = rows
             self.say(f"journal write failed ({error}); the entries are kept and written again")
         self.put(("system", "db_write", {"ok": error is None, "duration_ms": round(duration_ms, 3)}))
 
@@ -353,7 +390,7 @@ class LiveRunner:
 
     def close(self, operator_left: bool = True) -> None:
         """Journal the end of the operator's session and flush everything."""
-        if operator_left:
+        if operator_left and self.log is not None:   # only a session that got past recovery
             disconnect(self.session)
         self.engine.finish()
         self.session.journal.close()

@@ -1,0 +1,42 @@
+"""The journal's writer thread (live mode): writes are stored one at a time in the order
+they were handed over, and a failed write is written again first, so the stored entries
+never have a hole (a restart skips regenerated entries up to the highest stored seq)."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from genesis.engine.journal import Journal, JournalError
+
+
+def stored_seqs(path) -> list[int]:
+    con = sqlite3.connect(path)
+    try:
+        return [r[0] for r in con.execute("SELECT seq FROM entries ORDER BY seq")]
+    finally:
+        con.close()
+
+
+def test_a_failed_background_write_goes_first_next_time(tmp_path):
+    path = tmp_path / "j.db"
+    journal = Journal(f"sqlite:///{path}")
+    journal.open_run("sniper", {"genesis.yaml": "x"}, "digest", [], "live")
+    journal.use_writer_thread()
+    for i in range(3):
+        journal.append(i, "note", data={"i": i})
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")            # another process holds the database
+    future, rows = journal.flush_later()
+    with pytest.raises(JournalError, match="locked"):
+        future.result(timeout=30)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert stored_seqs(path) == []
+    for i in range(3, 5):
+        journal.append(i, "note", data={"i": i})
+    journal.flush_later()[0].result(timeout=30)
+    assert stored_seqs(path) == [1, 2, 3, 4, 5]   # the failed batch first, nothing lost, no hole
+    journal.append(5, "note")
+    journal.close()
+    assert stored_seqs(path) == [1, 2, 3, 4, 5, 6]
