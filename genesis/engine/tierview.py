@@ -78,7 +78,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
         from genesis.live.exchange import LiveExchange  # noqa: PLC0415
 
         engine = Engine(config, run.tier, starting_equity=equity)
-        engine.exchange = live = LiveExchange(engine.markets, prefix=f"G{run.id}-")
+        engine.exchange = live = LiveExchange(engine.markets, prefix=f"G{paths[0].name.split('-')[1]}-")
         engine._depth_laziness()
         feed = (live.apply(event) or event for event in read_inputs(paths[0]))
     else:

@@ -19,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genesis.engine.account import Account
 from genesis.engine.events import Event
+from sqlalchemy import select
+
 from genesis.config.snapshot import snapshot
+from genesis.engine.journal import runs
 from genesis.engine.runner import Session, _after_event, _apply_queued_commands, disconnect, open_session, \
     reload_config
 from genesis.live.credentials import Credentials, redact
@@ -63,13 +67,20 @@ def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: 
                       notify=None) -> tuple[Session, Path]:
     """The journal session of this account's live run on `tier` (continued if unfinished);
     returns it and the run's input-log path. The engine gets a LiveExchange."""
-    feed = LiveFeed(f"live:{creds.fingerprint}:{rest_url}")
+    # a new run gets a random token: its input log's name and its client order ids carry
+    # it, so neither can collide with another run's, even one in a journal made afresh
+    token = secrets.token_hex(4)
+    fresh = log_dir(db_url) / f"run-{token}-{creds.fingerprint}.inputs"
+    feed = LiveFeed(f"live:{creds.fingerprint}:{rest_url}", fresh, [fresh])
     session = open_session(config_root, config, tier, feed, db_url, "live", notify=notify)
-    run_id = session.journal.run_id
-    path = log_dir(db_url) / f"run{run_id}-{creds.fingerprint}.inputs"
+    journal = session.journal
+    with journal.engine.connect() as conn:
+        stored = conn.execute(select(runs.c.feed_paths).where(runs.c.id == journal.run_id)).scalar()
+    path = Path(json.loads(stored)[0]) if stored else fresh   # a continued run keeps its own log
+    token = path.name.split("-")[1]
     feed.log_path, feed.sources = path, [path]
     engine = session.engine
-    engine.exchange = LiveExchange(engine.markets, prefix=f"G{run_id}-")
+    engine.exchange = LiveExchange(engine.markets, prefix=f"G{token}-")
     engine._depth_laziness()
     engine.flush_before_send = False   # the input log holds the decision's inputs before the order leaves
     return session, path
