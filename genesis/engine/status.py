@@ -51,7 +51,8 @@ def _summarise(journal: Journal) -> str:
         elif row.kind == "order":
             orders[data["client_id"]] = (row.symbol, data["side"], data["qty"])
         elif row.kind == "fill":
-            holdings[row.symbol] += data["qty"] if data["side"] == "buy" else -data["qty"]
+            # live: a buy's fee can be taken from the coins bought
+            holdings[row.symbol] += data["qty"] - data.get("fee_base", 0.0) if data["side"] == "buy" else -data["qty"]
             orders.pop(data.get("client_id"), None)
         elif row.kind == "action" and "lock" in data:
             locks[(data["lock"]["rule"], data["lock"]["symbol"])] = data["lock"]
