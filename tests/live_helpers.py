@@ -47,6 +47,8 @@ class LiveProc:
         self.starts += 1
         self.wait(lambda: self.count("reconciled") > before, "reconciliation after start")
         self.wait(lambda: self.alive(), "the engine's heartbeat")
+        priced = len(self.inputs("book_ticker"))
+        self.wait(lambda: len(self.inputs("book_ticker")) > priced, "market data after the start")
 
     def alive(self) -> bool:
         journal = Journal(self.url)
