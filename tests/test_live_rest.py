@@ -94,9 +94,9 @@ def test_start_is_one_exchange_info_request_plus_the_clock(sim):
 
 
 def test_binance_urls_point_every_family_at_one_host():
-    urls = binance_urls("https://api.binance.com")["api"]
-    assert urls["public"] == urls["private"] == "https://api.binance.com/api/v3"
-    assert {u.split("/")[2] for u in urls.values()} == {"api.binance.com"}
+    urls = binance_urls("https://exchange.invalid")["api"]   # only strings: nothing is contacted
+    assert urls["public"] == urls["private"] == "https://exchange.invalid/api/v3"
+    assert {u.split("/")[2] for u in urls.values()} == {"exchange.invalid"}
     assert binance_urls("http://127.0.0.1:8765/")["api"]["sapi"] == "http://127.0.0.1:8765/sapi/v1"
     with pytest.raises(ValueError):
         binance_urls("127.0.0.1")

@@ -311,3 +311,27 @@ def _is_taker_buy(side: str) -> bool:
     if side == "sell":
         return False
     raise ValueError(f"unknown order side {side!r}")
+
+
+class Books:
+    """The order books of every symbol an exchange sees (paper and live alike)."""
+
+    def __init__(self):
+        self.books: dict[str, OrderBook] = {}
+
+    def book(self, symbol: str) -> OrderBook:
+        """The symbol's book, created empty on first use."""
+        b = self.books.get(symbol)
+        if b is None:
+            b = self.books[symbol] = OrderBook(symbol)
+        return b
+
+    def best(self, symbol: str) -> tuple[float, float] | None:
+        """(best bid, best ask), or None while either side is unknown."""
+        b = self.books.get(symbol)
+        if b is None:
+            return None
+        bid, ask = b.best_bid(), b.best_ask()
+        if bid is None or ask is None:
+            return None
+        return bid, ask

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genesis.engine.book import OrderBook
+from genesis.engine.book import Books
 from genesis.engine.events import Event
 from genesis.engine.markets import Markets
 
@@ -90,7 +90,7 @@ def _amt(x: float) -> float:
     return round(x, AMOUNT_DECIMALS)
 
 
-class PaperExchange:
+class PaperExchange(Books):
     """Fills orders against the recorded books of every symbol it sees."""
 
     def __init__(self, markets: Markets, balances: dict[str, float],
@@ -100,7 +100,7 @@ class PaperExchange:
         self.locked: dict[str, float] = {}
         self.taker_fee_pct = float(taker_fee_pct)
         self.maker_fee_pct = float(maker_fee_pct)
-        self.books: dict[str, OrderBook] = {}
+        super().__init__()
         self.open_orders: dict[str, OpenOrder] = {}
         self._resting: dict[str, list[OpenOrder]] = {}   # symbol -> resting orders
         self._seq = 0
@@ -108,22 +108,6 @@ class PaperExchange:
         self.lazy_depth = False
 
     # ------------------------------------------------------------ market data
-
-    def book(self, symbol: str) -> OrderBook:
-        b = self.books.get(symbol)
-        if b is None:
-            b = self.books[symbol] = OrderBook(symbol)
-        return b
-
-    def best(self, symbol: str) -> tuple[float, float] | None:
-        """(best bid, best ask), or None while either side is unknown."""
-        b = self.books.get(symbol)
-        if b is None:
-            return None
-        bid, ask = b.best_bid(), b.best_ask()
-        if bid is None or ask is None:
-            return None
-        return bid, ask
 
     def on_market(self, event) -> list[Event]:
         """Update the symbol's book; fill resting orders a trade prints through.

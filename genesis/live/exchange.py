@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genesis.engine.book import OrderBook
+from genesis.engine.book import Books
 from genesis.engine.events import Event
 from genesis.engine.markets import Markets
 from genesis.engine.paper import OrderRequest
@@ -53,13 +53,13 @@ class LiveOrder:
         return self.remaining * (self.price or self.decision_price or 0.0)
 
 
-class LiveExchange:
+class LiveExchange(Books):
     """Orders to Binance, books from its streams, fates from its answers."""
 
     def __init__(self, markets: Markets, prefix: str = "G-"):
         self.markets = markets
         self.prefix = prefix          # client order ids on the exchange: prefix + the engine's id ('g12')
-        self.books: dict[str, OrderBook] = {}
+        super().__init__()
         self.orders: dict[str, LiveOrder] = {}        # every order of this run, by client id
         self.open_orders: dict[str, LiveOrder] = {}   # not done yet
         self.external: dict[str, dict] = {}           # orders on the account that Genesis did not place
@@ -72,22 +72,6 @@ class LiveExchange:
         self.lazy_depth = False
 
     # ------------------------------------------------------------ market data
-    def book(self, symbol: str) -> OrderBook:
-        b = self.books.get(symbol)
-        if b is None:
-            b = self.books[symbol] = OrderBook(symbol)
-        return b
-
-    def best(self, symbol: str) -> tuple[float, float] | None:
-        """(best bid, best ask), or None while either side is unknown."""
-        b = self.books.get(symbol)
-        if b is None:
-            return None
-        bid, ask = b.best_bid(), b.best_ask()
-        if bid is None or ask is None:
-            return None
-        return bid, ask
-
     def on_market(self, event) -> list[Event]:
         """Keep the book; ask for a REST snapshot while the depth book is out of sync."""
         kind = event.kind
