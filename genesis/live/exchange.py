@@ -113,8 +113,8 @@ class LiveExchange(Books):
     def cancel(self, client_id: str, ts: int, manual: bool | None = None) -> list[Event]:
         """Ask the exchange to cancel an open order; its cancel event comes back later."""
         o = self.open_orders.get(client_id)
-        if o is None or o.cancel_requested:
-            return []
+        if o is None:
+            return []   # asking again for one already asked is harmless: the exchange answers once
         o.cancel_requested, o.cancel_manual = True, manual
         if self.live:
             self.outbox.append(("cancel", o))
@@ -238,6 +238,8 @@ class LiveExchange(Books):
                   "_remaining": remaining, "_manual": order.manual, "_worst_price": price, "_trade_id": trade_id}
         if fee_base:
             fields["_fee_base"] = fee_base
+        elif fee_usd == 0.0 and commission and commission_asset:
+            fields["_fee_other"] = [commission_asset, commission]   # e.g. BNB: for the balance check only
         if order.type == "limit":
             fields["_limit_price"] = order.price
         return [Event("fill", ts, order.symbol, fields)]
@@ -266,6 +268,9 @@ class LiveExchange(Books):
                 fee_quote = 0.0 if fee_base else f["fee_usd"]
                 self.net[m.base] = self.net.get(m.base, 0.0) + sign * f["qty"] - fee_base
                 self.net[m.quote] = self.net.get(m.quote, 0.0) - sign * f["notional_usd"] - fee_quote
+                if "_fee_other" in f:
+                    asset, amount = f["_fee_other"]
+                    self.net[asset] = self.net.get(asset, 0.0) - amount
             if order.status in (NEW, UNKNOWN):
                 order.status = OPEN
             if event.fields["_remaining"] <= 0:
