@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scenario_helpers import config_copy
 
 from genesis.engine.feeds import shared_data_dir
 
@@ -65,36 +65,6 @@ def utc(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-def config_copy(tmp: Path, equity: float | None = None, tier_edits: dict | None = None,
-                strategies: bool = False) -> Path:
-    """Copy the shipped configuration into tmp/config; set the paper starting equity, edit
-    tier files ({tier: {section: {key: value}}}) and, unless `strategies`, switch every
-    strategy instance off (enabled: false) so that the only positions are the script's."""
-    root = tmp / "config"
-    root.mkdir()
-    for name in ("genesis.yaml", "alerts.yaml", "strategies.yaml"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("rules", "tiers"):
-        shutil.copytree(REPO / name, root / name)
-    if equity is not None:
-        path = root / "genesis.yaml"
-        path.write_text(path.read_text().replace("starting_equity_usd: 1000", f"starting_equity_usd: {equity}"))
-        assert yaml.safe_load(path.read_text())["paper"]["starting_equity_usd"] == equity
-    if not strategies:
-        path = root / "strategies.yaml"
-        data = yaml.safe_load(path.read_text())
-        for inst in data["strategies"]:
-            inst["enabled"] = False
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-    for tier, sections in (tier_edits or {}).items():
-        path = root / "tiers" / f"{tier}.yaml"
-        data = yaml.safe_load(path.read_text())
-        for section, values in sections.items():
-            data[section].update(values)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return root
-
-
 def ticker_file(candles: Path, out: Path) -> Path:
     """A Binance websocket capture (`<receive_ns> <json>` bookTicker lines) quoting each
     candle's close at its close time (bid = close, ask = close + 0.01, 1,000 coins each
