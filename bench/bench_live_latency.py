@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_CAPTURE = ROOT.parent / "shared" / "data" / "binance_spot_ws_raw"
 sys.path.insert(0, str(ROOT))
 
 from genesis.config.checks import check_config  # noqa: E402
@@ -40,14 +41,20 @@ from genesis.simulator import DEFAULT_API_KEY, DEFAULT_API_SECRET  # noqa: E402
 from genesis.strategies import OrderIntent  # noqa: E402
 
 
+GAP_MS = 100
+
+
 class PingPong:
-    """Buy $12 of BTC when flat, sell it all when holding: one decision per trade message."""
+    """Buy $12 of BTC when flat, sell it all when holding: one decision on the first
+    BTCUSDT trade message at least GAP_MS (exchange time) after the previous decision."""
 
     id, kind, symbols, given = "bench", "bench", ["BTCUSDT"], {}
+    last = -10**15
 
     def on_event(self, event, view):
-        if event.kind != "trade" or event.symbol != "BTCUSDT":
+        if event.kind != "trade" or event.symbol != "BTCUSDT" or event.ts - self.last < GAP_MS:
             return []
+        self.last = event.ts
         price = event.fields["price"]
         if view.holding("BTCUSDT") > 0:
             return [OrderIntent("bench", "BTCUSDT", "sell", view.holding_value("BTCUSDT") * 2, price, "signal", False)]
@@ -99,6 +106,7 @@ async def engine_path(sim, decisions: int, tmp: Path) -> list[float]:
 
     runner = LiveRunner(session, client, market, user, log_path, ["BTCUSDT"], say=lambda t: None,
                         config_root=None)
+    runner.stages = {}
     task = asyncio.create_task(runner.run())
     deadline = time.monotonic() + 600
     while len(sent) < decisions and time.monotonic() < deadline and not task.done():
@@ -110,6 +118,10 @@ async def engine_path(sim, decisions: int, tmp: Path) -> list[float]:
     runner.close(operator_left=False)
     await client.close()
     prefix = runner.exchange.prefix
+    stages = [(a, t, d, sent[prefix + cid]) for cid, (a, t, d) in runner.stages.items() if prefix + cid in sent]
+    if stages:
+        for name, i, j in (("queue wait", 0, 1), ("engine", 1, 2), ("send path", 2, 3)):
+            summary(f"  stage: {name}", [(s[j] - s[i]) / 1000 for s in stages])
     return [(sent[prefix + cid] - arrived) / 1000 for cid, arrived in runner.decided_from.items()
             if prefix + cid in sent]
 
@@ -128,11 +140,13 @@ async def baseline_path(sim, decisions: int) -> list[float]:
     arrived: dict = {}
     tap_requests(client, sent)
     holding = [False]
+    last = [-10**15]
     tasks = set()
 
     def on_message(stream, data, ns):
-        if not stream.endswith("@trade") or len(arrived) >= decisions:
+        if not stream.endswith("@trade") or len(arrived) >= decisions or data["E"] - last[0] < GAP_MS:
             return
+        last[0] = data["E"]
         cid = f"B{len(arrived) + 1}"
         arrived[cid] = ns
         side = "sell" if holding[0] else "buy"
@@ -159,9 +173,9 @@ async def baseline_path(sim, decisions: int) -> list[float]:
 class RemoteSim:
     """The simulator in its own process (so it does not share this process's GIL)."""
 
-    def __init__(self, speed: float):
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(speed)], stdout=subprocess.PIPE,
-                                     text=True)
+    def __init__(self, speed: float, feeds: list[str]):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(speed), *feeds],
+                                     stdout=subprocess.PIPE, text=True)
         self.rest_url = self.proc.stdout.readline().strip()
         if not self.rest_url.startswith("http://127.0.0.1:"):
             raise SystemExit("the simulator did not start")
@@ -179,10 +193,10 @@ class RemoteSim:
         self.proc.wait(10)
 
 
-async def serve(speed: float) -> None:
+async def serve(speed: float, feeds: list[str]) -> None:
     from genesis.simulator import Simulator  # noqa: PLC0415
 
-    sim = Simulator(speed=speed, orders_per_10s=1_000_000, weight_limit=10_000_000,
+    sim = Simulator(speed=speed, feeds=feeds, orders_per_10s=1_000_000, weight_limit=10_000_000,
                     balances={"USDT": "1000000", "BTC": "0", "ETH": "0"})
     await sim.start()
     print(sim.rest_url, flush=True)
@@ -190,18 +204,28 @@ async def serve(speed: float) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        asyncio.run(serve(float(sys.argv[2])))
+    if len(sys.argv) >= 3 and sys.argv[1] == "--serve":
+        asyncio.run(serve(float(sys.argv[2]), sys.argv[3:]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--speed", type=float, default=4.0, help="Replay speed of the simulator (default 4).")
     ap.add_argument("--decisions", type=int, default=2000, help="Decisions to measure per path (default 2000).")
+    ap.add_argument("--gap-ms", type=int, default=GAP_MS,
+                    help=f"Least exchange time between two decisions, ms (default {GAP_MS}; 0: every trade message, "
+                         "so a burst of trades queues decisions behind each other).")
+    ap.add_argument("--capture", nargs="*", default=None,
+                    help="Capture files to replay (default: the 11-minute capture in ../shared/data when present, "
+                         "else the bundled 3-minute sample).")
     args = ap.parse_args()
+    globals()["GAP_MS"] = args.gap_ms
+    feeds = args.capture if args.capture is not None else [str(p) for p in sorted(SHARED_CAPTURE.glob("*.gz"))]
+    print(f"replaying {', '.join(Path(f).name for f in feeds) or 'the bundled sample'} at speed {args.speed:g}; "
+          f"a decision at most every {GAP_MS} ms")
     logging.disable(logging.WARNING)   # reconnect notices when the replay ends
     with tempfile.TemporaryDirectory(prefix="genesis-bench-") as tmp:
-        with RemoteSim(args.speed) as sim:
+        with RemoteSim(args.speed, feeds) as sim:
             base = asyncio.run(baseline_path(sim, args.decisions))
-        with RemoteSim(args.speed) as sim:
+        with RemoteSim(args.speed, feeds) as sim:
             full = asyncio.run(engine_path(sim, args.decisions, Path(tmp)))
     if not base or not full:
         print("no decisions measured", file=sys.stderr)

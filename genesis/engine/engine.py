@@ -112,6 +112,7 @@ class Engine:
         self.mode_since = start_ts
         self.next_account_tick = 0
         self.started = False
+        self.current: Event | None = None   # the input event being processed
         self.closed_trades: list = []
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
         # live mode turns this off: its input log, written before each input is processed,
@@ -151,6 +152,15 @@ class Engine:
     # ------------------------------------------------------------------ the pipeline
     def process(self, event: Event) -> None:
         """Run one input event (and everything it causes) through the pipeline."""
+        self.begin(event)
+        self.complete()
+
+    def begin(self, event: Event) -> None:
+        """The first half of `process`: the input event's own step, where strategies
+        decide. What it caused waits in `pending` until `complete()`; the live session
+        sends the orders decided here in between, so they leave before the engine's
+        book-keeping of them. Nothing else may touch the engine in between."""
+        self.current = event
         if not self.started:
             self.started = True
             self.account.start(event.ts)
@@ -168,10 +178,13 @@ class Engine:
             self.pending.appendleft(event)
         else:
             self._step(event)
+
+    def complete(self) -> None:
+        """The second half of `process`: everything the input event caused."""
         self._drain()
         self._due_orders()
         if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
-            self.journal.checkpoint(self.stats.events, event.ts, self.metrics.m["equity_usd"])
+            self.journal.checkpoint(self.stats.events, self.current.ts, self.metrics.m["equity_usd"])
 
     def _clock(self, ts: int) -> None:
         if ts < self.now:

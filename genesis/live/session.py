@@ -17,6 +17,7 @@ with a prefix fixed per run, so a retry or a restart can never place an order tw
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -38,6 +39,9 @@ from genesis.live.messages import BadMessage, market_event, snapshot_event, syst
 from genesis.live.reconcile import reconcile
 from genesis.live.rest import ExchangeError
 from genesis.live.segment import InputLog, read_inputs
+
+
+_TICK = ("tick",)   # a queue item that only wakes the run loop
 
 
 class RecoveryFailed(Exception):
@@ -119,6 +123,8 @@ class LiveRunner:
         self.watching = None   # a worker-thread read of the configuration files in flight
         self.arrival_ns = 0                   # time.time_ns() the market message being processed arrived
         self.decided_from: dict[str, int] = {}   # client id -> arrival of the message it was decided on
+        self.stages: dict | None = None      # bench: client id -> (arrival, taken from the queue, decided) ns
+        self.taken_ns = 0
 
     # ------------------------------------------------------------ time
     def local_ts(self) -> int:
@@ -129,7 +135,8 @@ class LiveRunner:
 
     # ------------------------------------------------------------ inputs
     def process(self, event, record: bool = True) -> None:
-        """One input: to the log, to the order book-keeping, through the engine."""
+        """One input: to the log, to the order book-keeping, through the engine (the run
+        loop does the same in two halves, sending the orders decided in between)."""
         if event.ts < self.engine.now:
             event.ts = self.engine.now
         if record:
@@ -144,6 +151,8 @@ class LiveRunner:
         if kind == "market":
             stream, data = item[1], item[2]
             self.arrival_ns = item[3] if len(item) > 3 else 0   # when it reached the socket (latency figures)
+            if self.stages is not None:
+                self.taken_ns = time.time_ns()
             return [market_event(stream, data, self.local_ts())]
         if kind == "user":
             data = item[1]
@@ -180,6 +189,8 @@ class LiveRunner:
         for what, order in outbox:
             if what == "new" and self.arrival_ns:
                 self.decided_from[order.client_id] = self.arrival_ns   # the market message behind the decision
+                if self.stages is not None:
+                    self.stages[order.client_id] = (self.arrival_ns, self.taken_ns, time.time_ns())
             coro = self._send_new(order) if what == "new" else self._send_cancel(order)
             task = asyncio.get_running_loop().create_task(coro)
             self.tasks.add(task)
@@ -280,6 +291,8 @@ class LiveRunner:
         self.exchange.live = True
         summary = await self.reconcile()
         self.say(f"live: {recovered} recorded inputs replayed; reconciled {summary}")
+        gc.collect()
+        gc.freeze()   # what start-up built (config, markets, ccxt, the rebuilt state) is never scanned again
         self.send_outbox()
         journal = self.session.journal
         journal.queue_command("connect", {})
@@ -295,15 +308,24 @@ class LiveRunner:
         journal.use_writer_thread()
         storage = self.engine.config.files.settings.data.get("storage", {})
         self.flush_s = float(storage.get("flush_interval_ms", 50)) / 1000.0
+        # a tick item wakes the loop for its periodic duties; waiting on the queue alone
+        # (not wait_for, which wraps the wait in a task) wakes it one loop turn after a
+        # market message arrives
+        interval = min(self.poll_s, self.flush_s)
+
+        def tick() -> None:
+            if not self.stopping.is_set():
+                self.queue.put_nowait(_TICK)
+                self.ticker = loop.call_later(interval, tick)
+        self.ticker = loop.call_later(interval, tick)
         try:
             while not self.stopping.is_set():
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), min(self.poll_s, self.flush_s))
-                except TimeoutError:
-                    item = None
+                item = await self.queue.get()
                 while item is not None:
                     self.arrival_ns = 0
-                    if item[0] == "reconcile":
+                    if item is _TICK:
+                        pass
+                    elif item[0] == "reconcile":
                         try:
                             await self.reconcile()
                         except ExchangeError as exc:   # try again shortly; trading goes on meanwhile
@@ -317,7 +339,19 @@ class LiveRunner:
                             self.say(f"malformed exchange message skipped ({self.bad_messages} so far): {exc}")
                             events = []
                         for event in events:
-                            self.process(event)
+                            if event.ts < self.engine.now:
+                                event.ts = self.engine.now
+                            self.log.write(event)
+                            self.exchange.apply(event)
+                            self.engine.begin(event)
+                            try:
+                                if self.send_outbox():
+                                    # the orders this input decided leave now, before the engine's
+                                    # book-keeping of them (nothing touches the engine meanwhile)
+                                    await asyncio.sleep(0)
+                            finally:
+                                self.engine.complete()
+                            _after_event(self.session, self.say)
                     if self.send_outbox():
                         await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None
@@ -364,6 +398,7 @@ class LiveRunner:
                     next_status = wall + 0.5
                     self.status(self.engine, False)
         finally:
+            self.ticker.cancel()
             for stream in self.streams:
                 stream.stop()
             for task in list(self.tasks):
@@ -398,6 +433,7 @@ class LiveRunner:
     def stop(self) -> None:
         """Ask the loop to end after the current input."""
         self.stopping.set()
+        self.queue.put_nowait(_TICK)   # wake it if it is waiting
 
     def close(self, operator_left: bool = True) -> None:
         """Journal the end of the operator's session and flush everything."""
