@@ -234,6 +234,8 @@ class Journal:
         # rows a failed write kept go first: entries are stored in seq order, never with a
         # hole that a crash could leave behind a later batch (nothing is lost either)
         rows = self._unwritten + rows
+        if not rows:
+            return
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(entries), rows)

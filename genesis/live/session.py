@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from genesis.live.segment import InputLog, read_inputs
 
 
 _TICK = ("tick",)   # a queue item that only wakes the run loop
+LIVE_SWITCH_INTERVAL_S = 0.0001
 
 
 class RecoveryFailed(Exception):
@@ -293,6 +295,9 @@ class LiveRunner:
         self.say(f"live: {recovered} recorded inputs replayed; reconciled {summary}")
         gc.collect()
         gc.freeze()   # what start-up built (config, markets, ccxt, the rebuilt state) is never scanned again
+        # the journal writer and the worker threads hold the GIL for up to the switch
+        # interval (5 ms by default) when a market message wakes the loop: 0.1 ms bounds it
+        sys.setswitchinterval(LIVE_SWITCH_INTERVAL_S)
         self.send_outbox()
         journal = self.session.journal
         journal.queue_command("connect", {})
