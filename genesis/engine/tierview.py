@@ -57,7 +57,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
             if run is None:
                 raise JournalError("no runs in this journal yet: start one with `genesis run`")
             prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
-            edits, operator = recorded_changes(conn, run.id, scripted=True)
+            changes = recorded_changes(conn, run.id, scripted=True)
     except (DatabaseError, OperationalError) as exc:
         raise JournalError(_describe(exc, url)) from None
     finally:
@@ -89,7 +89,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
         for rel, text in files.items():
             (Path(scratch) / rel).parent.mkdir(parents=True, exist_ok=True)
             (Path(scratch) / rel).write_text(text, encoding="utf-8")
-        session = Session(engine, None, feed, False, engine.account.equity(), files, edits, operator, Path(scratch))
+        session = Session(engine, None, feed, False, engine.account.equity(), files, changes, Path(scratch))
         for count, event in enumerate(session.feed, 1):
             engine.process(event)
             _after_event(session, lambda _text: None)
