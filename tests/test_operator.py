@@ -134,6 +134,6 @@ def test_resume_reapplies_operator_commands_at_the_same_point(tmp_path):
     assert any(r[2] == "operator" for r in reference)
     _scripted(tmp_path / "crash.db", 20000)
     session = _session(tmp_path / "crash.db")
-    assert session.resumed and [k for _, k, _ in session.operator] == ["order", "override"]
+    assert session.resumed and [c.kind for c in session.changes] == ["order", "override"]
     replay(session)
     assert _entries(tmp_path / "crash.db") == reference

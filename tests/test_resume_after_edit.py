@@ -75,7 +75,7 @@ def test_resume_after_a_hot_reload_reproduces_the_uninterrupted_journal(tmp_path
     # restart with the edited file on disk: the run resumes from the start with the
     # configuration it began with and re-applies the edit at event EDIT_AT
     session = open_session(root, check_config(root), "sniper", open_feed(sample_paths()), f"sqlite:///{db}", "paper")
-    assert session.resumed and len(session.edits) == 1 and session.edits[0][0] == EDIT_AT
+    assert session.resumed and [(c.edit, c.at_event) for c in session.changes] == [(True, EDIT_AT)]
     assert session.engine.config.tiers["sniper"]["limits"]["daily_loss_usd"] == 25
     replay(session)
     rows, runs = _entries(db)

@@ -17,10 +17,12 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event,
                         func, insert, inspect, select)
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 SCHEMA_VERSION = 2
@@ -59,6 +61,9 @@ commands = Table(
     Column("result", Text, nullable=False, default=""),
     Column("run_id", Integer, nullable=False, default=0),
     Column("at_event", BigInteger, nullable=False, default=0),
+    # the journal seq of its `operator` entry: where it applied among the run's entries, so
+    # that a rebuild re-applies it before or after an edit made at the same event count
+    Column("seq", BigInteger, nullable=False, default=0),
 )
 
 heartbeat = Table(
@@ -76,28 +81,45 @@ progress = Table(
 )
 
 
-def recorded_changes(conn, run_id: int, scripted: bool = False) -> tuple[list, list]:
-    """What changed a run besides its input, in the order it applied: accepted
-    configuration edits [(at_event, files, risk_counted)] and operator commands
-    [(at_event, kind, payload)]: those queued by `genesis` commands or, with `scripted`,
-    every command the run applied (a replay's --commands script included)."""
-    edits = []
-    for r in conn.execute(select(entries.c.data).where(entries.c.run_id == run_id, entries.c.kind == "config")
-                          .order_by(entries.c.seq)):
+class Change(NamedTuple):
+    """Something that changed a run besides its input: an accepted configuration edit or
+    an applied operator command."""
+
+    at_event: int   # input events processed when it applied
+    seq: int        # the journal seq it applied at: the order things happened in
+    edit: bool      # a configuration edit (data: {"files", "risk_counted"}), else a command
+    kind: str       # "config" for an edit, else the command's kind
+    data: dict      # the edit, or the command's payload
+
+
+def recorded_changes(conn, run_id: int, scripted: bool = False) -> list[Change]:
+    """What changed a run besides its input, in the order it happened: accepted
+    configuration edits and operator commands (those queued by `genesis` commands or,
+    with `scripted`, every command the run applied, a replay's --commands script
+    included), ordered by the journal seq they applied at. An edit and a command at the
+    same event count are re-applied in the order they happened, whichever came first."""
+    changes = []
+    for r in conn.execute(select(entries.c.seq, entries.c.data).where(
+            entries.c.run_id == run_id, entries.c.kind == "config").order_by(entries.c.seq)):
         data = json.loads(r.data)
-        edits.append((data["at_event"], data["files"], data.get("risk_counted", False)))
+        changes.append(Change(data["at_event"], r.seq, True, "config",
+                              {"files": data["files"], "risk_counted": data.get("risk_counted", False)}))
     if scripted:
-        operator = []
-        for r in conn.execute(select(entries.c.rule, entries.c.data).where(
+        for r in conn.execute(select(entries.c.seq, entries.c.rule, entries.c.data).where(
                 entries.c.run_id == run_id, entries.c.kind == "operator").order_by(entries.c.seq)):
             data = json.loads(r.data)
             if "payload" in data:
-                operator.append((data["at_event"], r.rule, data["payload"]))
-        return edits, operator
-    operator = [(r.at_event, r.kind, json.loads(r.payload)) for r in conn.execute(
-        select(commands).where(commands.c.run_id == run_id, commands.c.status != "queued")
-        .order_by(commands.c.at_event, commands.c.id))]
-    return edits, operator
+                changes.append(Change(data["at_event"], r.seq, False, r.rule, data["payload"]))
+    else:
+        # a command settled by an older Genesis has no seq: after the edits of its event count
+        for r in conn.execute(select(commands).where(commands.c.run_id == run_id, commands.c.status != "queued")
+                              .order_by(commands.c.at_event, commands.c.id)):
+            changes.append(Change(r.at_event, r.seq or _UNKNOWN_SEQ, False, r.kind, json.loads(r.payload)))
+    changes.sort(key=lambda c: (c.at_event, c.seq))   # stable: commands of unknown seq keep their order
+    return changes
+
+
+_UNKNOWN_SEQ = 2 ** 62
 
 
 class JournalError(Exception):
@@ -112,8 +134,7 @@ class RunInfo:
     resumed: bool
     skip_until_seq: int     # entries with seq <= this are already stored
     config_files: dict      # {path: text} the run started with
-    edits: list             # [(events processed when applied, {path: text})] accepted since
-    operator: list = None   # [(events processed when applied, kind, payload)] applied since
+    changes: list           # [Change]: edits accepted and commands applied since, in order
 
 
 def _shown(url: str) -> str:
@@ -161,8 +182,13 @@ class Journal:
                 if tables.has_table("runs") and "config_files" not in {c["name"] for c in tables.get_columns("runs")}:
                     raise JournalError(f"the journal {_shown(url)} was written by an older Genesis; move it aside "
                                        "to start a new one (nothing was changed in it)")
+                no_seq = tables.has_table("commands") and "seq" not in {c["name"] for c in
+                                                                       tables.get_columns("commands")}
             if create:
                 metadata.create_all(self.engine)
+                if no_seq:   # a journal from before commands recorded their seq
+                    with self.engine.begin() as conn:
+                        conn.execute(sql_text("ALTER TABLE commands ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, url)) from None
 
@@ -182,15 +208,15 @@ class Journal:
                     self.run_id = row.id
                     last = conn.execute(select(func.max(entries.c.seq)).where(entries.c.run_id == row.id)).scalar()
                     self.skip_until = int(last or 0)
-                    edits, operator = recorded_changes(conn, row.id)
-                    return RunInfo(self.run_id, True, self.skip_until, json.loads(row.config_files), edits, operator)
+                    return RunInfo(self.run_id, True, self.skip_until, json.loads(row.config_files),
+                                   recorded_changes(conn, row.id))
                 result = conn.execute(insert(runs).values(
                     schema_version=SCHEMA_VERSION, tier=tier, config_digest=digest, feed_digest=feed_digest,
                     feed_paths=json.dumps([os.fspath(p) for p in feed_paths]), mode=mode, finished=0,
                     config_files=json.dumps(config_files, sort_keys=True)))
                 self.run_id = result.inserted_primary_key[0]
                 self.skip_until = 0
-                return RunInfo(self.run_id, False, 0, config_files, [], [])
+                return RunInfo(self.run_id, False, 0, config_files, [])
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, self.url)) from None
 
@@ -280,11 +306,12 @@ class Journal:
         with self.engine.connect() as conn:
             return conn.execute(select(commands).where(commands.c.status == "queued").order_by(commands.c.id)).all()
 
-    def settle_command(self, command_id: int, status: str, result: str, at_event: int) -> None:
-        """Record what became of a command."""
+    def settle_command(self, command_id: int, status: str, result: str, at_event: int, seq: int = 0) -> None:
+        """Record what became of a command, and where it applied: `at_event` input events
+        processed, `seq` the journal seq of its `operator` entry."""
         with self.engine.begin() as conn:
             conn.execute(commands.update().where(commands.c.id == command_id).values(
-                status=status, result=result, run_id=self.run_id, at_event=at_event))
+                status=status, result=result, run_id=self.run_id, at_event=at_event, seq=seq))
 
     def command(self, command_id: int):
         """One command row."""

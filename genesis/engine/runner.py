@@ -32,8 +32,7 @@ class Session:
     resumed: bool
     starting_equity: float
     config_files: dict = field(default_factory=dict)   # the configuration now applied
-    edits: list = field(default_factory=list)          # recorded edits still to re-apply on resume
-    operator: list = field(default_factory=list)       # recorded operator commands still to re-apply
+    changes: list = field(default_factory=list)        # recorded edits and commands still to re-apply, in order
     config_root: Path | None = None
     pending_sets: list = field(default_factory=list)   # (due ms, file, text): accepted risk edits waiting
     script: list = field(default_factory=list)         # (offset ms, kind, payload): scripted operator commands
@@ -67,23 +66,24 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
                  notify=None, script_path: Path | None = None) -> Session:
     """Build the engine and journal for a feed. An unfinished run of the same tier,
     feed and mode is continued with the configuration it started with; its recorded
-    edits are re-applied at the same points as the input is replayed."""
+    edits and commands are re-applied at the same points, in the same order, as the
+    input is replayed."""
     journal = Journal(db_url) if db_url else None
     files = snapshot(config_root)
-    resumed, edits, operator = False, [], []
+    resumed, changes = False, []
     script, digest = ([], feed.digest()) if script_path is None else load_script(script_path)
     if script_path is not None:
         digest = feed.digest() + ":" + digest  # the script is part of the input
     if journal is not None:
         info = journal.open_run(tier, files, digest, feed.sources, mode)
-        resumed, edits, operator = info.resumed, info.edits, info.operator
+        resumed, changes = info.resumed, info.changes
         if resumed and info.config_files != files:
             started_with = load_snapshot(info.config_files)
             if started_with.ok:
                 config, files = started_with, info.config_files
     engine = Engine(config, tier, journal=journal, notify=notify)
-    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(edits), list(operator),
-                   Path(config_root), script=script)
+    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(changes), Path(config_root),
+                   script=script)
 
 
 def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list,
@@ -160,13 +160,6 @@ def _due_sets(session: Session, say) -> None:
     reload_config(session, session.config_root, say, risk_counted=True)
 
 
-def _replay_recorded_operator(session: Session) -> None:
-    """Re-apply commands an interrupted run applied, once the input reaches their point."""
-    while session.operator and session.operator[0][0] <= session.engine.stats.events:
-        _, kind, payload = session.operator.pop(0)
-        operate(session, kind, payload)
-
-
 def _apply_queued_commands(session: Session, say) -> None:
     journal = session.journal
     for row in journal.queued_commands():
@@ -174,27 +167,33 @@ def _apply_queued_commands(session: Session, say) -> None:
         status, message = operate(session, row.kind, json.loads(row.payload))
         # settled before its entries are stored: a crash in between replays the command at
         # the same point and regenerates them; the other way round it would be applied twice
-        journal.settle_command(row.id, status, message, at_event)
+        journal.settle_command(row.id, status, message, at_event, journal.seq)
         journal.flush()
         say(f"operator {row.kind}: {message}")
 
 
-def _replay_recorded_edits(session: Session) -> None:
-    """Re-apply edits recorded by an interrupted run once the input reaches their point."""
-    while session.edits and session.edits[0][0] <= session.engine.stats.events:
-        _, files, risk_counted = session.edits.pop(0)
+def _replay_recorded(session: Session) -> None:
+    """Re-apply the edits and commands recorded by an interrupted run once the input
+    reaches their point, one by one in the order they happened: a command and an edit
+    made at the same event count apply in their recorded order, never edits first."""
+    changes = session.changes
+    while changes and changes[0].at_event <= session.engine.stats.events:
+        change = changes.pop(0)
+        if not change.edit:
+            operate(session, change.kind, change.data)
+            continue
+        files = change.data["files"]
         config = load_snapshot(files)
         if config.ok:
-            apply_config(session, config, files, changed_files(session.config_files, files), risk_counted)
+            apply_config(session, config, files, changed_files(session.config_files, files),
+                         change.data["risk_counted"])
 
 
 def _after_event(session: Session, say) -> None:
     """What may fall due after any input event: recorded edits and commands of a
     resumed run, and accepted risk edits whose delay has passed."""
-    if session.edits:
-        _replay_recorded_edits(session)
-    if session.operator:
-        _replay_recorded_operator(session)
+    if session.changes:
+        _replay_recorded(session)
     if session.pending_sets:
         _due_sets(session, say)
     if session.script:
@@ -227,7 +226,7 @@ def disconnect(session: Session) -> None:
     at_event = session.engine.stats.events
     status, message = operate(session, "disconnect", {})
     command_id = session.journal.queue_command("disconnect", {})
-    session.journal.settle_command(command_id, status, message, at_event)
+    session.journal.settle_command(command_id, status, message, at_event, session.journal.seq)
     session.journal.flush()
 
 

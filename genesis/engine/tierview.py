@@ -57,7 +57,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
             if run is None:
                 raise JournalError("no runs in this journal yet: start one with `genesis run`")
             prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
-            edits, operator = recorded_changes(conn, run.id, scripted=True)
+            changes = recorded_changes(conn, run.id, scripted=True)
     except (DatabaseError, OperationalError) as exc:
         raise JournalError(_describe(exc, url)) from None
     finally:
@@ -71,7 +71,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
     if not config.ok:
         raise JournalError("the configuration this run started with no longer validates")
     if run.mode == "live":   # a live run's input is its input log (genesis/live/segment.py)
-        from genesis.live.segment import read_inputs  # noqa: PLC0415
+        from genesis.live.segment import InputLogError, read_inputs  # noqa: PLC0415
 
         start = paths[0].with_suffix(".start.json")
         equity = json.loads(start.read_text(encoding="utf-8"))["balances"].get("USDT", 0.0) if start.exists() else None
@@ -80,7 +80,14 @@ def rebuild(url: str) -> tuple[Engine, dict]:
         engine = Engine(config, run.tier, starting_equity=equity)
         engine.exchange = live = LiveExchange(engine.markets, prefix=f"G{paths[0].name.split('-')[1]}-")
         engine._depth_laziness()
-        feed = (live.apply(event) or event for event in read_inputs(paths[0]))
+
+        def inputs():
+            try:
+                for event in read_inputs(paths[0]):
+                    yield live.apply(event) or event
+            except InputLogError as exc:   # a damaged log: said like any journal problem
+                raise JournalError(str(exc)) from None
+        feed = inputs()
     else:
         engine = Engine(config, run.tier)
         feed = open_feed(paths)
@@ -89,7 +96,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
         for rel, text in files.items():
             (Path(scratch) / rel).parent.mkdir(parents=True, exist_ok=True)
             (Path(scratch) / rel).write_text(text, encoding="utf-8")
-        session = Session(engine, None, feed, False, engine.account.equity(), files, edits, operator, Path(scratch))
+        session = Session(engine, None, feed, False, engine.account.equity(), files, changes, Path(scratch))
         for count, event in enumerate(session.feed, 1):
             engine.process(event)
             _after_event(session, lambda _text: None)

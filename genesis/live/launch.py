@@ -44,6 +44,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     """Open (or continue) the live run and trade until interrupted."""
     from genesis.live.ratelimit import WeightGate  # noqa: PLC0415
     from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
+    from genesis.live.segment import InputLogError  # noqa: PLC0415
     from genesis.live.session import LiveRunner, RecoveryFailed, open_live_session  # noqa: PLC0415
     from genesis.live.streams import MarketStream, UserStream  # noqa: PLC0415
 
@@ -91,7 +92,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
         except ExchangeError as exc:
             raise LaunchRefused(f"the exchange refused: {redact(str(exc), creds.key, creds.secret)}; "
                                 "trading stopped, the journal is saved") from None
-        except RecoveryFailed as exc:
+        except (RecoveryFailed, InputLogError) as exc:   # nothing is processed that the log does not hold
             raise LaunchRefused(str(exc)) from None
         finally:
             runner.close()

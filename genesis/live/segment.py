@@ -4,11 +4,16 @@ replay's: after any stop, reading it back through the same engine rebuilds the s
 exactly (decisions are a function of the inputs), and the journal's prefix check
 confirms it.
 
-Each line is written with one unbuffered `write`, so a SIGKILL loses at most the line
-being written; a torn last line is cut off when the log is opened again.
+Each line is written with one unbuffered `write` (more only if the OS takes part of it:
+the rest follows at once), so a SIGKILL loses at most the line being written; a torn
+last line is cut off when the log is opened again. A line that cannot be written whole
+(a full disk, a file size limit, an I/O error) is cut back off the log and raises
+InputLogError before the input is processed: live trading stops with the log and the
+journal in agreement, and a torn line is never followed by another.
 """
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,21 +26,58 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
 
 
+class InputLogError(Exception):
+    """The live input log cannot be written or read back: live trading stops (or does not
+    start); the message says why and what to do."""
+
+
 class InputLog:
     """Append-only log of input events for one live run."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _cut_torn_tail(self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = -1
+        self._error = ""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _cut_torn_tail(self.path)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise InputLogError(f"cannot open the live input log {self.path} ({exc.strerror or exc}); "
+                                "live trading did not start, nothing was sent") from None
         self.written = 0
 
     def write(self, event: Event) -> None:
-        """Append one event (its kind, time, symbol and every field)."""
+        """Append one event (its kind, time, symbol and every field), whole, or raise
+        InputLogError with nothing of it left in the log."""
         line = _ENCODER.encode({"k": event.kind, "t": event.ts, "s": event.symbol, "f": event.fields}) + b"\n"
-        os.write(self._fd, line)
+        done = 0
+        try:
+            done = os.write(self._fd, line)
+            while done < len(line):   # a short write (disk full, a signal): the rest, or the reason why not
+                more = os.write(self._fd, line[done:])
+                if more <= 0:
+                    raise OSError(errno.EIO, "the write made no progress")
+                done += more
+        except OSError as exc:
+            raise self._failed(exc, done) from None
         self.written += 1
+
+    def _failed(self, exc: OSError, done: int) -> InputLogError:
+        """A line could not be written whole: cut off the part that was (no torn line may
+        be followed by another), close the log for good and say why."""
+        if not self._error:
+            if done and self._fd >= 0:
+                try:
+                    os.ftruncate(self._fd, os.fstat(self._fd).st_size - done)
+                except OSError:
+                    pass   # the torn tail is cut when the log is opened again
+            self.close()
+            self._error = (f"cannot write the live input log {self.path} ({exc.strerror or exc}); live trading "
+                           "stopped before processing that input, so the journal and the log agree. Make room "
+                           "(or fix the cause) and run the same command: it resumes and reconciles with the "
+                           "exchange")
+        return InputLogError(self._error)
 
     def close(self) -> None:
         """Close the file (everything written is already with the OS)."""
@@ -50,15 +92,20 @@ def read_inputs(path: str | Path) -> Iterator[Event]:
     if not path.exists():
         return
     with path.open("rb") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if not line.endswith(b"\n"):
                 return  # torn by a kill mid-write: it was never processed
-            item = _DECODER.decode(line)
-            fields = item["f"]
-            for key in ("_bids", "_asks"):
-                if key in fields:
-                    fields[key] = [tuple(level) for level in fields[key]]
-            yield Event(item["k"], item["t"], item["s"], fields)
+            try:
+                item = _DECODER.decode(line)
+                fields = item["f"]
+                for key in ("_bids", "_asks"):
+                    if key in fields:
+                        fields[key] = [tuple(level) for level in fields[key]]
+                event = Event(item["k"], item["t"], item["s"], fields)
+            except (msgspec.DecodeError, KeyError, TypeError) as exc:
+                raise InputLogError(f"the live input log {path} is damaged at line {number} ({exc}): the run "
+                                    "cannot be rebuilt from it; nothing was sent") from None
+            yield event
 
 
 def _cut_torn_tail(path: Path) -> None:
