@@ -1,17 +1,23 @@
 """Live decision latency: from a market-data message arriving on the websocket to the
 order request leaving the process, through the whole live path (MarketStream ->
 LiveRunner queue -> input log -> engine: metrics, every rule stage, pre-trade rules,
-execution policy, journal flush of the decision -> LiveExchange -> ExchangeClient ->
-ccxt request built and signed, handed to the HTTP library).
+execution policy -> LiveExchange -> ExchangeClient -> the signed request handed to
+ccxt's HTTP layer (its `fetch`), which writes it to the socket).
 
-Runs against the project's simulator on 127.0.0.1 replaying the bundled capture; a
-benchmark strategy decides on every BTCUSDT trade message (buy when flat, sell when
-holding), so every trade message is one decision.
+Runs against the project's simulator (in its own process) on 127.0.0.1 replaying a
+real capture (the 11-minute one in ../shared/data when present, else the bundled
+3-minute sample). A benchmark strategy decides on the first BTCUSDT trade message at
+least --gap-ms (exchange time, default 100 ms) after its previous decision: buy $12
+when flat, sell when holding. With --gap-ms 0 it decides on every trade message, and
+a burst of trades then queues decisions behind each other (a throughput figure).
 
 Baseline, measured in the same run: the same socket and the same ccxt client with no
-engine (message arrives -> order request), so the ratio is the cost of the engine.
+engine (message arrives -> order request), with the same decision spacing, so the
+ratio is the cost of the engine. The Genesis path is also split into stages: queue
+wait (socket -> the engine takes the message), engine (-> the order is decided and
+handed to a request task), send path (-> ccxt's fetch).
 
-    python bench/bench_live_latency.py [--speed 4] [--decisions 2000]
+    python bench/bench_live_latency.py [--speed 4] [--decisions 2000] [--gap-ms 100]
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +33,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CAPTURE = ROOT.parent / "shared" / "data" / "binance_spot_ws_raw"
@@ -61,31 +68,65 @@ class PingPong:
         return [OrderIntent("bench", "BTCUSDT", "buy", 12.0, price, "entry", True)]
 
 
-def tap_requests(client: ExchangeClient, sent: dict) -> None:
-    """Record when each order request is handed to the HTTP library (ccxt's fetch)."""
+_CID = re.compile(rb"newClientOrderId=([^&\s]+)")
+_CID_TEXT = re.compile(r"newClientOrderId=([^&\s]+)")
+
+
+def tap_requests(client: ExchangeClient) -> tuple[dict, dict]:
+    """Two clocks on the order path, as dicts client id -> time.time_ns(): when the
+    request is handed to ccxt's fetch, and when it is written to its socket (it leaves
+    the process: asyncio's socket transport sends at once when nothing is buffered)."""
+    from asyncio import selector_events  # noqa: PLC0415
+
+    handed: dict = {}
+    written: dict = {}
     ex = client._ex
-    original = ex.fetch
+    original_fetch = ex.fetch
 
     async def fetch(url, method="GET", headers=None, body=None):
-        if method == "POST" and "/order" in url:
-            params = parse_qs(body or url.partition("?")[2])
-            cid = (params.get("newClientOrderId") or [""])[0]
-            sent.setdefault(cid, time.time_ns())
-        return await original(url, method, headers, body)
+        if method == "POST":
+            now = time.time_ns()
+            found = _CID_TEXT.search(url) or (_CID_TEXT.search(body) if body else None)
+            if found:
+                handed.setdefault(unquote(found.group(1)), now)
+        return await original_fetch(url, method, headers, body)
 
     ex.fetch = fetch
+    transport = selector_events._SelectorSocketTransport
+    original_write = getattr(transport, "_bench_original_write", transport.write)
+
+    def write(self, data):
+        # stamped as the bytes go to the kernel: the send call itself can return much
+        # later on 2 cores, when the kernel runs the woken receiver (the simulator) first
+        now = time.time_ns()
+        if b"newClientOrderId=" in data:
+            found = _CID.search(bytes(data))
+            if found:
+                written.setdefault(unquote(found.group(1).decode()), now)
+        original_write(self, data)
+
+    transport._bench_original_write = original_write
+    transport.write = write
+    return handed, written
 
 
 def summary(name: str, lat_us: list[float]) -> dict:
     lat = sorted(lat_us)
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
     out = {"n": len(lat), "median": statistics.median(lat), "p99": p(0.99), "p999": p(0.999), "max": lat[-1]}
-    print(f"{name:<34} n={out['n']:>5}  median {out['median']:8.1f} us  p99 {out['p99']:8.1f} us  "
+    print(f"{name:<40} n={out['n']:>5}  median {out['median']:7.1f} us  p99 {out['p99']:8.1f} us  "
           f"p99.9 {out['p999']:8.1f} us  max {out['max']:8.1f} us")
     return out
 
 
-async def engine_path(sim, decisions: int, tmp: Path) -> list[float]:
+def latencies(arrived: dict, handed: dict, written: dict) -> dict:
+    """Per decision (µs): message arrival -> handed to fetch, and -> written to the socket."""
+    both = [cid for cid in arrived if cid in handed and cid in written]
+    return {"fetch": [(handed[c] - arrived[c]) / 1000 for c in both],
+            "socket": [(written[c] - arrived[c]) / 1000 for c in both]}
+
+
+async def engine_path(sim, decisions: int, tmp: Path) -> dict:
     config = check_config(ROOT)
     creds = Credentials(Secret(DEFAULT_API_KEY), Secret(DEFAULT_API_SECRET))
     session, log_path = open_live_session(ROOT, config, "strategist", f"sqlite:///{tmp / 'bench.db'}", creds,
@@ -93,8 +134,7 @@ async def engine_path(sim, decisions: int, tmp: Path) -> list[float]:
     session.engine.strategies = [PingPong()]
     client = ExchangeClient(sim.rest_url, DEFAULT_API_KEY, DEFAULT_API_SECRET)
     await client.start()
-    sent: dict = {}
-    tap_requests(client, sent)
+    handed, written = tap_requests(client)
 
     def market(runner):
         return MarketStream(sim.ws_url, ["BTCUSDT"], on_message=lambda s, d, ns: runner.put(("market", s, d, ns)),
@@ -108,8 +148,8 @@ async def engine_path(sim, decisions: int, tmp: Path) -> list[float]:
                         config_root=None)
     runner.stages = {}
     task = asyncio.create_task(runner.run())
-    deadline = time.monotonic() + 600
-    while len(sent) < decisions and time.monotonic() < deadline and not task.done():
+    deadline = time.monotonic() + 900
+    while len(written) < decisions and time.monotonic() < deadline and not task.done():
         await asyncio.sleep(0.2)
         if sim.state()["replay"]["finished"]:
             break
@@ -118,12 +158,11 @@ async def engine_path(sim, decisions: int, tmp: Path) -> list[float]:
     runner.close(operator_left=False)
     await client.close()
     prefix = runner.exchange.prefix
-    stages = [(a, t, d, sent[prefix + cid]) for cid, (a, t, d) in runner.stages.items() if prefix + cid in sent]
-    if stages:
-        for name, i, j in (("queue wait", 0, 1), ("engine", 1, 2), ("send path", 2, 3)):
-            summary(f"  stage: {name}", [(s[j] - s[i]) / 1000 for s in stages])
-    return [(sent[prefix + cid] - arrived) / 1000 for cid, arrived in runner.decided_from.items()
-            if prefix + cid in sent]
+    arrived = {prefix + cid: ns for cid, ns in runner.decided_from.items()}
+    out = latencies(arrived, handed, written)
+    out["stages"] = [(a, t, d, handed[prefix + cid], written[prefix + cid]) for cid, (a, t, d) in
+                     runner.stages.items() if prefix + cid in handed and prefix + cid in written]
+    return out
 
 
 async def _quiet(coro) -> None:
@@ -133,12 +172,11 @@ async def _quiet(coro) -> None:
         pass
 
 
-async def baseline_path(sim, decisions: int) -> list[float]:
+async def baseline_path(sim, decisions: int) -> dict:
     client = ExchangeClient(sim.rest_url, DEFAULT_API_KEY, DEFAULT_API_SECRET)
     await client.start()
-    sent: dict = {}
+    handed, written = tap_requests(client)
     arrived: dict = {}
-    tap_requests(client, sent)
     holding = [False]
     last = [-10**15]
     tasks = set()
@@ -159,7 +197,7 @@ async def baseline_path(sim, decisions: int) -> list[float]:
     stream = MarketStream(sim.ws_url, ["BTCUSDT"], on_message=on_message, on_status=lambda up, why: None,
                           channels=("trade",))
     run = asyncio.create_task(stream.run())
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
     while len(arrived) < decisions and time.monotonic() < deadline and not sim.state()["replay"]["finished"]:
         await asyncio.sleep(0.2)
     stream.stop()
@@ -167,7 +205,7 @@ async def baseline_path(sim, decisions: int) -> list[float]:
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
     await client.close()
-    return [(sent[cid] - ns) / 1000 for cid, ns in arrived.items() if cid in sent]
+    return latencies(arrived, handed, written)
 
 
 class RemoteSim:
@@ -227,12 +265,20 @@ def main() -> None:
             base = asyncio.run(baseline_path(sim, args.decisions))
         with RemoteSim(args.speed, feeds) as sim:
             full = asyncio.run(engine_path(sim, args.decisions, Path(tmp)))
-    if not base or not full:
+    if not base["socket"] or not full["socket"]:
         print("no decisions measured", file=sys.stderr)
         sys.exit(1)
-    print("market-data message on the socket -> order request handed to the HTTP library:")
-    b = summary("baseline (no engine, same socket+ccxt)", base)
-    f = summary("Genesis live path (engine, journal)", full)
+    print("\nmarket-data message on the socket -> order request written to its socket (leaves the process):")
+    b = summary("baseline (no engine, same socket+ccxt)", base["socket"])
+    f = summary("Genesis live path (engine, journal)", full["socket"])
+    print("-> the same, to the request handed to ccxt's fetch:")
+    summary("baseline", base["fetch"])
+    summary("Genesis", full["fetch"])
+    print("Genesis, by stage:")
+    stages = full["stages"]
+    for name, i, j in (("queue wait (-> engine takes it)", 0, 1), ("engine (-> order decided)", 1, 2),
+                       ("send path (-> ccxt fetch)", 2, 3), ("HTTP layer (-> socket)", 3, 4)):
+        summary(f"  {name}", [(row[j] - row[i]) / 1000 for row in stages])
     print(f"engine cost: median x{f['median'] / b['median']:.2f}, p99 x{f['p99'] / b['p99']:.2f} of the baseline "
           f"(+{f['median'] - b['median']:.0f} us median)")
     print(f"target p99 < 1000 us: {'met' if f['p99'] < 1000 else 'NOT met'} ({f['p99']:.0f} us); "

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("script, args, expect", [
     ("bench_expressions.py", ["--rounds", "50"], "compiled, one function per stage"),
     ("bench_pipeline.py", ["--limit", "4000"], "same decisions:"),
-    ("bench_live_latency.py", ["--speed", "8", "--decisions", "40"], "order request handed to the HTTP library"),
+    ("bench_live_latency.py", ["--speed", "8", "--decisions", "40", "--capture"], "order request written to its socket"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,

@@ -8,8 +8,8 @@ HTTP session, timeouts, response parsing and error hooks stay ccxt's. The format
 Binance's HMAC-SHA256 SIGNED endpoint security: the query is ``timestamp`` first, the
 parameters in order, then ``recvWindow``; the signature is the hex HMAC-SHA256 of that
 query with the API secret, appended as ``&signature=``; the key goes in the
-``X-MBX-APIKEY`` header. tests/test_live_signing.py checks the result is byte for byte
-what ccxt's own `sign` produces.
+``X-MBX-APIKEY`` header. tests/test_live_signing.py checks the signed query is byte
+for byte what ccxt's own `sign` produces.
 
 RSA and Ed25519 keys (a secret holding "PRIVATE KEY") are not handled here: those
 requests go through ccxt's `sign` as every other request does."""
@@ -44,8 +44,7 @@ class OrderSigner:
     def __init__(self, api_key: str, secret: str, base_url: str):
         self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
         self.url = base_url.rstrip("/") + "/order"
-        self._post_headers = {"X-MBX-APIKEY": api_key, "Content-Type": "application/x-www-form-urlencoded"}
-        self._delete_headers = {"X-MBX-APIKEY": api_key}
+        self._headers = {"X-MBX-APIKEY": api_key}
 
     def signed_query(self, params: dict, timestamp: int, recv_window_ms: int) -> str:
         """The query with its signature: timestamp, the parameters, recvWindow, signature."""
@@ -57,10 +56,10 @@ class OrderSigner:
         mac.update(query.encode())
         return f"{query}&signature={mac.hexdigest()}"
 
-    def request(self, method: str, params: dict, timestamp: int, recv_window_ms: int) -> tuple[str, dict, str | None]:
+    def request(self, method: str, params: dict, timestamp: int, recv_window_ms: int) -> tuple[str, dict, None]:
         """(url, headers, body) of a signed POST or DELETE /api/v3/order, as ccxt's
-        `fetch` takes them: a POST carries the query as its body, a DELETE in the url."""
-        query = self.signed_query(params, timestamp, recv_window_ms)
-        if method == "POST":
-            return self.url, dict(self._post_headers), query
-        return f"{self.url}?{query}", dict(self._delete_headers), None
+        `fetch` takes them. The signed query goes in the url for both (Binance takes a
+        SIGNED request's parameters from the query string or the body): a request with
+        no body is written to the socket in one piece at once, while aiohttp writes a
+        body from a task of its own, a loop turn later."""
+        return f"{self.url}?{self.signed_query(params, timestamp, recv_window_ms)}", dict(self._headers), None
