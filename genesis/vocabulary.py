@@ -111,7 +111,11 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     }),
     "api_status": ("Exchange API reachability changed", {"reachable": (BOOL, "The API answers")}),
     "ws_status": ("A websocket connection changed state", {"connected": (BOOL, "The stream is connected")}),
-    "rate_limit": ("Request-weight use was measured", {"used_pct": (NUMBER, "Share of the exchange limit in use, %")}),
+    "rate_limit": ("Request-weight and new-order use were measured (live: with every exchange answer)", {
+        "used_pct": (NUMBER, "Share of the exchange's request-weight limit in use, %"),
+        "orders_used_pct": (NUMBER, "Share of the exchange's tightest new-order limit (ORDERS per 10 s or per day) "
+                                    "in use, %"),
+    }),
     "exchange_status": ("Exchange system status", {"maintenance": (BOOL, "Exchange in maintenance")}),
     "system_probe": ("Host resources were sampled", {
         "memory_pct": (NUMBER, "Memory in use, %"), "disk_free_mb": (NUMBER, "Free disk, MB"),
