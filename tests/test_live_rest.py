@@ -547,6 +547,28 @@ def test_order_gate_reads_the_exchanges_counts_and_announced_limits():
         OrderGate(budget_pct=0)
 
 
+def test_order_gate_does_not_take_its_own_orders_at_a_window_edge_for_someone_elses():
+    ft = FakeTime()
+    gate = OrderGate(((10.0, 5),), 80.0, clock=ft.clock, sleep=ft.sleep)
+
+    async def take(n: int) -> None:
+        for _ in range(n):
+            await gate.acquire()
+
+    asyncio.run(take(4))
+    ft.now += 10.4                  # they left the rolling window; the exchange's window may still hold them
+    gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "4"})
+    assert gate.used_pct == 0.0
+    asyncio.run(take(4))
+    assert gate.waits == 0 and ft.now == 1010.4
+    ft.now += 2.0
+    gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "5"})   # one more than its own 4: someone else's
+    assert gate.used_pct == 100.0
+    t = ft.now
+    asyncio.run(take(1))
+    assert ft.now - t == pytest.approx(10.0) and gate.waits == 1
+
+
 def test_order_gate_free_slot_costs_microseconds():
     gate = OrderGate(((10.0, 10_000_000), (86400.0, 10_000_000)))
 

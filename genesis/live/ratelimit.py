@@ -197,6 +197,7 @@ DEFAULT_ORDER_LIMITS: tuple[tuple[float, int], ...] = ((10.0, 50), (86400.0, 160
 _INTERVAL_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 _HEADER_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ORDER_HEADER = "x-mbx-order-count-"
+_HEADER_SLACK_S = 1.0   # an exchange count may include own orders sent up to this much before its window
 
 
 def order_limits_from(rate_limits) -> list[tuple[float, int]]:
@@ -219,8 +220,8 @@ def order_limits_from(rate_limits) -> list[tuple[float, int]]:
 class _Window:
     """One ORDERS limit: the send times of the orders let through in its interval."""
 
-    __slots__ = ("interval", "limit", "budget", "pct_per_order", "sent", "server_used", "server_expires",
-                 "since_server")
+    __slots__ = ("interval", "limit", "budget", "pct_per_order", "sent", "recent", "server_used",
+                 "server_expires", "since_server")
 
     def __init__(self, interval: float, limit: int, budget_pct: float):
         self.interval = float(interval)
@@ -228,14 +229,18 @@ class _Window:
         self.budget = max(1, math.floor(self.limit * budget_pct / 100.0 + 1e-9))
         self.pct_per_order = 100.0 / self.limit
         self.sent: deque[float] = deque()
+        self.recent: deque[float] = deque()     # left the window less than _HEADER_SLACK_S ago
         self.server_used: int | None = None     # the exchange's last X-MBX-ORDER-COUNT-<interval>
         self.server_expires = 0.0
         self.since_server = 0                   # orders let through since that answer
 
     def purge(self, now: float) -> None:
-        sent, edge = self.sent, now - self.interval
+        sent, recent, edge = self.sent, self.recent, now - self.interval
         while sent and sent[0] <= edge:
-            sent.popleft()
+            recent.append(sent.popleft())
+        edge -= _HEADER_SLACK_S
+        while recent and recent[0] <= edge:
+            recent.popleft()
         if self.server_used is not None and now >= self.server_expires:
             self.server_used = None
 
@@ -259,9 +264,9 @@ class OrderGate:
       margin below the limit covers the time an order takes to reach the exchange.
     * ``observe_headers(headers)`` reads the exchange's own counts
       (``X-MBX-ORDER-COUNT-10S`` / ``-1D``): when a count is higher than what this gate
-      let through in that window (orders placed elsewhere on the account count too),
-      the estimate is at least that count plus what was let through since, for one
-      interval after the answer.
+      let through in that window (plus a second for the way to the exchange), orders
+      placed elsewhere on the account use the limit too, and for one interval after the
+      answer the estimate is at least that count plus what was let through since.
     * ``penalize(status, retry_after_s)`` after a -1015 refusal: no new order until
       ``Retry-After`` (or 1 s, 2 s, 4 s ... at most 60 s without it).
     * ``set_limits(pairs)`` adopts the limits exchangeInfo announces (``rateLimits``
@@ -326,11 +331,13 @@ class OrderGate:
         pairs = sorted({(float(s), int(n)) for s, n in limits if float(s) > 0 and int(n) > 0})
         if not pairs:
             return
-        known = sorted({t for w in self._windows for t in w.sent})
+        known = sorted({t for w in self._windows for t in (*w.recent, *w.sent)})
         windows = []
+        now = self._clock()
         for seconds, limit in pairs:
             w = _Window(seconds, limit, self.budget_pct)
             w.sent.extend(known)
+            w.purge(now)
             windows.append(w)
         self._windows = windows
 
@@ -355,9 +362,11 @@ class OrderGate:
                 if w.interval == seconds:
                     now = self._clock() if now is None else now
                     w.purge(now)
-                    if count > len(w.sent):    # more than this gate let through: others use the account too
+                    # more than this gate let through (a second of slack for the way to the
+                    # exchange): other clients use the account too
+                    if count > len(w.sent) + len(w.recent):
                         w.server_used, w.server_expires, w.since_server = count, now + w.interval, 0
-                    else:                      # our own orders explain it: the rolling window says more
+                    else:              # our own orders explain it: the rolling window says as much
                         w.server_used = None
 
     def penalize(self, status: int | None = None, retry_after_s: float | None = None) -> None:
@@ -381,9 +390,12 @@ class OrderGate:
         windows = self._windows
         peak = 0.0
         for w in windows:                   # the purge and the estimate, inline: this is the hot path
-            sent, edge = w.sent, now - w.interval
+            sent, recent, edge = w.sent, w.recent, now - w.interval
             while sent and sent[0] <= edge:
-                sent.popleft()
+                recent.append(sent.popleft())
+            edge -= _HEADER_SLACK_S
+            while recent and recent[0] <= edge:
+                recent.popleft()
             n = len(sent)
             if w.server_used is not None:
                 if now >= w.server_expires:

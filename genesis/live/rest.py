@@ -463,9 +463,11 @@ class ExchangeClient:
             except (ValueError, TypeError, AttributeError, KeyError):
                 pass
 
-    async def _attempt(self, make_call, weight: int) -> Failure | None:
+    async def _attempt(self, make_call, weight: int, new_order: bool = False) -> Failure | None:
         """One request: gate, send, classify, report. None when it succeeded."""
         await self.gate.acquire(weight)
+        if new_order:   # ORDERS limits, after any weight wait: the slot's time is the send time
+            await self.order_gate.acquire()
         started = time.perf_counter()
         failure: Failure | None = None
         try:
@@ -539,7 +541,7 @@ class ExchangeClient:
         async def call():
             box["r"] = await self._ex.request(path, [api], method, dict(params))
 
-        failure = await self._attempt(call, _weight(method, path, params))
+        failure = await self._attempt(call, _weight(method, path, params), method == "POST" and path == "order")
         return box.get("r"), failure
 
     async def _call(self, api: str, method: str, path: str, params: dict):
@@ -699,7 +701,6 @@ class ExchangeClient:
                                 self.max_retries)
                     await self._pause(failures, failure)
                     continue
-            await self.order_gate.acquire()     # ORDERS limits: waits only when no slot is free
             sent_at = time.monotonic()
             answer, failure = await self._once("private", "POST", "order", params)
             if failure is None:
