@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from live_helpers import KEY_ENV, ROOT, LiveProc, account, agreement
+from live_helpers import KEY_ENV, ROOT, LiveProc, Stepper, account, agreement
 
 from genesis.simulator import DEFAULT_API_SECRET, SimulatorThread
 
@@ -280,3 +280,41 @@ def test_slow_exchange_answers_raise_the_latency_alert(live, sim):
     sim.set_faults({}, reset=True)
     assert live.stop() == 0
     agreement(live, sim, START)
+
+
+def test_an_order_self_trade_prevention_expires_closes_at_once(tmp_path):
+    """The simulator does what Binance does by default (EXPIRE_MAKER): a market buy that
+    reaches Genesis's own resting sell expires that sell (EXPIRED_IN_MATCH) and fills
+    from the book. The sell closes from its TRADE_PREVENTION report at once, as
+    cancelled by the exchange, not at the next reconciliation."""
+    with SimulatorThread(speed="step", balances={k: str(v) for k, v in START.items()}) as sim, \
+            Stepper(sim) as market:
+        live = LiveProc(tmp_path, sim, tier="hunter")       # adding to a position: more than one at once
+        try:
+            live.start()
+            assert order(live, "buy", usd=25)["status"] == "applied"
+            live.wait(lambda: live.count("fill") >= 1, "the buy's fill")
+            with market.paused():                            # the book holds still from here
+                ask = float(sim.state()["books"]["BTCUSDT"]["bestAsk"])
+                sell = order(live, "sell", usd=15, limit=ask)   # at the best ask: it rests
+                assert "resting: g2" in sell["result"], sell
+                live.wait(lambda: any(o["clientOrderId"].endswith("-g2") and o["status"] == "NEW"
+                                      for o in account(sim)["orders"]), "the sell on the exchange")
+                reconciled = live.count("reconciled")
+                bought = order(live, "buy", usd=15)               # g3 reaches g2 first
+                assert bought["status"] == "applied", bought
+                live.wait(lambda: live.count("order_canceled") >= 1, "the sell's close")
+                live.wait(lambda: live.count("fill") >= 2, "the buy's fill")
+                assert live.count("reconciled") == reconciled      # from the report, not a reconciliation
+            states = {o["clientOrderId"].split("-", 1)[1]: o for o in account(sim)["orders"]}
+            assert states["g2"]["status"] == "EXPIRED_IN_MATCH" and states["g3"]["status"] == "FILLED"
+            closed = live.entries("order_canceled")[0]
+            assert (closed["client_id"], closed["reason"], closed["by_exchange"], closed["manual"]) == \
+                ("g2", "expired_in_match", True, True)
+            assert [f["client_id"] for f in live.entries("fill")] == ["g1", "g3"]
+            assert live.stop() == 0
+            agreement(live, sim, START)
+            live.start()                                   # the log replays to the same state
+            assert live.count("order_canceled") == 1 and not live.entries("position_mismatch")
+        finally:
+            live.stop()

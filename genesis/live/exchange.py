@@ -11,6 +11,16 @@ reconciliation.
 
 Fees: a buy's commission in the base asset (Binance's default) is carried as
 `_fee_base`, so the account holds what the exchange really credited.
+
+Orders the exchange ends (a cancel, an expiry, self-trade prevention) close at once,
+when their report says so: `order_canceled` with `by_exchange` unless Genesis asked.
+Self-trade prevention (`x` = TRADE_PREVENTION, `X` = EXPIRED_IN_MATCH: the order would
+have matched one of the account's own) closes with reason `expired_in_match`; its
+prevented quantities (`A`, `B`, `pl`, `pL`, `pY`) describe the match that did NOT
+happen and are never taken as a fill. Every closing report is checked against its
+cumulative filled quantity `z`: when fills it counts have not arrived yet (they were
+lost with a dropped stream), the order stays open and reconciliation is asked for
+(`on_behind`), which takes the fills from `myTrades` and then closes the order.
 """
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ from genesis.engine.markets import Markets
 from genesis.engine.paper import OrderRequest
 
 NEW, OPEN, DONE, UNKNOWN = "new", "open", "done", "unknown"
+FILL_EPS = 5e-9   # quantities are multiples of at least 1e-8: below half of that is float noise
 
 
 @dataclass
@@ -70,6 +81,7 @@ class LiveExchange(Books):
         self.net: dict[str, float] = {}   # asset -> change from Genesis's own fills this run
         self.mismatch_usd = 0.0           # the difference last reported (reported again only if it changes)
         self.lazy_depth = False
+        self.on_behind = None             # called when a report shows fills not taken in: reconcile soon
 
     # ------------------------------------------------------------ market data
     def on_market(self, event) -> list[Event]:
@@ -167,13 +179,21 @@ class LiveExchange(Books):
             return []   # not ours: reconciliation reports it
         if x == "NEW":
             return []
+        status = data.get("X")
         if x == "TRADE":
-            return self._fill(order, ts, trade_id=int(data["t"]), qty=float(data["l"]), price=float(data["L"]),
-                              commission=float(data.get("n") or 0.0), commission_asset=data.get("N") or "",
-                              maker=bool(data.get("m")), done=data.get("X") == "FILLED")
+            events = self._fill(order, ts, trade_id=int(data["t"]), qty=float(data["l"]), price=float(data["L"]),
+                                commission=float(data.get("n") or 0.0), commission_asset=data.get("N") or "",
+                                maker=bool(data.get("m")), done=status == "FILLED")
+            if status == "EXPIRED_IN_MATCH":   # the trade ended the order: self-trade prevention took the rest
+                counted = sum(e.fields["qty"] for e in events)
+                events += self._ended(order, ts, data, True, "expired_in_match", counted)
+            return events
+        if x == "TRADE_PREVENTION" or status == "EXPIRED_IN_MATCH":
+            if status != "EXPIRED_IN_MATCH":
+                return []   # a prevention that leaves the order open (DECREMENT): its end is reported later
+            return self._ended(order, ts, data, True, "expired_in_match")
         if x in ("CANCELED", "EXPIRED"):
-            return self._canceled(order, ts, by_exchange=x == "EXPIRED" or not order.cancel_requested,
-                                  reason=x.lower())
+            return self._ended(order, ts, data, x == "EXPIRED" or not order.cancel_requested, x.lower())
         if x == "REJECTED":
             return self._rejected(order, ts, data.get("r") or "rejected by the exchange")
         return []
@@ -282,15 +302,32 @@ class LiveExchange(Books):
         elif kind in ("order_canceled", "order_rejected"):
             self._close(order)
 
-    def _canceled(self, order: LiveOrder, ts: int, by_exchange: bool, reason: str) -> list[Event]:
+    def _ended(self, order: LiveOrder, ts: int, data: dict, by_exchange: bool, reason: str,
+               counted: float = 0.0) -> list[Event]:
+        """A report that ends the order: closed at once when Genesis has every fill it
+        reports (`z`, beyond the `counted` quantity of events made from the same report);
+        otherwise left open for reconciliation, which takes the missing fills first."""
         if order.client_id not in self.open_orders:
             return []
+        executed = float(data.get("z") or 0.0)
+        if executed > order.filled + counted + FILL_EPS:
+            if self.on_behind is not None:
+                self.on_behind()
+            return []
+        return self._canceled(order, ts, by_exchange, reason, remaining=max(order.remaining - counted, 0.0))
+
+    def _canceled(self, order: LiveOrder, ts: int, by_exchange: bool, reason: str,
+                  remaining: float | None = None) -> list[Event]:
+        if order.client_id not in self.open_orders:
+            return []
+        left = order.remaining if remaining is None else remaining
+        price = order.price or order.decision_price or 0.0
         manual = order.manual if order.cancel_manual is None else bool(order.cancel_manual)
         return [Event("order_canceled", ts, order.symbol, {
-            "age_s": max(ts - order.created_ts, 0) / 1000.0, "manual": manual, "notional_usd": order.notional_usd,
+            "age_s": max(ts - order.created_ts, 0) / 1000.0, "manual": manual, "notional_usd": left * price,
             "by_exchange": by_exchange, "by_rule": order.cancel_requested and order.cancel_manual is False,
             "_client_id": order.client_id, "_reason": reason,
-            "_remaining": order.remaining, "_order_type": order.type})]
+            "_remaining": left, "_order_type": order.type})]
 
     def _rejected(self, order: LiveOrder, ts: int, reason: str) -> list[Event]:
         if order.client_id not in self.open_orders:

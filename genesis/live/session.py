@@ -119,6 +119,7 @@ class LiveRunner:
         self.watching = None   # a worker-thread read of the configuration files in flight
         self.arrival_ns = 0                   # time.time_ns() the market message being processed arrived
         self.decided_from: dict[str, int] = {}   # client id -> arrival of the message it was decided on
+        self.exchange.on_behind = lambda: self.reconcile_later(1.0)   # a report shows fills not taken in yet
 
     # ------------------------------------------------------------ time
     def local_ts(self) -> int:
