@@ -67,6 +67,10 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "old_price": (NUMBER, "Limit price before"), "manual": (BOOL, "Amended by the operator"),
         "notional_usd": (NUMBER, "Open quantity times the new price"),
     }),
+    "order_amend_rejected": ("Live: an amend could not move the order (it had filled or ended first, or never "
+                             "reached the exchange); the order is as the exchange left it", {
+        "manual": (BOOL, "Placed by the operator"), "price": (NUMBER, "Limit price the amend asked for"),
+    }),
     "order_rejected": ("The exchange or a pre-trade rule rejected an order", {
         "rule": (TEXT, "Id of the rejecting rule, or 'exchange'"), "manual": (BOOL, "Placed by the operator"),
     }),

@@ -318,3 +318,114 @@ def test_an_order_self_trade_prevention_expires_closes_at_once(tmp_path):
             assert live.count("order_canceled") == 1 and not live.entries("position_mismatch")
         finally:
             live.stop()
+
+
+def by_cid(sim) -> dict:
+    """The account's orders by client id without the run's prefix ('g1', 'g1.a1', ...)."""
+    return {o["clientOrderId"].split("-", 1)[1]: o for o in account(sim)["orders"]}
+
+
+def amend(live: LiveProc, cid: str, price: float) -> subprocess.CompletedProcess:
+    done = live.cli("amend", cid, f"{price:.2f}")
+    assert done.returncode in (0, 1), done.stderr
+    return done
+
+
+def test_live_amend_moves_the_order_survives_a_kill_and_fills_at_once_when_it_crosses(tmp_path):
+    """genesis amend in live mode: the order is cancelled and placed again for what was
+    left at the new price under the next client id (g1 -> g1.a1 -> ...); order_amended is
+    counted each time. A kill while the replacement's answer is still out: after the
+    restart, reconciliation finds the replacement. An amend across the book fills at once."""
+    with SimulatorThread(speed="step", balances={k: str(v) for k, v in START.items()}) as sim, \
+            Stepper(sim) as market:
+        live = LiveProc(tmp_path, sim)
+        try:
+            live.start()
+            bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+            placed = order(live, "buy", usd=30, limit=round(bid * 0.9, 2))
+            assert "resting: g1" in placed["result"], placed
+            live.wait(lambda: any(f["_client_id"] == "g1" for f in live.inputs("order_ack")), "the ack")
+            qty = by_cid(sim)["g1"]["origQty"]
+            moved = amend(live, "g1", bid * 0.92)
+            assert moved.returncode == 0 and f"amend of order g1 to {round(bid * 0.92, 2):g} sent" in moved.stdout, \
+                moved.stdout
+            live.wait(lambda: live.count("order_amended") == 1, "the first amend")
+            orders = by_cid(sim)
+            assert orders["g1"]["status"] == "CANCELED" and orders["g1.a1"]["status"] == "NEW"
+            assert Decimal(orders["g1.a1"]["price"]) == Decimal(f"{bid * 0.92:.2f}") and orders["g1.a1"]["origQty"] == qty
+            # the replacement is placed, its answer and its reports held: the engine is killed before it hears
+            sim.set_faults({"http_only": ["POST /api/v3/order"], "http_timeout_after_next": 1, "http_timeout_s": 20,
+                            "ws_targets": ["user"], "ws_delay_ms": 5000})
+            assert amend(live, "g1", bid * 0.93).returncode == 0
+            live.wait(lambda: by_cid(sim).get("g1.a2", {}).get("status") == "NEW", "the second replacement")
+            live.kill()
+            sim.set_faults({}, reset=True)
+            assert live.count("order_amended") == 1
+            live.start()
+            live.wait(lambda: live.count("order_amended") == 2, "the amend found by reconciliation")
+            assert live.entries("order_amended")[-1]["price"] == round(bid * 0.93, 2)
+            # across the book: the replacement takes at once
+            with market.paused():
+                ask = float(sim.state()["books"]["BTCUSDT"]["bestAsk"])
+                assert amend(live, "g1", ask * 1.001).returncode == 0
+                live.wait(lambda: live.count("fill") >= 1, "the fill of the crossing amend")
+            amended = live.entries("order_amended")
+            assert [a["amendments"] for a in amended] == [1, 2, 3] and {a["client_id"] for a in amended} == {"g1"}
+            assert [a["old_price"] for a in amended[1:]] == [a["price"] for a in amended[:-1]]
+            fills = live.entries("fill")
+            assert {f["client_id"] for f in fills} == {"g1"} and not any(f["maker"] for f in fills)
+            live.wait(lambda: by_cid(sim)["g1.a3"]["status"] == "FILLED", "the replacement filled")
+            assert [o["status"] for o in account(sim)["orders"]] == ["CANCELED", "CANCELED", "CANCELED", "FILLED"]
+            assert live.count("order_canceled") == 0          # the replaced orders are not cancels of g1
+            assert live.stop() == 0
+            agreement(live, sim, START)
+        finally:
+            live.stop()
+
+
+def test_live_amend_refused_when_the_order_filled_first_and_settled_after_a_kill_half_way(tmp_path):
+    """The order filled on the exchange before the amend arrived (its report held back on
+    the user stream): the cancel finds nothing, the amend is refused in the journal, the
+    fill arrives and nothing is lost. Then a kill between the amend's cancel and its new
+    order (held, never executed): after the restart the order ends cancelled, nothing
+    is placed twice or left behind."""
+    with SimulatorThread(speed="step", balances={k: str(v) for k, v in START.items()}) as sim, \
+            Stepper(sim) as market:
+        live = LiveProc(tmp_path, sim, tier="hunter")
+        try:
+            live.start()
+            sim.set_faults({"ws_targets": ["user"], "ws_delay_ms": 3000})
+            with market.paused():
+                ask = float(sim.state()["books"]["BTCUSDT"]["bestAsk"])
+                placed = order(live, "buy", usd=15, limit=round(ask * 1.001, 2))   # fills at once
+                assert "resting: g1" in placed["result"], placed   # as far as Genesis knows yet
+                live.wait(lambda: any(f["_client_id"] == "g1" for f in live.inputs("order_ack")), "the ack")
+                assert by_cid(sim)["g1"]["status"] == "FILLED" and live.count("fill") == 0
+                assert amend(live, "g1", ask * 0.95).returncode == 0
+                live.wait(lambda: live.count("order_amend_rejected") == 1, "the refusal")
+            refused = live.entries("order_amend_rejected")[0]
+            assert refused["client_id"] == "g1" and "already filled" in refused["reason"]
+            live.wait(lambda: live.count("fill") == 1, "the fill")
+            sim.set_faults({}, reset=True)
+            again = amend(live, "g1", ask * 0.95)
+            assert again.returncode == 1 and "refused: no open order 'g1'" in again.stdout
+            assert "g1.a1" not in by_cid(sim) and live.count("order_amended") == 0
+            # half-way: cancelled, and the new order never leaves the exchange's door
+            bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+            assert "resting: g2" in order(live, "buy", usd=15, limit=round(bid * 0.9, 2))["result"]
+            live.wait(lambda: any(f["_client_id"] == "g2" for f in live.inputs("order_ack")), "the ack of g2")
+            sim.set_faults({"http_only": ["POST /api/v3/order"], "http_timeout_next": 1, "http_timeout_s": 30})
+            assert amend(live, "g2", bid * 0.91).returncode == 0
+            live.wait(lambda: by_cid(sim)["g2"]["status"] == "CANCELED", "the amend's cancel")
+            time.sleep(0.3)
+            live.kill()
+            sim.set_faults({}, reset=True)
+            live.start()
+            closed = [c for c in live.entries("order_canceled") if c["client_id"] == "g2"]
+            assert len(closed) == 1 and closed[0]["reason"].startswith("amend not completed")
+            assert closed[0]["by_exchange"] is True
+            assert "g2.a1" not in by_cid(sim) and not account(sim)["balances"]["USDT"]["locked"].strip("0.")
+            assert live.stop() == 0
+            agreement(live, sim, START)
+        finally:
+            live.stop()
