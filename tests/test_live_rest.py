@@ -455,6 +455,45 @@ def test_new_orders_wait_for_a_slot_under_the_orders_limit_and_none_is_refused()
     assert orders_pct and max(orders_pct) <= 80.0 and max(orders_pct) == 80.0
 
 
+def test_a_1015_from_orders_placed_elsewhere_holds_back_new_orders_only():
+    """Another client on the account used the limit: the next order gets -1015 once, then
+    waits out Retry-After in the order gate (not the weight gate) and is placed once; a
+    cancel meanwhile goes straight through."""
+    import ccxt  # noqa: PLC0415
+
+    from genesis.simulator import ccxt_config  # noqa: PLC0415
+
+    with SimulatorThread(speed="step", api_key=KEY, api_secret=SECRET, orders_per_10s=3,
+                         balances={"USDT": "100000", "BTC": "1"}) as small:
+        price = float(best(small, "bid") - 2000)
+
+        async def main(c):
+            await c.submit("mine-0", "BTCUSDT", "buy", "limit", 0.001, price)
+            other = ccxt.binance(ccxt_config(small.rest_url, KEY, SECRET, enableRateLimit=False))
+            other.load_markets()
+            for n in range(2):
+                other.create_order("BTC/USDT", "limit", "buy", 0.001, price, {"clientOrderId": f"web-{n}"})
+            started = time.monotonic()
+            placing = asyncio.create_task(c.submit("mine-1", "BTCUSDT", "buy", "limit", 0.001, price))
+            while small.state()["limits"]["answered_1015"] == 0:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+            blocked, banned = c.order_gate.blocked_for_s, c.gate.banned_for_s
+            cancel_started = time.monotonic()
+            canceled = await c.cancel("mine-0", "BTCUSDT")
+            cancel_s = time.monotonic() - cancel_started
+            placed = await placing
+            return blocked, banned, canceled, cancel_s, placed, time.monotonic() - started
+
+        blocked, banned, canceled, cancel_s, placed, placed_s = run(main, small)
+        limits = small.state()["limits"]
+        mine = by_client_id(small, "mine-1")
+    assert limits["answered_1015"] == 1 and limits["answered_429"] == 0
+    assert blocked > 1.0 and banned == 0                   # new orders wait; other requests do not
+    assert canceled["status"] == "CANCELED" and cancel_s < 1.0
+    assert placed["status"] == "NEW" and placed_s >= blocked and len(mine) == 1
+
+
 def test_order_gate_keeps_every_rolling_window_within_budget_first_come_first_served():
     ft = FakeTime()
     gate = OrderGate(((10.0, 50), (60.0, 100)), 80.0, clock=ft.clock, sleep=ft.sleep)
