@@ -67,6 +67,10 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "old_price": (NUMBER, "Limit price before"), "manual": (BOOL, "Amended by the operator"),
         "notional_usd": (NUMBER, "Open quantity times the new price"),
     }),
+    "order_amend_rejected": ("Live: an amend could not move the order (it had filled or ended first, or never "
+                             "reached the exchange); the order is as the exchange left it", {
+        "manual": (BOOL, "Placed by the operator"), "price": (NUMBER, "Limit price the amend asked for"),
+    }),
     "order_rejected": ("The exchange or a pre-trade rule rejected an order", {
         "rule": (TEXT, "Id of the rejecting rule, or 'exchange'"), "manual": (BOOL, "Placed by the operator"),
     }),
@@ -111,7 +115,11 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     }),
     "api_status": ("Exchange API reachability changed", {"reachable": (BOOL, "The API answers")}),
     "ws_status": ("A websocket connection changed state", {"connected": (BOOL, "The stream is connected")}),
-    "rate_limit": ("Request-weight use was measured", {"used_pct": (NUMBER, "Share of the exchange limit in use, %")}),
+    "rate_limit": ("Request-weight and new-order use were measured (live: with every exchange answer)", {
+        "used_pct": (NUMBER, "Share of the exchange's request-weight limit in use, %"),
+        "orders_used_pct": (NUMBER, "Share of the exchange's tightest new-order limit (ORDERS per 10 s or per day) "
+                                    "in use, %"),
+    }),
     "exchange_status": ("Exchange system status", {"maintenance": (BOOL, "Exchange in maintenance")}),
     "system_probe": ("Host resources were sampled", {
         "memory_pct": (NUMBER, "Memory in use, %"), "disk_free_mb": (NUMBER, "Free disk, MB"),

@@ -15,7 +15,7 @@ from decimal import Decimal
 import ccxt.async_support as ccxt_async
 import pytest
 
-from genesis.live.ratelimit import WINDOW_S, WeightGate
+from genesis.live.ratelimit import DEFAULT_ORDER_LIMITS, WINDOW_S, OrderGate, WeightGate, order_limits_from
 from genesis.live.rest import (
     ExchangeClient,
     ExchangeError,
@@ -394,6 +394,233 @@ def test_gate_keeps_real_server_usage_within_budget():
     assert limits["used_weight"] == 21 + 4 * done <= 80 and limits["answered_429"] == 0
     assert used_pct <= 80
     assert max(f["used_pct"] for k, f in events if k == "rate_limit") <= 80
+
+
+def test_new_orders_wait_for_a_slot_under_the_orders_limit_and_none_is_refused():
+    """The simulator allows 5 new orders per 10 s (exchangeInfo says so): a raw burst
+    gets -1015; through the client (80%: 4 per rolling 10 s) a burst of 8 is placed
+    whole, the last 4 after the first 4 left the window, and a cancel meanwhile is not
+    held back."""
+    import ccxt  # noqa: PLC0415
+
+    from genesis.simulator import ccxt_config  # noqa: PLC0415
+
+    with SimulatorThread(speed="step", api_key=KEY, api_secret=SECRET, orders_per_10s=5,
+                         balances={"USDT": "100000", "BTC": "1"}) as small:
+        price = float(best(small, "bid") - 2000)
+        raw = ccxt.binance(ccxt_config(small.rest_url, KEY, SECRET, enableRateLimit=False))
+        raw.load_markets()
+        refused = 0
+        for n in range(6):                                    # no gate: the 6th is over the limit
+            try:
+                raw.create_order("BTC/USDT", "limit", "buy", 0.001, price, {"clientOrderId": f"raw-{n}"})
+            except ccxt.DDoSProtection:
+                refused += 1
+        assert refused == 1 and small.state()["limits"]["answered_1015"] == 1
+        raw.cancel_all_orders("BTC/USDT")
+        small.reset_limits()
+        events = []
+
+        async def main(c):
+            assert c.order_gate.limits == [(10.0, 5), (86400.0, 160000)] and c.order_gate.budgets == [4, 128000]
+            t0 = time.monotonic()
+            done: dict[str, float] = {}
+
+            async def place(n: int):
+                answer = await c.submit(f"burst-{n}", "BTCUSDT", "buy", "limit", 0.001, price)
+                done[answer["clientOrderId"]] = time.monotonic() - t0
+                return answer
+
+            tasks = [asyncio.create_task(place(n)) for n in range(8)]
+            await asyncio.sleep(0.5)
+            assert len(done) == 4 and c.order_gate.waits == 4       # the other 4 wait for a slot
+            cancel_started = time.monotonic()
+            canceled = await c.cancel("burst-0", "BTCUSDT")       # a cancel is never held back
+            cancel_s = time.monotonic() - cancel_started
+            answers = await asyncio.gather(*tasks)
+            return answers, done, canceled, cancel_s, c.order_gate.waited_s
+
+        answers, done, canceled, cancel_s, waited_s = run(main, small, events)
+        limits = small.state()["limits"]
+        placed = [o for o in small.state()["accounts"][KEY]["orders"] if o["clientOrderId"].startswith("burst-")]
+    assert [a["status"] for a in answers] == ["NEW"] * 8 and len(placed) == 8
+    assert limits["answered_1015"] == 0 and limits["answered_429"] == 0
+    assert canceled["status"] == "CANCELED" and cancel_s < 1.0
+    first, later = sorted(done.values())[:4], sorted(done.values())[4:]
+    assert max(first) < 1.0 and min(later) >= 9.9            # waited for the first 4 to leave the window
+    times = sorted(o["time"] for o in placed)
+    assert times[4] - times[0] >= 9_900                       # the exchange saw them 10 s apart too
+    assert 9.5 < waited_s < 10.5, (waited_s, done)
+    orders_pct = [f["orders_used_pct"] for k, f in events if k == "rate_limit"]
+    assert orders_pct and max(orders_pct) <= 80.0 and max(orders_pct) == 80.0
+
+
+def test_a_1015_from_orders_placed_elsewhere_holds_back_new_orders_only():
+    """Another client on the account used the limit: the next order gets -1015 once, then
+    waits out Retry-After in the order gate (not the weight gate) and is placed once; a
+    cancel meanwhile goes straight through."""
+    import ccxt  # noqa: PLC0415
+
+    from genesis.simulator import ccxt_config  # noqa: PLC0415
+
+    with SimulatorThread(speed="step", api_key=KEY, api_secret=SECRET, orders_per_10s=3,
+                         balances={"USDT": "100000", "BTC": "1"}) as small:
+        price = float(best(small, "bid") - 2000)
+
+        async def main(c):
+            await c.submit("mine-0", "BTCUSDT", "buy", "limit", 0.001, price)
+            other = ccxt.binance(ccxt_config(small.rest_url, KEY, SECRET, enableRateLimit=False))
+            other.load_markets()
+            for n in range(2):
+                other.create_order("BTC/USDT", "limit", "buy", 0.001, price, {"clientOrderId": f"web-{n}"})
+            started = time.monotonic()
+            placing = asyncio.create_task(c.submit("mine-1", "BTCUSDT", "buy", "limit", 0.001, price))
+            while small.state()["limits"]["answered_1015"] == 0:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+            blocked, banned = c.order_gate.blocked_for_s, c.gate.banned_for_s
+            cancel_started = time.monotonic()
+            canceled = await c.cancel("mine-0", "BTCUSDT")
+            cancel_s = time.monotonic() - cancel_started
+            placed = await placing
+            return blocked, banned, canceled, cancel_s, placed, time.monotonic() - started
+
+        blocked, banned, canceled, cancel_s, placed, placed_s = run(main, small)
+        limits = small.state()["limits"]
+        mine = by_client_id(small, "mine-1")
+    assert limits["answered_1015"] == 1 and limits["answered_429"] == 0
+    assert blocked > 1.0 and banned == 0                   # new orders wait; other requests do not
+    assert canceled["status"] == "CANCELED" and cancel_s < 1.0
+    assert placed["status"] == "NEW" and placed_s >= blocked and len(mine) == 1
+
+
+def test_order_gate_keeps_every_rolling_window_within_budget_first_come_first_served():
+    ft = FakeTime()
+    gate = OrderGate(((10.0, 50), (60.0, 100)), 80.0, clock=ft.clock, sleep=ft.sleep)
+    assert gate.budgets == [40, 80]
+    rng = random.Random(5)
+    granted: list[tuple[float, int]] = []
+
+    async def one(n: int):
+        await gate.acquire()
+        granted.append((ft.now, n))
+
+    async def main():
+        tasks, n = [], 0
+        for _ in range(400):                 # arrivals keep coming while earlier ones wait
+            for _ in range(rng.choice([1, 1, 2, 5, 20])):
+                tasks.append(asyncio.create_task(one(n)))
+                n += 1
+            await asyncio.sleep(0)
+            ft.now += rng.random() * 0.5
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    times = [t for t, _ in granted]
+    for t in times:
+        assert sum(1 for s in times if t - 10 < s <= t) <= 40
+        assert sum(1 for s in times if t - 60 < s <= t) <= 80
+    assert [n for _, n in granted] == sorted(n for _, n in granted)   # first come, first served
+    assert gate.waits > 0 and gate.peak_pct == 80.0 and gate.used_pct <= 80.0
+    assert len(granted) > 5 * 80                                        # it kept going
+
+
+def test_order_gate_waits_exactly_until_the_oldest_order_leaves_and_obeys_blocks():
+    ft = FakeTime()
+    gate = OrderGate(((10.0, 5),), 80.0, clock=ft.clock, sleep=ft.sleep)
+
+    async def burst(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            await gate.acquire()
+            out.append(ft.now - 1000.0)
+            ft.now += 1.0
+        return out
+
+    assert asyncio.run(burst(6)) == [0.0, 1.0, 2.0, 3.0, 10.0, 11.0]
+    assert gate.used_pct == 60.0                      # 3.0, 10.0 and 11.0 are in the window at 12.0
+    gate.penalize(429, 3)                             # -1015 with Retry-After: 3 s
+    assert gate.blocked_for_s == 3
+    t = ft.now
+    asyncio.run(burst(1))
+    assert ft.now - 1 - t == 3.0
+    gate.penalize(429, None)                          # without it: 1 s, 2 s, 4 s ...
+    gate.penalize(429, None)
+    assert gate.blocked_for_s == 4.0                  # the third penalty within a minute
+    ft.now += 120
+    gate.penalize(429, None)
+    assert gate.blocked_for_s == 1.0                  # a minute later the backoff starts again
+
+
+def test_order_gate_reads_the_exchanges_counts_and_announced_limits():
+    ft = FakeTime()
+    gate = OrderGate(clock=ft.clock, sleep=ft.sleep)
+    assert gate.limits == list(DEFAULT_ORDER_LIMITS) and gate.budgets == [40, 128000]
+    info = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {"rateLimitType": "ORDERS", "interval": "FORTNIGHT", "intervalNum": 1, "limit": 9},
+            "junk"]
+    assert order_limits_from(info) == [(10.0, 100), (86400.0, 200000)]
+    gate.set_limits(order_limits_from(info))
+    gate.set_limits([])                                # nothing announced: keep what there is
+    assert gate.budgets == [80, 160000]
+
+    async def main():
+        await gate.acquire()
+        gate.observe_headers({"X-MBX-USED-WEIGHT-1M": "3", "x-mbx-order-count-10s": "78",
+                              "X-MBX-ORDER-COUNT-1D": "1000", "X-MBX-ORDER-COUNT-7X": "5",
+                              "X-MBX-ORDER-COUNT-10S ": "junk"})
+        assert gate.used_pct == 78.0                   # someone else placed orders on the account
+        await gate.acquire()
+        await gate.acquire()                           # 78 + 2 = the budget of 80
+        t = ft.now
+        await gate.acquire()                           # waits until that count is 10 s old
+        return ft.now - t
+
+    assert asyncio.run(main()) == pytest.approx(10.0)
+    gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "1"})   # no more than its own: the rolling window decides
+    assert gate.used_pct == 1.0
+    gate.observe_headers(None)
+    with pytest.raises(ValueError):
+        OrderGate(budget_pct=0)
+
+
+def test_order_gate_does_not_take_its_own_orders_at_a_window_edge_for_someone_elses():
+    ft = FakeTime()
+    gate = OrderGate(((10.0, 5),), 80.0, clock=ft.clock, sleep=ft.sleep)
+
+    async def take(n: int) -> None:
+        for _ in range(n):
+            await gate.acquire()
+
+    asyncio.run(take(4))
+    ft.now += 10.4                  # they left the rolling window; the exchange's window may still hold them
+    gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "4"})
+    assert gate.used_pct == 0.0
+    asyncio.run(take(4))
+    assert gate.waits == 0 and ft.now == 1010.4
+    ft.now += 2.0
+    gate.observe_headers({"X-MBX-ORDER-COUNT-10S": "5"})   # one more than its own 4: someone else's
+    assert gate.used_pct == 100.0
+    t = ft.now
+    asyncio.run(take(1))
+    assert ft.now - t == pytest.approx(10.0) and gate.waits == 1
+
+
+def test_order_gate_free_slot_costs_microseconds():
+    gate = OrderGate(((10.0, 10_000_000), (86400.0, 10_000_000)))
+
+    async def main(n: int) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            await gate.acquire()
+        return (time.perf_counter() - started) / n
+
+    asyncio.run(main(2000))                            # warm up
+    per_order = min(asyncio.run(main(20000)) for _ in range(3))
+    assert per_order < 10e-6, f"{per_order * 1e6:.1f} us per free slot"    # about 1 us here
+    assert gate.waits == 0 and gate.granted == 62000
 
 
 # --------------------------------------------------------------------------- no secrets out

@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from live_helpers import KEY_ENV, ROOT, LiveProc, account, agreement
+from live_helpers import KEY_ENV, ROOT, LiveProc, Stepper, account, agreement
 
 from genesis.simulator import DEFAULT_API_SECRET, SimulatorThread
 
@@ -280,3 +280,152 @@ def test_slow_exchange_answers_raise_the_latency_alert(live, sim):
     sim.set_faults({}, reset=True)
     assert live.stop() == 0
     agreement(live, sim, START)
+
+
+def test_an_order_self_trade_prevention_expires_closes_at_once(tmp_path):
+    """The simulator does what Binance does by default (EXPIRE_MAKER): a market buy that
+    reaches Genesis's own resting sell expires that sell (EXPIRED_IN_MATCH) and fills
+    from the book. The sell closes from its TRADE_PREVENTION report at once, as
+    cancelled by the exchange, not at the next reconciliation."""
+    with SimulatorThread(speed="step", balances={k: str(v) for k, v in START.items()}) as sim, \
+            Stepper(sim) as market:
+        live = LiveProc(tmp_path, sim, tier="hunter")       # adding to a position: more than one at once
+        try:
+            live.start()
+            assert order(live, "buy", usd=25)["status"] == "applied"
+            live.wait(lambda: live.count("fill") >= 1, "the buy's fill")
+            with market.paused():                            # the book holds still from here
+                ask = float(sim.state()["books"]["BTCUSDT"]["bestAsk"])
+                sell = order(live, "sell", usd=15, limit=ask)   # at the best ask: it rests
+                assert "resting: g2" in sell["result"], sell
+                live.wait(lambda: any(o["clientOrderId"].endswith("-g2") and o["status"] == "NEW"
+                                      for o in account(sim)["orders"]), "the sell on the exchange")
+                reconciled = live.count("reconciled")
+                bought = order(live, "buy", usd=15)               # g3 reaches g2 first
+                assert bought["status"] == "applied", bought
+                live.wait(lambda: live.count("order_canceled") >= 1, "the sell's close")
+                live.wait(lambda: live.count("fill") >= 2, "the buy's fill")
+                assert live.count("reconciled") == reconciled      # from the report, not a reconciliation
+            states = {o["clientOrderId"].split("-", 1)[1]: o for o in account(sim)["orders"]}
+            assert states["g2"]["status"] == "EXPIRED_IN_MATCH" and states["g3"]["status"] == "FILLED"
+            closed = live.entries("order_canceled")[0]
+            assert (closed["client_id"], closed["reason"], closed["by_exchange"], closed["manual"]) == \
+                ("g2", "expired_in_match", True, True)
+            assert [f["client_id"] for f in live.entries("fill")] == ["g1", "g3"]
+            assert live.stop() == 0
+            agreement(live, sim, START)
+            live.start()                                   # the log replays to the same state
+            assert live.count("order_canceled") == 1 and not live.entries("position_mismatch")
+        finally:
+            live.stop()
+
+
+def by_cid(sim) -> dict:
+    """The account's orders by client id without the run's prefix ('g1', 'g1.a1', ...)."""
+    return {o["clientOrderId"].split("-", 1)[1]: o for o in account(sim)["orders"]}
+
+
+def amend(live: LiveProc, cid: str, price: float) -> subprocess.CompletedProcess:
+    done = live.cli("amend", cid, f"{price:.2f}")
+    assert done.returncode in (0, 1), done.stderr
+    return done
+
+
+def test_live_amend_moves_the_order_survives_a_kill_and_fills_at_once_when_it_crosses(tmp_path):
+    """genesis amend in live mode: the order is cancelled and placed again for what was
+    left at the new price under the next client id (g1 -> g1.a1 -> ...); order_amended is
+    counted each time. A kill while the replacement's answer is still out: after the
+    restart, reconciliation finds the replacement. An amend across the book fills at once."""
+    with SimulatorThread(speed="step", balances={k: str(v) for k, v in START.items()}) as sim, \
+            Stepper(sim) as market:
+        live = LiveProc(tmp_path, sim)
+        try:
+            live.start()
+            bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+            placed = order(live, "buy", usd=30, limit=round(bid * 0.9, 2))
+            assert "resting: g1" in placed["result"], placed
+            live.wait(lambda: any(f["_client_id"] == "g1" for f in live.inputs("order_ack")), "the ack")
+            qty = by_cid(sim)["g1"]["origQty"]
+            moved = amend(live, "g1", bid * 0.92)
+            assert moved.returncode == 0 and f"amend of order g1 to {round(bid * 0.92, 2):g} sent" in moved.stdout, \
+                moved.stdout
+            live.wait(lambda: live.count("order_amended") == 1, "the first amend")
+            orders = by_cid(sim)
+            assert orders["g1"]["status"] == "CANCELED" and orders["g1.a1"]["status"] == "NEW"
+            assert Decimal(orders["g1.a1"]["price"]) == Decimal(f"{bid * 0.92:.2f}") and orders["g1.a1"]["origQty"] == qty
+            # the replacement is placed, its answer and its reports held: the engine is killed before it hears
+            sim.set_faults({"http_only": ["POST /api/v3/order"], "http_timeout_after_next": 1, "http_timeout_s": 20,
+                            "ws_targets": ["user"], "ws_delay_ms": 5000})
+            assert amend(live, "g1", bid * 0.93).returncode == 0
+            live.wait(lambda: by_cid(sim).get("g1.a2", {}).get("status") == "NEW", "the second replacement")
+            live.kill()
+            sim.set_faults({}, reset=True)
+            assert live.count("order_amended") == 1
+            live.start()
+            live.wait(lambda: live.count("order_amended") == 2, "the amend found by reconciliation")
+            assert live.entries("order_amended")[-1]["price"] == round(bid * 0.93, 2)
+            # across the book: the replacement takes at once
+            with market.paused():
+                ask = float(sim.state()["books"]["BTCUSDT"]["bestAsk"])
+                assert amend(live, "g1", ask * 1.001).returncode == 0
+                live.wait(lambda: live.count("fill") >= 1, "the fill of the crossing amend")
+            amended = live.entries("order_amended")
+            assert [a["amendments"] for a in amended] == [1, 2, 3] and {a["client_id"] for a in amended} == {"g1"}
+            assert [a["old_price"] for a in amended[1:]] == [a["price"] for a in amended[:-1]]
+            fills = live.entries("fill")
+            assert {f["client_id"] for f in fills} == {"g1"} and not any(f["maker"] for f in fills)
+            live.wait(lambda: by_cid(sim)["g1.a3"]["status"] == "FILLED", "the replacement filled")
+            assert [o["status"] for o in account(sim)["orders"]] == ["CANCELED", "CANCELED", "CANCELED", "FILLED"]
+            assert live.count("order_canceled") == 0          # the replaced orders are not cancels of g1
+            assert live.stop() == 0
+            agreement(live, sim, START)
+        finally:
+            live.stop()
+
+
+def test_live_amend_refused_when_the_order_filled_first_and_settled_after_a_kill_half_way(tmp_path):
+    """The order filled on the exchange before the amend arrived (its report held back on
+    the user stream): the cancel finds nothing, the amend is refused in the journal, the
+    fill arrives and nothing is lost. Then a kill between the amend's cancel and its new
+    order (held, never executed): after the restart the order ends cancelled, nothing
+    is placed twice or left behind."""
+    with SimulatorThread(speed="step", balances={k: str(v) for k, v in START.items()}) as sim, \
+            Stepper(sim) as market:
+        live = LiveProc(tmp_path, sim, tier="hunter")
+        try:
+            live.start()
+            sim.set_faults({"ws_targets": ["user"], "ws_delay_ms": 3000})
+            with market.paused():
+                ask = float(sim.state()["books"]["BTCUSDT"]["bestAsk"])
+                placed = order(live, "buy", usd=15, limit=round(ask * 1.001, 2))   # fills at once
+                assert "resting: g1" in placed["result"], placed   # as far as Genesis knows yet
+                live.wait(lambda: any(f["_client_id"] == "g1" for f in live.inputs("order_ack")), "the ack")
+                assert by_cid(sim)["g1"]["status"] == "FILLED" and live.count("fill") == 0
+                assert amend(live, "g1", ask * 0.95).returncode == 0
+                live.wait(lambda: live.count("order_amend_rejected") == 1, "the refusal")
+            refused = live.entries("order_amend_rejected")[0]
+            assert refused["client_id"] == "g1" and "already filled" in refused["reason"]
+            live.wait(lambda: live.count("fill") == 1, "the fill")
+            sim.set_faults({}, reset=True)
+            again = amend(live, "g1", ask * 0.95)
+            assert again.returncode == 1 and "refused: no open order 'g1'" in again.stdout
+            assert "g1.a1" not in by_cid(sim) and live.count("order_amended") == 0
+            # half-way: cancelled, and the new order never leaves the exchange's door
+            bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
+            assert "resting: g2" in order(live, "buy", usd=15, limit=round(bid * 0.9, 2))["result"]
+            live.wait(lambda: any(f["_client_id"] == "g2" for f in live.inputs("order_ack")), "the ack of g2")
+            sim.set_faults({"http_only": ["POST /api/v3/order"], "http_timeout_next": 1, "http_timeout_s": 30})
+            assert amend(live, "g2", bid * 0.91).returncode == 0
+            live.wait(lambda: by_cid(sim)["g2"]["status"] == "CANCELED", "the amend's cancel")
+            time.sleep(0.3)
+            live.kill()
+            sim.set_faults({}, reset=True)
+            live.start()
+            closed = [c for c in live.entries("order_canceled") if c["client_id"] == "g2"]
+            assert len(closed) == 1 and closed[0]["reason"].startswith("amend not completed")
+            assert closed[0]["by_exchange"] is True
+            assert "g2.a1" not in by_cid(sim) and not account(sim)["balances"]["USDT"]["locked"].strip("0.")
+            assert live.stop() == 0
+            agreement(live, sim, START)
+        finally:
+            live.stop()

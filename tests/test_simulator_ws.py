@@ -398,3 +398,105 @@ def test_asyncio_simulator_replays_the_whole_capture_at_max_speed():
     last_depth = [r for r in records if r.symbol == "BTCUSDT" and r.kind == "depth"][-1]
     assert snap["lastUpdateId"] == last_depth.data["u"] == state["books"]["BTCUSDT"]["lastUpdateId"]
     assert first["e"] == "trade" and first["s"] == "ETHUSDT"
+
+
+def test_self_trade_prevention_expires_the_maker_the_taker_or_both():
+    """An incoming order that reaches a resting order of the same account: the taker's
+    selfTradePreventionMode decides (default: the symbol's, EXPIRE_MAKER here). Every
+    expired order ends EXPIRED_IN_MATCH with a TRADE_PREVENTION report carrying the
+    prevented quantities; nothing of it is a fill."""
+    with SimulatorThread(speed="step", balances={"USDT": "100000", "BTC": "1"}) as sim:
+        ex = client(sim)
+        info = ex.public_get_exchangeinfo({"symbol": "BTCUSDT"})["symbols"][0]
+        assert info["defaultSelfTradePreventionMode"] == "EXPIRE_MAKER"
+        assert info["allowedSelfTradePreventionModes"] == ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
+        listen_key = ex.public_post_userdatastream()["listenKey"]
+        book = ex.public_get_depth({"symbol": "BTCUSDT", "limit": 1000})
+        ask0, bid0 = Decimal(book["asks"][0][0]), Decimal(book["bids"][0][0])
+
+        def order(**p) -> dict:
+            return ex.private_post_order({"symbol": "BTCUSDT", "newOrderRespType": "FULL", **p})
+
+        async def main():
+            async with connect(sim.ws_url + "/ws/" + listen_key) as ws:
+                await subscribed(sim)
+                out = {}
+                # EXPIRE_MAKER (the default): the resting sell at the best ask expires, the buy goes on
+                out["maker"] = order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01",
+                                     price=str(ask0), newClientOrderId="stp-maker")
+                out["taker"] = order(side="BUY", type="MARKET", quantity="0.02", newClientOrderId="stp-taker")
+                out["reports1"] = [m for m in await recv_all(ws) if m["e"] == "executionReport"]
+                # EXPIRE_TAKER: a sell that would reach the resting buy at the best bid expires; the buy stays
+                out["bid"] = order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price=str(bid0),
+                                   newClientOrderId="stp-bid")
+                out["expire_taker"] = order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.02",
+                                            price=str(bid0 - 100), selfTradePreventionMode="EXPIRE_TAKER",
+                                            newClientOrderId="stp-et")
+                # EXPIRE_BOTH: both end
+                out["expire_both"] = order(side="SELL", type="MARKET", quantity="0.005",
+                                           selfTradePreventionMode="EXPIRE_BOTH", newClientOrderId="stp-eb")
+                out["reports2"] = [m for m in await recv_all(ws) if m["e"] == "executionReport"]
+                # NONE: own orders never meet
+                out["bid2"] = order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price=str(bid0),
+                                    newClientOrderId="stp-bid2")
+                out["none"] = order(side="SELL", type="MARKET", quantity="0.005", selfTradePreventionMode="NONE",
+                                    newClientOrderId="stp-none")
+                return out
+
+        out = asyncio.run(main())
+        state = sim.state()["accounts"]["genesis-sim-key"]
+        by_cid = {o["clientOrderId"]: o for o in state["orders"]}
+        with pytest.raises(ccxt.BadRequest, match="-1013.*does not allow the specified self-trade prevention mode"):
+            order(side="BUY", type="MARKET", quantity="0.001", selfTradePreventionMode="DECREMENT")
+        with pytest.raises(ccxt.BadRequest, match="-1100.*selfTradePreventionMode"):
+            order(side="BUY", type="MARKET", quantity="0.001", selfTradePreventionMode="SOMETIMES")
+
+    # EXPIRE_MAKER
+    maker, taker = by_cid["stp-maker"], out["taker"]
+    assert (maker["status"], maker["executedQty"], maker["preventedQuantity"], maker["preventedMatchId"]) == \
+        ("EXPIRED_IN_MATCH", "0.00000000", "0.01000000", 0)
+    assert taker["status"] == "FILLED" and taker["selfTradePreventionMode"] == "EXPIRE_MAKER"
+    expected = []
+    left = Decimal("0.02")
+    for p, q in book["asks"]:
+        take = min(Decimal(q), left)
+        expected.append((f"{Decimal(p):.8f}", f"{take:.8f}"))
+        left -= take
+        if left <= 0:
+            break
+    assert [(f["price"], f["qty"]) for f in taker["fills"]] == expected       # the book, not the own sell
+    assert taker["preventedMatches"] == [{"preventedMatchId": 0, "makerOrderId": maker["orderId"],
+                                          "price": f"{ask0:.8f}", "makerPreventedQuantity": "0.01000000"}]
+    prevented = [r for r in out["reports1"] if r["x"] == "TRADE_PREVENTION"]
+    assert len(prevented) == 1
+    r = prevented[0]
+    assert (r["c"], r["X"], r["i"], r["l"], r["z"], r["t"], r["L"]) == \
+        ("stp-maker", "EXPIRED_IN_MATCH", maker["orderId"], "0.00000000", "0.00000000", -1, "0.00000000")
+    assert (r["v"], r["A"], r["B"], r["U"], r["Cs"], r["pl"], r["pL"]) == \
+        (0, "0.01000000", "0.01000000", taker["orderId"], "BTCUSDT", "0.01000000", f"{ask0:.8f}")
+    assert r["pY"] == f"{ask0 * Decimal('0.01'):.8f}" and r["V"] == "EXPIRE_MAKER"   # the maker's own mode
+    kinds = [(m["c"], m["x"]) for m in out["reports1"]]
+    assert kinds.index(("stp-maker", "TRADE_PREVENTION")) < kinds.index(("stp-taker", "TRADE"))
+    # EXPIRE_TAKER: no fill, the taker's whole quantity prevented, the resting buy untouched
+    et = out["expire_taker"]
+    assert (et["status"], et["executedQty"], et["fills"], et["preventedQuantity"]) == \
+        ("EXPIRED_IN_MATCH", "0.00000000", [], "0.02000000")
+    assert et["preventedMatches"][0]["takerPreventedQuantity"] == "0.02000000"
+    assert "makerPreventedQuantity" not in et["preventedMatches"][0]
+    # EXPIRE_BOTH: the market sell and the resting buy both end
+    eb = out["expire_both"]
+    assert eb["status"] == "EXPIRED_IN_MATCH" and by_cid["stp-bid"]["status"] == "EXPIRED_IN_MATCH"
+    assert by_cid["stp-bid"]["preventedQuantity"] == "0.01000000"
+    both = [(m["c"], m["x"], m["X"]) for m in out["reports2"] if m["x"] == "TRADE_PREVENTION"]
+    assert both == [("stp-et", "TRADE_PREVENTION", "EXPIRED_IN_MATCH"),
+                    ("stp-bid", "TRADE_PREVENTION", "EXPIRED_IN_MATCH"),
+                    ("stp-eb", "TRADE_PREVENTION", "EXPIRED_IN_MATCH")]
+    # NONE: the sell fills from the book; the own bid stays
+    assert out["none"]["status"] == "FILLED" and by_cid["stp-bid2"]["status"] == "NEW"
+    # nothing locked by the expired orders; balances = start + the fills
+    bal = state["balances"]
+    assert Decimal(bal["BTC"]["locked"]) == 0 and Decimal(bal["USDT"]["locked"]) == bid0 * Decimal("0.01")
+    trades = state["trades"]
+    btc = Decimal(1) + sum(Decimal(t["qty"]) - Decimal(t["commission"]) if t["isBuyer"] else -Decimal(t["qty"])
+                           for t in trades)
+    assert Decimal(bal["BTC"]["free"]) == btc

@@ -28,7 +28,9 @@ from genesis.strategies import MarketView, OrderIntent, registry
 
 MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
 # input events about our own account (live): settled and journaled like the paper exchange's
-EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "position_mismatch", "reconciled")
+AMEND_KINDS = ("order_amended", "order_amend_rejected")   # live: the exchange's answer to an amend
+EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "position_mismatch", "reconciled",
+                    *AMEND_KINDS)
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 
@@ -252,11 +254,11 @@ class Engine:
                 self.pending.append(closed)
         elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "reconciled",
                       "external_order", "position_mismatch", "day_closed", "drawdown_recovered",
-                      "lock_released", "engine_started"):
+                      "lock_released", "engine_started", "order_amend_rejected"):
             data = event.public_fields()
             if "_reason" in event.fields:
                 data["reason"] = event.fields["_reason"]
-            if "_client_id" in event.fields and kind in ("order_canceled", "order_rejected"):
+            if "_client_id" in event.fields and kind in ("order_canceled", "order_rejected", *AMEND_KINDS):
                 data["client_id"] = event.fields["_client_id"]
             self._journal(event.ts, kind, "", event.symbol, data)
 

@@ -70,6 +70,8 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
         if problem:
             return "refused", problem
         left = engine.exchange.open_orders.get(cid)
+        if getattr(left, "amend_price", None) is not None:   # live: the exchange's answer comes later
+            return "applied", f"amend of order {cid} to {left.amend_price:g} sent (cancel, then a new order)"
         where = f"now resting at {left.price:g}" if left else "filled at once at the new price"
         return "applied", f"order {cid} amended: {where}"
     if kind == "order":

@@ -11,6 +11,35 @@ reconciliation.
 
 Fees: a buy's commission in the base asset (Binance's default) is carried as
 `_fee_base`, so the account holds what the exchange really credited.
+
+Orders the exchange ends (a cancel, an expiry, self-trade prevention) close at once,
+when their report says so: `order_canceled` with `by_exchange` unless Genesis asked.
+Self-trade prevention (`x` = TRADE_PREVENTION, `X` = EXPIRED_IN_MATCH: the order would
+have matched one of the account's own) closes with reason `expired_in_match`; its
+prevented quantities (`A`, `B`, `pl`, `pL`, `pY`) describe the match that did NOT
+happen and are never taken as a fill. Every closing report is checked against its
+cumulative filled quantity `z`: when fills it counts have not arrived yet (they were
+lost with a dropped stream), the order stays open and reconciliation is asked for
+(`on_behind`), which takes the fills from `myTrades` and then closes the order.
+
+Amend (`genesis amend g12 PRICE`) is a cancel, then a new order for what the cancel
+left (the exchange's `origQty - executedQty`, so a fill that raced the cancel is never
+ordered again) at the new price, under a new client order id: `G<token>-g12.a1`,
+`.a2` ... (the n-th replacement); the engine keeps calling the order g12. `amend` only
+queues it (the live session sends it, genesis/live/amend.py); its outcome comes back
+as input events:
+* `order_amended` when the replacement is first seen (its REST answer, its first
+  report, or reconciliation), before any of its fills; the order then carries the new
+  price and id. It loses its queue place, and fills at once if the new price crosses.
+* `order_amend_rejected` when the cancel found nothing to cancel (the order had
+  filled or ended first: its fills arrive as usual, nothing is lost) or the amend never
+  reached the exchange before a stop: the order is as the exchange left it.
+* `order_canceled` (by the exchange, reason `amend failed ...`) when the old order was
+  cancelled but the new one was refused.
+While an amend is under way, the old order's CANCELED report is the amend's own, a
+cancel asked for meanwhile waits for the amend's outcome (then goes to whichever order
+is live), and a second amend is refused. Reports of an earlier incarnation still
+deliver its fills.
 """
 from __future__ import annotations
 
@@ -22,6 +51,7 @@ from genesis.engine.markets import Markets
 from genesis.engine.paper import OrderRequest
 
 NEW, OPEN, DONE, UNKNOWN = "new", "open", "done", "unknown"
+FILL_EPS = 5e-9   # quantities are multiples of at least 1e-8: below half of that is float noise
 
 
 @dataclass
@@ -43,6 +73,8 @@ class LiveOrder:
     cancel_requested: bool = False
     cancel_manual: bool | None = None
     trade_ids: set = field(default_factory=set)
+    amendments: int = 0           # replacements placed so far: the exchange id's ".a<n>" suffix
+    amend_price: float | None = None   # an amend under way, to this price
 
     @property
     def remaining(self) -> float:
@@ -70,6 +102,8 @@ class LiveExchange(Books):
         self.net: dict[str, float] = {}   # asset -> change from Genesis's own fills this run
         self.mismatch_usd = 0.0           # the difference last reported (reported again only if it changes)
         self.lazy_depth = False
+        self.on_behind = None             # called when a report shows fills not taken in: reconcile soon
+        self.amends_tried: set[str] = set()   # orders whose amend this process sent (its retries settled them)
 
     # ------------------------------------------------------------ market data
     def on_market(self, event) -> list[Event]:
@@ -116,7 +150,7 @@ class LiveExchange(Books):
         if o is None:
             return []   # asking again for one already asked is harmless: the exchange answers once
         o.cancel_requested, o.cancel_manual = True, manual
-        if self.live:
+        if self.live and o.amend_price is None:   # during an amend: sent when the amend's outcome is in
             self.outbox.append(("cancel", o))
         return []
 
@@ -128,8 +162,84 @@ class LiveExchange(Books):
         return []
 
     def amend(self, client_id: str, price: float, ts: int) -> tuple[list[Event], str | None]:
-        """Not offered live yet: Binance's cancel-replace is not wired."""
-        return [], "amend is paper-only for now: cancel the order and place a new one"
+        """Queue a move of a resting limit order to `price` (cancel, then a new order for
+        what is left). Returns ([], None) when queued, else ([], why not). Only state the
+        input log rebuilds is consulted, so a replay decides the same."""
+        o = self.open_orders.get(client_id)
+        if o is None:
+            return [], f"no open order {client_id!r}"
+        if o.type != "limit":
+            return [], f"order {client_id} is not a resting limit order"
+        if o.amend_price is not None:
+            return [], f"an amend of order {client_id} is already under way"
+        if o.cancel_requested:
+            return [], f"a cancel of order {client_id} is under way"
+        if o.status != OPEN:
+            return [], f"order {client_id} is still being placed; amend it once the exchange has acknowledged it"
+        if not price > 0:
+            return [], "the new price must be positive"
+        new_price = self.markets.round_price(o.symbol, price, o.side)
+        problem = self.markets.check(o.symbol, o.remaining, new_price)
+        if problem:
+            return [], problem
+        o.amend_price = new_price
+        if self.live:
+            self.outbox.append(("amend", o))
+        return [], None
+
+    def on_amend_answer(self, order: LiveOrder, outcome: str, answer: dict | None, error: str | None,
+                        ts: int) -> list[Event]:
+        """What the amend's requests found (genesis/live/amend.py): `placed` (the
+        replacement's answer), `refused` (nothing to cancel: the order had filled or ended),
+        `rejected` (cancelled, but the new order was refused; `answer` is the cancel's),
+        `unknown` (given up: reconciliation finds out)."""
+        if order.amend_price is None:
+            return []                       # settled already (a report of the replacement came first)
+        if outcome == "placed":
+            return self._amended(order, answer, ts)
+        if outcome == "refused":
+            return [self._amend_rejected(order, ts, error or "the order had already filled or ended")]
+        if outcome == "rejected":
+            if order.client_id not in self.open_orders:
+                return [self._amend_rejected(order, ts, f"the new order was refused: {error}")]
+            done = float(answer.get("executedQty") or 0.0) + self.executed_before(order, answer.get("origQty"))
+            if done > order.filled + FILL_EPS:   # fills of the old order not received yet: reconcile first
+                if self.on_behind is not None:
+                    self.on_behind()
+                return []
+            return self._canceled(order, ts, True, f"amend failed, the new order was refused: {error}")
+        return []
+
+    def amend_found(self, order: LiveOrder, info: dict, ts: int) -> list[Event]:
+        """Reconciliation: the replacement of an amend under way is on the exchange."""
+        return self._amended(order, info, ts) if order.amend_price is not None else []
+
+    def amend_not_done(self, order: LiveOrder, ts: int,
+                       reason: str = "the amend never reached the exchange; the order keeps its price") -> list[Event]:
+        """Reconciliation: the amend under way did not happen (the order is still open at
+        its old price, or it had ended before)."""
+        if order.amend_price is None:
+            return []
+        return [self._amend_rejected(order, ts, reason)]
+
+    def _amended(self, order: LiveOrder, info: dict, ts: int) -> list[Event]:
+        qty = float(info.get("origQty") or info.get("q") or order.remaining)
+        return [Event("order_amended", ts, order.symbol, {
+            "amendments": order.amendments + 1, "price": order.amend_price, "old_price": order.price,
+            "manual": order.manual, "notional_usd": qty * order.amend_price, "_client_id": order.client_id,
+            "_exchange_id": info.get("orderId", info.get("i"))})]
+
+    def _amend_rejected(self, order: LiveOrder, ts: int, reason: str) -> Event:
+        return Event("order_amend_rejected", ts, order.symbol, {
+            "manual": order.manual, "price": order.amend_price, "_client_id": order.client_id, "_reason": reason})
+
+    def executed_before(self, order: LiveOrder, orig_qty) -> float:
+        """What earlier incarnations of the order executed, as the exchange counts it:
+        the order's quantity minus this incarnation's (a replacement is ordered for the rest)."""
+        try:
+            return max(order.qty - float(orig_qty), 0.0) if orig_qty not in (None, "") else 0.0
+        except (TypeError, ValueError):
+            return 0.0
 
     # ------------------------------------------------------------ fates in
     def on_rest(self, order: LiveOrder, answer: dict | None, error: str | None, unknown: bool,
@@ -162,31 +272,68 @@ class LiveExchange(Books):
             return []
         x = data.get("x")
         cid = data.get("C") if x == "CANCELED" and data.get("C") else data.get("c")
-        order = self.orders.get(self.engine_id(cid))
+        engine_id, incarnation = self._parse(cid)
+        order = self.orders.get(engine_id)
         if order is None:
             return []   # not ours: reconciliation reports it
+        status = data.get("X")
+        lead: list[Event] = []
+        if incarnation != order.amendments:
+            if incarnation == order.amendments + 1 and order.amend_price is not None:
+                lead = self._amended(order, data, ts)   # the replacement's first sign: amended, then its report
+            elif incarnation < order.amendments and x == "TRADE":
+                return self._fill(order, ts, trade_id=int(data["t"]), qty=float(data["l"]), price=float(data["L"]),
+                                  commission=float(data.get("n") or 0.0), commission_asset=data.get("N") or "",
+                                  maker=bool(data.get("m")), done=False)   # a fill of an order since replaced
+            else:
+                return []   # the replaced order's cancel, or an id this run never used
+        elif x == "CANCELED" and order.amend_price is not None:
+            return []       # the amend's own cancel: the amend's answer says what follows
         if x == "NEW":
-            return []
+            return lead
+        return lead + self._report(order, x, status, data, ts)
+
+    def _report(self, order: LiveOrder, x: str, status: str | None, data: dict, ts: int) -> list[Event]:
+        """The events of an executionReport of the order's live incarnation."""
         if x == "TRADE":
-            return self._fill(order, ts, trade_id=int(data["t"]), qty=float(data["l"]), price=float(data["L"]),
-                              commission=float(data.get("n") or 0.0), commission_asset=data.get("N") or "",
-                              maker=bool(data.get("m")), done=data.get("X") == "FILLED")
+            events = self._fill(order, ts, trade_id=int(data["t"]), qty=float(data["l"]), price=float(data["L"]),
+                                commission=float(data.get("n") or 0.0), commission_asset=data.get("N") or "",
+                                maker=bool(data.get("m")), done=status == "FILLED")
+            if status == "EXPIRED_IN_MATCH":   # the trade ended the order: self-trade prevention took the rest
+                counted = sum(e.fields["qty"] for e in events)
+                events += self._ended(order, ts, data, True, "expired_in_match", counted)
+            return events
+        if x == "TRADE_PREVENTION" or status == "EXPIRED_IN_MATCH":
+            if status != "EXPIRED_IN_MATCH":
+                return []   # a prevention that leaves the order open (DECREMENT): its end is reported later
+            return self._ended(order, ts, data, True, "expired_in_match")
         if x in ("CANCELED", "EXPIRED"):
-            return self._canceled(order, ts, by_exchange=x == "EXPIRED" or not order.cancel_requested,
-                                  reason=x.lower())
+            return self._ended(order, ts, data, x == "EXPIRED" or not order.cancel_requested, x.lower())
         if x == "REJECTED":
             return self._rejected(order, ts, data.get("r") or "rejected by the exchange")
         return []
 
-    def exchange_id(self, client_id: str) -> str:
-        """The client order id the exchange knows for one of the engine's ids."""
-        return self.prefix + client_id
+    def exchange_id(self, client_id: str, incarnation: int | None = None) -> str:
+        """The client order id the exchange knows for one of the engine's ids: of its live
+        incarnation (the latest replacement after amends), or of the given one."""
+        if incarnation is None:
+            o = self.orders.get(client_id)
+            incarnation = o.amendments if o is not None else 0
+        return self.prefix + client_id + (f".a{incarnation}" if incarnation else "")
 
     def engine_id(self, exchange_client_id: str | None) -> str | None:
         """The engine's id for an exchange client order id (None when not ours)."""
-        if exchange_client_id and exchange_client_id.startswith(self.prefix):
-            return exchange_client_id[len(self.prefix):]
-        return None
+        return self._parse(exchange_client_id)[0]
+
+    def _parse(self, exchange_client_id: str | None) -> tuple[str | None, int]:
+        """(engine id, incarnation) of an exchange client order id ('G1a2b-g12.a1' -> ('g12', 1))."""
+        if not exchange_client_id or not exchange_client_id.startswith(self.prefix):
+            return None, 0
+        rest = exchange_client_id[len(self.prefix):]
+        base, sep, n = rest.rpartition(".a")
+        if sep and n.isdigit() and base:
+            return base, int(n)
+        return rest, 0
 
     def on_trade_record(self, order: LiveOrder, trade: dict, ts: int) -> list[Event]:
         """A fill found by reconciliation (`GET /api/v3/myTrades` row) that the stream missed."""
@@ -201,6 +348,9 @@ class LiveExchange(Books):
         """Reconciliation: the exchange says the order ended (CANCELED, EXPIRED, REJECTED)."""
         if order.client_id not in self.open_orders:
             return []
+        if status == "CANCELED" and order.amend_price is not None:   # the amend's cancel, no replacement
+            return self._canceled(order, ts, True, "amend not completed: the order was cancelled, the new one "
+                                                   "never placed")
         if status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"):
             return self._canceled(order, ts, by_exchange=status != "CANCELED" or not order.cancel_requested,
                                   reason=status.lower())
@@ -281,25 +431,56 @@ class LiveExchange(Books):
                 order.status = OPEN
         elif kind in ("order_canceled", "order_rejected"):
             self._close(order)
+        elif kind == "order_amended":
+            f = event.fields
+            order.amendments, order.price, order.amend_price = int(f["amendments"]), f["price"], None
+            if f.get("_exchange_id") is not None:
+                order.exchange_id = f["_exchange_id"]
+            self._after_amend(order)
+        elif kind == "order_amend_rejected":
+            order.amend_price = None
+            self._after_amend(order)
 
-    def _canceled(self, order: LiveOrder, ts: int, by_exchange: bool, reason: str) -> list[Event]:
+    def _ended(self, order: LiveOrder, ts: int, data: dict, by_exchange: bool, reason: str,
+               counted: float = 0.0) -> list[Event]:
+        """A report that ends the order: closed at once when Genesis has every fill it
+        reports (`z`, beyond the `counted` quantity of events made from the same report);
+        otherwise left open for reconciliation, which takes the missing fills first."""
         if order.client_id not in self.open_orders:
             return []
+        executed = float(data.get("z") or 0.0) + self.executed_before(order, data.get("q"))
+        if executed > order.filled + counted + FILL_EPS:
+            if self.on_behind is not None:
+                self.on_behind()
+            return []
+        return self._canceled(order, ts, by_exchange, reason, remaining=max(order.remaining - counted, 0.0))
+
+    def _canceled(self, order: LiveOrder, ts: int, by_exchange: bool, reason: str,
+                  remaining: float | None = None) -> list[Event]:
+        if order.client_id not in self.open_orders:
+            return []
+        left = order.remaining if remaining is None else remaining
+        price = order.price or order.decision_price or 0.0
         manual = order.manual if order.cancel_manual is None else bool(order.cancel_manual)
         return [Event("order_canceled", ts, order.symbol, {
-            "age_s": max(ts - order.created_ts, 0) / 1000.0, "manual": manual, "notional_usd": order.notional_usd,
+            "age_s": max(ts - order.created_ts, 0) / 1000.0, "manual": manual, "notional_usd": left * price,
             "by_exchange": by_exchange, "by_rule": order.cancel_requested and order.cancel_manual is False,
             "_client_id": order.client_id, "_reason": reason,
-            "_remaining": order.remaining, "_order_type": order.type})]
+            "_remaining": left, "_order_type": order.type})]
 
     def _rejected(self, order: LiveOrder, ts: int, reason: str) -> list[Event]:
         if order.client_id not in self.open_orders:
             return []
         return [self._reject(order.client_id, order.symbol, order.manual, ts, reason, order.type)]
 
+    def _after_amend(self, order: LiveOrder) -> None:
+        """A cancel asked for while the amend was under way goes now, to the live order."""
+        if order.cancel_requested and self.live and order.client_id in self.open_orders:
+            self.outbox.append(("cancel", order))
+
     def _close(self, order: LiveOrder) -> None:
         order.status = DONE
-        self.open_orders.pop(order.client_id, None)
+        self.open_orders.pop(order.client_id, None)   # an amend under way still gets its answer
 
     @staticmethod
     def _reject(client_id: str, symbol: str, manual: bool, ts: int, reason: str, type_: str = "") -> Event:

@@ -42,7 +42,7 @@ def check_confirmation(confirm: str | None, rest_url: str, ask=None) -> None:
 def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, rest_url: str, ws_url: str,
              say=print, status=None, notify=None, poll_s: float = 0.2) -> None:
     """Open (or continue) the live run and trade until interrupted."""
-    from genesis.live.ratelimit import WeightGate  # noqa: PLC0415
+    from genesis.live.ratelimit import OrderGate, WeightGate  # noqa: PLC0415
     from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
     from genesis.live.segment import InputLogError  # noqa: PLC0415
     from genesis.live.session import LiveRunner, RecoveryFailed, open_live_session  # noqa: PLC0415
@@ -51,12 +51,13 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     settings = config.files.settings.data
     symbols = list(settings.get("symbols", ["BTCUSDT", "ETHUSDT"]))
     budget = float(settings.get("exchange", {}).get("rate_limit_use_pct", 80))
+    order_budget = float(settings.get("exchange", {}).get("order_limit_use_pct", 80))
     recv_window_ms = int(settings.get("exchange", {}).get("recv_window_ms", 5000))
     session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify)
 
     async def main() -> None:
         client = ExchangeClient(rest_url, creds.key.reveal(), creds.secret.reveal(), gate=WeightGate(budget_pct=budget),
-                                recv_window_ms=recv_window_ms)
+                                recv_window_ms=recv_window_ms, order_gate=OrderGate(budget_pct=order_budget))
         runner_box: list = []
 
         def on_system(kind: str, fields: dict) -> None:

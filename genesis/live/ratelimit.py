@@ -19,10 +19,14 @@ process well inside the limit:
   backoff (429/403: 1 s, 2 s, 4 s ... at most 60 s; 418: 2 min, 4 min ... at most 1 h).
   ``note_success()`` ends the streak.
 
+``OrderGate`` does the same for Binance's ORDERS limits (new orders per 10 s and per
+day): new orders only, so a cancel never waits behind an order (see its docstring).
+
 The clock and the sleep function are injectable so tests can drive time."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 
@@ -179,6 +183,272 @@ class WeightGate:
         if self._server_used is not None and self._server_used + self._since_server + weight > budget:
             server_due = self._server_expires
         return min(max(max(local_due, server_due) - now, 0.001), WINDOW_S)
+
+    async def _wait(self, seconds: float) -> None:
+        self.waited_s += seconds
+        await self._sleep(seconds)
+
+
+# --------------------------------------------------------------------------- new orders
+
+# Binance's spot ORDERS limits when exchangeInfo announces none: 50 new orders per
+# 10 seconds and 160,000 per day, per account. (interval in seconds, limit)
+DEFAULT_ORDER_LIMITS: tuple[tuple[float, int], ...] = ((10.0, 50), (86400.0, 160000))
+_INTERVAL_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
+_HEADER_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ORDER_HEADER = "x-mbx-order-count-"
+_HEADER_SLACK_S = 1.0   # an exchange count may include own orders sent up to this much before its window
+
+
+def order_limits_from(rate_limits) -> list[tuple[float, int]]:
+    """The ORDERS entries of an exchangeInfo ``rateLimits`` list as (interval s, limit)
+    pairs; entries it cannot read are skipped."""
+    out = []
+    for rl in rate_limits or ():
+        try:
+            if rl.get("rateLimitType") != "ORDERS":
+                continue
+            seconds = _INTERVAL_S[str(rl["interval"]).upper()] * int(rl.get("intervalNum", 1))
+            limit = int(rl["limit"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+        if seconds > 0 and limit > 0:
+            out.append((seconds, limit))
+    return out
+
+
+class _Window:
+    """One ORDERS limit: the send times of the orders let through in its interval."""
+
+    __slots__ = ("interval", "limit", "budget", "pct_per_order", "sent", "recent", "server_used",
+                 "server_expires", "since_server")
+
+    def __init__(self, interval: float, limit: int, budget_pct: float):
+        self.interval = float(interval)
+        self.limit = int(limit)
+        self.budget = max(1, math.floor(self.limit * budget_pct / 100.0 + 1e-9))
+        self.pct_per_order = 100.0 / self.limit
+        self.sent: deque[float] = deque()
+        self.recent: deque[float] = deque()     # left the window less than _HEADER_SLACK_S ago
+        self.server_used: int | None = None     # the exchange's last X-MBX-ORDER-COUNT-<interval>
+        self.server_expires = 0.0
+        self.since_server = 0                   # orders let through since that answer
+
+    def purge(self, now: float) -> None:
+        sent, recent, edge = self.sent, self.recent, now - self.interval
+        while sent and sent[0] <= edge:
+            recent.append(sent.popleft())
+        edge -= _HEADER_SLACK_S
+        while recent and recent[0] <= edge:
+            recent.popleft()
+        if self.server_used is not None and now >= self.server_expires:
+            self.server_used = None
+
+    def used(self) -> int:
+        n = len(self.sent)
+        if self.server_used is not None:
+            n = max(n, self.server_used + self.since_server)
+        return n
+
+
+class OrderGate:
+    """Binance ORDERS limits (new orders per 10 s and per day, per account): holds new
+    orders under ``budget_pct`` of each limit (80% by default) before they are sent.
+
+    * ``acquire()`` returns at once when every window has a free slot (a deque of send
+      times per window: a few microseconds); otherwise the caller waits (asyncio sleep,
+      first come first served) until the oldest order of the full window leaves it.
+      Only new orders take a slot: cancels and every other request never wait here.
+    * Each window is rolling (the orders let through in the last `interval` seconds), so
+      no fixed window of the exchange, wherever its boundaries are, can hold more; the
+      margin below the limit covers the time an order takes to reach the exchange.
+    * ``observe_headers(headers)`` reads the exchange's own counts
+      (``X-MBX-ORDER-COUNT-10S`` / ``-1D``): when a count is higher than what this gate
+      let through in that window (plus a second for the way to the exchange), orders
+      placed elsewhere on the account use the limit too, and for one interval after the
+      answer the estimate is at least that count plus what was let through since.
+    * ``penalize(status, retry_after_s)`` after a -1015 refusal: no new order until
+      ``Retry-After`` (or 1 s, 2 s, 4 s ... at most 60 s without it).
+    * ``set_limits(pairs)`` adopts the limits exchangeInfo announces (``rateLimits``
+      entries of type ORDERS); until then ``DEFAULT_ORDER_LIMITS``.
+
+    The clock and the sleep function are injectable so tests can drive time."""
+
+    def __init__(self, limits=DEFAULT_ORDER_LIMITS, budget_pct: float = 80.0, clock=time.monotonic,
+                 sleep=asyncio.sleep):
+        if not 0 < budget_pct <= 100:
+            raise ValueError("budget_pct must be in (0, 100]")
+        self.budget_pct = float(budget_pct)
+        self._clock = clock
+        self._sleep = sleep
+        self._windows: list[_Window] = []
+        self.set_limits(limits)
+        self._queued = 0                    # callers in the slow path (they go first)
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop = None
+        self._blocked_until = 0.0
+        self._streak = 0
+        self._last_penalty = -math.inf
+        self.waited_s = 0.0                 # total time acquire() made callers wait
+        self.waits = 0                      # acquires that found no free slot (or others waiting)
+        self.granted = 0                    # slots handed out
+        self.peak_pct = 0.0                 # highest use of a limit right after a slot was taken
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def limits(self) -> list[tuple[float, int]]:
+        """(interval s, limit) of every window."""
+        return [(w.interval, w.limit) for w in self._windows]
+
+    @property
+    def budgets(self) -> list[int]:
+        """Orders allowed per window (budget_pct of its limit, at least 1)."""
+        return [w.budget for w in self._windows]
+
+    def used_pct_at(self, now: float) -> float:
+        """Highest estimated use of any ORDERS limit, in % of the exchange's limit."""
+        pct = 0.0
+        for w in self._windows:
+            w.purge(now)
+            pct = max(pct, w.used() * 100.0 / w.limit)
+        return round(pct, 3)
+
+    @property
+    def used_pct(self) -> float:
+        """Highest estimated use of any ORDERS limit, in % of the exchange's limit."""
+        return self.used_pct_at(self._clock())
+
+    @property
+    def blocked_for_s(self) -> float:
+        """Seconds until new orders may be sent again after a -1015 (0 when not blocked)."""
+        return max(0.0, self._blocked_until - self._clock())
+
+    # ------------------------------------------------------------------ updating
+
+    def set_limits(self, limits) -> None:
+        """Use these (interval s, limit) windows; the orders already let through stay counted."""
+        pairs = sorted({(float(s), int(n)) for s, n in limits if float(s) > 0 and int(n) > 0})
+        if not pairs:
+            return
+        known = sorted({t for w in self._windows for t in (*w.recent, *w.sent)})
+        windows = []
+        now = self._clock()
+        for seconds, limit in pairs:
+            w = _Window(seconds, limit, self.budget_pct)
+            w.sent.extend(known)
+            w.purge(now)
+            windows.append(w)
+        self._windows = windows
+
+    def observe_headers(self, headers) -> None:
+        """Take the exchange's order counts (``X-MBX-ORDER-COUNT-<n><S|M|H|D>``) from an answer."""
+        if not headers:
+            return
+        now = None
+        for key, value in headers.items():
+            low = str(key).lower()
+            if not low.startswith(_ORDER_HEADER):
+                continue
+            tail = low[len(_ORDER_HEADER):]
+            try:
+                seconds = float(tail[:-1]) * _HEADER_UNIT_S[tail[-1]]
+                count = int(value)
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            if count < 0:
+                continue
+            for w in self._windows:
+                if w.interval == seconds:
+                    now = self._clock() if now is None else now
+                    w.purge(now)
+                    # more than this gate let through (a second of slack for the way to the
+                    # exchange): other clients use the account too
+                    if count > len(w.sent) + len(w.recent):
+                        w.server_used, w.server_expires, w.since_server = count, now + w.interval, 0
+                    else:              # our own orders explain it: the rolling window says as much
+                        w.server_used = None
+
+    def penalize(self, status: int | None = None, retry_after_s: float | None = None) -> None:
+        """A -1015 (too many new orders): no new order until Retry-After has passed (or an
+        exponential backoff from 1 s, at most 60 s, when the answer has none)."""
+        now = self._clock()
+        self._streak = self._streak + 1 if now - self._last_penalty < 60.0 else 1
+        self._last_penalty = now
+        if retry_after_s is not None and retry_after_s >= 0:
+            delay = float(retry_after_s)
+        else:
+            delay = min(60.0, 2.0 ** (self._streak - 1))
+        self._blocked_until = max(self._blocked_until, now + delay)
+
+    # ------------------------------------------------------------------ taking slots
+
+    def _take(self, now: float, head: bool = False) -> bool:
+        """Take a slot in every window if each has one (and, unless `head`, nobody waits)."""
+        if (self._queued and not head) or now < self._blocked_until:
+            return False
+        windows = self._windows
+        peak = 0.0
+        for w in windows:                   # the purge and the estimate, inline: this is the hot path
+            sent, recent, edge = w.sent, w.recent, now - w.interval
+            while sent and sent[0] <= edge:
+                recent.append(sent.popleft())
+            edge -= _HEADER_SLACK_S
+            while recent and recent[0] <= edge:
+                recent.popleft()
+            n = len(sent)
+            if w.server_used is not None:
+                if now >= w.server_expires:
+                    w.server_used = None
+                elif w.server_used + w.since_server > n:
+                    n = w.server_used + w.since_server
+            if n >= w.budget:
+                return False
+            pct = (n + 1) * w.pct_per_order
+            if pct > peak:
+                peak = pct
+        for w in windows:
+            w.sent.append(now)
+            if w.server_used is not None:
+                w.since_server += 1
+        self.granted += 1
+        if peak > self.peak_pct:
+            self.peak_pct = peak
+        return True
+
+    async def acquire(self) -> None:
+        """Wait (asyncio sleep) until one more new order keeps every ORDERS window at or
+        below its budget, then count it as sent. No wait when there is a free slot."""
+        if not self._take(self._clock()):
+            await self._acquire_slow()
+
+    async def _acquire_slow(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        self._queued += 1
+        self.waits += 1
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock()
+                    if self._take(now, head=True):
+                        return
+                    await self._wait(self._next_slot(now))
+        finally:
+            self._queued -= 1
+
+    def _next_slot(self, now: float) -> float:
+        """Seconds until every window can take one more order."""
+        due = self._blocked_until
+        for w in self._windows:
+            w.purge(now)
+            over = len(w.sent) - w.budget          # the oldest `over + 1` must leave first
+            if over >= 0:
+                due = max(due, w.sent[over] + w.interval)
+            if w.server_used is not None and w.server_used + w.since_server >= w.budget:
+                due = max(due, w.server_expires)
+        return min(max(due - now, 0.001), max(w.interval for w in self._windows))
 
     async def _wait(self, seconds: float) -> None:
         self.waited_s += seconds

@@ -4,7 +4,14 @@ bring what Genesis believes in line with what the exchange says.
 1. Every order Genesis still counts as open is asked for by its client order id: fills
    the stream never delivered are taken from `myTrades` (by trade id, so nothing is
    counted twice), orders that ended are closed, and an order the exchange never saw
-   (the engine stopped between deciding and sending) is closed as not sent.
+   (the engine stopped between deciding and sending) is closed as not sent. An amend
+   under way (its answer lost, or the engine stopped mid-way) is settled from what the
+   exchange has: the replacement (`...-g12.a<n+1>`) found means amended; otherwise the
+   old order still open means the amend never reached it, and the old order cancelled
+   means the amend stopped half-way (the order ends cancelled; when the amend was sent by
+   a process that stopped, its new order is looked for once more after recvWindow, past
+   which the exchange would drop it). An amended order's
+   earlier incarnations are asked for too when their fills are not all in.
 2. Open orders on the account that Genesis did not place are adopted as external:
    one `external_order` event each (the demotion rule reads it); they are never
    cancelled by Genesis.
@@ -18,6 +25,7 @@ book-keeping and the engine take it in before the next one is worked out.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from genesis.engine.events import Event
@@ -59,28 +67,60 @@ async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summ
     for order in sorted(exchange.open_orders.values(), key=lambda o: o.created_ts):
         if in_flight and order.client_id in in_flight:
             continue
+        if order.amend_price is not None:      # an amend under way: is its replacement there?
+            new_id = exchange.exchange_id(order.client_id, order.amendments + 1)
+            replacement = await client.order(new_id, order.symbol)
+            if replacement is None and order.client_id not in exchange.amends_tried:
+                # sent by a process that stopped: its new order may still be on the way, and the
+                # exchange drops it once older than recvWindow; look again after that
+                old = await client.order(exchange.exchange_id(order.client_id), order.symbol)
+                if old is not None and old.get("status") == "CANCELED":
+                    await asyncio.sleep(getattr(client, "recv_window_ms", 5000) / 1000 + 0.5)
+                    replacement = await client.order(new_id, order.symbol)
+            if replacement is not None:
+                for event in exchange.amend_found(order, replacement, now()):
+                    emit(event)
         info = await client.order(exchange.exchange_id(order.client_id), order.symbol)
         if info is None:
-            for event in exchange.never_sent(order, now()):
-                emit(event)
-                summary["not_sent"] += 1
-            continue
-        if float(info.get("executedQty") or 0.0) > order.filled + 1e-12:
-            mine = await client.my_trades(order.symbol, order_id=info.get("orderId"))
-            for trade in sorted(mine, key=lambda t: int(t["id"])):
-                if trade.get("orderId") != info.get("orderId"):
-                    continue
-                for event in exchange.on_trade_record(order, trade, now()):
+            if order.amendments == 0:
+                for event in exchange.never_sent(order, now()):
                     emit(event)
-                    summary["fills"] += 1
+                    summary["not_sent"] += 1
+            continue                           # a replacement Genesis saw placed: never "not sent"
+        # what every incarnation executed: earlier ones as the exchange counts them (the
+        # order's quantity minus this one's), this one from its answer
+        executed = float(info.get("executedQty") or 0.0) + exchange.executed_before(order, info.get("origQty"))
+        if executed > order.filled + 1e-12:
+            infos = [info]
+            for k in range(order.amendments):  # an amended order: its earlier incarnations too
+                earlier = await client.order(exchange.exchange_id(order.client_id, k), order.symbol)
+                if earlier is not None and float(earlier.get("executedQty") or 0.0) > 0:
+                    infos.append(earlier)
+            for one in infos:
+                if float(one.get("executedQty") or 0.0) <= 0:
+                    continue
+                mine = await client.my_trades(order.symbol, order_id=one.get("orderId"))
+                for trade in sorted(mine, key=lambda t: int(t["id"])):
+                    if trade.get("orderId") != one.get("orderId"):
+                        continue
+                    for event in exchange.on_trade_record(order, trade, now()):
+                        emit(event)
+                        summary["fills"] += 1
         if order.client_id in exchange.open_orders:
             if info.get("status") in TERMINAL:
                 for event in exchange.finish_from_status(order, info["status"], now()):
                     emit(event)
                     summary["closed"] += 1
+            elif order.amend_price is not None:   # no replacement, the old order still open
+                for event in exchange.amend_not_done(order, now()):
+                    emit(event)
             elif order.status in ("new", "unknown"):
                 emit(Event("order_ack", now(), order.symbol, {"latency_ms": 0.0, "_client_id": order.client_id,
                                                               "_exchange_id": info.get("orderId")}))
+        elif order.amend_price is not None:       # it filled (or ended) before the amend could move it
+            for event in exchange.amend_not_done(order, now(), "the order had already filled or ended; "
+                                                                "nothing was moved"):
+                emit(event)
 
 
 async def _balance_difference(exchange: LiveExchange, client, start_balances: dict, symbols: list) -> float:

@@ -9,6 +9,10 @@ live session journals is what the exchange said. Around every request:
   ``X-MBX-USED-WEIGHT-1M`` header of every answer; a 429/418 stops every request until
   its ``Retry-After`` has passed. The exchange's announced limit (exchangeInfo
   ``rateLimits``) lowers the gate's limit when it is lower.
+* **New-order budget**: an ``OrderGate`` (ratelimit.py) holds every new-order send
+  under ``budget_pct`` of the ORDERS limits exchangeInfo announces (50 per 10 s and
+  160,000 per day when it announces none), corrected from ``X-MBX-ORDER-COUNT-*``
+  headers; a -1015 blocks new orders only (cancels and queries go on).
 * **Clock**: ``clock_offset_ms`` (server - local) is measured at start and by
   ``sync_clock()``; ccxt's ``timeDifference`` follows it, so signed timestamps are in
   the exchange's time even when the local clock is off. A -1021 (timestamp outside
@@ -20,8 +24,9 @@ live session journals is what the exchange said. Around every request:
   definitive: ``OrderRejected`` for a new order, ``RequestFailed`` otherwise.
 * **Idempotent orders**: see ``submit``.
 * **System events** through ``on_system(kind, fields)``: ``api_response`` {ok,
-  latency_ms} for every answer or failure, ``rate_limit`` {used_pct} for every answer
-  carrying the weight header (share of the exchange's limit), ``api_status``
+  latency_ms} for every answer or failure, ``rate_limit`` {used_pct, orders_used_pct}
+  for every answer carrying the weight header (share of the exchange's weight limit, and
+  of its tightest new-order limit), ``api_status``
   {reachable} when reachability changes (an answer below 500 = reachable; network
   errors, timeouts and 5xx = not).
 * **No secrets out**: exception messages are built from the HTTP method, the endpoint
@@ -48,7 +53,7 @@ from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
-from .ratelimit import WeightGate
+from .ratelimit import OrderGate, WeightGate, order_limits_from
 from .signing import OrderSigner, hmac_secret
 
 log = logging.getLogger("genesis.live.rest")
@@ -312,7 +317,8 @@ class ExchangeClient:
 
     def __init__(self, rest_url: str, api_key: str, secret: str, gate: WeightGate | None = None,
                  on_system=None, timeout_s: float = 10.0, max_retries: int = 5, *,
-                 recv_window_ms: int = 5000, backoff_s: tuple[float, float] = (0.25, 5.0)):
+                 recv_window_ms: int = 5000, backoff_s: tuple[float, float] = (0.25, 5.0),
+                 order_gate: OrderGate | None = None):
         self.rest_url = rest_url.rstrip("/")
         self._urls = binance_urls(self.rest_url)
         self._api_key = api_key
@@ -321,6 +327,7 @@ class ExchangeClient:
             if s:
                 _SECRETS.add(s)
         self.gate = gate if gate is not None else WeightGate()
+        self.order_gate = order_gate if order_gate is not None else OrderGate()
         self.on_system = on_system
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
@@ -447,19 +454,24 @@ class ExchangeClient:
             except (TypeError, ValueError):
                 pass
             else:
-                self._emit("rate_limit", {"used_pct": self.gate.used_pct})
+                self.order_gate.observe_headers(headers)
+                self._emit("rate_limit", {"used_pct": self.gate.used_pct, "orders_used_pct": self.order_gate.used_pct})
         if status == 200 and url and urlsplit(url).path.endswith("/exchangeInfo"):
             try:
-                for rl in json.loads(body).get("rateLimits", ()):
+                rate_limits = json.loads(body).get("rateLimits", ())
+                for rl in rate_limits:
                     if (rl.get("rateLimitType") == "REQUEST_WEIGHT" and rl.get("interval") == "MINUTE"
                             and int(rl.get("intervalNum", 1)) == 1):
                         self.gate.set_limit(int(rl["limit"]))
+                self.order_gate.set_limits(order_limits_from(rate_limits))
             except (ValueError, TypeError, AttributeError, KeyError):
                 pass
 
-    async def _attempt(self, make_call, weight: int) -> Failure | None:
+    async def _attempt(self, make_call, weight: int, new_order: bool = False) -> Failure | None:
         """One request: gate, send, classify, report. None when it succeeded."""
         await self.gate.acquire(weight)
+        if new_order:   # ORDERS limits, after any weight wait: the slot's time is the send time
+            await self.order_gate.acquire()
         started = time.perf_counter()
         failure: Failure | None = None
         try:
@@ -483,8 +495,8 @@ class ExchangeClient:
             self._set_reachable(True)
         elif failure.kind == "http":
             self._set_reachable(failure.status < 500)
-            if failure.rate_limited:
-                self.gate.penalize(failure.status, failure.retry_after)
+            if failure.rate_limited:   # -1015 (too many new orders) holds back new orders only
+                (self.order_gate if failure.code == -1015 else self.gate).penalize(failure.status, failure.retry_after)
         elif failure.kind in ("timeout", "network"):
             self._set_reachable(False)
         return failure
@@ -539,7 +551,7 @@ class ExchangeClient:
             else:
                 box["r"] = await self._ex.request(path, [api], method, dict(params))
 
-        failure = await self._attempt(call, _weight(method, path, params))
+        failure = await self._attempt(call, _weight(method, path, params), method == "POST" and path == "order")
         return box.get("r"), failure
 
     async def _call(self, api: str, method: str, path: str, params: dict):

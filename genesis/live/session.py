@@ -34,6 +34,7 @@ from genesis.config.snapshot import snapshot
 from genesis.engine.journal import runs
 from genesis.engine.runner import Session, _after_event, _apply_queued_commands, disconnect, open_session, \
     reload_config
+from genesis.live.amend import send_amend
 from genesis.live.credentials import Credentials, redact
 from genesis.live.exchange import LiveExchange, LiveOrder
 from genesis.live.messages import BadMessage, market_event, snapshot_event, system_event
@@ -127,6 +128,7 @@ class LiveRunner:
         self.decided_from: dict[str, int] = {}   # client id -> arrival of the message it was decided on
         self.stages: dict | None = None      # bench: client id -> (arrival, taken from the queue, decided) ns
         self.taken_ns = 0
+        self.exchange.on_behind = lambda: self.reconcile_later(1.0)   # a report shows fills not taken in yet
 
     # ------------------------------------------------------------ time
     def local_ts(self) -> int:
@@ -169,6 +171,8 @@ class LiveRunner:
         if kind == "cancel":
             _, order, error = item
             return self.exchange.on_cancel_answer(order, error, self.local_ts())
+        if kind == "amend":
+            return self.exchange.on_amend_answer(*item[1:], self.local_ts())
         if kind == "system":
             _, name, fields = item
             return [system_event(name, fields, self.local_ts())]
@@ -193,7 +197,8 @@ class LiveRunner:
                 self.decided_from[order.client_id] = self.arrival_ns   # the market message behind the decision
                 if self.stages is not None:
                     self.stages[order.client_id] = (self.arrival_ns, self.taken_ns, time.time_ns())
-            coro = self._send_new(order) if what == "new" else self._send_cancel(order)
+            coro = self._send_new(order) if what == "new" else self._send_cancel(order) if what == "cancel" \
+                else send_amend(self, order)
             task = asyncio.get_running_loop().create_task(coro)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

@@ -12,6 +12,7 @@ from .config import (
     DEFAULT_API_SECRET,
     DEFAULT_BALANCES,
     DEFAULT_PORT,
+    STP_MODES,
     SimConfig,
     parse_balances,
 )
@@ -20,7 +21,7 @@ from .faults import FaultSpec, load_fault_file, parse_flags
 
 def _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_flags, api_key, api_secret,
                   generate_keys, balances, maker_fee, taker_fee, maker_fill, keep_timestamps, weight_limit,
-                  seed) -> tuple[SimConfig, bool]:
+                  seed, stp_default="EXPIRE_MAKER") -> tuple[SimConfig, bool]:
     fault_spec = {}
     if faults_file:
         fault_spec.update(load_fault_file(faults_file))
@@ -36,7 +37,8 @@ def _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_fl
     cfg = SimConfig(host=host, port=port, speed=speed, feeds=list(feeds), exchange_info=exchange_info,
                     api_key=api_key or DEFAULT_API_KEY, api_secret=api_secret or DEFAULT_API_SECRET,
                     balances=bal, maker_fee=maker_fee, taker_fee=taker_fee, maker_fill=maker_fill,
-                    keep_timestamps=keep_timestamps, weight_limit=weight_limit, faults=fault_spec, seed=seed)
+                    keep_timestamps=keep_timestamps, weight_limit=weight_limit, faults=fault_spec, seed=seed,
+                    stp_default=stp_default)
     cfg.validate()
     return cfg, generated
 
@@ -110,8 +112,12 @@ async def _serve(cfg: SimConfig, generated: bool, secret_given: bool) -> None:
 @click.option("--keep-timestamps", is_flag=True, help="Send recorded E/T unchanged instead of shifted to now.")
 @click.option("--weight-limit", default=6000, show_default=True, type=int, help="REQUEST_WEIGHT per minute.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of generated ids and random faults.")
+@click.option("--stp-default", type=click.Choice(list(STP_MODES)), default="EXPIRE_MAKER", show_default=True,
+              help="Self-trade prevention mode of orders that name none (symbols whose exchangeInfo gives no "
+                   "defaultSelfTradePreventionMode).")
 def simulate(host, port, speed, feeds, exchange_info, faults_file, fault_flags, api_key, api_secret,
-             generate_keys, balances, maker_fee, taker_fee, maker_fill, keep_timestamps, weight_limit, seed) -> None:
+             generate_keys, balances, maker_fee, taker_fee, maker_fill, keep_timestamps, weight_limit, seed,
+             stp_default) -> None:
     """Run a Binance-spot-compatible exchange on 127.0.0.1 replaying recorded data.
 
     REST /api/v3, market streams, user data (listenKey and WS API) and fault
@@ -120,7 +126,7 @@ def simulate(host, port, speed, feeds, exchange_info, faults_file, fault_flags, 
     try:
         cfg, generated = _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_flags,
                                        api_key, api_secret, generate_keys, balances, maker_fee, taker_fee,
-                                       maker_fill, keep_timestamps, weight_limit, seed)
+                                       maker_fill, keep_timestamps, weight_limit, seed, stp_default)
     except (ValueError, OSError) as e:
         raise click.UsageError(str(e)) from None
     try:

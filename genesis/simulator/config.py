@@ -10,6 +10,8 @@ DEFAULT_API_KEY = "genesis-sim-key"
 DEFAULT_API_SECRET = "genesis-sim-secret"
 DEFAULT_BALANCES = {"USDT": "10000", "BTC": "0", "ETH": "0"}
 DEFAULT_PORT = 8765
+# self-trade prevention modes the simulator carries out (DECREMENT and TRANSFER are not offered)
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class SimConfig:
     ban_after: int = 3                             # 429s in a window before a 418 ban
     ban_s: float = 120.0
     orders_per_10s: int = 50
+    stp_default: str = "EXPIRE_MAKER"              # defaultSelfTradePreventionMode of symbols that name none
     faults: dict = field(default_factory=dict)     # a fault spec (see faults.FaultSpec)
     seed: int = 0                                  # ids (order/listen key) and, unless set, faults
 
@@ -52,6 +55,8 @@ class SimConfig:
         for asset, amount in self.balances.items():
             if _decimal(amount, f"balance {asset}") < 0:
                 raise ValueError(f"balance {asset}: must not be negative")
+        if self.stp_default not in STP_MODES:
+            raise ValueError(f"stp_default {self.stp_default!r}: one of {', '.join(STP_MODES)}")
         if not self.api_key or not self.api_secret:
             raise ValueError("an API key and secret are required")
 

@@ -12,6 +12,13 @@ Rules (see docs/simulator.md):
 * Commission is charged on the asset received (buy: base, sell: quote), received
   amount x fee rate, half-up to 8 decimals, as Binance does without BNB.
 * Own orders never change the book (no market impact).
+* Self-trade prevention: an incoming order that reaches a resting order of the same
+  account (its walk gets to that order's price) is handled by its
+  ``selfTradePreventionMode`` (default: the symbol's ``defaultSelfTradePreventionMode``):
+  EXPIRE_TAKER expires the incoming order's rest, EXPIRE_MAKER the resting order (the
+  incoming one goes on), EXPIRE_BOTH both; each expired order ends ``EXPIRED_IN_MATCH``
+  with a ``TRADE_PREVENTION`` executionReport. NONE: own orders never meet (no
+  self-trades are simulated).
 
 Every state change produces an executionReport, then one outboundAccountPosition
 with the assets that changed; `emit(account, event)` delivers them."""
@@ -25,11 +32,13 @@ from decimal import Decimal
 
 from . import errors as E
 from .book import Book
+from .config import STP_MODES
 from .faults import Faults
-from .orders import ZERO, Account, Order, Trade, round8
+from .orders import ZERO, Account, Order, Trade, f8, round8
 from .rules import SymbolRules, check_decimal
 
 ORDER_TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER")
+_KNOWN_STP = (*STP_MODES, "DECREMENT", "TRANSFER")
 _CLIENT_ID = re.compile(r"^[.A-Za-z0-9:/_-]{1,36}$")
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -87,6 +96,19 @@ def _order_params(p: dict, rules: SymbolRules) -> tuple:
     return side, kind, tif, qty, quote_qty, price
 
 
+def _stp_mode(p: dict, rules: SymbolRules) -> str:
+    """The order's selfTradePreventionMode: the parameter, or the symbol's default."""
+    mode = p.get("selfTradePreventionMode")
+    if mode is None or mode == "":
+        return rules.stp_default if rules.stp_default in STP_MODES else "NONE"
+    mode = mode.upper()
+    if mode not in _KNOWN_STP:
+        raise E.illegal("selfTradePreventionMode", ", ".join(_KNOWN_STP))
+    if mode not in rules.stp_allowed or mode not in STP_MODES:
+        raise E.ApiError(-1013, "This symbol does not allow the specified self-trade prevention mode.")
+    return mode
+
+
 class Exchange:
     """Books, rules and accounts of the simulated exchange."""
 
@@ -105,6 +127,7 @@ class Exchange:
         self._next_trade: dict[str, int] = {}
         self._ids = random.Random(seed)
         self._resting: dict[str, dict[int, tuple[Account, Order]]] = {}
+        self._next_match: dict[str, int] = {}    # prevented match ids count from 0 per symbol
 
     # ------------------------------------------------------------------ helpers
 
@@ -134,6 +157,7 @@ class Exchange:
         """POST /api/v3/order: validate, match, answer (raises ApiError)."""
         symbol, rules = self._symbol(p)
         side, kind, tif, qty, quote_qty, price = _order_params(p, rules)
+        stp = _stp_mode(p, rules)
         cid = p.get("newClientOrderId") or ("web_" + self.new_id(18))
         if not _CLIENT_ID.match(cid):
             raise E.illegal("newClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
@@ -152,9 +176,9 @@ class Exchange:
         if self.faults.take("reject_next", "reject_rate"):
             raise E.rejected("New order rejected (simulated fault).")
         if kind == "MARKET":
-            order = self._market(acct, rules, book, symbol, side, qty, quote_qty, cid, now)
+            order = self._market(acct, rules, book, symbol, side, qty, quote_qty, cid, now, stp)
         else:
-            order = self._limit(acct, rules, book, symbol, side, kind, tif, qty, price, cid, now)
+            order = self._limit(acct, rules, book, symbol, side, kind, tif, qty, price, cid, now, stp)
         return order.as_new(resp_type, now)
 
     def _partial(self, fills: list, qty: Decimal, rules: SymbolRules, market: bool) -> tuple[list, bool]:
@@ -189,6 +213,94 @@ class Exchange:
                     break
         return fills
 
+    def _own_in_reach(self, acct: Account, symbol: str, side: str, limit: Decimal | None) -> list[Order]:
+        """The account's resting orders an incoming `side` order could reach, best first."""
+        resting = self._resting.get(symbol)
+        if not resting:
+            return []
+        other = "SELL" if side == "BUY" else "BUY"
+        own = [o for a, o in resting.values() if a is acct and o.side == other and not o.pending_market
+               and (limit is None or (o.price <= limit if side == "BUY" else o.price >= limit))]
+        own.sort(key=lambda o: (o.price if side == "BUY" else -o.price, o.order_id))
+        return own
+
+    def _match(self, acct: Account, book: Book, rules: SymbolRules, symbol: str, side: str, qty: Decimal | None,
+               quote: Decimal | None, limit: Decimal | None, stp: str) -> tuple[list, bool]:
+        """The incoming order's path: ("fill", price, qty) and ("meet", own resting order)
+        steps in price order, and whether self-trade prevention stops it (EXPIRE_TAKER /
+        EXPIRE_BOTH at the first own order it reaches). An own order is reached when the
+        walk gets to its price (before the book's quantity at that price)."""
+        own = self._own_in_reach(acct, symbol, side, limit) if stp != "NONE" else []
+        if not own:
+            return [("fill", px, q) for px, q in self._walk(book, rules, side, qty, quote, limit)], False
+        steps: list = []
+        left, left_quote = qty, quote
+        i, done = 0, False
+        for price, avail in book.levels("asks" if side == "BUY" else "bids"):
+            if limit is not None and (price > limit if side == "BUY" else price < limit):
+                break
+            while i < len(own) and (own[i].price <= price if side == "BUY" else own[i].price >= price):
+                steps.append(("meet", own[i]))
+                if stp != "EXPIRE_MAKER":
+                    return steps, True
+                i += 1
+            if left is not None:
+                take = min(avail, left)
+            else:
+                take = rules.floor_qty(min(avail, left_quote / price), market=True)
+            if take <= 0:
+                done = True
+                break
+            steps.append(("fill", price, take))
+            if left is not None:
+                left -= take
+                done = left <= 0
+            else:
+                left_quote -= take * price
+                done = left_quote <= 0
+            if done:
+                break
+        if not done:            # quantity left: the walk would go on to the own orders within its reach
+            for o in own[i:]:
+                steps.append(("meet", o))
+                if stp != "EXPIRE_MAKER":
+                    return steps, True
+        return steps, False
+
+    def _prevent(self, acct: Account, order: Order, counter: Order, match_id: int, price: Decimal,
+                 match_qty: Decimal, now: int) -> None:
+        """Self-trade prevention expires `order`'s remaining quantity: EXPIRED_IN_MATCH,
+        with a TRADE_PREVENTION report carrying Binance's prevented-quantity fields."""
+        left = order.remaining
+        order.prevented_qty += left
+        order.prevented_match_id = match_id
+        extra = {"v": match_id, "A": f8(order.prevented_qty), "B": f8(left), "U": counter.order_id,
+                 "Cs": counter.symbol, "pl": f8(match_qty), "pL": f8(price), "pY": f8(match_qty * price)}
+        self._finish(acct, order, "EXPIRED_IN_MATCH", now, exec_type="TRADE_PREVENTION", extra=extra)
+
+    def _apply_steps(self, acct: Account, rules: SymbolRules, order: Order, steps: list, stopped: bool,
+                     now: int) -> None:
+        """Fills and self-trade preventions of an incoming order, in the order its walk met them."""
+        for step in steps:
+            if step[0] == "fill":
+                self._fill(acct, rules, order, step[1], step[2], False, now)
+                continue
+            maker = step[1]
+            symbol = order.symbol
+            match_id = self._next_match.get(symbol, 0)
+            self._next_match[symbol] = match_id + 1
+            match_qty = min(order.remaining, maker.remaining)
+            expire_taker = stopped and step is steps[-1]
+            row = {"preventedMatchId": match_id, "makerOrderId": maker.order_id, "price": f8(maker.price)}
+            if expire_taker:
+                row["takerPreventedQuantity"] = f8(order.remaining)
+            if order.stp in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
+                row["makerPreventedQuantity"] = f8(maker.remaining)
+                self._prevent(acct, maker, order, match_id, maker.price, match_qty, now)
+            order.prevented_matches.append(row)
+            if expire_taker:
+                self._prevent(acct, order, maker, match_id, maker.price, match_qty, now)
+
     def _cap(self, fills: list, cap: Decimal) -> list:
         out, left = [], cap
         for price, q in fills:
@@ -199,15 +311,17 @@ class Exchange:
             left -= take
         return out
 
-    def _new_order(self, acct, symbol, side, kind, tif, price, qty, quote_qty, cid, now) -> Order:
+    def _new_order(self, acct, symbol, side, kind, tif, price, qty, quote_qty, cid, now, stp="NONE") -> Order:
         order = Order(symbol=symbol, order_id=self._next_order, client_id=cid, side=side, type=kind,
-                      tif=tif, price=price, orig_qty=qty, orig_quote_qty=quote_qty, time=now, update_time=now)
+                      tif=tif, price=price, orig_qty=qty, orig_quote_qty=quote_qty, time=now, update_time=now,
+                      stp=stp)
         self._next_order += 1
         acct.orders[order.order_id] = order
         return order
 
-    def _market(self, acct, rules, book, symbol, side, qty, quote_qty, cid, now) -> Order:
-        fills = self._walk(book, rules, side, qty, quote_qty)
+    def _market(self, acct, rules, book, symbol, side, qty, quote_qty, cid, now, stp="NONE") -> Order:
+        steps, stopped = self._match(acct, book, rules, symbol, side, qty, quote_qty, None, stp)
+        fills = [(st[1], st[2]) for st in steps if st[0] == "fill"]
         filled = sum((q for _, q in fills), ZERO)
         cost = sum((px * q for px, q in fills), ZERO)
         if side == "BUY":
@@ -221,12 +335,14 @@ class Exchange:
             if qty <= 0 or qty < rules.min_qty:
                 raise E.filter_failure("LOT_SIZE")
         order = self._new_order(acct, symbol, side, "MARKET", "GTC", ZERO, qty,
-                                quote_qty if quote_qty is not None else ZERO, cid, now)
+                                quote_qty if quote_qty is not None else ZERO, cid, now, stp)
         self._report(acct, order, "NEW", now)
-        fills, partial = self._partial(fills, qty, rules, True)
-        for px, q in fills:
-            self._fill(acct, rules, order, px, q, False, now)
-        if order.remaining > 0:
+        partial = False
+        if len(fills) == len(steps):            # no own order met: the partial-fill fault may apply
+            fills, partial = self._partial(fills, qty, rules, True)
+            steps = [("fill", px, q) for px, q in fills]
+        self._apply_steps(acct, rules, order, steps, stopped, now)
+        if order.remaining > 0 and order.is_open:
             if partial and self.faults.spec.partial_rest == "later" and order.executed > 0:
                 order.pending_market = True
                 self._resting.setdefault(symbol, {})[order.order_id] = (acct, order)
@@ -235,26 +351,27 @@ class Exchange:
         self._flush(acct, now)
         return order
 
-    def _limit(self, acct, rules, book, symbol, side, kind, tif, qty, price, cid, now) -> Order:
+    def _limit(self, acct, rules, book, symbol, side, kind, tif, qty, price, cid, now, stp="NONE") -> Order:
         lock_asset, lock = (rules.quote, price * qty) if side == "BUY" else (rules.base, qty)
         if acct.free(lock_asset) < lock:
             raise E.rejected(E.INSUFFICIENT_BALANCE)
-        fills = self._walk(book, rules, side, qty, None, price)
-        if kind == "LIMIT_MAKER" and fills:
+        steps, stopped = self._match(acct, book, rules, symbol, side, qty, None, price, stp)
+        if kind == "LIMIT_MAKER" and steps:     # it would take (from the book or from an own order)
             raise E.rejected(E.WOULD_TAKE)
+        fills = [(st[1], st[2]) for st in steps if st[0] == "fill"]
         order = self._new_order(acct, symbol, side, kind, tif if kind == "LIMIT" else "GTC", price, qty,
-                                ZERO, cid, now)
+                                ZERO, cid, now, stp)
         self._report(acct, order, "NEW", now)
         filled = sum((q for _, q in fills), ZERO)
         partial = False
         if tif == "FOK":
-            if filled < qty:
-                fills = []
-        else:
+            if filled < qty or stopped:         # all or nothing: no fill, no prevented match
+                steps, stopped = [], False
+        elif len(fills) == len(steps):          # no own order met: the partial-fill fault may apply
             fills, partial = self._partial(fills, qty, rules, False)
-        for px, q in fills:
-            self._fill(acct, rules, order, px, q, False, now)
-        if order.remaining > 0:
+            steps = [("fill", px, q) for px, q in fills]
+        self._apply_steps(acct, rules, order, steps, stopped, now)
+        if order.remaining > 0 and order.is_open:
             rest_expires = tif in ("IOC", "FOK") or (partial and self.faults.spec.partial_rest == "expire")
             if rest_expires:
                 self._finish(acct, order, "EXPIRED", now)
@@ -302,8 +419,9 @@ class Exchange:
             self._resting.get(order.symbol, {}).pop(order.order_id, None)
         return trade
 
-    def _finish(self, acct: Account, order: Order, status: str, now: int, cancel_id: str | None = None) -> None:
-        """Close an open order (CANCELED or EXPIRED) and release what it locked."""
+    def _finish(self, acct: Account, order: Order, status: str, now: int, cancel_id: str | None = None,
+                exec_type: str | None = None, extra: dict | None = None) -> None:
+        """Close an open order (CANCELED, EXPIRED or EXPIRED_IN_MATCH) and release what it locked."""
         if order.locked > 0:
             rules = self.rules[order.symbol]
             asset = rules.quote if order.side == "BUY" else rules.base
@@ -313,7 +431,7 @@ class Exchange:
         order.pending_market = False
         order.update_time = now
         self._resting.get(order.symbol, {}).pop(order.order_id, None)
-        self._report(acct, order, status, now, cancel_id=cancel_id)
+        self.emit(acct, order.report(exec_type or status, now, cancel_id=cancel_id, extra=extra))
 
     def on_market_trade(self, symbol: str, price: Decimal, qty: Decimal, now: int) -> int:
         """A recorded trade printed: fill resting orders it went through, and finish the

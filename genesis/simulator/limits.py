@@ -69,6 +69,7 @@ class Limits:
         self.order_day = 0
         self.total_429 = 0
         self.total_418 = 0
+        self.total_1015 = 0
 
     def _retry(self, seconds: float) -> dict:
         return {"Retry-After": str(max(1, math.ceil(seconds)))}
@@ -107,9 +108,11 @@ class Limits:
         self.order_count += 1
         self.order_day += 1
         if self.order_count > self.orders_10s:
+            self.total_1015 += 1
             raise ApiError(-1015, f"Too many new orders; current limit is {self.orders_10s} orders per "
                            "10 SECOND.", 429, self._retry(self.order_window + 10 - now))
         if self.order_day > self.orders_1d:
+            self.total_1015 += 1
             raise ApiError(-1015, f"Too many new orders; current limit is {self.orders_1d} orders per DAY.",
                            429, self._retry(3600))
 
@@ -122,5 +125,5 @@ class Limits:
         """For /sim/state."""
         return {"used_weight": self.used, "weight_limit": self.weight_limit, "window_s": self.window_s,
                 "banned_for_s": max(0.0, round(self.banned_until - now, 3)),
-                "answered_429": self.total_429, "answered_418": self.total_418,
+                "answered_429": self.total_429, "answered_418": self.total_418, "answered_1015": self.total_1015,
                 "orders_10s": self.order_count, "orders_1d": self.order_day}

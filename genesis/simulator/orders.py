@@ -69,6 +69,10 @@ class Order:
     update_time: int = 0
     locked: Decimal = ZERO        # still locked for the resting part (quote for buys, base for sells)
     pending_market: bool = False  # a market remainder left by the partial-fill fault
+    stp: str = "NONE"             # selfTradePreventionMode
+    prevented_qty: Decimal = ZERO  # quantity expired by self-trade prevention
+    prevented_match_id: int | None = None
+    prevented_matches: list = field(default_factory=list)   # the taker's view, for its new-order answer
     trades: list = field(default_factory=list)
 
     @property
@@ -91,8 +95,15 @@ class Order:
         d.update({"stopPrice": f8(ZERO), "icebergQty": f8(ZERO), "time": self.time,
                   "updateTime": self.update_time, "isWorking": self.type != "MARKET" or self.pending_market,
                   "workingTime": self.time, "origQuoteOrderQty": f8(self.orig_quote_qty),
-                  "selfTradePreventionMode": "NONE"})
+                  "selfTradePreventionMode": self.stp})
+        self._prevented(d)
         return d
+
+    def _prevented(self, d: dict) -> None:
+        """Binance's conditional fields of an order that self-trade prevention expired."""
+        if self.prevented_match_id is not None:
+            d["preventedMatchId"] = self.prevented_match_id
+            d["preventedQuantity"] = f8(self.prevented_qty)
 
     def as_new(self, resp_type: str, transact_time: int) -> dict:
         """POST /api/v3/order answer for newOrderRespType ACK, RESULT or FULL."""
@@ -102,9 +113,12 @@ class Order:
             return ack
         d = self._common()
         d.update({"transactTime": transact_time, "origQuoteOrderQty": f8(self.orig_quote_qty),
-                  "workingTime": self.time, "selfTradePreventionMode": "NONE"})
+                  "workingTime": self.time, "selfTradePreventionMode": self.stp})
         if resp_type == "FULL":
             d["fills"] = [t.as_fill() for t in self.trades]
+        if self.prevented_matches:
+            d["preventedMatches"] = list(self.prevented_matches)
+        self._prevented(d)
         return d
 
     def as_cancel(self, cancel_id: str, transact_time: int) -> dict:
@@ -113,14 +127,15 @@ class Order:
         d["origClientOrderId"] = self.client_id
         d["clientOrderId"] = cancel_id
         d.update({"transactTime": transact_time, "origQuoteOrderQty": f8(self.orig_quote_qty),
-                  "selfTradePreventionMode": "NONE"})
+                  "selfTradePreventionMode": self.stp})
         return d
 
     def report(self, exec_type: str, now: int, trade: Trade | None = None,
-               cancel_id: str | None = None, reason: str = "NONE") -> dict:
-        """The executionReport user-data event for one state change."""
+               cancel_id: str | None = None, reason: str = "NONE", extra: dict | None = None) -> dict:
+        """The executionReport user-data event for one state change (`extra`: conditional
+        fields, e.g. those of a TRADE_PREVENTION report)."""
         t = trade
-        return {
+        report = {
             "e": "executionReport", "E": now, "s": self.symbol,
             "c": cancel_id if cancel_id is not None else self.client_id,
             "S": self.side, "o": self.type, "f": self.tif, "q": f8(self.orig_qty), "p": f8(self.price),
@@ -132,8 +147,11 @@ class Order:
             "T": t.time if t else now, "t": t.id if t else -1, "I": 0,
             "w": self.is_open and (self.type != "MARKET" or self.pending_market),
             "m": t.is_maker if t else False, "M": False, "O": self.time, "Z": f8(self.cum_quote),
-            "Y": f8(t.quote_qty if t else ZERO), "Q": f8(self.orig_quote_qty), "W": self.time, "V": "NONE",
+            "Y": f8(t.quote_qty if t else ZERO), "Q": f8(self.orig_quote_qty), "W": self.time, "V": self.stp,
         }
+        if extra:
+            report.update(extra)
+        return report
 
 
 class Account:

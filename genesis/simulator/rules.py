@@ -54,6 +54,8 @@ class SymbolRules:
     mult_up: Decimal = ZERO
     mult_down: Decimal = ZERO
     max_num_orders: int = 0
+    stp_default: str = "NONE"                    # defaultSelfTradePreventionMode
+    stp_allowed: tuple = ("NONE",)               # allowedSelfTradePreventionModes
     raw: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -63,7 +65,9 @@ class SymbolRules:
                 status=s.get("status", "TRADING"),
                 base_precision=int(s.get("baseAssetPrecision", 8)),
                 quote_precision=int(s.get("quoteAssetPrecision", s.get("quotePrecision", 8))),
-                order_types=tuple(s.get("orderTypes", ("LIMIT", "LIMIT_MAKER", "MARKET"))), raw=s)
+                order_types=tuple(s.get("orderTypes", ("LIMIT", "LIMIT_MAKER", "MARKET"))),
+                stp_default=str(s.get("defaultSelfTradePreventionMode", "NONE")),
+                stp_allowed=tuple(s.get("allowedSelfTradePreventionModes", ("NONE",))), raw=s)
         for f in s.get("filters", ()):
             t = f.get("filterType")
             if t == "PRICE_FILTER":

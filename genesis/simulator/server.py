@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import admin, rest, ws
 from .book import Book
-from .config import SimConfig, parse_speed
+from .config import STP_MODES, SimConfig, parse_speed
 from .exchange import Exchange
 from .faults import Faults, FaultSpec
 from .hub import SIM_KEY, Hub
@@ -55,6 +55,7 @@ class Simulator:
         self.speed = parse_speed(cfg.speed)
         self.exchange_info = load_exchange_info(cfg.exchange_info or _default_exchange_info())
         self._patch_rate_limits()
+        self._patch_stp_modes()
         self.rules = rules_by_symbol(self.exchange_info)
         self.books: dict[str, Book] = {s: Book(s) for s in self.rules}
         self.secrets = {cfg.api_key: cfg.api_secret, **cfg.extra_keys}
@@ -107,6 +108,17 @@ class Simulator:
             {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 160000},
         ]
         self.exchange_info = {**self.exchange_info, "rateLimits": limits}
+
+    def _patch_stp_modes(self) -> None:
+        """Symbols that name no self-trade prevention modes get the simulator's: default
+        `stp_default`, allowed NONE / EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH."""
+        symbols = []
+        for s in self.exchange_info.get("symbols", ()):
+            s = dict(s)
+            s.setdefault("defaultSelfTradePreventionMode", self.config.stp_default)
+            s.setdefault("allowedSelfTradePreventionModes", list(STP_MODES))
+            symbols.append(s)
+        self.exchange_info = {**self.exchange_info, "symbols": symbols}
 
     def _emit(self, account: Account, event: dict) -> None:
         self.hub.publish_user(account.api_key, event)
