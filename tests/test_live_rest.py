@@ -316,6 +316,38 @@ def test_gives_up_with_exchange_unavailable(sim):
     assert orders(sim) == []
 
 
+def test_a_submit_that_gave_up_keeps_its_last_send_time_until_no_attempt_can_execute(sim):
+    """The client gives up while its only attempt is still held by the exchange (a
+    timeout, no retries): `last_sent` keeps the attempt's time, and `unseen_until` (what
+    reconciliation waits for before calling the order never sent) is that time +
+    recvWindow + 0.5 s. The order is not there when the client gives up, and is there by
+    then. An order answered (placed or refused) leaves nothing behind."""
+    sim.set_faults(http_delay_ms=1000, http_only=["POST /api/v3/order"])
+
+    async def main(c):
+        assert c.last_sent == {} and c.unseen_until("x-1") == c.started + 1.5 + 0.5
+        before = time.monotonic()
+        with pytest.raises(ExchangeUnavailable) as err:
+            await c.submit("x-1", "BTCUSDT", "buy", "market", 0.001)
+        assert err.value.maybe_placed
+        sent = c.last_sent["x-1"]
+        assert before <= sent < time.monotonic() and c.unseen_until("x-1") == sent + 1.5 + 0.5
+        missing = await c.order("x-1", "BTCUSDT")                # still held: not there yet
+        await asyncio.sleep(c.unseen_until("x-1") - time.monotonic())
+        found = await c.order("x-1", "BTCUSDT")
+        sim.set_faults({}, reset=True)
+        placed = await c.submit("x-2", "BTCUSDT", "buy", "market", 0.001)
+        with pytest.raises(OrderRejected):
+            await c.submit("x-3", "BTCUSDT", "buy", "market", 1e-9)
+        return missing, found, placed, dict(c.last_sent)
+
+    missing, found, placed, left = run(main, sim, timeout_s=0.3, max_retries=0, recv_window_ms=1500)
+    assert missing is None and found is not None and found["status"] == "FILLED"
+    assert placed["status"] == "FILLED"
+    assert set(left) == {"x-1"}          # reconciliation drops it once the order is settled
+    assert len(by_client_id(sim, "x-1")) == 1
+
+
 def test_unreachable_exchange_and_api_status_events(sim):
     events = []
 

@@ -341,6 +341,11 @@ class ExchangeClient:
         self.reachable: bool | None = None
         self._ex: _Binance | None = None
         self._signer: OrderSigner | None = None
+        # what reconciliation needs to tell "never sent" from "still on its way": when this
+        # client began (any order of an earlier process was last sent before it), and, for
+        # each order whose submit ended without an answer, when its last attempt was sent
+        self.started = time.monotonic()
+        self.last_sent: dict[str, float] = {}   # client id -> time.monotonic() of its last send
 
     def __repr__(self) -> str:
         return f"ExchangeClient({self.rest_url!r})"
@@ -546,6 +551,8 @@ class ExchangeClient:
         async def call():
             if signer is not None:   # the order path: signed here, sent by ccxt's fetch (see signing.py)
                 ex = self._ex
+                if method == "POST":   # a new order's send time is its signed timestamp's (after any gate wait)
+                    self.last_sent[params["newClientOrderId"]] = time.monotonic()
                 url, headers, body = signer.request(method, params, ex.nonce(), self.recv_window_ms)
                 box["r"] = await ex.fetch(url, method, headers, body)
             else:
@@ -638,8 +645,26 @@ class ExchangeClient:
             return "unreadable quantity or price"
         return None
 
+    def unseen_until(self, client_id: str) -> float:
+        """time.monotonic() after which no attempt to send the order `client_id` can still
+        execute: its last send by this client (a submit that gave up), else this client's
+        start (an order of an earlier process), plus recvWindow + 0.5 s."""
+        return self.last_sent.get(client_id, self.started) + self.recv_window_ms / 1000 + 0.5
+
     async def submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
                      price: float | None = None, *, time_in_force: str = "GTC") -> dict:
+        """Place an order (see `_submit`). Unless it ends with an answer (the order or a
+        refusal), the time of its last send is kept in `last_sent` for reconciliation."""
+        try:
+            answer = await self._submit(client_id, symbol, side, type_, qty, price, time_in_force)
+        except OrderRejected:
+            self.last_sent.pop(client_id, None)
+            raise
+        self.last_sent.pop(client_id, None)
+        return answer
+
+    async def _submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
+                      price: float | None, time_in_force: str) -> dict:
         """Place an order, idempotently, and return Binance's raw answer (FULL: with fills).
 
         ``newClientOrderId`` = `client_id`. When the outcome of a send is unknown
@@ -711,10 +736,10 @@ class ExchangeClient:
                                 self.max_retries)
                     await self._pause(failures, failure)
                     continue
-            sent_at = time.monotonic()
             answer, failure = await self._once("private", "POST", "order", params)
             if failure is None:
                 return answer
+            sent_at = self.last_sent.get(client_id, time.monotonic())   # when it was signed (see _once)
             last = failure
             if failure.code == -2010 and "duplicate" in failure.msg.lower():
                 duplicate = must_query = True
