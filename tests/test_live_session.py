@@ -429,3 +429,32 @@ def test_live_amend_refused_when_the_order_filled_first_and_settled_after_a_kill
             agreement(live, sim, START)
         finally:
             live.stop()
+
+
+def test_an_order_held_on_its_way_when_the_engine_is_killed_is_taken_in_after_the_restart(live, sim):
+    """The engine is killed while the exchange holds its new-order request (delayed, still
+    within recvWindow). The restarted engine asks for the order before it has arrived:
+    it must not close it as not sent, but wait until no attempt of the dead process can
+    still execute (its start + recvWindow + 0.5 s), ask again, and take the order in:
+    its fill from myTrades, the order closed. Journal and exchange agree exactly."""
+    live.start()
+    sim.set_faults({"http_only": ["POST /api/v3/order"], "http_delay_ms": 4000})   # recvWindow is 5000
+    buy = order(live, "buy")
+    assert buy["status"] == "applied" and "1 order(s) sent (g1)" in buy["result"]
+    time.sleep(0.3)                                    # the request reaches the exchange and is held there
+    live.kill()
+    sim.set_faults({}, reset=True)                     # the held request goes on; nothing else is delayed
+    assert account(sim)["orders"] == [] and live.count("fill") == 0
+    before = live.count("reconciled")
+    live.start()
+    live.wait(lambda: [o["status"] for o in account(sim)["orders"]] == ["FILLED"], "the held order to execute")
+    assert account(sim)["orders"][0]["clientOrderId"].endswith("-g1")
+    assert not [r for r in live.entries("order_rejected") if "not sent" in r.get("reason", "")], \
+        live.entries("order_rejected")
+    first = live.entries("reconciled")[before]        # the start-up reconciliation waited for it
+    assert first["not_sent"] == 0 and first["fills"] >= 1 and first["mismatch_usd"] == 0, first
+    live.wait(lambda: live.count("fill") == len(account(sim)["trades"]), "every fill in the journal")
+    fills = live.entries("fill")
+    assert {f["client_id"] for f in fills} == {"g1"} and len(fills) == len(account(sim)["trades"])
+    assert live.stop() == 0
+    assert agreement(live, sim, START) == {"trades": len(fills), "orders": 1, "fills": len(fills)}

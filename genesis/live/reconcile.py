@@ -4,14 +4,24 @@ bring what Genesis believes in line with what the exchange says.
 1. Every order Genesis still counts as open is asked for by its client order id: fills
    the stream never delivered are taken from `myTrades` (by trade id, so nothing is
    counted twice), orders that ended are closed, and an order the exchange never saw
-   (the engine stopped between deciding and sending) is closed as not sent. An amend
-   under way (its answer lost, or the engine stopped mid-way) is settled from what the
-   exchange has: the replacement (`...-g12.a<n+1>`) found means amended; otherwise the
-   old order still open means the amend never reached it, and the old order cancelled
-   means the amend stopped half-way (the order ends cancelled; when the amend was sent by
-   a process that stopped, its new order is looked for once more after recvWindow, past
-   which the exchange would drop it). An amended order's
-   earlier incarnations are asked for too when their fills are not all in.
+   (the engine stopped between deciding and sending) is closed as not sent, but only
+   once no attempt to send it can still execute (Binance drops a request whose signed
+   timestamp is older than recvWindow). An order never acknowledged (status new or
+   unknown) that the exchange does not have may still be on its way until its last
+   attempt (a send of this process that gave up: the client's `last_sent`) or, for an
+   order of a process that stopped, this client's start is `recv_window_ms` + 0.5 s old
+   (`ExchangeClient.unseen_until`). Reconciliation waits for that (only when such an
+   order exists, once for all of them), then asks again: an order found then is taken
+   in like any other (acknowledged, fills from myTrades, closed if it ended), one still
+   missing is closed as not sent. Orders whose request is still under way (`in_flight`)
+   or not sent yet (in the outbox) are left alone. An amend under way (its answer lost,
+   or the engine stopped mid-way) is settled from what the exchange has: the
+   replacement (`...-g12.a<n+1>`) found means amended; otherwise the old order still
+   open means the amend never reached it, and the old order cancelled means the amend
+   stopped half-way (the order ends cancelled; when the amend was sent by a process that
+   stopped, its new order is looked for once more after recvWindow, past which the
+   exchange would drop it). An amended order's earlier incarnations are asked for too
+   when their fills are not all in.
 2. Open orders on the account that Genesis did not place are adopted as external:
    one `external_order` event each (the demotion rule reads it); they are never
    cancelled by Genesis.
@@ -26,10 +36,11 @@ book-keeping and the engine take it in before the next one is worked out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from genesis.engine.events import Event
-from genesis.live.exchange import LiveExchange
+from genesis.live.exchange import NEW, UNKNOWN, LiveExchange, LiveOrder
 
 TERMINAL = ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED")
 
@@ -64,8 +75,10 @@ async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None
 
 async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summary: dict) -> None:
     """Ask the exchange about every order Genesis still counts as open."""
+    queued = {o.client_id for what, o in exchange.outbox if what == "new"}   # not sent yet: nothing to ask
+    unseen: list[LiveOrder] = []   # never acknowledged, not found, and an attempt to send it may still execute
     for order in sorted(exchange.open_orders.values(), key=lambda o: o.created_ts):
-        if in_flight and order.client_id in in_flight:
+        if in_flight and order.client_id in in_flight or order.client_id in queued:
             continue
         if order.amend_price is not None:      # an amend under way: is its replacement there?
             new_id = exchange.exchange_id(order.client_id, order.amendments + 1)
@@ -80,47 +93,84 @@ async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summ
             if replacement is not None:
                 for event in exchange.amend_found(order, replacement, now()):
                     emit(event)
+        asked = time.monotonic()
         info = await client.order(exchange.exchange_id(order.client_id), order.symbol)
         if info is None:
-            if order.amendments == 0:
-                for event in exchange.never_sent(order, now()):
-                    emit(event)
-                    summary["not_sent"] += 1
-            continue                           # a replacement Genesis saw placed: never "not sent"
-        # what every incarnation executed: earlier ones as the exchange counts them (the
-        # order's quantity minus this one's), this one from its answer
-        executed = float(info.get("executedQty") or 0.0) + exchange.executed_before(order, info.get("origQty"))
-        if executed > order.filled + 1e-12:
-            infos = [info]
-            for k in range(order.amendments):  # an amended order: its earlier incarnations too
-                earlier = await client.order(exchange.exchange_id(order.client_id, k), order.symbol)
-                if earlier is not None and float(earlier.get("executedQty") or 0.0) > 0:
-                    infos.append(earlier)
-            for one in infos:
-                if float(one.get("executedQty") or 0.0) <= 0:
+            if order.amendments == 0:          # a replacement Genesis saw placed: never "not sent"
+                if order.status in (NEW, UNKNOWN) and _unseen_until(exchange, client, order) > asked:
+                    unseen.append(order)       # its request may still be on the way: asked again below
+                else:
+                    _not_sent(exchange, client, order, emit, now, summary)
+            continue
+        await _take_in(exchange, client, order, info, emit, now, summary)
+    if not unseen:
+        return
+    # one wait for all of them: until no attempt to send any of them can still execute
+    wait = max(_unseen_until(exchange, client, order) for order in unseen) - time.monotonic()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    for order in unseen:
+        if order.client_id not in exchange.open_orders:
+            continue
+        info = await client.order(exchange.exchange_id(order.client_id), order.symbol)
+        if info is None:
+            _not_sent(exchange, client, order, emit, now, summary)
+        else:
+            await _take_in(exchange, client, order, info, emit, now, summary)
+
+
+def _unseen_until(exchange: LiveExchange, client, order: LiveOrder) -> float:
+    """time.monotonic() after which no attempt to send `order` can still reach the exchange
+    (0 for a client that does not tell)."""
+    until = getattr(client, "unseen_until", None)
+    return until(exchange.exchange_id(order.client_id)) if until is not None else 0.0
+
+
+def _not_sent(exchange: LiveExchange, client, order: LiveOrder, emit, now, summary: dict) -> None:
+    getattr(client, "last_sent", {}).pop(exchange.exchange_id(order.client_id), None)
+    for event in exchange.never_sent(order, now()):
+        emit(event)
+        summary["not_sent"] += 1
+
+
+async def _take_in(exchange: LiveExchange, client, order: LiveOrder, info: dict, emit, now, summary: dict) -> None:
+    """An order the exchange has (`info`, its query answer): fills not taken in yet (from
+    myTrades), its end, or its acknowledgement."""
+    getattr(client, "last_sent", {}).pop(exchange.exchange_id(order.client_id), None)
+    # what every incarnation executed: earlier ones as the exchange counts them (the
+    # order's quantity minus this one's), this one from its answer
+    executed = float(info.get("executedQty") or 0.0) + exchange.executed_before(order, info.get("origQty"))
+    if executed > order.filled + 1e-12:
+        infos = [info]
+        for k in range(order.amendments):  # an amended order: its earlier incarnations too
+            earlier = await client.order(exchange.exchange_id(order.client_id, k), order.symbol)
+            if earlier is not None and float(earlier.get("executedQty") or 0.0) > 0:
+                infos.append(earlier)
+        for one in infos:
+            if float(one.get("executedQty") or 0.0) <= 0:
+                continue
+            mine = await client.my_trades(order.symbol, order_id=one.get("orderId"))
+            for trade in sorted(mine, key=lambda t: int(t["id"])):
+                if trade.get("orderId") != one.get("orderId"):
                     continue
-                mine = await client.my_trades(order.symbol, order_id=one.get("orderId"))
-                for trade in sorted(mine, key=lambda t: int(t["id"])):
-                    if trade.get("orderId") != one.get("orderId"):
-                        continue
-                    for event in exchange.on_trade_record(order, trade, now()):
-                        emit(event)
-                        summary["fills"] += 1
-        if order.client_id in exchange.open_orders:
-            if info.get("status") in TERMINAL:
-                for event in exchange.finish_from_status(order, info["status"], now()):
+                for event in exchange.on_trade_record(order, trade, now()):
                     emit(event)
-                    summary["closed"] += 1
-            elif order.amend_price is not None:   # no replacement, the old order still open
-                for event in exchange.amend_not_done(order, now()):
-                    emit(event)
-            elif order.status in ("new", "unknown"):
-                emit(Event("order_ack", now(), order.symbol, {"latency_ms": 0.0, "_client_id": order.client_id,
-                                                              "_exchange_id": info.get("orderId")}))
-        elif order.amend_price is not None:       # it filled (or ended) before the amend could move it
-            for event in exchange.amend_not_done(order, now(), "the order had already filled or ended; "
-                                                                "nothing was moved"):
+                    summary["fills"] += 1
+    if order.client_id in exchange.open_orders:
+        if info.get("status") in TERMINAL:
+            for event in exchange.finish_from_status(order, info["status"], now()):
                 emit(event)
+                summary["closed"] += 1
+        elif order.amend_price is not None:   # no replacement, the old order still open
+            for event in exchange.amend_not_done(order, now()):
+                emit(event)
+        elif order.status in (NEW, UNKNOWN):
+            emit(Event("order_ack", now(), order.symbol, {"latency_ms": 0.0, "_client_id": order.client_id,
+                                                          "_exchange_id": info.get("orderId")}))
+    elif order.amend_price is not None:       # it filled (or ended) before the amend could move it
+        for event in exchange.amend_not_done(order, now(), "the order had already filled or ended; "
+                                                            "nothing was moved"):
+            emit(event)
 
 
 async def _balance_difference(exchange: LiveExchange, client, start_balances: dict, symbols: list) -> float:
