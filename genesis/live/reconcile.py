@@ -78,7 +78,7 @@ async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summ
     queued = {o.client_id for what, o in exchange.outbox if what == "new"}   # not sent yet: nothing to ask
     unseen: list[LiveOrder] = []   # never acknowledged, not found, and an attempt to send it may still execute
     for order in sorted(exchange.open_orders.values(), key=lambda o: o.created_ts):
-        if in_flight and order.client_id in in_flight or order.client_id in queued:
+        if (in_flight and order.client_id in in_flight) or order.client_id in queued:
             continue
         if order.amend_price is not None:      # an amend under way: is its replacement there?
             new_id = exchange.exchange_id(order.client_id, order.amendments + 1)
@@ -96,12 +96,12 @@ async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summ
         asked = time.monotonic()
         info = await client.order(exchange.exchange_id(order.client_id), order.symbol)
         if info is None:
-            if order.amendments == 0:          # a replacement Genesis saw placed: never "not sent"
+            if order.amendments == 0:
                 if order.status in (NEW, UNKNOWN) and _unseen_until(exchange, client, order) > asked:
                     unseen.append(order)       # its request may still be on the way: asked again below
                 else:
                     _not_sent(exchange, client, order, emit, now, summary)
-            continue
+            continue                           # a replacement Genesis saw placed: never "not sent"
         await _take_in(exchange, client, order, info, emit, now, summary)
     if not unseen:
         return
