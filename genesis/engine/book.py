@@ -319,6 +319,15 @@ class Books:
     def __init__(self):
         self.books: dict[str, OrderBook] = {}
 
+    def amend_price(self, order, price: float) -> tuple[float | None, str | None]:
+        """An amend's new price for `order`, rounded to the symbol's tick, or why it is
+        refused (not positive, or outside the symbol's filters). Needs `self.markets`."""
+        if not price > 0:
+            return None, "the new price must be positive"
+        new_price = self.markets.round_price(order.symbol, price, order.side)
+        problem = self.markets.check(order.symbol, order.remaining, new_price)
+        return (None, problem) if problem else (new_price, None)
+
     def book(self, symbol: str) -> OrderBook:
         """The symbol's book, created empty on first use."""
         b = self.books.get(symbol)

@@ -259,10 +259,7 @@ class PaperExchange(Books):
         o = self.open_orders.get(client_id)
         if o is None:
             return [], f"no open order {client_id!r}"
-        if not price > 0:
-            return [], "the new price must be positive"
-        new_price = self.markets.round_price(o.symbol, price, o.side)
-        problem = self.markets.check(o.symbol, o.remaining, new_price)
+        new_price, problem = self.amend_price(o, price)
         if problem:
             return [], problem
         m = self.markets.get(o.symbol)

@@ -176,10 +176,7 @@ class LiveExchange(Books):
             return [], f"a cancel of order {client_id} is under way"
         if o.status != OPEN:
             return [], f"order {client_id} is still being placed; amend it once the exchange has acknowledged it"
-        if not price > 0:
-            return [], "the new price must be positive"
-        new_price = self.markets.round_price(o.symbol, price, o.side)
-        problem = self.markets.check(o.symbol, o.remaining, new_price)
+        new_price, problem = self.amend_price(o, price)
         if problem:
             return [], problem
         o.amend_price = new_price
