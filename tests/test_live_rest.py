@@ -39,6 +39,13 @@ def sim():
         yield s
 
 
+@pytest.fixture(params=[True, False], ids=["order-connection", "ccxt-fetch"])
+def via(request) -> bool:
+    """Run a test with orders and cancels on Genesis's order connection, and through
+    ccxt's fetch (what happens when no order connection is ready)."""
+    return request.param
+
+
 def make_client(sim, events=None, **kw) -> ExchangeClient:
     kw.setdefault("timeout_s", 2.0)
     kw.setdefault("backoff_s", (0.02, 0.1))
@@ -102,7 +109,7 @@ def test_binance_urls_point_every_family_at_one_host():
         binance_urls("127.0.0.1")
 
 
-def test_market_and_limit_orders_cancel_query_trades_and_balances(sim):
+def test_market_and_limit_orders_cancel_query_trades_and_balances(sim, via):
     ask, bid = best(sim, "ask"), best(sim, "bid")
 
     async def main(c):
@@ -118,11 +125,13 @@ def test_market_and_limit_orders_cancel_query_trades_and_balances(sim):
         trades = await c.my_trades("BTCUSDT")
         later = await c.my_trades("BTCUSDT", from_id=trades[-1]["id"] + 1)
         balances = await c.balances()
+        wire_sent = c._wire.sent if c._wire is not None else None
         return market, limit, opened, all_open, queried, canceled, again, unknown, unknown_cancel, trades, later, \
-            balances
+            balances, wire_sent
 
     (market, limit, opened, all_open, queried, canceled, again, unknown, unknown_cancel, trades, later,
-     balances) = run(main, sim)
+     balances, wire_sent) = run(main, sim, order_connection=via)
+    assert wire_sent == (5 if via else None)     # 2 orders, 3 cancels on the order connection
     assert (market["clientOrderId"], market["status"], market["type"], market["side"]) == \
         ("m-1", "FILLED", "MARKET", "BUY")
     assert Decimal(market["executedQty"]) == Decimal("0.01") and market["fills"]
@@ -149,34 +158,34 @@ def test_quantities_are_sent_without_float_noise(sim):
 # --------------------------------------------------------------------------- idempotent submit under faults
 
 
-def test_5xx_after_the_order_was_placed_returns_it_without_sending_twice(sim):
+def test_5xx_after_the_order_was_placed_returns_it_without_sending_twice(sim, via):
     sim.set_faults(http_error_after_next=1, http_only=["POST /api/v3/order"])
     events = []
 
     async def main(c):
         return await c.submit("x5-1", "BTCUSDT", "buy", "market", 0.002)
 
-    order = run(main, sim, events)
+    order = run(main, sim, events, order_connection=via)
     assert order["clientOrderId"] == "x5-1" and order["status"] == "FILLED"
     assert len(by_client_id(sim, "x5-1")) == 1                       # executed once, not twice
     assert sim.state()["faults"]["fired"] == {"http_error_after_next": 1}
     assert [f["ok"] for k, f in events if k == "api_response"][-2:] == [False, True]   # 503, then the query
 
 
-def test_5xx_before_execution_resends_with_the_same_client_id(sim):
+def test_5xx_before_execution_resends_with_the_same_client_id(sim, via):
     sim.set_faults(http_error_next=1, http_error_status=502, http_only=["POST /api/v3/order"])
     started = time.monotonic()
 
     async def main(c):
         return await c.submit("x5-2", "BTCUSDT", "sell", "market", 0.002)
 
-    order = run(main, sim)
+    order = run(main, sim, order_connection=via)
     assert order["status"] == "FILLED" and len(by_client_id(sim, "x5-2")) == 1
     # a 502 may have reached the engine: no resend before recvWindow (1 s) + 0.5 s has passed
     assert time.monotonic() - started >= 1.5
 
 
-def test_timeout_after_execution_finds_the_order(sim):
+def test_timeout_after_execution_finds_the_order(sim, via):
     sim.set_faults(http_timeout_after_next=1, http_timeout_s=3, http_only=["POST /api/v3/order"])
     bid = best(sim, "bid")
     started = time.monotonic()
@@ -184,13 +193,13 @@ def test_timeout_after_execution_finds_the_order(sim):
     async def main(c):
         return await c.submit("to-1", "BTCUSDT", "buy", "limit", 0.001, float(bid - 300))
 
-    order = run(main, sim, timeout_s=0.3)
+    order = run(main, sim, timeout_s=0.3, order_connection=via)
     assert order["clientOrderId"] == "to-1" and order["status"] == "NEW"
     assert time.monotonic() - started < 1.5                       # found at once: no recvWindow wait
     assert [(o["clientOrderId"], o["status"]) for o in orders(sim)] == [("to-1", "NEW")]
 
 
-def test_timeout_before_execution_and_slow_answers(sim):
+def test_timeout_before_execution_and_slow_answers(sim, via):
     sim.set_faults(http_timeout_next=1, http_timeout_s=3, http_only=["POST /api/v3/order"])
 
     async def main(c):
@@ -200,13 +209,13 @@ def test_timeout_before_execution_and_slow_answers(sim):
         second = await c.submit("to-3", "BTCUSDT", "buy", "market", 0.001)
         return first, second, time.monotonic() - started
 
-    first, second, slow = run(main, sim, timeout_s=0.4)
+    first, second, slow = run(main, sim, timeout_s=0.4, order_connection=via)
     assert first["status"] == second["status"] == "FILLED"
     assert 0.15 <= slow < 0.4
     assert [o["clientOrderId"] for o in orders(sim)] == ["to-2", "to-3"]
 
 
-def test_cancel_whose_answer_was_lost_returns_the_canceled_order(sim):
+def test_cancel_whose_answer_was_lost_returns_the_canceled_order(sim, via):
     bid = best(sim, "bid")
 
     async def main(c):
@@ -214,13 +223,13 @@ def test_cancel_whose_answer_was_lost_returns_the_canceled_order(sim):
         sim.set_faults(http_timeout_after_next=1, http_timeout_s=3, http_only=["DELETE /api/v3/order"])
         return await c.cancel("cx-1", "BTCUSDT")            # canceled, answer lost; the retry says -2011
 
-    answer = run(main, sim, timeout_s=0.3)
+    answer = run(main, sim, timeout_s=0.3, order_connection=via)
     assert answer["clientOrderId"] == "cx-1" and answer["status"] == "CANCELED"
     assert [(o["clientOrderId"], o["status"]) for o in orders(sim)] == [("cx-1", "CANCELED")]
 
 
 @pytest.mark.parametrize("status", [429, 418])
-def test_429_and_418_wait_for_retry_after_then_succeed_once(sim, status):
+def test_429_and_418_wait_for_retry_after_then_succeed_once(sim, status, via):
     sim.set_faults(**{f"http_{status}_next": 1}, retry_after_s=1, http_only=["POST /api/v3/order"])
     started = time.monotonic()
 
@@ -228,7 +237,7 @@ def test_429_and_418_wait_for_retry_after_then_succeed_once(sim, status):
         order = await c.submit(f"rl-{status}", "BTCUSDT", "buy", "market", 0.001)
         return order, c.gate.banned_for_s
 
-    order, banned = run(main, sim)
+    order, banned = run(main, sim, order_connection=via)
     elapsed = time.monotonic() - started
     assert order["status"] == "FILLED" and banned == 0
     assert 1.0 <= elapsed < 3.0                                          # Retry-After respected
@@ -250,7 +259,7 @@ def test_a_ban_holds_back_every_request(sim):
     assert run(main, sim) >= 1.0
 
 
-def test_definitive_rejections_raise_order_rejected_with_a_clear_message(sim):
+def test_definitive_rejections_raise_order_rejected_with_a_clear_message(sim, via):
     async def main(c):
         errors = {}
         for name, args in {
@@ -270,7 +279,7 @@ def test_definitive_rejections_raise_order_rejected_with_a_clear_message(sim):
         errors["fault"] = info.value
         return errors
 
-    errors = run(main, sim)
+    errors = run(main, sim, order_connection=via)
     assert errors["balance"].code == -2010 and errors["balance"].status == 400
     assert str(errors["balance"]) == ("new order BTCUSDT BUY MARKET 'r-1' rejected: HTTP 400, code -2010, "
                                       "Account has insufficient balance for requested action.")
@@ -658,7 +667,7 @@ def test_order_gate_free_slot_costs_microseconds():
 # --------------------------------------------------------------------------- no secrets out
 
 
-def test_no_key_secret_or_signature_in_exceptions_logs_or_reprs(sim, caplog):
+def test_no_key_secret_or_signature_in_exceptions_logs_or_reprs(sim, caplog, via):
     caplog.set_level(logging.DEBUG)
     texts = []
 
@@ -680,6 +689,12 @@ def test_no_key_secret_or_signature_in_exceptions_logs_or_reprs(sim, caplog):
         with pytest.raises(RequestFailed) as e:
             await c.keepalive("no-such-listen-key")
         texts.extend([str(e.value), repr(e.value)])
+        sim.set_faults(http_timeout_next=1, http_timeout_s=2, http_only=["POST /api/v3/order"])
+        c.max_retries = 0
+        with pytest.raises(ExchangeUnavailable) as e:                   # a new order's answer never came
+            await c.submit("s-2", "BTCUSDT", "buy", "market", 0.001)
+        texts.extend([str(e.value), repr(e.value)])
+        c.max_retries = 5
         # what ccxt itself says on a timeout: the signed url (why we never pass its texts on)
         sim.set_faults(http_timeout_next=1, http_timeout_s=2, http_only=["/api/v3/account"])
         raw = c._ex
@@ -688,7 +703,7 @@ def test_no_key_secret_or_signature_in_exceptions_logs_or_reprs(sim, caplog):
             await ccxt_async.binance.request(raw, "account", ["private"], "GET", {})
         return str(e.value)
 
-    ccxt_text = run(main, sim, timeout_s=0.3)
+    ccxt_text = run(main, sim, timeout_s=0.3, order_connection=via)
     assert "signature=" in ccxt_text                        # the hazard is real
     logged = [r.getMessage() for r in caplog.records] + [r.exc_text or "" for r in caplog.records]
     assert any("genesis.live.ccxt" == r.name for r in caplog.records)   # ccxt's debug lines were there
@@ -696,7 +711,8 @@ def test_no_key_secret_or_signature_in_exceptions_logs_or_reprs(sim, caplog):
         assert KEY not in text and SECRET not in text
         assert "signature=" not in text.replace("signature=<redacted>", "")
         assert not HEX64.search(text), text
-    assert "code -1125" in texts[-1]
+    assert any("code -1125" in text for text in texts)                 # the keepalive refusal
+    assert any("no answer within" in text for text in texts)            # the lost order answer
     assert redact(f"GET http://h/api?x=1&signature={'a' * 64} {KEY}") == "GET http://h/api?<redacted> <redacted>"
 
 

@@ -172,11 +172,15 @@ def test_restart_finds_fills_that_happened_while_down(tmp_path):
 
 def _restart_finds_fills(live: LiveProc, sim) -> None:
     live.start()
+    # the user stream's reports are held back, so that a fill that comes before the kill
+    # below cannot reach the journal: every fill of this order happens "while down"
+    sim.set_faults({"ws_targets": ["user"], "ws_delay_ms": 60000})
     bid = float(sim.state()["books"]["BTCUSDT"]["bestBid"])
     rest = order(live, "buy", usd=40, limit=bid)   # at the bid: the next sell trade at that price fills it
     assert "resting: g1" in rest["result"]
     live.wait(lambda: any(o["clientOrderId"].endswith("-g1") for o in account(sim)["orders"]), "the order to rest")
     live.kill()
+    sim.set_faults({}, reset=True)
     assert live.count("fill") == 0
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not account(sim)["trades"]:

@@ -53,11 +53,13 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     budget = float(settings.get("exchange", {}).get("rate_limit_use_pct", 80))
     order_budget = float(settings.get("exchange", {}).get("order_limit_use_pct", 80))
     recv_window_ms = int(settings.get("exchange", {}).get("recv_window_ms", 5000))
+    order_connection = bool(settings.get("exchange", {}).get("order_connection", True))
     session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify)
 
     async def main() -> None:
         client = ExchangeClient(rest_url, creds.key.reveal(), creds.secret.reveal(), gate=WeightGate(budget_pct=budget),
-                                recv_window_ms=recv_window_ms, order_gate=OrderGate(budget_pct=order_budget))
+                                recv_window_ms=recv_window_ms, order_gate=OrderGate(budget_pct=order_budget),
+                                order_connection=order_connection)
         runner_box: list = []
 
         def on_system(kind: str, fields: dict) -> None:

@@ -46,13 +46,14 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Self
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
+from .order_wire import OrderWire, WireError
 from .ratelimit import OrderGate, WeightGate, order_limits_from
 from .signing import OrderSigner, hmac_secret
 
@@ -267,14 +268,26 @@ def _weight(method: str, path: str, params: dict) -> int:
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
     if path == "openOrders" and method == "GET":
         return 6 if params.get("symbol") else 80
-    return {("GET", "exchangeInfo"): 20, ("GET", "account"): 20, ("GET", "order"): 4,
+    return _WEIGHTS.get((method, path), 1)
+
+
+_WEIGHTS = {("GET", "exchangeInfo"): 20, ("GET", "account"): 20, ("GET", "order"): 4,
             ("GET", "myTrades"): 20, ("GET", "allOrders"): 20, ("POST", "userDataStream"): 2,
-            ("PUT", "userDataStream"): 2, ("DELETE", "userDataStream"): 2}.get((method, path), 1)
+            ("PUT", "userDataStream"): 2, ("DELETE", "userDataStream"): 2}
 
 
 def _fmt(value: float, what: str) -> str:
     """A quantity or price as Binance wants it: plain decimal, at most 8 decimals (only
     float noise beyond that is removed: exchange steps are never finer than 1e-8)."""
+    if type(value) is float and 0 < value < 1e15:
+        # the usual case, a float written with at most 8 decimals: its shortest repr is
+        # the answer (the same text as the Decimal path below, without its cost)
+        text = repr(value)
+        if "e" not in text:
+            whole, _, frac = text.partition(".")
+            if len(frac) <= 8:
+                frac = frac.rstrip("0")
+                return f"{whole}.{frac}" if frac else whole
     try:
         d = Decimal(repr(float(value)))
     except (TypeError, ValueError, InvalidOperation):
@@ -311,6 +324,16 @@ class _Binance(ccxt_async.binance):
             raise _HttpError(int(code), headers, body)
 
 
+@dataclass(slots=True)
+class SentOrder:
+    """A new order's first attempt, written by `ExchangeClient.send_order_now`."""
+
+    params: dict
+    waiter: asyncio.Future = field(repr=False)      # its WireAnswer
+    url: str = field(repr=False)                    # signed: never logged
+    started: float              # time.perf_counter() of the write
+
+
 class ExchangeClient:
     """Binance spot REST (raw Binance answers) with weight budget, clock tracking,
     retries and idempotent order submission."""
@@ -318,7 +341,7 @@ class ExchangeClient:
     def __init__(self, rest_url: str, api_key: str, secret: str, gate: WeightGate | None = None,
                  on_system=None, timeout_s: float = 10.0, max_retries: int = 5, *,
                  recv_window_ms: int = 5000, backoff_s: tuple[float, float] = (0.25, 5.0),
-                 order_gate: OrderGate | None = None):
+                 order_gate: OrderGate | None = None, order_connection: bool = True):
         self.rest_url = rest_url.rstrip("/")
         self._urls = binance_urls(self.rest_url)
         self._api_key = api_key
@@ -341,6 +364,8 @@ class ExchangeClient:
         self.reachable: bool | None = None
         self._ex: _Binance | None = None
         self._signer: OrderSigner | None = None
+        self.order_connection = bool(order_connection)
+        self._wire: OrderWire | None = None      # new orders and cancels (order_wire.py)
         # what reconciliation needs to tell "never sent" from "still on its way": when this
         # client began (any order of an earlier process was last sent before it), and, for
         # each order whose submit ended without an answer, when its last attempt was sent
@@ -371,6 +396,8 @@ class ExchangeClient:
             self._ex = ex
             if hmac_secret(self._secret):
                 self._signer = OrderSigner(self._api_key, self._secret, self._urls["api"]["private"])
+                if self.order_connection:
+                    self._wire = OrderWire(self._urls["api"]["private"], connect_timeout_s=self.timeout_s)
         failures = 0
         while True:
             failure = await self._attempt(lambda reload=failures > 0: self._ex.load_markets(reload=reload), 20)
@@ -379,9 +406,13 @@ class ExchangeClient:
             failures = await self._after_failure("GET /api/v3/exchangeInfo", failure, failures)
         self.markets = self._ex.markets
         await self.sync_clock()
+        if self._wire is not None:
+            await self._wire.start()
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session and the order connections."""
+        if self._wire is not None:
+            await self._wire.close()
         if self._ex is not None:
             await self._ex.close()
 
@@ -472,12 +503,15 @@ class ExchangeClient:
             except (ValueError, TypeError, AttributeError, KeyError):
                 pass
 
-    async def _attempt(self, make_call, weight: int, new_order: bool = False) -> Failure | None:
-        """One request: gate, send, classify, report. None when it succeeded."""
-        await self.gate.acquire(weight)
-        if new_order:   # ORDERS limits, after any weight wait: the slot's time is the send time
-            await self.order_gate.acquire()
-        started = time.perf_counter()
+    async def _attempt(self, make_call, weight: int, new_order: bool = False, *,
+                       started: float | None = None) -> Failure | None:
+        """One request: gate, send, classify, report. None when it succeeded. With
+        `started` (perf_counter of its send), the request was sent already, gates taken."""
+        if started is None:
+            await self.gate.acquire(weight)
+            if new_order:   # ORDERS limits, after any weight wait: the slot's time is the send time
+                await self.order_gate.acquire()
+            started = time.perf_counter()
         failure: Failure | None = None
         try:
             async with asyncio.timeout(self.timeout_s + 2.0):
@@ -488,6 +522,8 @@ class ExchangeClient:
             failure = Failure("timeout", msg=f"no answer within {self.timeout_s:g} s", maybe_executed=True)
         except TimeoutError:
             failure = Failure("timeout", msg=f"no answer within {self.timeout_s:g} s", maybe_executed=True)
+        except WireError as e:     # written, then the connection failed: it may have executed
+            failure = Failure("network", msg=str(e), maybe_executed=True)
         except ccxt_async.ExchangeClosedByUser:
             failure = Failure("local", msg="the client is closed")
         except ccxt_async.BaseError as e:
@@ -549,16 +585,42 @@ class ExchangeClient:
         signer = self._signer if path == "order" and method != "GET" else None
 
         async def call():
-            if signer is not None:   # the order path: signed here, sent by ccxt's fetch (see signing.py)
+            if signer is not None:   # the order path: signed here (signing.py), sent on an order connection
                 ex = self._ex
                 if method == "POST":   # a new order's send time is its signed timestamp's (after any gate wait)
                     self.last_sent[params["newClientOrderId"]] = time.monotonic()
-                url, headers, body = signer.request(method, params, ex.nonce(), self.recv_window_ms)
-                box["r"] = await ex.fetch(url, method, headers, body)
+                url, headers, body = signer.request(method, params, self.server_time_ms(), self.recv_window_ms)
+                waiter = self._wire.send(method, url, headers) if self._wire is not None else None
+                if waiter is None:   # no order connection ready: ccxt's fetch (its aiohttp session)
+                    box["r"] = await ex.fetch(url, method, headers, body)
+                else:
+                    box["r"] = await self._wire_answer(waiter, url)
             else:
                 box["r"] = await self._ex.request(path, [api], method, dict(params))
 
         failure = await self._attempt(call, _weight(method, path, params), method == "POST" and path == "order")
+        return box.get("r"), failure
+
+    async def _wire_answer(self, waiter, url: str):
+        """The JSON of an order connection's answer, classified as ccxt's fetch would be
+        (the same response hook; an HTTP error raises _HttpError)."""
+        async with asyncio.timeout(self.timeout_s):
+            answer = await waiter
+        self._on_response(answer.status, answer.headers, url, answer.body)
+        if answer.status >= 400:
+            raise _HttpError(answer.status, answer.headers, answer.body)
+        try:
+            return json.loads(answer.body)
+        except ValueError:
+            raise WireError(f"HTTP {answer.status} answer is not JSON") from None
+
+    async def _read_sent(self, sent: SentOrder) -> tuple[object, Failure | None]:
+        box: dict = {}
+
+        async def call():
+            box["r"] = await self._wire_answer(sent.waiter, sent.url)
+
+        failure = await self._attempt(call, 0, started=sent.started)
         return box.get("r"), failure
 
     async def _call(self, api: str, method: str, path: str, params: dict):
@@ -651,12 +713,40 @@ class ExchangeClient:
         start (an order of an earlier process), plus recvWindow + 0.5 s."""
         return self.last_sent.get(client_id, self.started) + self.recv_window_ms / 1000 + 0.5
 
-    async def submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
-                     price: float | None = None, *, time_in_force: str = "GTC") -> dict:
-        """Place an order (see `_submit`). Unless it ends with an answer (the order or a
-        refusal), the time of its last send is kept in `last_sent` for reconciliation."""
+    def send_order_now(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
+                       price: float | None = None, *, time_in_force: str = "GTC") -> SentOrder | None:
+        """The first attempt of a new order, written to an order connection before this
+        returns: no task, no loop turn, no wait. None (nothing sent, nothing counted) when
+        that is not possible at once: no order connection ready, a gate would make it
+        wait, or the request is invalid. Pass the result to `submit(..., sent=)`, which
+        reads the answer and does everything else (retries, queries) as usual."""
+        wire, signer = self._wire, self._signer
+        if wire is None or signer is None or not wire.ready():
+            return None
         try:
-            answer = await self._submit(client_id, symbol, side, type_, qty, price, time_in_force)
+            params = self._order_params(client_id, symbol, side, type_, qty, price, time_in_force)
+        except OrderRejected:
+            return None                     # submit raises it
+        # the weight first: when the order slot then fails, the weight of 1 stays counted
+        # (a harmless over-estimate); the other way round would over-count an order slot
+        if not self.gate.try_take(_weight("POST", "order", params)) or not self.order_gate.try_take():
+            return None
+        self.last_sent[client_id] = time.monotonic()
+        url, headers, _ = signer.request("POST", params, self.server_time_ms(), self.recv_window_ms)
+        started = time.perf_counter()
+        waiter = wire.send("POST", url, headers)
+        if waiter is None:                  # cannot happen after ready(); submit sends it
+            return None
+        return SentOrder(params, waiter, url, started)
+
+    async def submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
+                     price: float | None = None, *, time_in_force: str = "GTC",
+                     sent: SentOrder | None = None) -> dict:
+        """Place an order (see `_submit`); `sent`: its first attempt, already written by
+        `send_order_now`. Unless it ends with an answer (the order or a refusal), the
+        time of its last send is kept in `last_sent` for reconciliation."""
+        try:
+            answer = await self._submit(client_id, symbol, side, type_, qty, price, time_in_force, sent)
         except OrderRejected:
             self.last_sent.pop(client_id, None)
             raise
@@ -664,7 +754,7 @@ class ExchangeClient:
         return answer
 
     async def _submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
-                      price: float | None, time_in_force: str) -> dict:
+                      price: float | None, time_in_force: str, sent: SentOrder | None = None) -> dict:
         """Place an order, idempotently, and return Binance's raw answer (FULL: with fills).
 
         ``newClientOrderId`` = `client_id`. When the outcome of a send is unknown
@@ -681,7 +771,8 @@ class ExchangeClient:
         429/418/403/408 and Binance's "status unknown" codes, or a request that cannot be
         sent as given); ExchangeUnavailable after `max_retries` failed attempts (sends and
         queries together), with ``maybe_placed``."""
-        params = self._order_params(client_id, symbol, side, type_, qty, price, time_in_force)
+        params = sent.params if sent is not None else \
+            self._order_params(client_id, symbol, side, type_, qty, price, time_in_force)
         sym = params["symbol"]
         what = f"new order {sym} {params['side']} {params['type']} {client_id!r}"
         query = {"symbol": sym, "origClientOrderId": client_id}
@@ -693,7 +784,8 @@ class ExchangeClient:
         last: Failure | None = None
 
         def give_up(failure: Failure) -> ExchangeUnavailable:
-            return ExchangeUnavailable(f"{what}: gave up after {failures} failed attempts: {failure.describe()}",
+            return ExchangeUnavailable(f"{what}: gave up after {failures} failed attempt{'s' * (failures != 1)}: "
+                                       f"{failure.describe()}",
                                        maybe_placed=maybe_placed, status=failure.status, code=failure.code,
                                        exchange_msg=failure.msg)
 
@@ -736,7 +828,11 @@ class ExchangeClient:
                                 self.max_retries)
                     await self._pause(failures, failure)
                     continue
-            answer, failure = await self._once("private", "POST", "order", params)
+            if sent is not None:            # the first attempt left already: read its answer
+                answer, failure = await self._read_sent(sent)
+                sent = None
+            else:
+                answer, failure = await self._once("private", "POST", "order", params)
             if failure is None:
                 return answer
             sent_at = self.last_sent.get(client_id, time.monotonic())   # when it was signed (see _once)

@@ -45,6 +45,8 @@ from genesis.live.segment import InputLog, read_inputs
 
 _TICK = ("tick",)   # a queue item that only wakes the run loop
 LIVE_SWITCH_INTERVAL_S = 0.0001
+GC_YOUNG_THRESHOLD = 700   # objects, as CPython's default first-generation threshold
+HEARTBEAT_S = 1.0   # seconds between heartbeats (genesis status calls an engine alive for 3 s after one)
 
 
 class RecoveryFailed(Exception):
@@ -121,6 +123,8 @@ class LiveRunner:
         self.snapshot_pending: set[str] = set()
         self.reconciled: dict = {}
         self.polling = None    # a worker-thread database poll in flight
+        self.next_beat = 0.0   # time.monotonic() of the next heartbeat
+        self.gc_runs = 0       # garbage collections the loop ran
         self.sending: set[str] = set()      # client ids whose new-order request is under way
         self.reconcile_pending = False
         self.watching = None   # a worker-thread read of the configuration files in flight
@@ -188,30 +192,43 @@ class LiveRunner:
 
     # ------------------------------------------------------------ orders out
     def send_outbox(self) -> int:
-        """Start a request task for every order and cancel the engine queued; how many."""
+        """Send every order and cancel the engine queued: a new order is written to an
+        order connection at once when it can be (`send_order_now`); each gets a task
+        that reads its answer (or sends it). Returns how many still need a loop turn to
+        leave."""
         if not self.exchange.outbox:
             return 0
         outbox, self.exchange.outbox = self.exchange.outbox, []
+        send_now = getattr(self.client, "send_order_now", None)
+        pending = 0
         for what, order in outbox:
-            if what == "new" and self.arrival_ns:
-                self.decided_from[order.client_id] = self.arrival_ns   # the market message behind the decision
-                if self.stages is not None:
-                    self.stages[order.client_id] = (self.arrival_ns, self.taken_ns, time.time_ns())
-            coro = self._send_new(order) if what == "new" else self._send_cancel(order) if what == "cancel" \
-                else send_amend(self, order)
+            sent = None
+            if what == "new":
+                if self.arrival_ns:
+                    self.decided_from[order.client_id] = self.arrival_ns   # the market message behind the decision
+                    if self.stages is not None:
+                        self.stages[order.client_id] = (self.arrival_ns, self.taken_ns, time.time_ns())
+                self.sending.add(order.client_id)   # reconciliation leaves it alone until the answer is in
+                if send_now is not None:
+                    sent = send_now(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
+                                    order.type, order.qty, order.price)
+                coro = self._send_new(order, sent)
+            else:
+                coro = self._send_cancel(order) if what == "cancel" else send_amend(self, order)
+            pending += sent is None
             task = asyncio.get_running_loop().create_task(coro)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        return len(outbox)
+        return pending
 
-    async def _send_new(self, order: LiveOrder) -> None:
+    async def _send_new(self, order: LiveOrder, sent=None) -> None:
         from genesis.live.rest import OrderRejected  # noqa: PLC0415
 
         started = time.perf_counter()
-        self.sending.add(order.client_id)   # reconciliation leaves it alone until the answer is in
+        self.sending.add(order.client_id)
         try:
             answer = await self.client.submit(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
-                                              order.type, order.qty, order.price)
+                                              order.type, order.qty, order.price, sent=sent)
             self.put(("rest", order, answer, None, False, (time.perf_counter() - started) * 1000))
         except OrderRejected as exc:
             self.put(("rest", order, None, redact(str(exc)), False, (time.perf_counter() - started) * 1000))
@@ -300,6 +317,9 @@ class LiveRunner:
         self.say(f"live: {recovered} recorded inputs replayed; reconciled {summary}")
         gc.collect()
         gc.freeze()   # what start-up built (config, markets, ccxt, the rebuilt state) is never scanned again
+        # automatic collection would stop whatever allocates at the threshold, often a
+        # decision half-way to its order: the loop collects between inputs instead
+        gc.disable()
         # the journal writer and the worker threads hold the GIL for up to the switch
         # interval (5 ms by default) when a market message wakes the loop: 0.1 ms bounds it
         sys.setswitchinterval(LIVE_SWITCH_INTERVAL_S)
@@ -366,6 +386,7 @@ class LiveRunner:
                         await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None
                 self.send_outbox()
+                self._collect_garbage()
                 for symbol in sorted(self.exchange.snapshot_wanted - self.snapshot_pending):
                     self.snapshot_pending.add(symbol)
                     task = asyncio.get_running_loop().create_task(self._fetch_snapshot(symbol))
@@ -408,12 +429,22 @@ class LiveRunner:
                     next_status = wall + 0.5
                     self.status(self.engine, False)
         finally:
+            gc.enable()
             self.ticker.cancel()
             for stream in self.streams:
                 stream.stop()
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _collect_garbage(self) -> None:
+        """Run the garbage collector here, between inputs, when as many objects have
+        accumulated as would have started an automatic collection; like the automatic
+        one, every 10th collection includes the middle generation, every 100th all."""
+        if gc.get_count()[0] < GC_YOUNG_THRESHOLD:
+            return
+        self.gc_runs += 1
+        gc.collect(2 if self.gc_runs % 100 == 0 else 1 if self.gc_runs % 10 == 0 else 0)
 
     def _flush_in_background(self) -> None:
         handed = self.session.journal.flush_later()
@@ -435,9 +466,13 @@ class LiveRunner:
         self.put(("system", "db_write", {"ok": error is None, "duration_ms": round(duration_ms, 3)}))
 
     def _poll_database(self) -> bool:
-        """Worker thread: the heartbeat, and whether operator commands are waiting."""
+        """Worker thread: the heartbeat (at most once a second: tools call an engine
+        alive for 3 s after a beat), and whether operator commands are waiting."""
         journal = self.session.journal
-        journal.beat(int(time.time() * 1000))
+        now = time.monotonic()
+        if now >= self.next_beat:
+            self.next_beat = now + HEARTBEAT_S
+            journal.beat(int(time.time() * 1000))
         return bool(journal.queued_commands())
 
     def stop(self) -> None:
