@@ -6,7 +6,9 @@ kept-open order connection, genesis/live/order_wire.py).
 
 Runs against the project's simulator (in its own process) on 127.0.0.1 replaying a
 real capture (the 11-minute one in ../shared/data when present, else the bundled
-3-minute sample). A benchmark strategy decides on the first BTCUSDT trade message at
+3-minute sample). The simulator stands in for a remote exchange, so by default it runs
+on a CPU of its own and this process on the others (--no-pin: all share every CPU; on
+one CPU nothing is pinned). A benchmark strategy decides on the first BTCUSDT trade message at
 least --gap-ms (exchange time, default 100 ms) after its previous decision: buy $12
 when flat, sell when holding. With --gap-ms 0 it decides on every trade message, and
 a burst of trades then queues decisions behind each other (a throughput figure).
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import statistics
 import subprocess
@@ -223,12 +226,25 @@ async def baseline_path(sim, decisions: int, order_connection: bool) -> dict:
     return latencies(arrived, handed, written)
 
 
-class RemoteSim:
-    """The simulator in its own process (so it does not share this process's GIL)."""
+def cpus_for(pin: bool) -> tuple[set | None, set | None]:
+    """(this process's CPUs, the simulator's): one each when pinning and the machine has
+    two or more, else (None, None): the scheduler decides."""
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return set(cpus[:-1]), {cpus[-1]}
 
-    def __init__(self, speed: float, feeds: list[str]):
+
+class RemoteSim:
+    """The simulator in its own process (so it does not share this process's GIL), on
+    `cpus` when given."""
+
+    def __init__(self, speed: float, feeds: list[str], cpus: set | None = None):
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(speed), *feeds],
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, preexec_fn=pin)
         self.rest_url = self.proc.stdout.readline().strip()
         if not self.rest_url.startswith("http://127.0.0.1:"):
             raise SystemExit("the simulator did not start")
@@ -269,18 +285,26 @@ def main() -> None:
     ap.add_argument("--capture", nargs="*", default=None,
                     help="Capture files to replay (default: the 11-minute capture in ../shared/data when present, "
                          "else the bundled 3-minute sample).")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="Let the simulator and the measured process share every CPU (default: the simulator, "
+                         "standing in for a remote exchange, gets a CPU of its own).")
     args = ap.parse_args()
+    mine, theirs = cpus_for(args.pin)
+    if mine:
+        os.sched_setaffinity(0, mine)
     globals()["GAP_MS"] = args.gap_ms
     feeds = args.capture if args.capture is not None else [str(p) for p in sorted(SHARED_CAPTURE.glob("*.gz"))]
     print(f"replaying {', '.join(Path(f).name for f in feeds) or 'the bundled sample'} at speed {args.speed:g}; "
           f"a decision at most every {GAP_MS} ms")
+    print(f"CPUs: this process {sorted(mine)}, the simulator {sorted(theirs)}" if mine else
+          "CPUs: shared by the simulator and this process")
     logging.disable(logging.WARNING)   # reconnect notices when the replay ends
     with tempfile.TemporaryDirectory(prefix="genesis-bench-") as tmp:
-        with RemoteSim(args.speed, feeds) as sim:
+        with RemoteSim(args.speed, feeds, theirs) as sim:
             libs = asyncio.run(baseline_path(sim, args.decisions, order_connection=False))
-        with RemoteSim(args.speed, feeds) as sim:
+        with RemoteSim(args.speed, feeds, theirs) as sim:
             base = asyncio.run(baseline_path(sim, args.decisions, order_connection=True))
-        with RemoteSim(args.speed, feeds) as sim:
+        with RemoteSim(args.speed, feeds, theirs) as sim:
             full = asyncio.run(engine_path(sim, args.decisions, Path(tmp)))
     if not libs["socket"] or not base["socket"] or not full["socket"]:
         print("no decisions measured", file=sys.stderr)

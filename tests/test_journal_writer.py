@@ -40,3 +40,17 @@ def test_a_failed_background_write_goes_first_next_time(tmp_path):
     journal.append(5, "note")
     journal.close()
     assert stored_seqs(path) == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_command_poll_sees_commands_queued_by_another_process_and_their_settling(tmp_path):
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    engine_side = Journal(url)
+    engine_side.open_run("sniper", {"genesis.yaml": "x"}, "digest", [], "live")
+    assert engine_side.has_queued_commands() is False
+    tool_side = Journal(url)                               # `genesis set` / `genesis order` write here
+    command_id = tool_side.queue_command("pause", {})
+    assert engine_side.has_queued_commands() is True       # a later commit is seen by the kept connection
+    engine_side.settle_command(command_id, "applied", "ok", at_event=1)
+    assert engine_side.has_queued_commands() is False
+    tool_side.close()
+    engine_side.close()

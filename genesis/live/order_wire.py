@@ -248,6 +248,7 @@ class OrderWire:
         """Open the spare connection(s) now; False when the exchange cannot be reached
         (orders then go through ccxt until a connection opens)."""
         while len(self._idle) + self._connecting < self.spare:
+            self._connecting += 1
             if not await self._open():
                 return False
         return True
@@ -308,11 +309,12 @@ class OrderWire:
             task = asyncio.get_running_loop().create_task(self._open())
         except RuntimeError:     # no running loop (closing down)
             return
+        self._connecting += 1    # counted now: another send before the task runs opens no second one
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _open(self) -> bool:
-        self._connecting += 1
+        """Open one connection (the caller counted it in `_connecting`)."""
         try:
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(self.connect_timeout_s):

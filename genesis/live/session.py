@@ -473,7 +473,7 @@ class LiveRunner:
         if now >= self.next_beat:
             self.next_beat = now + HEARTBEAT_S
             journal.beat(int(time.time() * 1000))
-        return bool(journal.queued_commands())
+        return journal.has_queued_commands()
 
     def stop(self) -> None:
         """Ask the loop to end after the current input."""
