@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import re
@@ -36,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -144,6 +142,21 @@ def latencies(arrived: dict, handed: dict, written: dict) -> dict:
             "socket": [(written[c] - arrived[c]) / 1000 for c in both]}
 
 
+async def wait_for_decisions(count, wanted: int, done=lambda: False, quiet_s: float = 5.0) -> None:
+    """Until `count()` reaches `wanted`, or no decision came for `quiet_s` (the replay is
+    over), or `done()`. Nothing is asked of the simulator meanwhile: a blocking request
+    from this loop would stall the path being measured."""
+    last, since = count(), time.monotonic()
+    deadline = since + 900
+    while last < wanted and not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        now_count = count()
+        if now_count != last:
+            last, since = now_count, time.monotonic()
+        elif time.monotonic() - since > quiet_s:
+            break
+
+
 async def engine_path(sim, decisions: int, tmp: Path) -> dict:
     config = check_config(ROOT)
     creds = Credentials(Secret(DEFAULT_API_KEY), Secret(DEFAULT_API_SECRET))
@@ -166,11 +179,7 @@ async def engine_path(sim, decisions: int, tmp: Path) -> dict:
                         config_root=None)
     runner.stages = {}
     task = asyncio.create_task(runner.run())
-    deadline = time.monotonic() + 900
-    while len(written) < decisions and time.monotonic() < deadline and not task.done():
-        await asyncio.sleep(0.2)
-        if sim.state()["replay"]["finished"]:
-            break
+    await wait_for_decisions(lambda: len(written), decisions, task.done)
     runner.stop()
     await task
     runner.close(operator_left=False)
@@ -215,9 +224,7 @@ async def baseline_path(sim, decisions: int, order_connection: bool) -> dict:
     stream = MarketStream(sim.ws_url, ["BTCUSDT"], on_message=on_message, on_status=lambda up, why: None,
                           channels=("trade",))
     run = asyncio.create_task(stream.run())
-    deadline = time.monotonic() + 900
-    while len(arrived) < decisions and time.monotonic() < deadline and not sim.state()["replay"]["finished"]:
-        await asyncio.sleep(0.2)
+    await wait_for_decisions(lambda: len(arrived), decisions)
     stream.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
     run.cancel()
@@ -242,17 +249,14 @@ class RemoteSim:
     `cpus` when given."""
 
     def __init__(self, speed: float, feeds: list[str], cpus: set | None = None):
-        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(speed), *feeds],
-                                     stdout=subprocess.PIPE, text=True, preexec_fn=pin)
+                                     stdout=subprocess.PIPE, text=True)
+        if cpus:
+            os.sched_setaffinity(self.proc.pid, cpus)
         self.rest_url = self.proc.stdout.readline().strip()
         if not self.rest_url.startswith("http://127.0.0.1:"):
             raise SystemExit("the simulator did not start")
         self.ws_url = "ws" + self.rest_url[4:]
-
-    def state(self) -> dict:
-        with urllib.request.urlopen(self.rest_url + "/sim/state", timeout=10) as answer:
-            return json.loads(answer.read())
 
     def __enter__(self):
         return self
