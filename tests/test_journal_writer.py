@@ -54,3 +54,31 @@ def test_the_command_poll_sees_commands_queued_by_another_process_and_their_sett
     assert engine_side.has_queued_commands() is False
     tool_side.close()
     engine_side.close()
+
+
+def test_a_journal_another_process_is_creating_at_the_same_moment_opens(tmp_path):
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from genesis.engine.journal import progress  # noqa: PLC0415
+
+    path = tmp_path / "j.db"
+    raced = []
+
+    def another_process_creates_it_first(target, connection, **kw):
+        if not raced:   # between create_all's "does it exist?" and its CREATE TABLE
+            raced.append(1)
+            other = sqlite3.connect(path)
+            other.execute("CREATE TABLE progress (run_id INTEGER NOT NULL PRIMARY KEY, events BIGINT NOT NULL, "
+                          "ts BIGINT NOT NULL, equity FLOAT NOT NULL)")
+            other.commit()
+            other.close()
+
+    event.listen(progress, "before_create", another_process_creates_it_first)
+    try:
+        journal = Journal(f"sqlite:///{path}")
+    finally:
+        event.remove(progress, "before_create", another_process_creates_it_first)
+    assert raced
+    journal.open_run("sniper", {"genesis.yaml": "x"}, "digest", [], "live")
+    journal.checkpoint(1, 1, 1000.0)
+    journal.close()

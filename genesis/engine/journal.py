@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event,
-                        func, insert, inspect, select)
+from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, bindparam, create_engine,
+                        event, func, insert, inspect, select)
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
@@ -169,7 +169,7 @@ class Journal:
         self.writer = None   # a one-thread executor once use_writer_thread() is called
         self._unwritten: list[dict] = []   # rows of a failed write, written first next time
         self._raw = None     # the DBAPI connection entries are inserted through (see _write)
-        self._poll_raw = None   # the one has_queued_commands() reads through
+        self._poll_raw = None   # the poll thread's: has_queued_commands() and beat()
         try:
             self.engine = create_engine(url, future=True)
             if url.startswith("sqlite"):
@@ -189,19 +189,31 @@ class Journal:
                 no_seq = tables.has_table("commands") and "seq" not in {c["name"] for c in
                                                                        tables.get_columns("commands")}
             if create:
-                metadata.create_all(self.engine)
+                try:
+                    metadata.create_all(self.engine)
+                except OperationalError as exc:   # another process created a table between check and create
+                    if "already exists" not in str(exc):
+                        raise
+                    metadata.create_all(self.engine)
                 if no_seq:   # a journal from before commands recorded their seq
                     with self.engine.begin() as conn:
                         conn.execute(sql_text("ALTER TABLE commands ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(_describe(exc, url)) from None
         # the entry insert, compiled once for this database's dialect and parameter style
-        compiled = insert(entries).compile(dialect=self.engine.dialect, column_keys=ENTRY_COLUMNS)
-        self._insert_sql = str(compiled)
-        self._insert_order = tuple(compiled.positiontup) if compiled.positional else None
+        self._insert_sql, self._insert_order = self._compiled(insert(entries), ENTRY_COLUMNS)
         self._dbapi_error = self.engine.dialect.loaded_dbapi.Error
         self._queued_sql = str(select(commands.c.id).where(commands.c.status == "queued").limit(1).compile(
             dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+        self._beat_delete, self._beat_delete_order = self._compiled(
+            heartbeat.delete().where(heartbeat.c.run_id == bindparam("run_id")))
+        self._beat_insert, self._beat_insert_order = self._compiled(insert(heartbeat), ("run_id", "wall_ms"))
+
+    def _compiled(self, statement, column_keys=None) -> tuple[str, tuple | None]:
+        """(SQL text for this database's DBAPI, the parameter names in order when its
+        parameter style is positional, else None: pass a dict)."""
+        compiled = statement.compile(dialect=self.engine.dialect, column_keys=column_keys)
+        return str(compiled), tuple(compiled.positiontup) if compiled.positional else None
 
     def open_run(self, tier: str, config_files: dict, feed_digest: str, feed_paths: list, mode: str) -> RunInfo:
         """Continue the unfinished run of this tier, feed and mode, or start a new one.
@@ -339,17 +351,28 @@ class Journal:
         """Whether an operator command waits. The live session asks five times a second
         from a worker thread, so this is one precompiled query on a kept DBAPI
         connection, not a Core select (a fifth of the interpreter time)."""
+        def ask(cursor):
+            cursor.execute(self._queued_sql)
+            return cursor.fetchone() is not None
+
+        return self._on_poll_connection(ask, commit=False)
+
+    def _on_poll_connection(self, work, commit: bool):
+        """`work(cursor)` on the poll thread's kept DBAPI connection, then commit (or end
+        the read, so that the next call sees later commits)."""
         try:
             if self._poll_raw is None:
                 self._poll_raw = self.engine.raw_connection()
             cursor = self._poll_raw.cursor()
             try:
-                cursor.execute(self._queued_sql)
-                found = cursor.fetchone() is not None
+                result = work(cursor)
             finally:
                 cursor.close()
-            self._poll_raw.rollback()   # end the read: the next poll sees later commits
-            return found
+            if commit:
+                self._poll_raw.commit()
+            else:
+                self._poll_raw.rollback()
+            return result
         except self._dbapi_error as exc:
             raw, self._poll_raw = self._poll_raw, None
             if raw is not None:
@@ -374,10 +397,18 @@ class Journal:
             return conn.execute(select(commands).where(commands.c.id == command_id)).first()
 
     def beat(self, wall_ms: int) -> None:
-        """Tell command-line tools that an engine is running on this journal."""
-        with self.engine.begin() as conn:
-            conn.execute(heartbeat.delete().where(heartbeat.c.run_id == self.run_id))
-            conn.execute(insert(heartbeat).values(run_id=self.run_id, wall_ms=wall_ms))
+        """Tell command-line tools that an engine is running on this journal (from the
+        live session's poll thread: precompiled statements on its kept connection)."""
+        def write(cursor):
+            cursor.execute(self._beat_delete, self._beat_params({"run_id": self.run_id}, self._beat_delete_order))
+            cursor.execute(self._beat_insert, self._beat_params({"run_id": self.run_id, "wall_ms": int(wall_ms)},
+                                                                self._beat_insert_order))
+
+        self._on_poll_connection(write, commit=True)
+
+    @staticmethod
+    def _beat_params(values: dict, order):
+        return tuple(values[k] for k in order) if order is not None else values
 
     def last_beat(self) -> int:
         """Wall time (ms) of the latest heartbeat of any run, 0 if none."""
