@@ -9,8 +9,11 @@ real capture (the 11-minute one in ../shared/data when present, else the bundled
 3-minute sample). The simulator stands in for a remote exchange, so by default it runs
 on a CPU of its own and this process on the others (--no-pin: all share every CPU; on
 one CPU nothing is pinned). A benchmark strategy decides on the first BTCUSDT trade message at
-least --gap-ms (exchange time, default 100 ms) after its previous decision: buy $12
-when flat, sell when holding. With --gap-ms 0 it decides on every trade message, and
+least --gap-ms (exchange time, default 100 ms) after its previous decision: buy $30
+when flat, sell when holding ($30 stays above the $10 minimum notional when the
+market-state rules scale sizes down; the simulator charges no commission here, so the
+ping-pong's cost never reaches the tier's daily loss limit: no decision is refused
+before it leaves). With --gap-ms 0 it decides on every trade message, and
 a burst of trades then queues decisions behind each other (a throughput figure).
 
 Two baselines, measured in the same run, with no engine (message arrives -> order
@@ -46,7 +49,7 @@ from genesis.config.checks import check_config  # noqa: E402
 from genesis.live.credentials import Credentials, Secret  # noqa: E402
 from genesis.live.rest import ExchangeClient  # noqa: E402
 from genesis.live.session import LiveRunner, open_live_session  # noqa: E402
-from genesis.live.streams import MarketStream, UserStream  # noqa: E402
+from genesis.live.streams import MarketStream, runner_streams  # noqa: E402
 from genesis.simulator import DEFAULT_API_KEY, DEFAULT_API_SECRET  # noqa: E402
 from genesis.strategies import OrderIntent  # noqa: E402
 
@@ -55,7 +58,7 @@ GAP_MS = 100
 
 
 class PingPong:
-    """Buy $12 of BTC when flat, sell it all when holding: one decision on the first
+    """Buy $30 of BTC when flat, sell it all when holding: one decision on the first
     BTCUSDT trade message at least GAP_MS (exchange time) after the previous decision."""
 
     id, kind, symbols, given = "bench", "bench", ["BTCUSDT"], {}
@@ -68,7 +71,7 @@ class PingPong:
         price = event.fields["price"]
         if view.holding("BTCUSDT") > 0:
             return [OrderIntent("bench", "BTCUSDT", "sell", view.holding_value("BTCUSDT") * 2, price, "signal", False)]
-        return [OrderIntent("bench", "BTCUSDT", "buy", 12.0, price, "entry", True)]
+        return [OrderIntent("bench", "BTCUSDT", "buy", 30.0, price, "entry", True)]
 
 
 _CID = re.compile(rb"newClientOrderId=([^&\s]+)")
@@ -167,14 +170,7 @@ async def engine_path(sim, decisions: int, tmp: Path) -> dict:
     await client.start()
     handed, written = tap_requests(client)
 
-    def market(runner):
-        return MarketStream(sim.ws_url, ["BTCUSDT"], on_message=lambda s, d, ns: runner.put(("market", s, d, ns)),
-                            on_status=lambda up, why: None)
-
-    def user(runner):
-        return UserStream(sim.ws_url, client, on_message=lambda d, ns: runner.put(("user", d)),
-                          on_status=lambda up, why: None, on_reconnected=lambda: runner.put(("reconcile",)))
-
+    market, user = runner_streams(sim.ws_url, client, ["BTCUSDT"])
     runner = LiveRunner(session, client, market, user, log_path, ["BTCUSDT"], say=lambda t: None,
                         config_root=None)
     runner.stages = {}
@@ -216,7 +212,7 @@ async def baseline_path(sim, decisions: int, order_connection: bool) -> dict:
         arrived[cid] = ns
         side = "sell" if holding[0] else "buy"
         holding[0] = not holding[0]
-        qty = 0.00019 if side == "sell" else 0.0002   # the buy's fee is taken in BTC
+        qty = 0.0005   # about $30
         task = asyncio.get_running_loop().create_task(_quiet(client.submit(cid, "BTCUSDT", side, "market", qty)))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -269,8 +265,10 @@ class RemoteSim:
 async def serve(speed: float, feeds: list[str]) -> None:
     from genesis.simulator import Simulator  # noqa: PLC0415
 
+    # no commission: a ping-pong that paid 0.1% a fill would reach the tier's daily loss
+    # limit part-way, and the risk rules would then (rightly) refuse its decisions
     sim = Simulator(speed=speed, feeds=feeds, orders_per_10s=1_000_000, weight_limit=10_000_000,
-                    balances={"USDT": "1000000", "BTC": "0", "ETH": "0"})
+                    maker_fee="0", taker_fee="0", balances={"USDT": "1000000", "BTC": "0", "ETH": "0"})
     await sim.start()
     print(sim.rest_url, flush=True)
     await asyncio.Event().wait()

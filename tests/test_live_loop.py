@@ -13,7 +13,7 @@ from genesis.config.checks import check_config
 from genesis.live.credentials import Credentials, Secret
 from genesis.live.rest import ExchangeClient
 from genesis.live.session import LiveRunner, open_live_session
-from genesis.live.streams import MarketStream, UserStream
+from genesis.live.streams import runner_streams
 from genesis.simulator import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimulatorThread
 from genesis.strategies import OrderIntent
 
@@ -78,13 +78,7 @@ def test_orders_leave_on_the_order_connection_and_garbage_is_collected_between_i
 
         client._ex.fetch = counting_fetch
 
-        def market(runner):
-            return MarketStream(sim.ws_url, ["BTCUSDT"], on_message=lambda s, d, ns: runner.put(("market", s, d, ns)),
-                                on_status=lambda up, why: None)
-
-        def user(runner):
-            return UserStream(sim.ws_url, client, on_message=lambda d, ns: runner.put(("user", d)),
-                              on_status=lambda up, why: None, on_reconnected=lambda: runner.put(("reconcile",)))
+        market, user = runner_streams(sim.ws_url, client, ["BTCUSDT"])
 
         runner = LiveRunner(session, client, market, user, log_path, ["BTCUSDT"], say=lambda t: None,
                             config_root=None)

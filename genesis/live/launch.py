@@ -46,7 +46,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
     from genesis.live.segment import InputLogError  # noqa: PLC0415
     from genesis.live.session import LiveRunner, RecoveryFailed, open_live_session  # noqa: PLC0415
-    from genesis.live.streams import MarketStream, UserStream  # noqa: PLC0415
+    from genesis.live.streams import runner_streams  # noqa: PLC0415
 
     settings = config.files.settings.data
     symbols = list(settings.get("symbols", ["BTCUSDT", "ETHUSDT"]))
@@ -68,16 +68,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
 
         client.on_system = on_system
 
-        def market(runner):
-            return MarketStream(ws_url, symbols, on_message=lambda stream, data, ns: runner.put(("market", stream, data, ns)),
-                                on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})))
-
-        def user(runner):
-            # every connect, the first too, is followed by a reconciliation: whatever happened
-            # between the start-up reconciliation (or the drop) and the connect is found
-            return UserStream(ws_url, client, on_message=lambda data, _ns: runner.put(("user", data)),
-                              on_status=lambda up, _why: runner.put(("system", "ws_status", {"connected": up})),
-                              on_reconnected=lambda: runner.put(("reconcile",)))
+        market, user = runner_streams(ws_url, client, symbols)
 
         try:
             await client.start()

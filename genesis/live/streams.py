@@ -448,3 +448,23 @@ class UserStream(_Reconnecting):
         self.last_message_ns = recv_ns
         await _maybe_await(self.on_message(msg, recv_ns))
         return True
+
+
+def runner_streams(ws_url: str, client, symbols: list[str]):
+    """(market, user): the two stream factories a LiveRunner is built with. Each takes
+    the runner and returns a stream that puts what it receives, and every connect and
+    drop as a `ws_status` system event, on the runner's queue. Every connect of the
+    user stream, the first too, is followed by a reconciliation: whatever happened
+    between the start-up reconciliation (or the drop) and the connect is found."""
+    def status(runner):
+        return lambda up, _why: runner.put(("system", "ws_status", {"connected": up}))
+
+    def market(runner):
+        return MarketStream(ws_url, symbols, on_message=lambda stream, data, ns: runner.put(("market", stream, data, ns)),
+                            on_status=status(runner))
+
+    def user(runner):
+        return UserStream(ws_url, client, on_message=lambda data, _ns: runner.put(("user", data)),
+                          on_status=status(runner), on_reconnected=lambda: runner.put(("reconcile",)))
+
+    return market, user
