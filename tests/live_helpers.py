@@ -47,8 +47,12 @@ class LiveProc:
         self.starts += 1
         self.wait(lambda: self.count("reconciled") > before, "reconciliation after start")
         self.wait(lambda: self.alive(), "the engine's heartbeat")
-        priced = len(self.inputs("book_ticker"))
-        self.wait(lambda: len(self.inputs("book_ticker")) > priced, "market data after the start")
+        # a price for every symbol the exchange trades, not just any (an order for a symbol
+        # with no price yet is refused: "no price for BTCUSDT yet")
+        symbols = set(self.sim.state()["books"])
+        seen = len(self.inputs("book_ticker"))
+        self.wait(lambda: symbols <= {f["_symbol"] for f in self.inputs("book_ticker")[seen:]},
+                  f"market data for {', '.join(sorted(symbols))} after the start")
 
     def alive(self) -> bool:
         journal = Journal(self.url)
@@ -116,7 +120,7 @@ class LiveProc:
                 except ValueError:
                     continue
                 if item.get("k") == kind:
-                    out.append(item["f"])
+                    out.append(dict(item["f"], _symbol=item.get("s")))
         return out
 
     def count(self, kind: str) -> int:
@@ -228,3 +232,11 @@ def agreement(proc: LiveProc, sim, start: dict[str, Decimal]) -> dict:
         total = Decimal(bal["free"]) + Decimal(bal["locked"])
         assert abs(total - expected.get(asset, Decimal(0))) <= Decimal("0.00000002"), (asset, total, expected)
     return {"trades": len(trades), "orders": len(client_ids), "fills": len(fills)}
+
+
+def order(proc: LiveProc, side: str, symbol: str = "BTCUSDT", usd: float = 40, **extra) -> dict:
+    """Queue an operator order and wait until the engine settles it: its status and result."""
+    cid = proc.queue("order", side=side, symbol=symbol, notional_usd=usd, reason="", **extra)
+    proc.wait(lambda: proc.settled(cid), f"command {cid}")
+    status, result = proc.rows("SELECT status, result FROM commands WHERE id = ?", (cid,))[0]
+    return {"status": status, "result": result}

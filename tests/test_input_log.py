@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from live_helpers import LiveProc, agreement
+from live_helpers import LiveProc, agreement, order
 from scenario_helpers import config_copy
 
 from genesis.engine.events import Event
@@ -187,8 +187,8 @@ def test_live_trading_stops_cleanly_when_the_input_log_cannot_be_written(tmp_pat
         live.fsize = 500_000     # the journal stays far below it; the input log reaches it
         try:
             _start(live, sim)
-            cid = live.queue("order", side="buy", symbol="BTCUSDT", notional_usd=40, reason="")
-            live.wait(lambda: live.settled(cid), "the order command")
+            bought = order(live, "buy", usd=40)
+            assert bought["status"] == "applied", bought
             live.wait(lambda: live.count("fill") >= 1, "the fill")
             log = next((tmp_path / "genesis-live").glob("*.inputs"))
             while live.proc.poll() is None and log.stat().st_size < live.fsize:
@@ -208,8 +208,8 @@ def test_live_trading_stops_cleanly_when_the_input_log_cannot_be_written(tmp_pat
             # (the start refuses otherwise), reconciliation runs, trading goes on
             live.fsize = 0
             _start(live, sim)
-            cid = live.queue("order", side="sell", symbol="BTCUSDT", notional_usd=1000, reason="")
-            live.wait(lambda: live.settled(cid), "the sell command")
+            sold = order(live, "sell", usd=1000)
+            assert sold["status"] == "applied", sold
             live.wait(lambda: live.count("fill") >= 2, "the sell's fill")
             assert live.stop() == 0
             assert all(r["mismatch_usd"] == 0 for r in live.entries("reconciled"))

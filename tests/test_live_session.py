@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from live_helpers import KEY_ENV, ROOT, LiveProc, Stepper, account, agreement
+from live_helpers import KEY_ENV, ROOT, LiveProc, Stepper, account, agreement, order
 
 from genesis.simulator import DEFAULT_API_SECRET, SimulatorThread
 
@@ -32,13 +32,6 @@ def live(tmp_path, sim):
     proc = LiveProc(tmp_path, sim)
     yield proc
     proc.stop()
-
-
-def order(proc: LiveProc, side: str, symbol: str = "BTCUSDT", usd: float = 40, **extra) -> dict:
-    cid = proc.queue("order", side=side, symbol=symbol, notional_usd=usd, reason="", **extra)
-    proc.wait(lambda: proc.settled(cid), f"command {cid}")
-    status, result = proc.rows("SELECT status, result FROM commands WHERE id = ?", (cid,))[0]
-    return {"status": status, "result": result}
 
 
 def test_live_refuses_without_keys_or_confirmation_and_never_shows_a_secret(tmp_path, sim):
