@@ -70,9 +70,8 @@ class _Naive:
 class _EverythingRunner(RuleRunner):
     """The naive rule stage: every state rule on every event."""
 
-    def evaluate(self, event, changed, m, event_rules=True):
-        self.started = False
-        return super().evaluate(event, changed, m, event_rules=event_rules)
+    def mark_started(self, group: str) -> None:
+        """Never started: every event evaluates every rule of every stage it visits."""
 
 
 def make_naive(engine: Engine) -> None:

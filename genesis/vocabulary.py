@@ -110,6 +110,12 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "life_event": ("The operator recorded a life event (lowers tilt sensitivity)", {"days": (NUMBER, "Days it applies")}),
     # system probes
     "engine_started": ("The engine started", {}),
+    "expression_error": ("A rule's or metric's expression could not be evaluated (raised once when it starts "
+                         "failing; the journal's rule_error entry has the values it saw)", {
+        "source": (TEXT, "Id of the rule or metric"), "what": (TEXT, "'rule' or 'metric'"),
+        "stage": (TEXT, "The rule's stage ('' for a metric)"), "error": (TEXT, "The error, e.g. ZeroDivisionError: ..."),
+        "expression": (TEXT, "The expression that failed"),
+    }),
     "api_response": ("A REST call returned", {
         "ok": (BOOL, "2xx response"), "latency_ms": (NUMBER, "Round trip in milliseconds"),
     }),
@@ -144,7 +150,8 @@ ACCOUNT_METRICS: dict[str, tuple[str, str]] = {
     "exposure_pct": ("%", "exposure_usd as % of equity"),
     "same_direction_pct": ("%", "Largest share of open positions whose 15-minute price change has the same sign (0 with fewer than 2 positions)"),
     "uncorrelated_pairs_30d": ("count", "Pairs traded in 30 days whose daily returns correlate below 0.5 with every other"),
-    "size_factor": ("ratio", "Product of every active size multiplier"),
+    "size_factor": ("ratio", "Product of every active account-wide size multiplier (a per-symbol rule's multiplier "
+                             "applies to its symbol's orders only and is not in this figure)"),
     "days_at_tier": ("days", "Days since the current tier began"),
     "trader_days": ("days", "Days since the journal's first event"),
     "uptime_s": ("s", "Seconds since the engine started"),

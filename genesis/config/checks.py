@@ -12,6 +12,7 @@ from pathlib import Path
 
 from genesis import vocabulary as voc
 from genesis.config.loader import ConfigFiles, Document, load_config_files
+from genesis.config.groups import per_symbol_reads, symbol_names
 from genesis.config.problems import Problem, suggestion
 from genesis.durations import parse_duration
 from genesis.expr.checker import NUM, TEXT, Checked, ExprError, Scope, check
@@ -71,6 +72,7 @@ class FlagDef:
     values: tuple | None
     doc: Document
     path: tuple
+    by_symbol: bool = False       # one value per symbol (`by: symbol`)
 
 
 @dataclass
@@ -280,7 +282,7 @@ class _Checker:
                                  f"default {default!r} is not one of the flag's values: {', '.join(values)}")
                 elif is_text and doc.ok("flags", name):
                     self.add(doc, ("flags", name), "a text flag must list its `values`")
-                self.out.flags[name] = FlagDef(name, default, values, doc, ("flags", name))
+                self.out.flags[name] = FlagDef(name, default, values, doc, ("flags", name), spec.get("by") == "symbol")
             metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
             for name in metrics:
                 if self._new_name(doc, ("metrics", name), name):
@@ -557,12 +559,35 @@ class _Checker:
                 self.add(doc, apath, "unclosed '${' in message; write ${name}")
                 return None
             for match in _TEMPLATE.finditer(text):
+                if match.group(1).strip() == "symbol":   # the symbol the rule fired for (empty: account-wide)
+                    action.templates.append(None)
+                    continue
                 checked = self.expr(doc, apath, match.group(1), scope)
                 if checked is None:
                     ok = False
                 else:
                     action.templates.append(checked)
         return action if ok else None
+
+    def check_symbol_groups(self) -> None:
+        """A rule evaluated per symbol may set only flags kept per symbol: a global flag
+        set from several symbols' states would hold whichever symbol fired last."""
+        per_symbol = symbol_names(self.out.metrics, self.out.flags, self.out.metric_order)
+        for rule in self.out.rules:
+            reads = per_symbol_reads(rule, per_symbol)
+            if not reads:
+                continue
+            for key, actions in (("then", rule.then), ("resolve", rule.resolve)):
+                for k, action in enumerate(actions):
+                    if action.name != "set":
+                        continue
+                    for flag in action.arg:
+                        fdef = self.out.flags.get(flag)
+                        if fdef is not None and not fdef.by_symbol:
+                            self.add(rule.doc, rule.path + (key, k, "set", flag),
+                                     f"rule '{rule.id}' is evaluated per symbol (it reads {', '.join(sorted(reads))}) "
+                                     f"but sets the account-wide flag '{flag}'; declare the flag with `by: symbol` "
+                                     f"({fdef.doc.file}:{fdef.doc.mark(fdef.path).line})", key=True)
 
     # ---------------------------------------------------------------- strategies & settings
     def check_strategies(self) -> None:
@@ -666,6 +691,7 @@ class _Checker:
         self.check_metrics()
         self.check_cycles()
         self.check_rules()
+        self.check_symbol_groups()
         self.check_strategies()
         self.check_settings()
         return self.out

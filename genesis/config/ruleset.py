@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import FunctionType
 
 from genesis.config.checks import ActionDef, CheckedConfig, MetricDef, RuleDef
+from genesis.config.groups import per_symbol_reads, symbol_names
 from genesis.expr.compiler import compile_checked, compile_stage, make_function
 from genesis.vocabulary import STAGES, event_fields
 
@@ -34,6 +35,7 @@ class CompiledRule:
     reads: frozenset
     then: list
     resolve: list
+    per_symbol: bool = False      # state kept per symbol (reads a per-symbol name)
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Ruleset:
     rules: dict = field(default_factory=dict)         # stage -> [CompiledRule]
     stage_functions: dict = field(default_factory=dict)  # stage -> f(m, e, o) -> tuple of bools
     readers: dict = field(default_factory=dict)       # name -> [rule ids and derived metrics reading it]
+    symbol_names: frozenset = frozenset()             # metric and flag names kept per symbol
 
     def rule_count(self) -> int:
         """Number of rules active in this tier."""
@@ -55,18 +58,19 @@ class Ruleset:
 
 def _compile_action(action: ActionDef, tier: dict, event_names=frozenset()) -> CompiledAction:
     params = {k: compile_checked(c, tier, event_names) for k, c in action.exprs.items()}
-    templates = [compile_checked(c, tier, event_names) for c in action.templates]
+    templates = [compile_checked(c, tier, event_names) if c is not None else None for c in action.templates]
     return CompiledAction(action, params, templates)
 
 
-def _compile_rule(rule: RuleDef, tier: dict) -> CompiledRule:
+def _compile_rule(rule: RuleDef, tier: dict, symbol_scoped: frozenset) -> CompiledRule:
     conditions = [compile_checked(c, tier) for c in rule.when]
     body = " and ".join(f"({c.python})" for c in conditions) if conditions else "True"
     check = make_function(f"rule_{rule.id}", f"bool({body})")
     reads = frozenset().union(*(c.reads for c in conditions)) if conditions else frozenset()
     return CompiledRule(rule, conditions, check, reads,
                         [_compile_action(a, tier) for a in rule.then],
-                        [_compile_action(a, tier) for a in rule.resolve])
+                        [_compile_action(a, tier) for a in rule.resolve],
+                        bool(per_symbol_reads(rule, symbol_scoped)))
 
 
 def compile_ruleset(config: CheckedConfig, tier_name: str) -> Ruleset:
@@ -78,6 +82,7 @@ def compile_ruleset(config: CheckedConfig, tier_name: str) -> Ruleset:
     tier = config.tiers[tier_name]
     metrics: dict[str, MetricDef] = config.metrics
     rs = Ruleset(tier_name, metrics, [])
+    rs.symbol_names = symbol_names(metrics, config.flags, config.metric_order)
     for name in config.metric_order:
         m = metrics[name]
         if m.primitive == "expr":
@@ -87,7 +92,7 @@ def compile_ruleset(config: CheckedConfig, tier_name: str) -> Ruleset:
             for opt, checked in m.exprs.items():
                 rs.metric_exprs[(name, opt)] = compile_checked(checked, tier, names, name=f"{name}_{opt}")
     for stage in STAGES:
-        rules = [_compile_rule(r, tier) for r in config.rules
+        rules = [_compile_rule(r, tier, rs.symbol_names) for r in config.rules
                  if r.stage == stage and (r.tiers is None or tier_name in r.tiers)]
         rs.rules[stage] = rules
         bodies = [" and ".join(f"({c.python})" for c in r.conditions) or "True" for r in rules]

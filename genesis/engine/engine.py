@@ -22,7 +22,7 @@ from genesis.engine.journal import Journal
 from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
 from genesis.engine.paper import OrderRequest, PaperExchange
-from genesis.engine.rules import Firing, RuleRunner
+from genesis.engine.rules import EVAL_ERRORS, Firing, RuleRunner
 from genesis.engine.state import TradingState, next_utc_midnight
 from genesis.strategies import MarketView, OrderIntent, registry
 
@@ -33,6 +33,7 @@ EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order"
                     *AMEND_KINDS)
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
+MAX_SWEEPS = 64   # a guard only: validate rejects action cycles, so chains settle long before
 
 
 @dataclass
@@ -290,22 +291,118 @@ class Engine:
             for recovered in self.account.check_recovery(event.ts):
                 self.pending.append(recovered)
         self.metrics.recompute_derived(changed)
-        for npass in range(4):  # actions (set, scale_size) may change what other rules read
-            firings = self.rules.evaluate(event, changed, self.metrics.m, event_rules=npass == 0)
-            if not firings:
-                break
-            changed = set()
-            for firing in firings:
-                self._apply(firing, event, changed)
-            self._account_figures(changed)
-            self.metrics.recompute_derived(changed)
-            if not changed:
-                break
+        self._evaluate(event, changed)
+        self._report_expression_errors()
         self._track_mode(event.ts)
         if event.kind in MARKET_KINDS:
             for strategy in self.strategies:
                 for intent in strategy.on_event(event, self.view):
                     self.submit_intent(intent)
+
+    def _evaluate(self, event: Event, changed: set) -> None:
+        """Run the rule stages in order for what `changed` touched, each stage's actions
+        applied before the next stage reads, and repeat until nothing changes (a fixed
+        point: `genesis validate` proves the action graph has no cycle).
+
+        Within a stage: account-wide rules first, then each symbol's per-symbol rules
+        (the event's symbol first), each group in rule-book order, with `m` showing that
+        symbol's values."""
+        rules, metrics = self.rules, self.metrics
+        rules.begin_event(event.ts)
+        home = metrics.group
+        symbol_names = metrics.symbol_names
+        glob = {n for n in changed if n not in symbol_names}
+        local: dict = {home: changed - glob} if home and len(glob) != len(changed) else {}
+        for group in metrics.dirty_groups:   # a window of another symbol moved: all its rules look again
+            local[group] = set(symbol_names)
+        metrics.dirty_groups.clear()
+        for group in rules.groups_due():
+            if group:
+                local.setdefault(group, set())
+        event_rules = rules.has_event_rules(event.kind)
+        if not glob and not local and not rules.due and not event_rules and "" in rules.started_groups:
+            return
+        for _ in range(MAX_SWEEPS):
+            made_glob: set = set()
+            made_local: dict = {}
+            for stage in rules.stages:
+                todo = rules.stage_rules(stage, "", glob)
+                firings = rules.evaluate(todo, "", event, metrics.m) if todo else []
+                if event_rules:
+                    if event.symbol:
+                        self._view(event.symbol)
+                    firings += rules.evaluate_events(stage, event, metrics.m)
+                self._act_on(firings, event, "", glob, local, made_glob, made_local)
+                if not rules.has_symbol_rules:
+                    continue
+                groups = metrics.groups_seen if glob & rules.symbol_rule_reads else \
+                    sorted(local, key=lambda g: (g != home, g))
+                for group in groups:
+                    if not group:
+                        continue
+                    seen = self._view(group)
+                    names = glob | local.get(group, set()) | seen
+                    todo = rules.stage_rules(stage, group, names)
+                    if todo:
+                        self._act_on(rules.evaluate(todo, group, event, metrics.m), event, group, glob, local,
+                                     made_glob, made_local)
+            rules.mark_started("")
+            for group in metrics.groups_seen:
+                rules.mark_started(group)
+            if not made_glob and not made_local:
+                break
+            glob, local, event_rules, rules.due = made_glob, made_local, False, {}
+        else:
+            self._journal(event.ts, "rule_error", "", event.symbol,
+                          {"error": f"rules did not settle after {MAX_SWEEPS} passes", "what": "engine"})
+        if home:
+            self._view(home)
+
+    def _view(self, group: str) -> set:
+        """Show `group`'s per-symbol values to the rules; the names whose shown value changed."""
+        seen: set = set()
+        self.metrics.view(group, seen)
+        if seen:
+            self.metrics.recompute_derived(seen)
+        return seen
+
+    def _act_on(self, firings: list, event: Event, group: str, glob: set, local: dict, made_glob: set,
+                made_local: dict) -> None:
+        """Apply one stage's firings for one group and note what their actions changed."""
+        if not firings:
+            return
+        if len(firings) > 1:
+            firings.sort(key=lambda f: self.rules.order[f.rule.rule.id])
+        changed: set = set()
+        for firing in firings:
+            self._apply(firing, event, changed)
+        self._account_figures(changed)
+        self.metrics.recompute_derived(changed)
+        if not changed:
+            return
+        symbol_names = self.metrics.symbol_names
+        for name in changed:
+            if name in symbol_names:
+                shown = self.metrics.group
+                local.setdefault(shown, set()).add(name)
+                made_local.setdefault(shown, set()).add(name)
+            else:
+                glob.add(name)
+                made_glob.add(name)
+
+    def _report_expression_errors(self) -> None:
+        """Journal each rule or metric whose expression started (or stopped) failing, and
+        raise an `expression_error` event that alert rules can page on."""
+        for source in (self.rules, self.metrics):
+            while source.new_errors:
+                err = source.new_errors.pop(0)
+                self._journal(err.ts, "rule_error", err.source, err.group, err.record())
+                self.pending.append(Event("expression_error", self.now, err.group, {
+                    "source": err.source, "what": err.what, "stage": err.stage, "error": err.error,
+                    "expression": err.expression}))
+            while source.recovered:
+                name, group = source.recovered.pop(0)
+                self._journal(self.now, "rule_recovered", name, group, {})
 
     def _account_figures(self, changed: set) -> None:
         now = self.now
@@ -335,14 +432,17 @@ class Engine:
         rid = rule.rule.id
         self.stats.firings[rid] += 1 if firing.kind == "fire" else 0
         self.stats.last_decision = f"{rid} {firing.kind}d"
-        self._journal(firing.ts, firing.kind, rid, event.symbol, {"values": firing.values})
+        symbol = firing.group or event.symbol
+        self._journal(firing.ts, firing.kind, rid, symbol, {"values": firing.values})
         actions = rule.then if firing.kind == "fire" else rule.resolve
         if firing.kind == "resolve":
             self.state.requirements.pop(rid, None)
         for action in actions:
-            self._act(action, rid, rule.rule.severity, event, changed)
+            self._act(action, rid, rule.rule.severity, event, changed, firing.group)
 
-    def _act(self, compiled: CompiledAction, rid: str, severity: str, event: Event, changed: set) -> None:
+    def _act(self, compiled: CompiledAction, rid: str, severity: str, event: Event, changed: set,
+             group: str = "") -> None:
+        """Carry out one action of rule `rid`; `group` is the symbol of a per-symbol rule."""
         action, now, m = compiled.action, self.now, self.metrics.m
         name, arg = action.name, action.arg
         detail: dict = {"action": name}
@@ -361,7 +461,7 @@ class Engine:
                 if pos.qty > 0 and mid:
                     self.submit_intent(OrderIntent(rid, symbol, "sell", pos.qty * mid, mid, "risk", False))
         elif name == "lock":
-            symbol = event.symbol if arg.get("scope", "all") == "symbol" else ""
+            symbol = (group or event.symbol) if arg.get("scope", "all") == "symbol" else ""
             if arg.get("until") == "utc_midnight":
                 until = next_utc_midnight(now)
             else:
@@ -378,10 +478,10 @@ class Engine:
                 else float(arg["factor"])
             expires = now + int(parse_duration(arg["duration"]) * 1000) if "duration" in arg else None
             slot = arg.get("slot", rid)
-            self.state.scale(slot, float(factor), expires)
+            self.state.scale(slot, float(factor), expires, group)   # a per-symbol rule scales its symbol only
             detail.update(slot=slot, factor=factor)
         elif name == "notify":
-            text = self._render(arg, compiled, event)
+            text = self._render(arg, compiled, event, group)
             channels = list(self.routing.get(severity, []))
             note = Notification(now, severity, rid, text, channels)
             self.notifications.append(note)
@@ -400,16 +500,19 @@ class Engine:
             detail["set"] = arg
         elif name in ("promote", "demote"):
             detail.update(self._change_tier(1 if name == "promote" else -1, rid))
-        self._journal(now, "action", rid, event.symbol, detail)
+        self._journal(now, "action", rid, group or event.symbol, detail)
 
-    def _render(self, text: str, compiled: CompiledAction, event: Event) -> str:
+    def _render(self, text: str, compiled: CompiledAction, event: Event, group: str = "") -> str:
         parts = text.split("${")
         out = [parts[0]]
         for part, template in zip(parts[1:], compiled.templates):
-            try:
-                value = template.fn(self.metrics.m, event.fields, None)
-            except (ArithmeticError, TypeError, ValueError, KeyError):
-                value = "?"
+            if template is None:      # ${symbol}
+                value = group or event.symbol
+            else:
+                try:
+                    value = template.fn(self.metrics.m, event.fields, None)
+                except (ArithmeticError, TypeError, ValueError, KeyError):
+                    value = "?"
             out.append(_fmt(value) + part.split("}", 1)[1])
         return "".join(out)
 
@@ -433,29 +536,9 @@ class Engine:
         if config is not None:
             self.config = config
         self.metrics = MetricSet(ruleset, self.config.flags)
-        for name, metric in self.metrics.by_name.items():
-            old = old_metrics.by_name.get(name)
-            if old is None or type(old) is not type(metric):
-                continue
-            if old.spec == metric.spec:
-                metric.groups = old.groups
-            else:
-                metric.adopt(old, self.now)  # same history, new definition (e.g. an edited window)
-        derived = {name for name, _ in self.metrics.derived}
-        self.metrics.m.update({k: v for k, v in old_metrics.m.items() if k in self.metrics.m and k not in derived})
-        for metric in self.metrics.metrics:
-            for group in metric.groups:
-                if group == (self.metrics.group if metric.by_symbol else ""):
-                    self.metrics.m[metric.name] = metric.value(group, self.now)
-        self.metrics.timers, self.metrics.scheduled = old_metrics.timers, old_metrics.scheduled
-        self.metrics.group, self.metrics.now = old_metrics.group, old_metrics.now
-        self.metrics._started_groups = old_metrics._started_groups
-        self.metrics._recompute_all_derived()  # tier values may have changed
+        self.metrics.adopt(old_metrics, self.now)
         self.rules = RuleRunner(ruleset)
-        for rid, st in old_rules.states.items():
-            if rid in self.rules.states:
-                self.rules.states[rid] = st
-        self.rules.started = False
+        self.rules.adopt(old_rules)
         self.ruleset, self.tier = ruleset, tier
         self._depth_laziness()
         self.strategies = self._strategies(tier, keep=self.strategies)
@@ -465,7 +548,7 @@ class Engine:
     # ------------------------------------------------------------------ orders
     def submit_intent(self, intent: OrderIntent) -> None:
         """Pre-trade rules, trading state, size multipliers and execution policy for one intent."""
-        now, m = self.now, self.metrics.m
+        now = self.now
         self.stats.intents += 1
         record = {"strategy": intent.strategy, "side": intent.side, "notional_usd": round(intent.notional_usd, 6),
                   "reason": intent.reason, "opens_position": intent.opens_position}
@@ -477,25 +560,17 @@ class Engine:
                     return self._refuse(intent, rid, f"manual orders need a short written reason right now "
                                                      f"(at least {words} words): add --reason", record)
         if intent.reason != "risk":  # engine-issued risk exits bypass the gates they serve
-            fields = intent.fields()
-            fields["hour_utc"] = (now // 3_600_000) % 24
-            for firing in self.rules.check_intent(fields, m, now):
-                rid = firing.rule.rule.id
-                self.stats.firings[rid] += 1
-                self._journal(now, "fire", rid, intent.symbol, {"values": firing.values, "intent": record})
-                for compiled in firing.rule.then:
-                    if compiled.action.name == "reject":
-                        text = self._render(compiled.action.arg, compiled, Event("order_intent", now, intent.symbol,
-                                                                                 dict(fields)))
-                        return self._refuse(intent, rid, text, record)
-                    if compiled.action.name == "resize":
-                        cap_fn = compiled.params.get("max_notional_usd")
-                        cap = cap_fn.fn(m, None, fields) if cap_fn else float(compiled.action.arg["max_notional_usd"])
-                        notional = min(notional, cap)
-                        record["resized_to"] = round(notional, 6)
-                    elif compiled.action.name == "notify":
-                        self._act(compiled, rid, firing.rule.rule.severity, Event("order_intent", now,
-                                                                                intent.symbol, dict(fields)), set())
+            home = self.metrics.group
+            if intent.symbol and self.rules.pre_trade_per_symbol:
+                self._view(intent.symbol)   # pre-trade rules read the order's symbol's values
+            try:
+                outcome = self._pre_trade(intent, record)
+            finally:
+                if home:
+                    self._view(home)
+            if outcome is None:
+                return None
+            notional = outcome
             admission = self.state.admit(intent.symbol, intent.opens_position, now)
             if not admission.allowed:
                 return self._refuse(intent, "trading_state", admission.reason, record)
@@ -503,7 +578,7 @@ class Engine:
             if admission.size_factor != 1.0:
                 record["size_factor"] = admission.size_factor
             if notional <= 0:
-                cut = ", ".join(slot for slot, (value, _) in self.state.sizes.items() if value == 0)
+                cut = ", ".join(self.state.zero_slots(intent.symbol, now))
                 return self._refuse(intent, "trading_state", f"sizes are at 0% for now ({cut})", record)
         if intent.limit_price:  # a resting order is one order: slicing is for orders that take the book
             algo, slices = "limit", [Slice(now, 1.0)]
@@ -525,6 +600,46 @@ class Engine:
                 self._send(req)
             else:
                 self.scheduled.append((s.due, self.order_seq, req))
+
+    def _pre_trade(self, intent: OrderIntent, record: dict) -> float | None:
+        """The pre-trade rules for one intent: the notional it may go out with, or None
+        when refused (a rule rejected it, or a rule could not be evaluated: fail closed)."""
+        now, m = self.now, self.metrics.m
+        notional = intent.notional_usd
+        fields = intent.fields()
+        fields["hour_utc"] = (now // 3_600_000) % 24
+        firings, failed = self.rules.check_intent(fields, m, now, intent.symbol)
+        if failed:
+            self._report_expression_errors()
+            err = failed[0]
+            return self._refuse(intent, err.source, f"rule {err.source} could not be evaluated ({err.error}); "
+                                                    "orders are refused until it can", record)
+        for firing in firings:
+            rid = firing.rule.rule.id
+            self.stats.firings[rid] += 1
+            self._journal(now, "fire", rid, intent.symbol, {"values": firing.values, "intent": record})
+            for compiled in firing.rule.then:
+                if compiled.action.name == "reject":
+                    text = self._render(compiled.action.arg, compiled, Event("order_intent", now, intent.symbol,
+                                                                             dict(fields)))
+                    return self._refuse(intent, rid, text, record)
+                if compiled.action.name == "resize":
+                    cap_fn = compiled.params.get("max_notional_usd")
+                    try:
+                        cap = cap_fn.fn(m, None, fields) if cap_fn else float(compiled.action.arg["max_notional_usd"])
+                    except EVAL_ERRORS as exc:
+                        return self._refuse(intent, rid, f"rule {rid} could not size the order "
+                                                         f"({type(exc).__name__}: {exc})", record)
+                    notional = min(notional, cap)
+                    record["resized_to"] = round(notional, 6)
+                elif compiled.action.name == "notify":
+                    self._act(compiled, rid, firing.rule.rule.severity, Event("order_intent", now,
+                                                                            intent.symbol, dict(fields)), set())
+        if intent.opens_position:
+            for err in self.rules.blocking():
+                return self._refuse(intent, err.source, f"risk rule {err.source} cannot be evaluated ({err.error}); "
+                                                        "new exposure is refused until it can", record)
+        return notional
 
     def _refuse(self, intent: OrderIntent, rule: str, reason: str, record: dict) -> None:
         self.stats.rejected += 1

@@ -6,22 +6,40 @@ so the rule stage re-evaluates only the rules that read them.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from genesis import vocabulary as voc
 from genesis.config.ruleset import Ruleset
 from genesis.engine.events import Event
 from genesis.engine.metrics import Metric, SampledMetric, Timers, build_metric
+from genesis.engine.rules import EVAL_ERRORS, ExpressionError
 
 TICK_MS = 1000  # time-dependent metrics (since) are refreshed at this event-time resolution
 
 
 class MetricSet:
-    """Runtime state of every metric; `m` is the mapping rules read."""
+    """Runtime state of every metric; `m` is the mapping rules read.
+
+    Per-symbol names (metrics `by: symbol` and what derives from them, flags `by: symbol`)
+    have a value per symbol; `m` shows one symbol's values at a time, the group in view.
+    `view(symbol)` switches it; the engine switches to each symbol whose rules it
+    evaluates. A per-symbol value that changes while another symbol is in view (a window
+    expiring) marks its symbol in `dirty_groups`."""
 
     def __init__(self, ruleset: Ruleset, flags: dict):
         self.m: dict = {name: 0.0 for name in voc.ACCOUNT_METRICS}
         self.m["size_factor"] = 1.0
         for name, flag in flags.items():
             self.m[name] = flag.default
+        self.symbol_flags = {name: flag.default for name, flag in flags.items() if flag.by_symbol}
+        self.flag_values: dict[str, dict] = {}    # symbol -> per-symbol flag values it has set
+        self.symbol_names = ruleset.symbol_names
+        self.groups_seen: list = []                # symbols in the order first seen
+        self.dirty_groups: set = set()
+        self.errors: Counter = Counter()           # metric -> evaluations that raised
+        self.health: dict[tuple, ExpressionError] = {}
+        self.new_errors: list[ExpressionError] = []
+        self.recovered: list[tuple] = []
         self.metrics: list[Metric] = []
         self.by_name: dict[str, Metric] = {}
         self.by_kind: dict[str, list[Metric]] = {}
@@ -56,6 +74,7 @@ class MetricSet:
             if metric.by_symbol:
                 self.by_symbol.append(metric)
         self.derived = ruleset.derived
+        self.derived_exprs = dict(ruleset.derived)
         # kinds that touch some metric: only these move the per-symbol view (other
         # events leave `m` showing the symbol of the last event that mattered)
         self.interesting = set(self.by_kind) | set(self.reset_on) | set(self.sample_on)
@@ -67,7 +86,6 @@ class MetricSet:
         self.group = ""
         self.now = 0
         self.next_tick = 0
-        self.errors = 0
         self._started_groups: set = set()
         self._recompute_all_derived()
 
@@ -85,9 +103,24 @@ class MetricSet:
             self.scheduled[key] = due
             self.timers.add(due, key)
 
+    def _failed(self, name: str, group: str, expression: str, exc: Exception, values: dict) -> None:
+        self.errors[name] += 1
+        key = (name, group)
+        if key not in self.health:
+            err = ExpressionError(name, "metric", "", group, expression, f"{type(exc).__name__}: {exc}", values,
+                                  self.now)
+            self.health[key] = err
+            self.new_errors.append(err)
+
+    def _healthy(self, name: str, group: str) -> None:
+        if self.health and (name, group) in self.health:
+            del self.health[(name, group)]
+            self.recovered.append((name, group))
+
     def _show(self, metric: Metric, group: str, changed: set) -> None:
         """Copy a group's value into m when that group is the one in view."""
         if group != (self.group if metric.by_symbol else ""):
+            self.dirty_groups.add(group)
             return
         value = metric.value(group, self.now)
         if self.m.get(metric.name) != value:
@@ -104,6 +137,8 @@ class MetricSet:
         if group in self._sampler_groups:
             return
         self._sampler_groups.add(group)
+        if group and group not in self.groups_seen:
+            self.groups_seen.append(group)
         for metric in self.sampled_every:
             g = group if metric.by_symbol else ""
             if (metric.name, g) not in self._started_groups:
@@ -142,16 +177,9 @@ class MetricSet:
         if kind not in self.interesting:
             return
         symbol = event.symbol
-        if symbol and symbol != self.group and self.by_symbol:
-            self.group = symbol
-            for metric in self.by_symbol:
-                self._show(metric, symbol, changed)
-            for metric in self.time_dependent:
-                self._show(metric, self._group_of(metric, symbol), changed)
-        elif symbol:
-            self.group = symbol
-        if self.sampled_every:
-            self._start_samplers(symbol)
+        if symbol:
+            self.view(symbol, changed)
+        self._start_samplers(symbol)
         m, fields = self.m, event.fields
         for metric in self.reset_on.get(kind, ()):
             metric.reset(self._group_of(metric, symbol) if metric.by_symbol else None)
@@ -160,9 +188,13 @@ class MetricSet:
             group = symbol if metric.by_symbol else ""
             try:
                 touched = metric.on_event(event.ts, group, m, fields)
-            except (ArithmeticError, TypeError, ValueError, KeyError):
-                self.errors += 1
+            except EVAL_ERRORS as exc:
+                expression = " / ".join(f.checked.source for f in (metric.where, metric.value_fn) if f is not None)
+                self._failed(metric.name, group, expression or f"field {metric.field}", exc,
+                             {"event": event.public_fields()})
                 continue
+            if self.health:
+                self._healthy(metric.name, group)
             if touched:
                 self._show(metric, group, changed)
                 self._schedule(metric, group)
@@ -171,13 +203,38 @@ class MetricSet:
             metric.take(group, event.ts, self._source_value(metric, group))
             self._show(metric, group, changed)
 
+    def view(self, group: str, changed: set) -> None:
+        """Show `group`'s per-symbol values in `m` (names whose shown value changes are
+        added to `changed`)."""
+        if group == self.group:
+            return
+        self.group = group
+        if not group:
+            return
+        for metric in self.by_symbol:
+            self._show(metric, group, changed)
+        if self.symbol_flags:
+            own = self.flag_values.get(group, {})
+            m = self.m
+            for name, default in self.symbol_flags.items():
+                value = own.get(name, default)
+                if m.get(name) != value:
+                    m[name] = value
+                    changed.add(name)
+
     def set_values(self, values: dict, changed: set) -> None:
-        """Set account figures or flags."""
+        """Set account figures or flags (a per-symbol flag for the symbol in view)."""
         m = self.m
         for name, value in values.items():
+            if name in self.symbol_flags and self.group:
+                self.flag_values.setdefault(self.group, {})[name] = value
             if m.get(name) != value:
                 m[name] = value
                 changed.add(name)
+
+    def symbol_flag(self, symbol: str, name: str):
+        """A per-symbol flag's value for `symbol` (its default until a rule set it)."""
+        return self.flag_values.get(symbol, {}).get(name, self.symbol_flags.get(name))
 
     def recompute_derived(self, changed: set) -> None:
         """Re-evaluate derived metrics whose inputs changed, in dependency order."""
@@ -188,9 +245,12 @@ class MetricSet:
             if expr.reads & changed:
                 try:
                     value = expr.fn(m, None, None)
-                except (ArithmeticError, TypeError, ValueError):
-                    self.errors += 1
+                except EVAL_ERRORS as exc:
+                    group = self.group if name in self.symbol_names else ""
+                    self._failed(name, group, expr.checked.source, exc, {n: m.get(n) for n in sorted(expr.reads)})
                     continue
+                if self.health:
+                    self._healthy(name, self.group if name in self.symbol_names else "")
                 if m.get(name) != value:
                     m[name] = value
                     changed.add(name)
@@ -199,5 +259,31 @@ class MetricSet:
         for name, expr in self.derived:
             try:
                 self.m[name] = expr.fn(self.m, None, None)
-            except (ArithmeticError, TypeError, ValueError):
-                self.errors += 1
+            except EVAL_ERRORS as exc:
+                self._failed(name, "", expr.checked.source, exc, {n: self.m.get(n) for n in sorted(expr.reads)})
+
+    def adopt(self, old: "MetricSet", now: int) -> None:
+        """Take over another rule set's metric histories, flag values, view and timers
+        (a tier change or an accepted configuration edit keeps every history)."""
+        for name, metric in self.by_name.items():
+            previous = old.by_name.get(name)
+            if previous is None or type(previous) is not type(metric):
+                continue
+            if previous.spec == metric.spec:
+                metric.groups = previous.groups
+            else:
+                metric.adopt(previous, now)  # same history, new definition (e.g. an edited window)
+        derived = {name for name, _ in self.derived}
+        self.m.update({k: v for k, v in old.m.items() if k in self.m and k not in derived})
+        self.flag_values = {g: {k: v for k, v in values.items() if k in self.symbol_flags}
+                            for g, values in old.flag_values.items()}
+        self.timers, self.scheduled = old.timers, old.scheduled
+        self.group, self.now = old.group, old.now
+        self.groups_seen, self._started_groups = old.groups_seen, old._started_groups
+        self.errors, self.health = old.errors, old.health
+        for metric in self.metrics:
+            group = self.group if metric.by_symbol else ""
+            if group in metric.groups:
+                self.m[metric.name] = metric.value(group, now)
+        self._recompute_all_derived()  # tier values may have changed
+

@@ -48,7 +48,7 @@ def build_report(engine: Engine, feed, starting_equity: float, elapsed_s: float,
         "time_in_state_pct": {k: round(v / total_ms * 100, 2) for k, v in sorted(engine.stats.state_ms.items())},
         "final_state": engine.state.mode,
         "notifications": len(engine.notifications),
-        "rule_errors": engine.rules.errors + engine.metrics.errors,
+        "rule_errors": sum(engine.rules.errors.values()) + sum(engine.metrics.errors.values()),
     }
 
 

@@ -1,22 +1,33 @@
 """Rule evaluation with Prometheus-style `for:` durations, cooldowns and resolution.
 
-State rules (no `on:`) are re-evaluated only when a name they read changed, or when a
-timer they set (a `for:` or a cooldown running out) comes due. Event rules (`on:`)
-are evaluated on each event of their kind. Pre-trade rules are evaluated per order
-intent by `check_intent`.
+Each rule keeps its state per group, as Prometheus keeps alert state per label set: a
+rule that reads a per-symbol name (genesis/config/groups.py) has one state per symbol,
+every other rule one state for the account (group ''). State rules (no `on:`) are
+re-evaluated for a group only when a name they read changed in it, or when a timer they
+set (a `for:` or a cooldown running out) comes due. Event rules (`on:`) are evaluated on
+each event of their kind, for the event's symbol. Pre-trade rules are evaluated per
+order intent by `check_intent`.
+
+An expression that fails at run time is recorded per rule (`errors`, `health`): the rule
+does not fire, `new_errors` holds what the engine must journal and raise, and a
+`pre_trade` or `risk` rule in error fails closed (`blocking`).
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from genesis.config.ruleset import CompiledRule, Ruleset
 from genesis.engine.metrics import Timers
 from genesis.vocabulary import STAGES
 
+FAIL_CLOSED_STAGES = ("pre_trade", "risk")
+EVAL_ERRORS = (ArithmeticError, TypeError, ValueError, KeyError)
+
 
 @dataclass
 class RuleState:
-    """Where one rule stands."""
+    """Where one rule stands for one group."""
 
     pending_since: int | None = None
     firing: bool = False
@@ -25,12 +36,32 @@ class RuleState:
 
 @dataclass
 class Firing:
-    """A rule fired (or resolved), with the values its condition saw."""
+    """A rule fired (or resolved) for a group, with the values its condition saw."""
 
     rule: CompiledRule
     kind: str                     # 'fire' or 'resolve'
     ts: int
     values: dict = field(default_factory=dict)
+    group: str = ""               # the symbol of a per-symbol rule, '' for an account-wide one
+
+
+@dataclass
+class ExpressionError:
+    """A rule or metric whose expression could not be evaluated."""
+
+    source: str                   # rule or metric id
+    what: str                     # 'rule' or 'metric'
+    stage: str                    # the rule's stage ('' for a metric)
+    group: str                    # symbol, '' for account-wide
+    expression: str
+    error: str                    # exception type and message
+    values: dict
+    ts: int
+
+    def record(self) -> dict:
+        """Plain form for the journal."""
+        return {"what": self.what, "stage": self.stage, "expression": self.expression, "error": self.error,
+                "values": self.values}
 
 
 def seen_values(rule: CompiledRule, m, e, o) -> dict:
@@ -44,50 +75,112 @@ def seen_values(rule: CompiledRule, m, e, o) -> dict:
     return values
 
 
+def failing_expression(rule: CompiledRule, m, e, o) -> tuple[str, str]:
+    """(source text, error) of the first condition of `rule` that raises."""
+    for cond in rule.conditions:
+        try:
+            cond.fn(m, e, o)
+        except EVAL_ERRORS as exc:
+            return cond.checked.source, f"{type(exc).__name__}: {exc}"
+    return " and ".join(c.checked.source for c in rule.conditions), "error"
+
+
 class RuleRunner:
-    """Evaluates the state and event rules of one rule set."""
+    """Evaluates the state and event rules of one rule set, per group."""
 
     def __init__(self, ruleset: Ruleset):
-        self.states: dict[str, RuleState] = {}
+        self.states: dict[tuple, RuleState] = {}     # (rule id, group) -> state
         self.order: dict[str, tuple] = {}
         self.readers: dict[str, list[CompiledRule]] = {}
         self.event_rules: dict[str, list[CompiledRule]] = {}
         self.state_rules: list[CompiledRule] = []
+        self.by_stage: dict[str, list[CompiledRule]] = {}
         self.pre_trade: list[CompiledRule] = ruleset.rules.get("pre_trade", [])
         self.by_id: dict[str, CompiledRule] = {}
+        self.stages = [s for s in STAGES if s != "pre_trade"]
         for s, stage in enumerate(STAGES):
             for i, rule in enumerate(ruleset.rules.get(stage, [])):
                 rid = rule.rule.id
                 self.by_id[rid] = rule
                 self.order[rid] = (s, i)
-                self.states[rid] = RuleState()
                 if stage == "pre_trade":
                     continue
                 if rule.rule.on:
                     self.event_rules.setdefault(rule.rule.on, []).append(rule)
                 else:
                     self.state_rules.append(rule)
+                    self.by_stage.setdefault(stage, []).append(rule)
                     for name in rule.reads:
                         self.readers.setdefault(name, []).append(rule)
+        self.symbol_names = ruleset.symbol_names
+        self.has_symbol_rules = any(r.per_symbol for r in self.state_rules)
+        self.symbol_rule_reads = frozenset().union(*(r.reads for r in self.state_rules if r.per_symbol))
+        self.pre_trade_per_symbol = any(r.per_symbol for r in self.pre_trade)
         self.timers = Timers()
-        self.errors = 0
-        self.started = False
+        self.due: dict[str, set] = {}               # group -> ids whose timer came due this event
+        self.errors: Counter = Counter()            # rule id -> evaluations that raised
+        self.health: dict[tuple, ExpressionError] = {}   # (rule id, group) -> its current error
+        self.new_errors: list[ExpressionError] = []
+        self.recovered: list[tuple] = []            # (rule id, group) healthy again
+        self.started_groups: set = set()
 
-    def _check(self, rule: CompiledRule, m, e, o) -> bool:
+    # ------------------------------------------------------------------ state
+    def state(self, rid: str, group: str) -> RuleState:
+        """The state of one rule for one group (created on first use)."""
+        st = self.states.get((rid, group))
+        if st is None:
+            st = self.states[(rid, group)] = RuleState()
+        return st
+
+    def group_of(self, rule: CompiledRule, symbol: str) -> str:
+        """The group a rule keeps its state in when evaluated for `symbol`."""
+        return symbol if rule.per_symbol else ""
+
+    def _check(self, rule: CompiledRule, group: str, now: int, m, e, o) -> bool | None:
+        """The rule's condition; None when it cannot be evaluated (recorded)."""
+        key = (rule.rule.id, group)
         try:
-            return rule.check(m, e, o)
-        except (ArithmeticError, TypeError, ValueError, KeyError):
-            self.errors += 1
-            return False
+            result = rule.check(m, e, o)
+        except EVAL_ERRORS:
+            self.errors[rule.rule.id] += 1
+            if key not in self.health:
+                expression, error = failing_expression(rule, m, e, o)
+                err = ExpressionError(rule.rule.id, "rule", rule.rule.stage, group, expression, error,
+                                      seen_values(rule, m, e, o), now)
+                self.health[key] = err
+                self.new_errors.append(err)
+            return None
+        if key in self.health:
+            del self.health[key]
+            self.recovered.append(key)
+        return result
 
-    def _step(self, rule: CompiledRule, now: int, m, fields, out: list) -> None:
+    def blocking(self) -> list[ExpressionError]:
+        """Errors of fail-closed (pre_trade, risk) state rules: new exposure is refused while any holds."""
+        return [err for err in self.health.values() if err.stage == "risk"]
+
+    # ------------------------------------------------------------------ evaluation
+    def begin_event(self, now: int) -> None:
+        """Collect the rules whose timers come due at `now`, before any stage runs."""
+        self.due = {}
+        for rid, group in self.timers.pop_due(now):
+            self.due.setdefault(group, set()).add(rid)
+
+    def groups_due(self) -> list:
+        """Groups with a timer due this event."""
+        return list(self.due)
+
+    def _step(self, rule: CompiledRule, group: str, now: int, m, fields, out: list) -> None:
         spec = rule.rule
-        st = self.states[spec.id]
-        if not self._check(rule, m, fields, None):
+        st = self.state(spec.id, group)
+        holds = self._check(rule, group, now, m, fields, None)
+        if holds is None:
+            return                 # an error is not a decision: the state stays as it was
+        if not holds:
             st.pending_since = None
             if st.firing:
                 st.firing = False
-                out.append(Firing(rule, "resolve", now, seen_values(rule, m, fields, None)))
+                out.append(Firing(rule, "resolve", now, seen_values(rule, m, fields, None), group))
             return
         if st.firing:
             return
@@ -99,53 +192,86 @@ class RuleRunner:
         if now >= due:
             st.firing = True
             st.last_fire = now
-            out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None)))
+            out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None), group))
         else:
-            self.timers.add(due, spec.id)
+            self.timers.add(due, (spec.id, group))
 
-    def evaluate(self, event, changed: set, m, event_rules: bool = True) -> list[Firing]:
-        """Rules to act on after `event` changed the names in `changed`; event rules
-        (`on:`) only when `event_rules` (once per event, not on later passes)."""
-        now = event.ts
-        if self.started and not changed and (not event_rules or event.kind not in self.event_rules) \
-                and not (self.timers.heap and self.timers.heap[0][0] <= now):
+    def stage_rules(self, stage: str, group: str, changed: set, everything: bool = False) -> list[CompiledRule]:
+        """State rules of `stage` to evaluate for `group` ('' = account-wide rules) after
+        the names in `changed` changed: readers of those names, rules whose timer is due,
+        and every rule on the first evaluation of the group."""
+        per_symbol = group != ""
+        rules = self.by_stage.get(stage)
+        if not rules:
             return []
-        fields = event.fields
-        todo: dict[str, CompiledRule] = {}
-        if not self.started:
-            self.started = True
-            todo = {r.rule.id: r for r in self.state_rules}
-        for rid in self.timers.pop_due(now):
-            todo[rid] = self.by_id[rid]
-        for name in changed:
-            for rule in self.readers.get(name, ()):
-                todo[rule.rule.id] = rule
+        first = group not in self.started_groups
+        due = self.due.get(group, ())
+        if everything or first:
+            return [r for r in rules if r.per_symbol == per_symbol]
+        out = []
+        for rule in rules:
+            if rule.per_symbol != per_symbol:
+                continue
+            if rule.rule.id in due or not rule.reads.isdisjoint(changed):
+                out.append(rule)
+        return out
+
+    def mark_started(self, group: str) -> None:
+        """Every rule of the group has been evaluated once."""
+        self.started_groups.add(group)
+
+    def evaluate(self, rules: list, group: str, event, m) -> list[Firing]:
+        """Evaluate state rules for one group, in rule-book order."""
         out: list[Firing] = []
-        for rule in sorted(todo.values(), key=lambda r: self.order[r.rule.id]) if len(todo) > 1 else todo.values():
-            self._step(rule, now, m, fields, out)
-        on_event = False
-        for rule in self.event_rules.get(event.kind, ()) if event_rules else ():
-            st = self.states[rule.rule.id]
+        now, fields = event.ts, event.fields
+        for rule in rules:
+            self._step(rule, group, now, m, fields, out)
+        return out
+
+    def evaluate_events(self, stage: str, event, m) -> list[Firing]:
+        """Event rules (`on:` this event's kind) of one stage, for the event's symbol."""
+        out: list[Firing] = []
+        now, fields = event.ts, event.fields
+        for rule in self.event_rules.get(event.kind, ()):
+            if rule.rule.stage != stage:
+                continue
+            group = self.group_of(rule, event.symbol)
+            st = self.state(rule.rule.id, group)
             cooldown = int(rule.rule.cooldown_s * 1000)
             if st.last_fire is not None and now - st.last_fire < cooldown:
                 continue
-            if self._check(rule, m, fields, None):
+            if self._check(rule, group, now, m, fields, None):
                 st.last_fire = now
-                out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None)))
-                on_event = True
-        if on_event and len(out) > 1:  # stages in order: an event rule of the risk stage acts before the tier stage
-            out.sort(key=lambda f: self.order[f.rule.rule.id])
+                out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None), group))
         return out
 
-    def check_intent(self, order_fields: dict, m, now: int) -> list[Firing]:
-        """Pre-trade rules that match one order intent."""
-        out = []
+    def has_event_rules(self, kind: str) -> bool:
+        """True when some rule runs on every event of `kind`."""
+        return kind in self.event_rules
+
+    def check_intent(self, order_fields: dict, m, now: int, symbol: str = "") -> tuple[list[Firing], list]:
+        """Pre-trade rules that match one order intent, and the errors of those that
+        cannot be evaluated (each refuses the order: pre-trade rules fail closed)."""
+        out, failed = [], []
         for rule in self.pre_trade:
-            if self._check(rule, m, None, order_fields):
-                self.states[rule.rule.id].last_fire = now
-                out.append(Firing(rule, "fire", now, seen_values(rule, m, None, order_fields)))
-        return out
+            group = self.group_of(rule, symbol)
+            holds = self._check(rule, group, now, m, None, order_fields)
+            if holds is None:
+                failed.append(self.health[(rule.rule.id, group)])
+            elif holds:
+                self.state(rule.rule.id, group).last_fire = now
+                out.append(Firing(rule, "fire", now, seen_values(rule, m, None, order_fields), group))
+        return out, failed
 
     def firing(self) -> list[str]:
-        """Ids of the state rules currently firing."""
-        return [rid for rid, st in self.states.items() if st.firing]
+        """Rules currently firing: the id, with `@SYMBOL` for a per-symbol rule."""
+        return [rid if not group else f"{rid}@{group}" for (rid, group), st in self.states.items() if st.firing]
+
+    def adopt(self, old: "RuleRunner") -> None:
+        """Carry rule states, health and start-up over from the runner this one replaces."""
+        for (rid, group), st in old.states.items():
+            if rid in self.by_id:
+                self.states[(rid, group)] = st
+        self.health = {k: v for k, v in old.health.items() if k[0] in self.by_id}
+        self.errors = old.errors
+        # every group is evaluated in full once more: tier values may have changed

@@ -48,6 +48,7 @@ class TradingState:
     holds: dict = field(default_factory=dict)         # rule -> 'halt' | 'reduce_only'
     locks: list = field(default_factory=list)
     sizes: dict = field(default_factory=dict)         # slot -> (factor, expires ms or None)
+    symbol_sizes: dict = field(default_factory=dict)  # symbol -> {slot -> (factor, expires)}: per-symbol rules
     requirements: dict = field(default_factory=dict)  # rule -> {'kind', 'min_words', 'phrase'}
     fire_log: dict = field(default_factory=dict)      # rule -> [fire times] (lock escalation)
 
@@ -68,20 +69,32 @@ class TradingState:
         """A rule's own `resume`: lift only what that rule held."""
         self.holds.pop(rule, None)
 
-    def size_factor(self, now: int) -> float:
-        """Product of every active size multiplier."""
+    def size_factor(self, now: int, symbol: str = "") -> float:
+        """Product of every active account-wide size multiplier, and of `symbol`'s own."""
         factor = 1.0
         for value, expires in self.sizes.values():
             if expires is None or now < expires:
                 factor *= value
+        for value, expires in self.symbol_sizes.get(symbol, {}).values() if symbol else ():
+            if expires is None or now < expires:
+                factor *= value
         return factor
 
-    def scale(self, slot: str, factor: float, expires: int | None) -> None:
-        """Set one size multiplier (1.0 removes the cut)."""
+    def zero_slots(self, symbol: str, now: int) -> list:
+        """Names of the active size multipliers at 0 for an order of `symbol`."""
+        slots = [(slot, v) for slot, v in self.sizes.items()]
+        slots += [(f"{slot} of {symbol}", v) for slot, v in self.symbol_sizes.get(symbol, {}).items()]
+        return [slot for slot, (value, expires) in slots if value == 0 and (expires is None or now < expires)]
+
+    def scale(self, slot: str, factor: float, expires: int | None, symbol: str = "") -> None:
+        """Set one size multiplier (1.0 removes the cut); with `symbol`, that symbol's own slot."""
+        sizes = self.symbol_sizes.setdefault(symbol, {}) if symbol else self.sizes
         if factor == 1.0 and expires is None:
-            self.sizes.pop(slot, None)
+            sizes.pop(slot, None)
+            if symbol and not sizes:
+                del self.symbol_sizes[symbol]
         else:
-            self.sizes[slot] = (factor, expires)
+            sizes[slot] = (factor, expires)
 
     def lock(self, rule: str, symbol: str, until: int, reason: str, journal_words: int = 0) -> Lock:
         """Add a lock."""
@@ -126,12 +139,14 @@ class TradingState:
             for lk in self.active_locks(now):
                 if lk.symbol in ("", symbol):
                     return Admission(False, f"locked: {lk.reason}")
-        return Admission(True, size_factor=self.size_factor(now) if opens_position else 1.0)
+        return Admission(True, size_factor=self.size_factor(now, symbol) if opens_position else 1.0)
 
     def snapshot(self) -> dict:
         """Plain form for the journal and `genesis status`."""
         return {"mode": self.mode, "holds": dict(self.holds), "locks": [lk.to_dict() for lk in self.locks],
-                "sizes": {k: list(v) for k, v in self.sizes.items()}, "requirements": dict(self.requirements)}
+                "sizes": {k: list(v) for k, v in self.sizes.items()},
+                "symbol_sizes": {sym: {k: list(v) for k, v in slots.items()} for sym, slots in self.symbol_sizes.items()},
+                "requirements": dict(self.requirements)}
 
 
 def next_utc_midnight(now: int) -> int:
