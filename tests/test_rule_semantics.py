@@ -289,3 +289,17 @@ def test_an_interleaved_market_keeps_m_showing_the_events_symbol(tmp_path):
     assert engine.metrics.m["px"] == 200.0
     engine.process(ticker(T0 + 11 * S, ETH, 50))
     assert engine.metrics.m["px"] == 50
+
+
+def test_validate_refuses_an_account_wide_rule_that_sets_a_per_symbol_flag(tmp_path):
+    rules = """\
+rules:
+  - id: t_which_symbol
+    stage: risk
+    when: "dial >= 1"
+    then: [{set: {t_sym: loud}}]
+"""
+    result = check_config(config_dir(tmp_path, rules, header=PRICES))
+    messages = [p.message for p in result.problems]
+    assert messages == ["rule 't_which_symbol' is account-wide (it reads no per-symbol name) but sets 't_sym', a flag "
+                        "kept per symbol: it would not be clear for which symbol"]

@@ -575,15 +575,18 @@ class _Checker:
         per_symbol = symbol_names(self.out.metrics, self.out.flags, self.out.metric_order)
         for rule in self.out.rules:
             reads = per_symbol_reads(rule, per_symbol)
-            if not reads:
-                continue
             for key, actions in (("then", rule.then), ("resolve", rule.resolve)):
                 for k, action in enumerate(actions):
                     if action.name != "set":
                         continue
                     for flag in action.arg:
                         fdef = self.out.flags.get(flag)
-                        if fdef is not None and not fdef.by_symbol:
+                        if fdef is not None and fdef.by_symbol and not reads and not rule.on:
+                            self.add(rule.doc, rule.path + (key, k, "set", flag),
+                                     f"rule '{rule.id}' is account-wide (it reads no per-symbol name) but sets "
+                                     f"'{flag}', a flag kept per symbol: it would not be clear for which symbol",
+                                     key=True)
+                        if fdef is not None and not fdef.by_symbol and reads:
                             self.add(rule.doc, rule.path + (key, k, "set", flag),
                                      f"rule '{rule.id}' is evaluated per symbol (it reads {', '.join(sorted(reads))}) "
                                      f"but sets the account-wide flag '{flag}'; declare the flag with `by: symbol` "
