@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from genesis.config.checks import CheckedConfig
 from genesis.config.ruleset import CompiledAction, Ruleset, compile_ruleset
 from genesis.durations import parse_duration
+from genesis.engine import exits
 from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
 from genesis.engine.events import MS_PER_DAY, Event
@@ -254,7 +255,7 @@ class Engine:
                 self.pending.append(closed)
         elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "reconciled",
                       "external_order", "position_mismatch", "day_closed", "drawdown_recovered",
-                      "lock_released", "engine_started", "order_amend_rejected"):
+                      "lock_released", "engine_started", "order_amend_rejected", "halt_reset", "reflection"):
             data = event.public_fields()
             if "_reason" in event.fields:
                 data["reason"] = event.fields["_reason"]
@@ -338,7 +339,7 @@ class Engine:
         self._journal(firing.ts, firing.kind, rid, event.symbol, {"values": firing.values})
         actions = rule.then if firing.kind == "fire" else rule.resolve
         if firing.kind == "resolve":
-            self.state.requirements.pop(rid, None)
+            exits.on_resolve(self, rid)
         for action in actions:
             self._act(action, rid, rule.rule.severity, event, changed)
 
@@ -388,8 +389,9 @@ class Engine:
             detail.update(severity=severity, text=text, channels=channels)
             if self.notify_callback:
                 self.notify_callback(note)
-        elif name == "require":
-            self.state.requirements[rid] = dict(arg)
+        elif name == "require":   # merged into what a tier change of the same rule recorded as waiting
+            waiting = self.state.requirements.get(rid, {})
+            self.state.requirements[rid] = {**(waiting if waiting.get("kind") == arg["kind"] else {}), **arg}
             detail.update(arg)
             if arg["kind"] == "journal_entry":
                 for lock in self.state.locks:
@@ -399,7 +401,9 @@ class Engine:
             self.metrics.set_values(dict(arg), changed)
             detail["set"] = arg
         elif name in ("promote", "demote"):
-            detail.update(self._change_tier(1 if name == "promote" else -1, rid))
+            detail.update(exits.tier_change(self, 1 if name == "promote" else -1, rid))
+        elif name == "rebase_peak":
+            detail["peak_usd"] = self.account.rebase_peak()
         self._journal(now, "action", rid, event.symbol, detail)
 
     def _render(self, text: str, compiled: CompiledAction, event: Event) -> str:
