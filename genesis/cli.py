@@ -375,6 +375,37 @@ def override(phrase, db, config) -> None:
     _send_command(db, config, "override", {"phrase": phrase})
 
 
+@cli.command()
+@click.option("--phrase", help="The phrase the halt's rule asks for (asked for when not given).")
+@click.option("--rule", "rule_id", metavar="ID", help="The rule whose halt to reset, when several wait for one.")
+@_DB
+@_CONFIG
+def reset(phrase, rule_id, db, config) -> None:
+    """Typed manual reset: lift the halt of the rule whose confirmation phrase you type
+    (e.g. Hunter's drawdown halt). Only that halt; not the emergency override."""
+    if phrase is None:
+        phrase = click.prompt("Type the phrase the halt asks for (its rule's require: phrase; "
+                              "`genesis tier` shows it)")
+    payload = {"phrase": phrase}
+    if rule_id:
+        payload["rule"] = rule_id
+    _send_command(db, config, "reset", payload)
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="Read the reflection from a file.")
+@_DB
+@_CONFIG
+def reflect(text, path, db, config) -> None:
+    """Write the reflection a tier change asks for; a promotion waiting for it then happens."""
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+    if not text or not text.strip():
+        raise click.UsageError("give the reflection as TEXT or --file")
+    _send_command(db, config, "reflect", {"text": text})
+
+
 @cli.command("journal")
 @click.argument("text", required=False)
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="Read the entry from a file.")

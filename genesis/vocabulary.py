@@ -101,12 +101,16 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     }),
     "drawdown_recovered": ("Equity returned to its previous peak", {"depth_pct": (NUMBER, "Depth of the recovered drawdown, %")}),
     "lock_released": ("A lock ended", {"rule": (TEXT, "Id of the rule that set the lock")}),
+    "halt_reset": ("The operator typed the phrase a rule's `require: {kind: confirmation}` declares (`genesis reset`); "
+                   "that rule's halt and locks are lifted", {"rule": (TEXT, "Id of the rule whose halt was reset")}),
     # operator
     "operator_connect": ("An operator session started", {}),
     "operator_disconnect": ("An operator session ended", {}),
     "override_attempt": ("The operator asked for an emergency override", {"accepted": (BOOL, "Phrase right and not in cooldown")}),
     "config_edit": ("A configuration edit was accepted", {"risk": (BOOL, "The edit changes a risk parameter")}),
     "journal_entry": ("The operator wrote a journal entry", {"words": (NUMBER, "Words in the entry")}),
+    "reflection": ("The operator wrote a reflection (`genesis reflect`); a tier change waiting for one long enough "
+                   "applies", {"words": (NUMBER, "Words in the reflection")}),
     "life_event": ("The operator recorded a life event (lowers tilt sensitivity)", {"days": (NUMBER, "Days it applies")}),
     # system probes
     "engine_started": ("The engine started", {}),
@@ -143,6 +147,10 @@ ACCOUNT_METRICS: dict[str, tuple[str, str]] = {
     "peak_equity_usd": ("USD", "Highest equity seen"),
     "drawdown_usd": ("USD", "peak_equity_usd - equity_usd (>= 0)"),
     "drawdown_pct": ("%", "drawdown_usd as % of peak_equity_usd"),
+    "peak_since_rebase_usd": ("USD", "Highest equity since the last `rebase_peak` action (since the start before "
+                                     "the first): the reference a rule book can restart, e.g. when an exit protocol "
+                                     "ends"),
+    "drawdown_since_rebase_usd": ("USD", "peak_since_rebase_usd - equity_usd (>= 0)"),
     "daily_pnl_usd": ("USD", "P&L since 00:00 UTC (realised + unrealised)"),
     "daily_pnl_pct": ("%", "daily_pnl_usd as % of equity at 00:00 UTC"),
     "open_positions": ("count", "Open positions"),
@@ -177,9 +185,11 @@ ACTIONS: dict[str, str] = {
     "require": "Ask the operator for a journal entry, a reason, a reflection or a typed confirmation",
     "promote": "Move up one tier",
     "demote": "Move down one tier (halts at the lowest tier)",
+    "rebase_peak": "Restart peak_since_rebase_usd at the current equity (drawdown_since_rebase_usd becomes 0); "
+                   "peak_equity_usd, the all-time peak, is unchanged",
     "set": "Set declared flags",
 }
-BARE_ACTIONS = ("halt", "reduce_only", "resume", "cancel_all", "close_positions", "promote", "demote")
+BARE_ACTIONS = ("halt", "reduce_only", "resume", "cancel_all", "close_positions", "promote", "demote", "rebase_peak")
 
 # Names that rules may read inside per-event expressions (where/value/while).
 def event_fields(kind: str) -> dict[str, tuple[str, str]]:

@@ -19,6 +19,7 @@ from genesis.config.checks import check_config
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.engine.journal import Journal
+from genesis.engine.operator import apply_command
 from genesis.engine.paper import OrderRequest
 from genesis.engine.state import ACTIVE, HALTED, REDUCING
 from genesis.strategies import OrderIntent
@@ -607,7 +608,7 @@ rules:
 """
 
 
-def test_require_is_recorded_and_dropped_when_the_rule_resolves(tmp_path):
+def test_a_reason_is_dropped_when_its_rule_resolves_a_confirmation_waits_for_the_reset(tmp_path):
     engine = started(make_engine(tmp_path, REQUIRE))
     engine.process(dial(T0 + S, 1))
     assert engine.state.requirements == {"t_reason": {"kind": "reason", "min_words": 5}}
@@ -617,8 +618,10 @@ def test_require_is_recorded_and_dropped_when_the_rule_resolves(tmp_path):
     engine.process(dial(T0 + 3 * S, 0))
     assert set(engine.state.requirements) == {"t_confirm"}
     engine.process(dial2(T0 + 4 * S, 0))
-    assert engine.state.requirements == {}
+    assert set(engine.state.requirements) == {"t_confirm"}   # the halt still waits for its typed reset
     assert engine.state.mode == HALTED             # no resume in its resolve: the halt stays
+    assert apply_command(engine, "reset", {"phrase": "I have read the risk note"})[0] == "applied"
+    assert engine.state.requirements == {} and engine.state.mode == ACTIVE
 
 
 # ============================================================================ set

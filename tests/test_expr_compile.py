@@ -434,8 +434,8 @@ def test_tier_specific_halt_rules(rulesets):
 ])
 def test_drawdown_critical_per_tier(rulesets, tier, drawdown, expected):
     rule = _rule(rulesets[tier], "risk", "drawdown_critical")
-    assert rule.reads == frozenset({"drawdown_usd"})
-    m = {"drawdown_usd": drawdown, "daily_pnl_usd": 0, "drawdown_pct": 0, "losing_days_streak": 0}
+    assert rule.reads == frozenset({"drawdown_since_rebase_usd"})
+    m = {"drawdown_since_rebase_usd": drawdown, "daily_pnl_usd": 0, "drawdown_pct": 0, "losing_days_streak": 0}
     assert rule.check(m, {}, {}) is expected
 
 
@@ -444,7 +444,7 @@ def test_risk_stage_function_agrees_with_rule_checks(rulesets):
         rules = rs.rules["risk"]
         names = frozenset().union(*(r.reads for r in rules))
         m = {name: 0 for name in names}
-        m["drawdown_usd"] = 60
+        m["drawdown_since_rebase_usd"] = 60
         fields: dict = {}
         for r in rules:
             for c in r.conditions:

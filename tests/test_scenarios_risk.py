@@ -37,6 +37,7 @@ needs_data = pytest.mark.skipif(
 # The first candle opens 2021-04-20 20:42 UTC; its event is timed at its close, 20:43.
 FIRST_EVENT = datetime(2021, 4, 20, 20, 43, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
+HUNTER_PHRASE = "I have reviewed the drawdown and reset the halt"   # rules/risk.yaml drawdown_halt_manual_reset
 
 COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_scenario_coverage.py)
     "drawdown_info": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
@@ -46,6 +47,9 @@ COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_sc
     "drawdown_halt_automatic": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "drawdown_halt_manual_reset": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "drawdown_halt_lockout": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_reference_day_end": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_reference_after_lock": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_reference_after_reset": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "hard_stop_drawdown": "test_a_day_losing_over_15_percent_demotes_hunter_to_sniper",
     "demote_daily_loss": "test_a_day_losing_over_15_percent_demotes_hunter_to_sniper",
 }
@@ -180,24 +184,38 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
     ladder: critical first (only reducing orders), then the tier's halt at the first
     candle whose drawdown reaches the halt amount, which closes the position and applies
     the tier's exit protocol (Sniper: stop until 00:00 UTC; Hunter: HALTED until a typed
-    reset; Strategist: a 24 h lock that also needs a 500-word journal entry)."""
+    reset; Strategist: a 24 h lock that also needs a 500-word journal entry). When the
+    protocol ends, the ladder measures from the equity then and a manual buy goes out:
+    Sniper at 00:30 the next day, Hunter after the typed reset on the next day (a wrong
+    phrase first is refused), Strategist after the 24 h and the 500-word entry."""
     equity, notional, halt_rule, halt_usd, critical_usd, halt_time = HALTS[tier]
     shipped = yaml.safe_load((REPO / "tiers" / f"{tier}.yaml").read_text())
     assert (shipped["drawdown"]["halt_usd"], shipped["drawdown"]["critical_usd"]) == (halt_usd, critical_usd)
     assert notional <= equity * shipped["limits"]["max_position_pct"] / 100  # within the 5% rule
     commands = [{"after": after(BUY_AT), "kind": "order", "side": "buy", "symbol": "BTCUSDT",
                  "notional_usd": notional, "reason": "buying the dip"}]
-    if tier == "strategist":  # after the 24 h are up: a short entry, then a 500-word one
+    if tier == "sniper":      # the next UTC day
+        resume_at = at("2021-05-20 00:30")
+    elif tier == "hunter":    # the next day: still halted; a wrong phrase, then the right one
+        resume_at = at("2021-05-20 12:31")
+        commands += [
+            {"after": after(at("2021-05-20 12:00")), "kind": "reset", "phrase": "let me trade again"},
+            {"after": after(at("2021-05-20 12:30")), "kind": "reset", "phrase": HUNTER_PHRASE},
+        ]
+    else:                     # after the 24 h are up: a short entry, then a 500-word one
+        resume_at = at("2021-05-20 12:31")
         commands += [
             {"after": after(at("2021-05-20 12:00")), "kind": "journal", "text": "bad day, moving on"},
             {"after": after(at("2021-05-20 12:30")), "kind": "journal", "text": " ".join(["reflection"] * 500)},
         ]
+    commands.append({"after": after(resume_at), "kind": "order", "side": "buy", "symbol": "BTCUSDT",
+                     "notional_usd": 100, "reason": "back to the plan"})
     report, db = replay(tmp_path, tier, config_copy(tmp_path, equity=equity), commands, files=btc_feed)
 
     # the manual buy went out whole (no resize: the 5% rule refuses instead), at 00:30
     ops = journal(db, kind="operator")
     assert ops[0]["ts"] == ms(BUY_AT) and ops[0]["data"]["status"] == "applied", ops[0]
-    buy = [e for e in journal(db, kind="intent") if e["rule"] == "operator"]
+    buy = [e for e in journal(db, kind="intent") if e["rule"] == "operator" and e["ts"] < ms(at("2021-05-20 00:00"))]
     assert len(buy) == 1 and buy[0]["data"]["notional_usd"] == notional and buy[0]["ts"] == ms(BUY_AT)
 
     # the halt: fired at the expected candle, with the values it saw
@@ -205,7 +223,7 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
     assert fires, report["rule_firings"]
     first = fires[0]
     assert utc(first["ts"]) == halt_time
-    seen = first["data"]["values"]["drawdown_usd"]
+    seen = first["data"]["values"]["drawdown_since_rebase_usd"]
     assert seen >= halt_usd
     # ... and exactly once during the crash day
     crash_day = [f for f in fires if ms(at("2021-05-19 00:00")) <= f["ts"] < ms(at("2021-05-20 00:00"))]
@@ -222,7 +240,7 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
     # critical (reduce only) fired earlier, at its own amount
     critical = journal(db, kind="fire", rule="drawdown_critical")
     assert critical and critical[0]["ts"] < first["ts"]
-    assert critical_usd <= critical[0]["data"]["values"]["drawdown_usd"] < halt_usd
+    assert critical_usd <= critical[0]["data"]["values"]["drawdown_since_rebase_usd"] < halt_usd
     assert dd[critical[0]["ts"] - 60_000] < critical_usd
 
     # close_positions: a risk sell of the whole position, sent at the halt's candle
@@ -247,7 +265,8 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
         released = [e for e in journal(db, kind="state", rule=halt_rule) if "lock_released" in e["data"]]
         assert [e["ts"] for e in released] == [midnight]
         assert report["rule_firings"][halt_rule] == 1  # one market sell closed everything
-        assert report["pnl_usd"] == pytest.approx(-75.58, abs=0.01)
+        halt_loss = journal(db, kind="position_closed")[0]["data"]["pnl_usd"]
+        assert halt_loss == pytest.approx(-75.58, abs=0.01)
         # the rest of the ladder on the way down: the day's loss reaches Sniper's $25
         # warning (sizes halved) and its $25 daily loss limit (locked until 00:00) at the
         # first candle where the rebuilt daily result is -25 or worse
@@ -267,14 +286,31 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
         # the info step: the halt's exit closed one trade losing more than $10
         info = journal(db, kind="fire", rule="drawdown_info")
         assert len(info) == 1 and info[0]["ts"] == first["ts"]
-        assert info[0]["data"]["values"]["event.pnl_usd"] == pytest.approx(report["pnl_usd"], abs=0.01)
+        assert info[0]["data"]["values"]["event.pnl_usd"] == pytest.approx(halt_loss, abs=0.01)
+        # 00:00 UTC: the stop ends, the ladder measures from the equity then, and the
+        # critical step's reduce-only ends with it: trading is ACTIVE again
+        for rule in ("drawdown_reference_day_end", "drawdown_reference_after_lock"):
+            assert [e["ts"] for e in journal(db, kind="fire", rule=rule)] == [midnight], rule
+            assert [a["data"]["action"] for a in journal(db, kind="action", rule=rule)] == ["rebase_peak"]
+        assert [e["ts"] for e in journal(db, kind="resolve", rule="drawdown_critical")][-1] == midnight
+        modes = [(e["ts"], e["data"]["mode"]) for e in journal(db, kind="state") if "mode" in e["data"]]
+        assert modes[-1] == (midnight, "ACTIVE")
     elif tier == "hunter":
         halted = [e for e in journal(db, kind="state") if e["data"].get("mode") == "HALTED"]
         assert halted and halted[0]["ts"] == first["ts"]
         assert halted[0]["data"]["holds"].get(halt_rule) == "halt"
         assert "require" in names
-        assert report["final_state"] == "HALTED"  # nobody typed the reset
         assert report["time_in_state_pct"].get("HALTED", 0) > 0
+        # still halted the next day, until the typed reset: the wrong phrase changes nothing
+        modes = [(utc(e["ts"]), e["data"]["mode"]) for e in journal(db, kind="state") if "mode" in e["data"]]
+        assert modes[-2:] == [(utc(first["ts"]), "HALTED"), ("2021-05-20 12:30", "ACTIVE")], modes
+        resets = [(utc(o["ts"]), o["data"]["status"]) for o in ops if o["rule"] == "reset"]
+        assert resets == [("2021-05-20 12:00", "refused"), ("2021-05-20 12:30", "applied")]
+        assert [e["data"]["rule"] for e in journal(db, kind="halt_reset")] == [halt_rule]
+        assert [utc(e["ts"]) for e in journal(db, kind="fire", rule="drawdown_reference_after_reset")] == \
+            ["2021-05-20 12:30"]
+        assert report["rule_firings"].get("override_attempt_logged", 0) == 0   # not an override
+        assert report["final_state"] == "ACTIVE"
     else:
         lock = [a["data"]["lock"] for a in actions if a["data"]["action"] == "lock"]
         assert len(lock) == 1 and lock[0]["until"] == first["ts"] + MS_PER_DAY
@@ -285,6 +321,12 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
         assert [utc(e["ts"]) for e in mine] == ["2021-05-20 12:30"]
         accepted = [e for e in journal(db, kind="state", rule=halt_rule) if "journal_entry_accepted" in e["data"]]
         assert accepted and all(utc(e["ts"]) == "2021-05-20 12:30" for e in accepted)
+        assert [utc(e["ts"]) for e in journal(db, kind="fire", rule="drawdown_reference_after_lock")] == \
+            ["2021-05-20 12:30"]
+    # trading again: the manual buy after the exit protocol goes out
+    resumed = [o for o in ops if o["ts"] == ms(resume_at) and o["data"]["payload"].get("notional_usd") == 100]
+    assert len(resumed) == 1 and resumed[0]["data"]["status"] == "applied", resumed
+    assert "order(s) sent" in resumed[0]["data"]["result"]
 
 
 @needs_data

@@ -60,6 +60,7 @@ COVERS = {
     "demote_same_direction": "test_positions_moving_together_demote_hunter_and_mask_the_guard",
     "promote_sniper_to_hunter": "test_sniper_is_promoted_to_hunter_the_moment_every_gate_holds",
     "promote_hunter_to_strategist": "test_hunter_is_promoted_to_strategist_the_moment_every_gate_holds",
+    "drawdown_reference_after_override": "test_five_override_attempts_in_24h_demote_hunter_to_sniper",
 }
 
 pytestmark = needs_data
@@ -105,6 +106,9 @@ BTC_BUY, BTC_SELL = "2021-04-26 00:05", "2021-04-26 19:00"    # BTC 48,800 -> 54
 ETH_BUY, ETH_SELL = "2021-05-03 00:05", "2021-05-03 23:00"    # ETH 2,953 -> 3,377 (+14.4%)
 OVERSIZED_BUY = "2021-04-21 12:00"   # $150 of BTC: over 5% of $1,990 ($99.50)
 SECOND_POSITION = "2021-04-26 00:06"  # an ETH buy while the BTC position bought at 00:05 is open
+# the written reflection a promotion waits for: too short first, then long enough
+SHORT_REFLECTION, REFLECTION = "2021-05-04 08:00", "2021-05-05 13:00"
+REFLECTION_TEXT = " ".join(["patience"] * 150)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +121,9 @@ def sniper_runs(tmp_path_factory, two_pairs_to_may6):
     trades = [order(first, BTC_BUY, "buy", "BTCUSDT", 99, "buying before the rally"),
               order(first, BTC_SELL, "sell", "BTCUSDT", 10_000, "taking profit"),
               order(first, ETH_BUY, "buy", "ETHUSDT", 99, "buying before the rally"),
-              order(first, ETH_SELL, "sell", "ETHUSDT", 10_000, "taking profit")]
+              order(first, ETH_SELL, "sell", "ETHUSDT", 10_000, "taking profit"),
+              command(first, SHORT_REFLECTION, "reflect", text="I was patient"),
+              command(first, REFLECTION, "reflect", text=REFLECTION_TEXT)]
     extra = [order(first, OVERSIZED_BUY, "buy", "BTCUSDT", 150, "all in"),
              order(first, SECOND_POSITION, "buy", "ETHUSDT", 99, "and ETH too")]
     runs = {}
@@ -195,9 +201,9 @@ def test_sniper_refuses_a_second_open_position(sniper_runs):
 def test_sniper_is_promoted_to_hunter_the_moment_every_gate_holds(sniper_runs):
     """promote_sniper_to_hunter fires once, at the ETH sale: that close makes ETH the second
     pair with a profitable close, the last gate to hold (every other one held already).
-    It promotes one tier (to Hunter: Hunter's own gates, with the shipped 45 days counted
-    from the promotion, do not hold in this run), asks for the written reflection and
-    notifies."""
+    The promotion then waits for the written reflection the rule requires: a 3-word one is
+    refused, the 150-word one promotes one tier (to Hunter: Hunter's own gates, with the
+    shipped 45 days counted from the promotion, do not hold in this run)."""
     run, first = sniper_runs["clean"], sniper_runs["first"]
     btc, eth = closes("BTCUSDT"), closes("ETHUSDT")
     assert btc[ms(BTC_SELL)] > btc[ms(BTC_BUY)] * 1.1 and eth[ms(ETH_SELL)] > eth[ms(ETH_BUY)] * 1.1
@@ -231,13 +237,21 @@ def test_sniper_is_promoted_to_hunter_the_moment_every_gate_holds(sniper_runs):
     assert values["fast_orders_pct_30d"] == 100 and len(run.of("order")) == 4
     assert not run.of("refused") and values["position_rule_violations_14d"] == 0
 
-    # the promotion: one tier step, then the reflection and the notice
-    assert [(utc(e["ts"]), e["data"]) for e in run.of("tier")] == [(ETH_SELL, {"tier": "hunter"})]
+    # the promotion waits for the reflection, then takes one tier step when it arrives
+    assert [(utc(e["ts"]), e["data"]) for e in run.of("tier")] == [(REFLECTION, {"tier": "hunter"})]
     assert run.actions("promote_sniper_to_hunter") == [
-        {"action": "promote", "from": "sniper", "tier": "hunter"},
+        {"action": "promote", "tier": "sniper", "to": "hunter", "waits_for": "reflection", "min_words": 150},
         {"action": "require", "kind": "reflection", "min_words": 150},
         {"action": "notify", "severity": "info", "channels": ["console", "log"],
-         "text": "Every gate held: welcome to Hunter. Take a moment to write what got you here."}]
+         "text": "Every gate held for Hunter. Write what got you here (genesis reflect, at least 150 words) and "
+                 "the promotion takes effect."},
+        {"action": "promote", "reflection_words": 150, "from": "sniper", "tier": "hunter"}]
+    reflections = [(utc(o["ts"]), o["data"]["status"], o["data"]["result"]) for o in run.ops if o["rule"] == "reflect"]
+    assert reflections == [
+        (SHORT_REFLECTION, "refused", "the reflection has 3 words and at least 150 are asked for (promotion to "
+                                      "hunter (promote_sniper_to_hunter) waits for a written reflection of at least "
+                                      "150 words (genesis reflect)); nothing was recorded"),
+        (REFLECTION, "applied", "reflection of 150 words recorded: promoted to hunter")]
     assert run.report["tier"] == "hunter"
     assert run.report["rule_firings"]["promote_sniper_to_hunter"] == 1
     assert "promote_hunter_to_strategist" not in run.report["rule_firings"]
@@ -275,7 +289,8 @@ def hunter_run(tmp_path_factory, two_pairs_to_may6):
     tmp = tmp_path_factory.mktemp("hunter_promotion")
     config = config_copy(tmp, equity=HUNTER_EQUITY, tier_edits={"hunter": {"promotion": HUNTER_PROMOTION}})
     script = [order(first, BTC_BUY, "buy", "BTCUSDT", 495), order(first, BTC_SELL, "sell", "BTCUSDT", 100_000),
-              order(first, ETH_BUY, "buy", "ETHUSDT", 495), order(first, ETH_SELL, "sell", "ETHUSDT", 100_000)]
+              order(first, ETH_BUY, "buy", "ETHUSDT", 495), order(first, ETH_SELL, "sell", "ETHUSDT", 100_000),
+              command(first, REFLECTION, "reflect", text=REFLECTION_TEXT)]
     run = replay(tmp, "hunter", config, files, script)
     run.first = first
     return run
@@ -344,13 +359,15 @@ def test_hunter_is_promoted_to_strategist_the_moment_every_gate_holds(hunter_run
     assert values["sliced_orders_pct_30d"] == 100   # every execution over $200 went out as an iceberg
     assert {e["data"]["algo"] for e in run.of("intent")} == {"iceberg"}
 
-    # the promotion, then the reflection; Strategist is the top tier
-    assert [(e["ts"], e["data"]) for e in run.of("tier")] == [(fire["ts"], {"tier": "strategist"})]
+    # the promotion waits for the reflection; Strategist is the top tier
+    assert [(utc(e["ts"]), e["data"]) for e in run.of("tier")] == [(REFLECTION, {"tier": "strategist"})]
     assert run.actions("promote_hunter_to_strategist") == [
-        {"action": "promote", "from": "hunter", "tier": "strategist"},
+        {"action": "promote", "tier": "hunter", "to": "strategist", "waits_for": "reflection", "min_words": 150},
         {"action": "require", "kind": "reflection", "min_words": 150},
         {"action": "notify", "severity": "info", "channels": ["console", "log"],
-         "text": "Every gate held: welcome to Strategist. Take a moment to write what got you here."}]
+         "text": "Every gate held for Strategist. Write what got you here (genesis reflect, at least 150 words) "
+                 "and the promotion takes effect."},
+        {"action": "promote", "reflection_words": 150, "from": "hunter", "tier": "strategist"}]
     assert run.report["tier"] == "strategist" and run.report["rule_firings"]["promote_hunter_to_strategist"] == 1
 
 
@@ -629,6 +646,10 @@ def test_five_override_attempts_in_24h_demote_hunter_to_sniper(override_run):
     assert [(e["ts"], e["data"]["values"]) for e in run.of("resolve", "demote_override_attempts")] == \
         [(ms(OVERRIDES[0][0]) + DAY, {"override_attempts_24h": 4.0})]
     assert run.report["tier"] == "sniper" and run.report["rule_firings"]["override_attempt_logged"] == 6
+    # each accepted override lifted every halt: the drawdown ladder measures from the equity then
+    accepted = [ms(when) for when, _, status, _ in OVERRIDES if status == "applied"]
+    assert [e["ts"] for e in run.of("fire", "drawdown_reference_after_override")] == accepted
+    assert {a["action"] for a in run.actions("drawdown_reference_after_override")} == {"rebase_peak"}
 
 
 def test_an_override_attempt_is_logged_before_the_demotion_it_causes(override_run):

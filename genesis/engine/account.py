@@ -33,6 +33,7 @@ class Account:
         self.mids: dict[str, float] = {}
         self.history: dict[str, deque] = {}   # symbol -> (minute, mid) for 15-minute direction
         self.peak = starting_equity
+        self.rebased_peak = starting_equity   # highest equity since the last rebase_peak action
         self.deepest_pct = 0.0                 # deepest drawdown since the last peak
         self.day = start_ts // MS_PER_DAY
         self.day_open_equity = starting_equity
@@ -125,6 +126,8 @@ class Account:
         equity = self.equity()
         if equity > self.peak:
             self.peak = equity
+        if equity > self.rebased_peak:
+            self.rebased_peak = equity
         drawdown = self.peak - equity
         dd_pct = drawdown / self.peak * 100 if self.peak > 0 else 0.0
         self.deepest_pct = max(self.deepest_pct, dd_pct)
@@ -133,6 +136,7 @@ class Account:
         daily = equity - self.day_open_equity
         return {
             "equity_usd": equity, "peak_equity_usd": self.peak, "drawdown_usd": drawdown, "drawdown_pct": dd_pct,
+            "peak_since_rebase_usd": self.rebased_peak, "drawdown_since_rebase_usd": self.rebased_peak - equity,
             "daily_pnl_usd": daily,
             "daily_pnl_pct": daily / self.day_open_equity * 100 if self.day_open_equity else 0.0,
             "open_positions": float(len([p for p in self.positions.values() if p.qty > 0])),
@@ -141,6 +145,11 @@ class Account:
             "uncorrelated_pairs_30d": self.uncorrelated_pairs,
             "trader_days": (now - self.first_ts) / MS_PER_DAY,
         }
+
+    def rebase_peak(self) -> float:
+        """Restart the rebased peak at the current equity (the all-time peak stays); returns it."""
+        self.rebased_peak = self.equity()
+        return self.rebased_peak
 
     def check_recovery(self, now: int) -> list[Event]:
         """drawdown_recovered when equity is back at its peak after a drawdown."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from genesis.config.checks import CheckedConfig
 from genesis.config.ruleset import CompiledAction, Ruleset, compile_ruleset
 from genesis.durations import parse_duration
+from genesis.engine import exits
 from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
 from genesis.engine.events import MS_PER_DAY, Event
@@ -24,6 +25,7 @@ from genesis.engine.metricset import MetricSet
 from genesis.engine.paper import OrderRequest, PaperExchange
 from genesis.engine.rules import EVAL_ERRORS, Firing, RuleRunner
 from genesis.engine.state import TradingState, next_utc_midnight
+from genesis.vocabulary import STAGES
 from genesis.strategies import MarketView, OrderIntent, registry
 
 MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
@@ -33,6 +35,7 @@ EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order"
                     *AMEND_KINDS)
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
+STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
 MAX_SWEEPS = 64   # a guard only: validate rejects action cycles, so chains settle long before
 
 
@@ -255,7 +258,7 @@ class Engine:
                 self.pending.append(closed)
         elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "reconciled",
                       "external_order", "position_mismatch", "day_closed", "drawdown_recovered",
-                      "lock_released", "engine_started", "order_amend_rejected"):
+                      "lock_released", "engine_started", "order_amend_rejected", "halt_reset", "reflection"):
             data = event.public_fields()
             if "_reason" in event.fields:
                 data["reason"] = event.fields["_reason"]
@@ -325,7 +328,8 @@ class Engine:
         for _ in range(MAX_SWEEPS):
             made_glob: set = set()
             made_local: dict = {}
-            for stage in rules.stages:
+            for stage in STAGE_ORDER:
+                rules, metrics = self.rules, self.metrics   # a tier change swaps both: go on with the new ones
                 todo = rules.stage_rules(stage, "", glob)
                 firings = rules.evaluate(todo, "", event, metrics.m) if todo else []
                 if event_rules:
@@ -436,7 +440,7 @@ class Engine:
         self._journal(firing.ts, firing.kind, rid, symbol, {"values": firing.values})
         actions = rule.then if firing.kind == "fire" else rule.resolve
         if firing.kind == "resolve":
-            self.state.requirements.pop(rid, None)
+            exits.on_resolve(self, rid)
         for action in actions:
             self._act(action, rid, rule.rule.severity, event, changed, firing.group)
 
@@ -488,8 +492,9 @@ class Engine:
             detail.update(severity=severity, text=text, channels=channels)
             if self.notify_callback:
                 self.notify_callback(note)
-        elif name == "require":
-            self.state.requirements[rid] = dict(arg)
+        elif name == "require":   # merged into what a tier change of the same rule recorded as waiting
+            waiting = self.state.requirements.get(rid, {})
+            self.state.requirements[rid] = {**(waiting if waiting.get("kind") == arg["kind"] else {}), **arg}
             detail.update(arg)
             if arg["kind"] == "journal_entry":
                 for lock in self.state.locks:
@@ -499,7 +504,9 @@ class Engine:
             self.metrics.set_values(dict(arg), changed)
             detail["set"] = arg
         elif name in ("promote", "demote"):
-            detail.update(self._change_tier(1 if name == "promote" else -1, rid))
+            detail.update(exits.tier_change(self, 1 if name == "promote" else -1, rid))
+        elif name == "rebase_peak":
+            detail["peak_usd"] = self.account.rebase_peak()
         self._journal(now, "action", rid, group or event.symbol, detail)
 
     def _render(self, text: str, compiled: CompiledAction, event: Event, group: str = "") -> str:

@@ -3,17 +3,20 @@ at the current event time so that a replay of the journal re-applies them exactl
 
 Commands: order (manual buy/sell, market or resting limit, with a written reason when a
 rule requires one), cancel, amend (move a resting order to a new price), override (typed confirmation phrase, refused during cooldown, logged either
-way), journal (a journal entry; lifts journal-gated locks), life (a life event that
+way), reset (the phrase a halt's `require: confirmation` declares: lifts that halt only),
+reflect (a written reflection: a tier change waiting for one applies), journal (a journal
+entry; lifts journal-gated locks), life (a life event that
 lowers tilt sensitivity for some days), connect and disconnect (operator sessions).
 """
 from __future__ import annotations
 
 from genesis.durations import parse_duration
+from genesis.engine import exits
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.strategies import OrderIntent
 
-KINDS = ("order", "cancel", "amend", "override", "journal", "life", "connect", "disconnect")
+KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", "life", "connect", "disconnect")
 DEFAULT_PHRASE = "I accept the risk of overriding my own limits"
 
 
@@ -49,6 +52,10 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
         return "applied", f"life event recorded: tilt thresholds are one higher for {days:g} days"
     if kind == "override":
         return _override(engine, str(payload.get("phrase", "")))
+    if kind == "reset":
+        return exits.reset(engine, str(payload.get("phrase", "")), str(payload.get("rule") or ""))
+    if kind == "reflect":
+        return exits.reflect(engine, str(payload.get("text", "")))
     if kind == "cancel":
         cid = str(payload.get("client_id", ""))
         if cid not in engine.exchange.open_orders:
@@ -95,6 +102,8 @@ def _override(engine: Engine, phrase: str) -> tuple[str, str]:
     if accepted:
         engine.last_override = engine.now
         engine.state.holds.clear()
+        for rid in [r for r, req in engine.state.requirements.items() if req.get("kind") == "confirmation"]:
+            del engine.state.requirements[rid]   # the halts they would have reset are lifted
         lifted, engine.state.locks = engine.state.locks, []
         for lock in lifted:   # lifted locks end like expired ones: what follows a lock (re-entry) follows
             engine._journal(engine.now, "state", lock.rule, lock.symbol, {"lock_released": lock.to_dict(),

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from genesis.config.checks import CheckedConfig
 from genesis.config.snapshot import load_snapshot
+from genesis.engine import exits
 from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
 from genesis.engine.journal import Journal, JournalError, _describe, progress, recorded_changes, runs
@@ -111,10 +112,11 @@ def format_tier(engine: Engine, info: dict) -> str:
     current = tiers[engine.tier]
     lines = [f"tier {engine.tier} (rank {current['rank']} of {len(tiers)}), run {info['run']} after "
              f"{info['events']:,} events; equity ${engine.metrics.m['equity_usd']:,.2f}"]
+    awaited = exits.describe(engine.state.requirements)
     promotion = current.get("promotion")
     if not promotion:
         lines.append("top tier: there is no promotion from here")
-        return "\n".join(lines)
+        return "\n".join(lines + [f"awaited: {line}" for line in awaited])
     for rule_id, rows in gates(engine):
         passed = sum(1 for _, ok, _ in rows if ok)
         lines.append(f"promotion to {promotion['to']} ({rule_id}): {passed} of {len(rows)} gates hold")
@@ -124,4 +126,4 @@ def format_tier(engine: Engine, info: dict) -> str:
             lines.append(f"  [{'ok' if ok else '  '}] {text:<48} {shown}")
         remaining = [text for text, ok, _ in rows if not ok]
         lines.append("remaining: " + ("; ".join(remaining) if remaining else "none: promotion is due"))
-    return "\n".join(lines)
+    return "\n".join(lines + [f"awaited: {line}" for line in awaited])
