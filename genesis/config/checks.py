@@ -138,21 +138,22 @@ class _Checker:
         self.problems.append(doc.problem(path, message, key=key, offset=offset))
 
     # ---------------------------------------------------------------- expressions
-    def expr(self, doc: Document, path, source, scope: Scope) -> Checked | None:
+    def expr(self, doc: Document, path, source, scope: Scope, start: int = 0) -> Checked | None:
+        """Check one expression; `start` is its offset in the text value (a ${...} in a message)."""
         try:
             checked = check(source, scope)
         except ExprError as exc:
-            self.add(doc, path, f"bad expression: {exc.message}", offset=exc.offset)
+            self.add(doc, path, f"bad expression: {exc.message}", offset=start + exc.offset)
             return None
-        self.zero_divisions(doc, path, checked, scope.tiers)
+        self.zero_divisions(doc, path, checked, scope.tiers, start)
         return checked
 
-    def zero_divisions(self, doc: Document, path, checked: Checked, tiers: dict | None) -> None:
+    def zero_divisions(self, doc: Document, path, checked: Checked, tiers: dict | None, start: int = 0) -> None:
         """A division, // or % by a divisor that is 0 (written so, or so in a tier)."""
         for divisor, zero_in in zero_divisors(checked, tiers):
             where = f" in tier {', '.join(repr(t) for t in zero_in)}" if zero_in else ""
             self.add(doc, path, f"division by zero: '{source_of(checked, divisor)}' is always 0{where}",
-                     offset=offset_of(checked, divisor))
+                     offset=start + offset_of(checked, divisor))
 
     def constant_when(self, doc: Document, path, checked: Checked, tiers: dict | None) -> None:
         """A condition that reads no metric, flag or field is always true or always false."""
@@ -589,7 +590,7 @@ class _Checker:
                 if match.group(1).strip() == "symbol":   # the symbol the rule fired for (empty: account-wide)
                     action.templates.append(None)
                     continue
-                checked = self.expr(doc, apath, match.group(1), scope)
+                checked = self.expr(doc, apath, match.group(1), scope, start=match.start(1))
                 if checked is None:
                     ok = False
                 else:
