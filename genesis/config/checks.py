@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genesis import vocabulary as voc
+from genesis.config.actiongraph import describe_cycle, rule_cycles
 from genesis.config.loader import ConfigFiles, Document, load_config_files
 from genesis.config.groups import per_symbol_reads, symbol_names
 from genesis.config.problems import Problem, suggestion
 from genesis.durations import parse_duration
 from genesis.expr.checker import NUM, TEXT, Checked, ExprError, Scope, check
+from genesis.expr.folding import constant_condition, offset_of, source_of, zero_divisors
 
 EVENT_PRIMITIVES = ("count", "sum", "mean", "std", "min", "max", "last", "rate", "ewma", "zscore",
                     "since", "streak", "distinct")
@@ -136,13 +138,37 @@ class _Checker:
         self.problems.append(doc.problem(path, message, key=key, offset=offset))
 
     # ---------------------------------------------------------------- expressions
-    def expr(self, doc: Document, path, source, scope: Scope) -> Checked | None:
+    def expr(self, doc: Document, path, source, scope: Scope, start: int = 0) -> Checked | None:
+        """Check one expression; `start` is its offset in the text value (a ${...} in a message)."""
         try:
             checked = check(source, scope)
         except ExprError as exc:
-            self.add(doc, path, f"bad expression: {exc.message}", offset=exc.offset)
+            self.add(doc, path, f"bad expression: {exc.message}", offset=start + exc.offset)
             return None
+        self.zero_divisions(doc, path, checked, scope.tiers, start)
         return checked
+
+    def zero_divisions(self, doc: Document, path, checked: Checked, tiers: dict | None, start: int = 0) -> None:
+        """A division, // or % by a divisor that is 0 (written so, or so in a tier)."""
+        for divisor, zero_in in zero_divisors(checked, tiers):
+            where = f" in tier {', '.join(repr(t) for t in zero_in)}" if zero_in else ""
+            self.add(doc, path, f"division by zero: '{source_of(checked, divisor)}' is always 0{where}",
+                     offset=start + offset_of(checked, divisor))
+
+    def constant_when(self, doc: Document, path, checked: Checked, tiers: dict | None) -> None:
+        """A condition that reads no metric, flag or field is always true or always false."""
+        truths = constant_condition(checked, tiers)
+        if truths is None:
+            return
+        if len(set(truths.values())) == 1:
+            truth = "true" if next(iter(truths.values())) else "false"
+            self.add(doc, path, f"condition is always {truth}: it reads no metric, flag or field",
+                     offset=offset_of(checked, checked.tree.body))
+            return
+        by_truth = {v: ", ".join(repr(t) for t, w in truths.items() if w == v) for v in (True, False)}
+        self.add(doc, path, f"condition reads only tier values: true in tier {by_truth[True]}, false in tier "
+                            f"{by_truth[False]}; limit the rule with `tiers:` instead",
+                 offset=offset_of(checked, checked.tree.body))
 
     def scope(self, namespaces=None, tiers=None, event_kind: str | None = None) -> Scope:
         names = dict(self.names)
@@ -490,6 +516,8 @@ class _Checker:
             if checked and checked.kind == TEXT:
                 self.add(doc, wpath, "a condition must be true/false, not text")
                 checked = None
+            if checked:
+                self.constant_when(doc, wpath, checked, scope.tiers)
             checked_whens.append(checked)
         then = [self._action(doc, path + ("then", k), a, stage, scope) for k, a in enumerate(raw["then"])]
         resolve = [self._action(doc, path + ("resolve", k), a, stage, scope)
@@ -562,7 +590,7 @@ class _Checker:
                 if match.group(1).strip() == "symbol":   # the symbol the rule fired for (empty: account-wide)
                     action.templates.append(None)
                     continue
-                checked = self.expr(doc, apath, match.group(1), scope)
+                checked = self.expr(doc, apath, match.group(1), scope, start=match.start(1))
                 if checked is None:
                     ok = False
                 else:
@@ -591,6 +619,12 @@ class _Checker:
                                      f"rule '{rule.id}' is evaluated per symbol (it reads {', '.join(sorted(reads))}) "
                                      f"but sets the account-wide flag '{flag}'; declare the flag with `by: symbol` "
                                      f"({fdef.doc.file}:{fdef.doc.mark(fdef.path).line})", key=True)
+
+    def check_action_cycles(self) -> None:
+        """Rules whose actions wake each other in the same event without end."""
+        for cycle, rest in rule_cycles(self.out.rules, self.out.metrics, self.files.tier_files):
+            first = cycle[0]
+            self.add(first.doc, first.path + ("id",), describe_cycle(cycle, rest))
 
     # ---------------------------------------------------------------- strategies & settings
     def check_strategies(self) -> None:
@@ -695,6 +729,7 @@ class _Checker:
         self.check_cycles()
         self.check_rules()
         self.check_symbol_groups()
+        self.check_action_cycles()
         self.check_strategies()
         self.check_settings()
         return self.out
