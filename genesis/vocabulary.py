@@ -51,7 +51,7 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "strategy": (TEXT, "Strategy instance id, empty for manual orders"),
         "exposure_usd": (NUMBER, "The symbol's position after this order if everything in flight fills: the "
                                  "position at mid, plus buy orders sent whose fills are not in yet (unfilled "
-                                 "quantity at mid), plus buy slices scheduled, plus this order when it buys "
+                                 "quantity at the order's limit or sizing price), plus buy slices scheduled, plus this order when it buys "
                                  "(sells in flight are not subtracted)"),
         "pending_positions": (NUMBER, "Symbols with no position held but a buy order in flight or scheduled: "
                                       "positions about to open (add to open_positions for the count)"),

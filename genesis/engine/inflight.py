@@ -12,14 +12,14 @@ from __future__ import annotations
 from genesis.engine.account import Account
 
 
-def buying_usd(sent: dict, scheduled: list, account: Account, symbol: str) -> float:
-    """Value of the buys of `symbol` in flight: the unfilled quantity of buy orders sent
-    (at mid, else their price) plus the notional of buy slices scheduled."""
-    mid = account.mids.get(symbol, 0.0)
+def buying_usd(sent: dict, scheduled: list, symbol: str) -> float:
+    """Value of the buys of `symbol` in flight: the unfilled quantity of buy orders sent at
+    the price each was sized at (its limit, else the market when sent: what the order
+    commits) plus the notional of buy slices scheduled."""
     total = 0.0
     for sym, side, qty, filled, price in sent.values():
         if sym == symbol and side == "buy":
-            total += max(qty - filled, 0.0) * (mid or price)
+            total += max(qty - filled, 0.0) * price
     for _, _, req in scheduled:
         if req["symbol"] == symbol and req["side"] == "buy":
             total += req["notional"]
@@ -40,7 +40,7 @@ def order_figures(sent: dict, scheduled: list, account: Account, symbol: str, si
     account's figure, recomputed over held and pending positions when any is pending."""
     pos = account.positions.get(symbol)
     held_usd = max(pos.qty, 0.0) * account.mids.get(symbol, 0.0) if pos else 0.0
-    exposure = held_usd + buying_usd(sent, scheduled, account, symbol) + (notional if side == "buy" else 0.0)
+    exposure = held_usd + buying_usd(sent, scheduled, symbol) + (notional if side == "buy" else 0.0)
     pending = pending_symbols(sent, scheduled, account)
     if pending:
         held = {sym for sym, p in account.positions.items() if p.qty > 0}
