@@ -80,7 +80,9 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "manual": (BOOL, "Placed by the operator"), "price": (NUMBER, "Limit price the amend asked for"),
     }),
     "order_rejected": ("The exchange or a pre-trade rule rejected an order", {
-        "rule": (TEXT, "Id of the rejecting rule, or 'exchange'"), "manual": (BOOL, "Placed by the operator"),
+        "rule": (TEXT, "Id of the rejecting rule; 'trading_state' (a halt, lock or size at 0), 'execution' (no "
+                       "algorithm takes the size, no price yet, nothing left to sell) or 'exchange'"),
+        "manual": (BOOL, "Placed by the operator"),
     }),
     "fill": ("An order (partly) filled", {
         "side": (TEXT, "'buy' or 'sell'"), "price": (NUMBER, "Fill price"), "qty": (NUMBER, "Filled base quantity"),
