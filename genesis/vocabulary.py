@@ -49,6 +49,14 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "manual": (BOOL, "True when the operator placed it"),
         "has_reason": (BOOL, "True when the operator gave a written reason"),
         "strategy": (TEXT, "Strategy instance id, empty for manual orders"),
+        "exposure_usd": (NUMBER, "The symbol's position after this order if everything in flight fills: the "
+                                 "position at mid, plus buy orders sent whose fills are not in yet (unfilled "
+                                 "quantity at the order's limit or sizing price), plus buy slices scheduled, plus this order when it buys "
+                                 "(sells in flight are not subtracted)"),
+        "pending_positions": (NUMBER, "Symbols with no position held but a buy order in flight or scheduled: "
+                                      "positions about to open (add to open_positions for the count)"),
+        "same_direction_pct": (NUMBER, "same_direction_pct counted over the positions held and pending; equal "
+                                       "to the account's figure when nothing is pending"),
     }),
     "order_new": ("An order was sent to the exchange", {
         "side": (TEXT, "'buy' or 'sell'"), "qty": (NUMBER, "Base quantity"), "price": (NUMBER, "Limit or reference price"),
@@ -72,7 +80,9 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "manual": (BOOL, "Placed by the operator"), "price": (NUMBER, "Limit price the amend asked for"),
     }),
     "order_rejected": ("The exchange or a pre-trade rule rejected an order", {
-        "rule": (TEXT, "Id of the rejecting rule, or 'exchange'"), "manual": (BOOL, "Placed by the operator"),
+        "rule": (TEXT, "Id of the rejecting rule; 'trading_state' (a halt, lock or size at 0), 'execution' (no "
+                       "algorithm takes the size, no price yet, nothing left to sell) or 'exchange'"),
+        "manual": (BOOL, "Placed by the operator"),
     }),
     "fill": ("An order (partly) filled", {
         "side": (TEXT, "'buy' or 'sell'"), "price": (NUMBER, "Fill price"), "qty": (NUMBER, "Filled base quantity"),

@@ -507,7 +507,8 @@ def test_manual_intent_over_five_percent_is_refused_by_the_rule(tmp_path):
     submit(engine, buy(60.0, manual=True))
     kind, rule, symbol, data = last(engine, "refused")
     assert rule == "max_position_manual"
-    assert data["refused"] == "This order is larger than 5% of equity. Try a smaller size."
+    assert data["refused"] == ("This order is larger than 5% of equity, counted with the position and the orders "
+                               "in flight. Try a smaller size.")
     assert last(engine, "fire")[1] == "max_position_manual"
     assert not entries(engine, "order")
     assert engine.metrics.m["position_rule_violations_14d"] == 1   # counted for the promotion gate
@@ -534,7 +535,7 @@ def test_max_open_positions_refuses_a_second_position_on_sniper(tmp_path):
     submit(engine, buy(20.0, ETH, 3_000.0))
     kind, rule, symbol, data = last(engine, "refused")
     assert (rule, symbol) == ("max_open_positions", ETH)
-    assert data["refused"] == "The tier allows 1 open positions at once."
+    assert data["refused"] == "The tier allows 1 open positions at once (orders in flight included)."
     assert ETH not in engine.account.positions
 
 

@@ -149,8 +149,8 @@ def test_manual_buy_over_5pct_is_refused_and_counted_as_a_violation(sniper_runs)
     fires = run.of("fire", "max_position_manual")
     assert [e["ts"] for e in fires] == [t]
     assert fires[0]["data"]["values"] == {"equity_usd": SNIPER_EQUITY, "order.manual": True,
-                                          "order.notional_usd": 150.0, "order.opens_position": True}
-    text = "This order is larger than 5% of equity. Try a smaller size."
+                                          "order.exposure_usd": 150.0, "order.opens_position": True}
+    text = "This order is larger than 5% of equity, counted with the position and the orders in flight. Try a smaller size."
     refused = run.of("refused", "max_position_manual")
     assert [(e["ts"], e["symbol"], e["data"]["refused"]) for e in refused] == [(t, "BTCUSDT", text)]
     rejected = run.of("order_rejected", at=t)
@@ -188,9 +188,10 @@ def test_sniper_refuses_a_second_open_position(sniper_runs):
 
     fires = run.of("fire", "max_open_positions")
     assert [(e["ts"], e["symbol"]) for e in fires] == [(t, "ETHUSDT")]
-    assert fires[0]["data"]["values"] == {"open_positions": 1.0, "order.opens_position": True}
+    assert fires[0]["data"]["values"] == {"open_positions": 1.0, "order.opens_position": True,
+                                          "order.pending_positions": 0.0}
     refused = run.of("refused", "max_open_positions")
-    assert [(e["ts"], e["data"]["refused"]) for e in refused] == [(t, "The tier allows 1 open positions at once.")]
+    assert [(e["ts"], e["data"]["refused"]) for e in refused] == [(t, "The tier allows 1 open positions at once (orders in flight included).")]
     assert [e["data"]["rule"] for e in run.of("order_rejected", at=t)] == ["max_open_positions"]
     assert not [e for e in run.of("order") if e["symbol"] == "ETHUSDT" and e["ts"] < ms(ETH_BUY)]
     # had it counted, the violation gate would have stayed shut until 14 days after it
@@ -407,8 +408,9 @@ def same_direction_runs(tmp_path_factory):
     first = first_event(files)
     series = same_direction(files, {"BTCUSDT": ms(SD_BUYS[0]), "ETHUSDT": ms(SD_BUYS[1])})
     together = next(ts for ts, _, pct in series if pct > 80)
-    script = [order(first, SD_BUYS[0], "buy", "BTCUSDT", 40), order(first, SD_BUYS[1], "buy", "ETHUSDT", 40),
-              order(first, SD_BUYS[2], "buy", "BTCUSDT", 40), order(first, utc(together), "buy", "BTCUSDT", 40)]
+    # $15 each: three BTC buys stay within the 5% rule ($50 of $1,000, position included)
+    script = [order(first, SD_BUYS[0], "buy", "BTCUSDT", 15), order(first, SD_BUYS[1], "buy", "ETHUSDT", 15),
+              order(first, SD_BUYS[2], "buy", "BTCUSDT", 15), order(first, utc(together), "buy", "BTCUSDT", 15)]
     runs = {"series": series, "together": together}
     for name, edits in (("shipped", None),
                         # a share cannot exceed 100%, so demote_same_direction never fires
@@ -444,7 +446,7 @@ def test_correlation_guard_refuses_a_buy_while_positions_move_together(same_dire
     fires = run.of("fire", "correlation_guard")
     assert [(e["ts"], e["symbol"]) for e in fires] == [(together, "BTCUSDT")]
     assert fires[0]["data"]["values"] == {"open_positions": 2.0, "order.opens_position": True,
-                                          "same_direction_pct": 100.0}
+                                          "order.pending_positions": 0.0, "order.same_direction_pct": 100.0}
     text = "Open positions are moving together (100% the same way); a new one would add the same risk."
     assert [e["data"]["refused"] for e in run.of("refused", "correlation_guard")] == [text]
     assert run.ops[3]["data"]["result"] == f"refused buy BTCUSDT: {text}"
@@ -475,7 +477,7 @@ def test_positions_moving_together_demote_hunter_and_mask_the_guard(same_directi
     # the buy at that minute: refused by Sniper's limit; correlation_guard never fires
     refused = run.of("refused", at=together)
     assert [(e["rule"], e["data"]["refused"]) for e in refused] == \
-        [("max_open_positions", "The tier allows 1 open positions at once.")]
+        [("max_open_positions", "The tier allows 1 open positions at once (orders in flight included).")]
     assert "correlation_guard" not in run.report["rule_firings"]
 
     # the share falls back to 50% (the rule resolves), then rises again: already at the lowest tier;
@@ -524,9 +526,9 @@ def test_strategy_entries_are_cut_down_to_the_5pct_rule(tmp_path):
     assert entries and [e["ts"] for e in fires] == [e["ts"] for e in entries]   # every entry is cut
     assert fires[0]["ts"] == entry_ts
     assert fires[0]["data"]["values"] == {"equity_usd": 1000.0, "order.manual": False,
-                                          "order.notional_usd": 80.0, "order.opens_position": True}
+                                          "order.exposure_usd": 80.0, "order.opens_position": True}
     for fire, entry in zip(fires, entries):
-        asked = fire["data"]["values"]["order.notional_usd"]
+        asked = fire["data"]["values"]["order.exposure_usd"]   # flat at each entry: the order alone
         equity = fire["data"]["values"]["equity_usd"]
         assert asked == pytest.approx(equity * 0.08)
         data = entry["data"]

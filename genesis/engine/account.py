@@ -100,11 +100,15 @@ class Account:
         """Quote balance plus holdings at mid."""
         return self.quote + sum(p.qty * self.mids.get(s, 0.0) for s, p in self.positions.items())
 
-    def _same_direction_pct(self) -> float:
+    def same_direction_pct(self, symbols=None) -> float:
+        """Largest share of `symbols` (default: the positions held) whose 15-minute price
+        change has the same sign; 0 with fewer than two that have moved."""
+        if symbols is None:
+            symbols = [s for s, p in self.positions.items() if p.qty > 0]
         moves = []
-        for symbol, pos in self.positions.items():
+        for symbol in sorted(symbols):
             hist = self.history.get(symbol)
-            if pos.qty > 0 and hist and len(hist) >= 2:
+            if hist and len(hist) >= 2:
                 moves.append(hist[-1][1] - hist[0][1])
         if len(moves) < 2:
             return 0.0
@@ -141,7 +145,7 @@ class Account:
             "daily_pnl_pct": daily / self.day_open_equity * 100 if self.day_open_equity else 0.0,
             "open_positions": float(len([p for p in self.positions.values() if p.qty > 0])),
             "exposure_usd": exposure, "exposure_pct": exposure / equity * 100 if equity > 0 else 0.0,
-            "same_direction_pct": self._same_direction_pct(),
+            "same_direction_pct": self.same_direction_pct(),
             "uncorrelated_pairs_30d": self.uncorrelated_pairs,
             "trader_days": (now - self.first_ts) / MS_PER_DAY,
         }

@@ -19,6 +19,7 @@ from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
 from genesis.engine.events import MS_PER_DAY, Event
 from genesis.engine.execution import Slice, plan
+from genesis.engine.inflight import order_figures, sell_problem
 from genesis.engine.journal import Journal
 from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
@@ -48,6 +49,17 @@ class Notification:
     rule: str
     text: str
     channels: list
+
+
+@dataclass
+class Submitted:
+    """What became of one order intent: the client ids sent now and scheduled for later,
+    or the refusal (rule and reason)."""
+
+    sent: list = field(default_factory=list)
+    scheduled: list = field(default_factory=list)
+    refused_by: str = ""
+    reason: str = ""
 
 
 @dataclass
@@ -106,7 +118,7 @@ class Engine:
         self.candle_feed_symbols: set = set()
         self.ticker_symbols: set = set()
         self.selling: dict = {}            # symbol -> base quantity in sell orders not yet settled
-        self.sent: dict = {}               # client_id -> [symbol, side, qty, filled]
+        self.sent: dict = {}               # client_id -> [symbol, side, qty, filled, price] until settled
         self.pending: deque = deque()
         self.scheduled: list = []          # (due, seq, OrderRequest-like dict)
         self.intent_reason: dict = {}      # client_id -> intent reason
@@ -267,9 +279,10 @@ class Engine:
             self._journal(event.ts, kind, "", event.symbol, data)
 
     def _settle(self, event: Event) -> None:
-        """Keep `selling` in step with what sell orders have filled or given up."""
+        """Keep `sent` (orders in flight) and `selling` in step with what orders have
+        filled or given up, as the account takes each report in."""
         sent = self.sent.get(event.fields.get("_client_id"))
-        if sent is None or sent[1] != "sell":
+        if sent is None:
             return
         symbol = sent[0]
         if event.kind == "fill" and event.fields.get("_remaining", 0.0) > 1e-12:
@@ -277,7 +290,8 @@ class Engine:
         else:                                # complete (lot rounding included), cancelled or rejected
             done = sent[2] - sent[3]
         sent[3] += done
-        self.selling[symbol] = max(self.selling.get(symbol, 0.0) - done, 0.0)
+        if sent[1] == "sell":
+            self.selling[symbol] = max(self.selling.get(symbol, 0.0) - done, 0.0)
         if sent[3] >= sent[2] - 1e-12:
             del self.sent[event.fields["_client_id"]]
 
@@ -512,12 +526,13 @@ class Engine:
     def _render(self, text: str, compiled: CompiledAction, event: Event, group: str = "") -> str:
         parts = text.split("${")
         out = [parts[0]]
+        order = event.fields if event.kind == "order_intent" else None   # pre-trade messages read order.*
         for part, template in zip(parts[1:], compiled.templates):
             if template is None:      # ${symbol}
                 value = group or event.symbol
             else:
                 try:
-                    value = template.fn(self.metrics.m, event.fields, None)
+                    value = template.fn(self.metrics.m, event.fields, order)
                 except (ArithmeticError, TypeError, ValueError, KeyError):
                     value = "?"
             out.append(_fmt(value) + part.split("}", 1)[1])
@@ -553,13 +568,19 @@ class Engine:
             self._journal(self.now, "tier", "", "", {"tier": tier})
 
     # ------------------------------------------------------------------ orders
-    def submit_intent(self, intent: OrderIntent) -> None:
-        """Pre-trade rules, trading state, size multipliers and execution policy for one intent."""
+    def submit_intent(self, intent: OrderIntent) -> Submitted:
+        """Pre-trade rules, trading state, size multipliers and execution policy for one
+        intent; the client ids sent and scheduled, or why it was refused. Pre-trade rules
+        read what is in flight as well as positions (genesis/engine/inflight.py)."""
         now = self.now
         self.stats.intents += 1
         record = {"strategy": intent.strategy, "side": intent.side, "notional_usd": round(intent.notional_usd, 6),
                   "reason": intent.reason, "opens_position": intent.opens_position}
         notional = intent.notional_usd
+        if intent.side == "sell":   # a sell of what other sells in flight already sell would send nothing
+            problem = sell_problem(self.sent, self.selling, self.account, self.markets, intent.symbol)
+            if problem:
+                return self._refuse(intent, "execution", problem, record)
         if intent.manual and intent.opens_position and not intent.has_reason:  # exits never wait for words
             for rid, required in self.state.requirements.items():
                 if required.get("kind") == "reason":
@@ -575,8 +596,8 @@ class Engine:
             finally:
                 if home:
                     self._view(home)
-            if outcome is None:
-                return None
+            if isinstance(outcome, Submitted):   # refused
+                return outcome
             notional = outcome
             admission = self.state.admit(intent.symbol, intent.opens_position, now)
             if not admission.allowed:
@@ -594,9 +615,13 @@ class Engine:
         if not slices:
             return self._refuse(intent, "execution", "no execution algorithm of this tier takes an order this large",
                                 record)
+        best = self.exchange.best(intent.symbol)
+        if not (intent.limit_price or ((best[1] if intent.side == "buy" else best[0]) if best else intent.price)):
+            return self._refuse(intent, "execution", f"no price for {intent.symbol} yet", record)
         record.update(algo=algo, slices=len(slices), notional_final=round(notional, 6))
         self._journal(now, "intent", intent.strategy, intent.symbol, record)
         self.stats.last_decision = f"{intent.strategy} {intent.side} {intent.symbol} ${notional:,.2f} ({algo})"
+        result = Submitted()
         for s in slices:
             self.order_seq += 1
             req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
@@ -604,17 +629,23 @@ class Engine:
                    "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1],
                    "limit": intent.limit_price}
             if s.due <= now:
-                self._send(req)
+                if self._send(req):
+                    result.sent.append(req["client_id"])
             else:
                 self.scheduled.append((s.due, self.order_seq, req))
+                result.scheduled.append(req["client_id"])
+        return result
 
-    def _pre_trade(self, intent: OrderIntent, record: dict) -> float | None:
-        """The pre-trade rules for one intent: the notional it may go out with, or None
-        when refused (a rule rejected it, or a rule could not be evaluated: fail closed)."""
+    def _pre_trade(self, intent: OrderIntent, record: dict) -> float | Submitted:
+        """The pre-trade rules for one intent: the notional it may go out with, or the
+        refusal (a rule rejected it, or a rule could not be evaluated: fail closed). The
+        rules read what is in flight as well as positions (genesis/engine/inflight.py)."""
         now, m = self.now, self.metrics.m
         notional = intent.notional_usd
         fields = intent.fields()
         fields["hour_utc"] = (now // 3_600_000) % 24
+        fields.update(order_figures(self.sent, self.scheduled, self.account, intent.symbol, intent.side,
+                                    intent.notional_usd, m.get("same_direction_pct", 0.0)))
         firings, failed = self.rules.check_intent(fields, m, now, intent.symbol)
         if failed:
             self._report_expression_errors()
@@ -639,6 +670,9 @@ class Engine:
                                                          f"({type(exc).__name__}: {exc})", record)
                     notional = min(notional, cap)
                     record["resized_to"] = round(notional, 6)
+                    if notional <= 0:
+                        return self._refuse(intent, rid, "no room is left under this limit "
+                                                         "(positions and orders in flight use it)", record)
                 elif compiled.action.name == "notify":
                     self._act(compiled, rid, firing.rule.rule.severity, Event("order_intent", now,
                                                                             intent.symbol, dict(fields)), set())
@@ -648,15 +682,18 @@ class Engine:
                                                         "new exposure is refused until it can", record)
         return notional
 
-    def _refuse(self, intent: OrderIntent, rule: str, reason: str, record: dict) -> None:
+    def _refuse(self, intent: OrderIntent, rule: str, reason: str, record: dict) -> Submitted:
         self.stats.rejected += 1
         record["refused"] = reason
         self._journal(self.now, "refused", rule, intent.symbol, record)
         self.stats.last_decision = f"refused {intent.side} {intent.symbol}: {reason}"
         self.pending.append(Event("order_rejected", self.now, intent.symbol,
                                   {"rule": rule, "manual": intent.manual, "_reason": reason}))
+        return Submitted(refused_by=rule, reason=reason)
 
-    def _send(self, req: dict) -> None:
+    def _send(self, req: dict) -> bool:
+        """Send one order (slice) to the exchange; False when there was nothing to send
+        (no price; a sell whose quantity other sells in flight already cover)."""
         symbol, side = req["symbol"], req["side"]
         limit = req.get("limit")
         best = self.exchange.best(symbol)
@@ -664,7 +701,7 @@ class Engine:
         ref = market or limit          # the market when decided: slippage is measured from it
         price = limit or ref           # what one unit will cost: sizes the order
         if not ref:
-            return
+            return False
         if side == "sell":
             held = self.account.positions.get(symbol)
             free = (held.qty if held else 0.0) - self.selling.get(symbol, 0.0)  # slices sent, not yet settled
@@ -672,11 +709,11 @@ class Engine:
             if symbol in self.markets:
                 qty = self.markets.round_qty_down(symbol, qty)  # what the exchange will fill
             if qty <= 0:
-                return
+                return False
             self.selling[symbol] = self.selling.get(symbol, 0.0) + qty
         else:
             qty = req["notional"] / price
-        self.sent[req["client_id"]] = [symbol, side, qty, 0.0]
+        self.sent[req["client_id"]] = [symbol, side, qty, 0.0, price]
         kind = "limit" if limit else "market"
         order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type=kind, qty=qty,
                              price=limit, decision_price=ref, manual=req["manual"])
@@ -694,6 +731,7 @@ class Engine:
             if produced.kind == "order_canceled":  # the exchange dropped the unfilled rest
                 produced.fields["by_exchange"] = True
             self.pending.append(produced)
+        return True
 
     def amend(self, client_id: str, price: float) -> str | None:
         """Move one of Genesis's resting orders to a new limit price; None when done,

@@ -131,13 +131,14 @@ def _order(engine: Engine, payload: dict) -> tuple[str, str]:
         if held is None or held.qty <= 0:
             return "refused", f"nothing to sell: no {symbol} position"
         notional = min(notional, held.qty * price)
-    refused_before, seq_before = engine.stats.rejected, engine.order_seq
-    engine.submit_intent(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
-                                     manual=True, has_reason=has_reason, limit_price=limit))
+    result = engine.submit_intent(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
+                                              manual=True, has_reason=has_reason, limit_price=limit))
     engine._drain()
-    if engine.stats.rejected > refused_before:
-        return "refused", engine.stats.last_decision
-    ids = [f"g{n}" for n in range(seq_before + 1, engine.order_seq + 1)]
-    resting = [cid for cid in ids if cid in engine.exchange.open_orders and limit]
-    tail = f"; resting: {', '.join(resting)} (amend or cancel by id)" if resting else ""
-    return "applied", f"{side} {symbol} ${notional:,.2f}: {len(ids)} order(s) sent ({', '.join(ids)}){tail}"
+    if result.refused_by:
+        return "refused", f"refused {side} {symbol}: {result.reason}"
+    # exactly the orders that left; slices of a sliced order that wait are named as scheduled
+    resting = [cid for cid in result.sent if cid in engine.exchange.open_orders and limit]
+    tail = f"; {len(result.scheduled)} slice(s) scheduled ({', '.join(result.scheduled)})" if result.scheduled else ""
+    tail += f"; resting: {', '.join(resting)} (amend or cancel by id)" if resting else ""
+    return "applied", (f"{side} {symbol} ${notional:,.2f}: {len(result.sent)} order(s) sent "
+                       f"({', '.join(result.sent)}){tail}")
