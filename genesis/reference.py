@@ -74,7 +74,7 @@ def _default(node: dict, required: bool) -> str:
     return "none"
 
 
-def _rows(file: str, node: dict, prefix: str, out: list, seen: set) -> None:
+def _rows(file: str, node: dict, prefix: str, out: list, seen: dict) -> None:
     file, node = _resolve(file, node)
     props = dict(node.get("properties", {}))
     required = set(node.get("required", []))
@@ -90,7 +90,7 @@ def _rows(file: str, node: dict, prefix: str, out: list, seen: set) -> None:
         ident = (file, id(full))
         if ident in seen:
             continue
-        seen.add(ident)
+        seen[ident] = full   # kept alive: a merged $ref node's id must not be reused by the next
         if full.get("type") == "object" and "properties" in full:
             _rows(sub_file, full, path + ".", out, seen)
         elif full.get("type") == "array" and isinstance(full.get("items"), dict):
@@ -106,10 +106,10 @@ def _rows(file: str, node: dict, prefix: str, out: list, seen: set) -> None:
 def _table(file: str, node: dict, prefix: str = "") -> list[str]:
     out = ["| key | type | unit | default | meaning |", "|---|---|---|---|---|"]
     rows: list[str] = []
-    _rows(file, node, prefix, rows, set())
+    _rows(file, node, prefix, rows, {})
     # rule books include the shared body through $ref next to their own properties
     if "$ref" in node:
-        _rows(file, {"$ref": node["$ref"]}, prefix, rows, set())
+        _rows(file, {"$ref": node["$ref"]}, prefix, rows, {})
     return out + rows
 
 
