@@ -363,6 +363,8 @@ def _case_problems(case: dict) -> tuple[list, str]:
         kind, _ = _command(item)
         if kind not in _known_commands():
             problems.append((("commands", i), f"unknown command '{kind}' (known: {', '.join(_known_commands())})"))
+        elif "command" in item and kind in TYPED_COMMANDS:   # its own key has a checked payload
+            problems.append((("commands", i), f"the {kind} command has its own key: write it as `{kind}: {{...}}`"))
     return problems, tier
 
 
