@@ -335,7 +335,7 @@ def _timeline(case: dict) -> list:
             timeline.append((_ms(pin["until"]), 0, i, "unpin", pin, ("pins", i)))
     for i, ev in enumerate(case.get("events", [])):
         every = _ms(ev.get("every", _default("$defs", "event", "properties", "every")))
-        for k in range(ev.get("repeat", 1)):
+        for k in range(ev.get("repeat", _default("$defs", "event", "properties", "repeat"))):
             timeline.append((_ms(ev["at"]) + k * every, 1, i, "event", ev, ("events", i)))
     for i, intent in enumerate(case.get("intents", [])):
         timeline.append((_ms(intent["at"]), 2, i, "intent", intent, ("intents", i)))
@@ -375,18 +375,18 @@ def run_case(config: CheckedConfig, case: dict) -> list:
         problems.append(((), f"unknown tier '{tier}'"))
     if problems:
         return problems
+    if not any("set" in item for item in case.get("commands", [])):
+        return _run(config, case, tier, None)
     with tempfile.TemporaryDirectory(prefix="genesis-ruletest-") as scratch:
-        edits = any("set" in item for item in case.get("commands", []))
-        root = _config_copy(config, Path(scratch)) if edits else None
-        return _run(config, case, tier, root)
+        return _run(config, case, tier, _config_copy(config, Path(scratch)))
 
 
 def _run(config: CheckedConfig, case: dict, tier: str, root: Path | None) -> list:
     start = _start_ms(case.get("start", _case_default("start")))
     engine = Engine(config, tier, starting_equity=float(case.get("equity_usd", _case_default("equity_usd"))),
                     start_ts=start)
-    session = Session(engine, None, None, False, engine.account.equity(),
-                      snapshot(root) if root else {}, config_root=root)
+    session = Session(engine, journal=None, feed=None, resumed=False, starting_equity=engine.account.equity(),
+                      config_files=snapshot(root) if root else {}, config_root=root)
     engine.pin(dict(case.get("pin", {})))
     observer = _Observer(engine)
     known_rules = {r.id for r in config.rules}

@@ -150,6 +150,7 @@ def test_orders_sent_that_differ_are_reported(tmp_path, config):
     problems, failures = _run(tmp_path, config, text)
     path = str(tmp_path / "case_test.yaml")
     a, b = _at(text, "# A").format(path=path), _at(text, "# B").format(path=path)
+    assert problems == []
     assert failures == [
         f"{a}: at 1s: expected 3 order(s) sent, was 1: g1 buy BTCUSDT $200.00 market",
         f"{a}: at 1s: expected orders worth $600.00 sent, was $200.00: g1 buy BTCUSDT $200.00 market",
