@@ -256,6 +256,8 @@ SCHEMA_MISTAKES = [
      None, "cooldown: 30 min", "30 min", ["'30 min' is not valid here", "a number followed by ms, s, m, h or d"]),
     ("bad-duration-unit", "rules/tilt.yaml", "cooldown: 30m", "cooldown: 1w",
      None, "cooldown: 1w", "1w", ["'1w' is not valid here", "a number followed by ms, s, m, h or d"]),
+    ("bad-compound-duration", "rules/tilt.yaml", "cooldown: 30m", "cooldown: 30m1h",
+     None, "cooldown: 30m1h", "30m1h", ["'30m1h' is not valid here", "largest unit first and each unit once"]),
     ("unknown-strategy-kind", "strategies.yaml", "kind: mean_reversion", "kind: mean_revertion",
      None, "kind: mean_revertion", "mean_revertion",
      ["'mean_revertion' is not one of", "(did you mean 'mean_reversion'?)"]),

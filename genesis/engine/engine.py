@@ -100,6 +100,9 @@ class Engine:
         self.routing = next((rb.data["routing"] for rb in config.files.rulebooks if rb.kind == "alerts"), {})
         self.journal = journal
         self.notify_callback = notify
+        # callables (ts, kind, rule, symbol, data) told of every journal entry, journal or not:
+        # firings, refusals, intents, orders, actions (notifications, locks), state changes
+        self.observers: list = []
         self.notifications: list[Notification] = []
         self.tier = tier
         self.ruleset: Ruleset = compile_ruleset(config, tier)
@@ -166,6 +169,8 @@ class Engine:
     def _journal(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> None:
         if self.journal is not None:
             self.journal.append(ts, kind, rule, symbol, data)
+        for observe in self.observers:
+            observe(ts, kind, rule, symbol, data)
 
     # ------------------------------------------------------------------ the pipeline
     def process(self, event: Event) -> None:
@@ -761,6 +766,18 @@ class Engine:
         """Hold metric, account or flag values fixed from the next event on (rule tests)."""
         self.pinned.update(values)
         self.next_account_tick = 0  # apply at the next event
+
+    def unpin(self, names) -> None:
+        """Release pinned account figures: the engine's own apply again from the next event."""
+        for name in names:
+            self.pinned.pop(name, None)
+        self.next_account_tick = 0
+
+    def submit(self, intent: OrderIntent) -> None:
+        """An order intent from outside the strategies (rule tests): decided now, with
+        everything it causes (refusal, orders, fills) run before this returns."""
+        self.submit_intent(intent)
+        self._drain()
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> None:
