@@ -212,3 +212,46 @@ def test_the_journal_is_identical_on_a_second_replay(paper_runs, tmp_path):
     again = replay(tmp_path, "hunter", first.config, sample_paths(), first.script)
     keep = ("order_sent", "execution_done")
     assert [e for e in again.entries if e["kind"] in keep] == [e for e in first.entries if e["kind"] in keep]
+
+
+# --------------------------------------------------------------------------- live
+def test_live_orders_are_measured_from_the_input_to_the_written_request(tmp_path):
+    """`genesis run --mode live` against the simulator: before any order the latency gate
+    is not measured yet; a manual buy's request is stamped when written, and the session
+    logs an order_sent input with the time from the command's input to that write (the
+    replayed log gives `genesis tier` the same value); the execution's impact is its fill
+    against the mid when it was decided."""
+    from decimal import Decimal  # noqa: PLC0415
+
+    from live_helpers import LiveProc, order  # noqa: PLC0415
+
+    from genesis.simulator import SimulatorThread  # noqa: PLC0415
+
+    balances = {"USDT": Decimal("1000"), "BTC": Decimal("0"), "ETH": Decimal("0")}
+    with SimulatorThread(speed=2, balances={k: str(v) for k, v in balances.items()}) as sim:
+        live = LiveProc(tmp_path, sim)
+        try:
+            live.start()
+            before = live.cli("tier")
+            assert before.returncode == 0, before.stderr
+            assert "fast_orders_pct_30d: not measured yet, sent_orders_30d = 0" in before.stdout
+            assert order(live, "buy")["status"] == "applied"
+            live.wait(lambda: live.count("order_sent") >= 1 and live.count("execution_done") >= 1,
+                      "the order's send report and the end of its execution")
+            [sent] = live.entries("order_sent")
+            assert sent["client_id"] == "g1" and 0 < sent["latency_ms"] < 1000, sent
+            [logged] = live.inputs("order_sent")   # an input: in the log before it was processed
+            assert (logged["_client_id"], logged["latency_ms"]) == ("g1", sent["latency_ms"])
+            [done] = live.entries("execution_done")
+            fills = live.entries("fill")
+            qty = sum(f["qty"] for f in fills)
+            filled = sum(f["qty"] * f["price"] for f in fills)
+            assert (done["slices"], done["planned_slices"], done["algo"]) == (1, 1, "market")
+            assert done["filled_usd"] == pytest.approx(filled, abs=1e-6) and done["arrival_mid"] > 0
+            assert done["impact_pct"] == pytest.approx((filled / qty / done["arrival_mid"] - 1) * 100, abs=1e-5)
+            after = live.cli("tier")
+            assert after.returncode == 0, after.stderr
+            fast = 100 if sent["latency_ms"] <= 100 else 0
+            assert f"fast_orders_pct_30d = {fast}, sent_orders_30d = 1" in after.stdout
+        finally:
+            live.stop()
