@@ -58,10 +58,21 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "same_direction_pct": (NUMBER, "same_direction_pct counted over the positions held and pending; equal "
                                        "to the account's figure when nothing is pending"),
     }),
-    "order_new": ("An order was sent to the exchange", {
+    "order_new": ("An order was decided and handed to the exchange (paper) or to the live session to send", {
         "side": (TEXT, "'buy' or 'sell'"), "qty": (NUMBER, "Base quantity"), "price": (NUMBER, "Limit or reference price"),
         "notional_usd": (NUMBER, "Order value in quote currency"), "manual": (BOOL, "Placed by the operator"),
-        "latency_ms": (NUMBER, "Milliseconds from decision to send"),
+    }),
+    "order_sent": ("An order left for the exchange, with its measured decision-to-send time. Paper: when the "
+                   "paper exchange took it (event time). Live: an input from the live session once the order "
+                   "request was written (logged, so a replay reads the same value)", {
+        "latency_ms": (NUMBER, "Milliseconds from the decision to the order leaving. The decision is the "
+                               "intent's event time, or for a scheduled slice (slices 2+ of sliced, iceberg, TWAP, "
+                               "VWAP orders) the time it was due. Paper: event time from then to the send (0 for "
+                               "an order sent when decided; a slice sent at the first event after its due time "
+                               "counts the gap). Live: that event-time wait plus the wall-clock time from the "
+                               "input the send was decided on (a market message: when it reached the socket) to "
+                               "the request written to its connection (or handed to ccxt)"),
+        "manual": (BOOL, "Placed by the operator"),
     }),
     "order_ack": ("The exchange acknowledged an order", {"latency_ms": (NUMBER, "Round trip in milliseconds")}),
     "order_canceled": ("An order was cancelled", {
@@ -89,9 +100,21 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "notional_usd": (NUMBER, "Fill value in quote currency"), "fee_usd": (NUMBER, "Fee in quote currency"),
         "slippage_pct": (NUMBER, "Adverse move from the decision price, in %"), "maker": (BOOL, "Filled as maker"),
     }),
-    "execution_done": ("A parent order finished executing (all slices)", {
-        "notional_usd": (NUMBER, "Parent order value"), "slices": (NUMBER, "Slices it was sent in"),
-        "impact_pct": (NUMBER, "Market impact in %"),
+    "execution_done": ("A parent order (one admitted intent) finished executing: every slice the execution "
+                       "policy planned was sent and ended (filled, cancelled, rejected) or never left (nothing "
+                       "left to sell, no price, a cancel_all before it was due). Paper and live alike", {
+        "side": (TEXT, "'buy' or 'sell'"),
+        "algo": (TEXT, "Execution algorithm: 'market', 'sliced', 'iceberg', 'twap', 'vwap' or 'limit'"),
+        "manual": (BOOL, "Placed by the operator"),
+        "notional_usd": (NUMBER, "Parent order value as planned (after pre-trade resizing and size multipliers)"),
+        "planned_slices": (NUMBER, "Slices the execution policy planned"),
+        "slices": (NUMBER, "Slices actually sent"),
+        "sent_usd": (NUMBER, "Value sent: each sent slice's quantity at the price it was sized with"),
+        "filled_usd": (NUMBER, "Value filled (quantity x fill price, fees not included)"),
+        "arrival_mid": (NUMBER, "Mid price when the execution was decided (0 when no price was known)"),
+        "impact_pct": (NUMBER, "Market impact: the average fill price against arrival_mid, in %, positive when "
+                               "adverse (a buy above the mid, a sell below it); 0 when nothing filled or "
+                               "arrival_mid is 0"),
     }),
     "position_closed": ("A position was closed", {
         "pnl_usd": (NUMBER, "Realised P&L in quote currency, fees included"), "pnl_pct": (NUMBER, "P&L as % of entry value"),

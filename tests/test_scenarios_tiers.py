@@ -235,7 +235,10 @@ def test_sniper_is_promoted_to_hunter_the_moment_every_gate_holds(sniper_runs):
     traded = [e["data"] for e in run.of("day_closed") if e["data"]["traded"] and e["ts"] <= fire["ts"]]
     assert len(traded) == 1 and traded[0]["pnl_usd"] > 0         # the 04-26 day: 100% profitable days
     assert values["profitable_days_pct_20"] == 100
+    # measured: every order's decision-to-send time (paper: event time, 0 for an order sent when decided)
     assert values["fast_orders_pct_30d"] == 100 and len(run.of("order")) == 4
+    sent = [e for e in run.of("order_sent") if e["ts"] <= fire["ts"]]
+    assert values["sent_orders_30d"] == len(sent) == 4 and {e["data"]["latency_ms"] for e in sent} == {0.0}
     assert not run.of("refused") and values["position_rule_violations_14d"] == 0
 
     # the promotion waits for the reflection, then takes one tier step when it arrives
@@ -359,6 +362,12 @@ def test_hunter_is_promoted_to_strategist_the_moment_every_gate_holds(hunter_run
     assert values["equity_usd"] >= 10_000
     assert values["sliced_orders_pct_30d"] == 100   # every execution over $200 went out as an iceberg
     assert {e["data"]["algo"] for e in run.of("intent")} == {"iceberg"}
+    # measured from the executions the journal holds: slices sent, fills against the arrival mid
+    done = [e["data"] for e in run.of("execution_done") if e["seq"] < fire["seq"]]
+    assert values["big_executions_30d"] == len([d for d in done if d["sent_usd"] > 200]) == len(done) >= 2
+    assert all(d["slices"] == d["planned_slices"] >= 3 for d in done)
+    assert values["max_impact_pct_30d"] == pytest.approx(max(d["impact_pct"] for d in done))
+    assert values["filled_executions_30d"] == len(done)
 
     # the promotion waits for the reflection; Strategist is the top tier
     assert [(utc(e["ts"]), e["data"]) for e in run.of("tier")] == [(REFLECTION, {"tier": "strategist"})]

@@ -26,7 +26,7 @@ def test_tier_shows_gate_progress_of_the_journaled_run(tmp_path):
     gate_lines = [line for line in out.splitlines() if re.match(r"  \[(ok|  )\] ", line)]
     assert len(gate_lines) == 7
     assert any(line.startswith("  [  ] equity_usd >= 2000") and "equity_usd = 999.9" in line for line in gate_lines)
-    assert any(line.startswith("  [ok] fast_orders_pct_30d >= 90") for line in gate_lines)
+    assert any(line.startswith("  [ok] sent_orders_30d > 0 and fast_orders_pct_30d >= 90") for line in gate_lines)
     assert "remaining: days_at_tier >= 30; profitable_days_pct_20 >= 60" in out
 
 

@@ -23,7 +23,7 @@ EVENT_PRIMITIVES = ("count", "sum", "mean", "std", "min", "max", "last", "rate",
                     "since", "streak", "distinct")
 METRIC_PRIMITIVES = ("baseline", "percentile")
 PRIMITIVES = EVENT_PRIMITIVES + METRIC_PRIMITIVES + ("expr",)
-_COMMON = {"description", "unit"}
+_COMMON = {"description", "unit", "measured_by"}
 _EVENT_OPTS = {"where", "by"}
 # primitive -> (required options, optional options); "field|value" means exactly one of the two
 _OPTIONS = {
@@ -381,6 +381,7 @@ class _Checker:
         if "sample_every" in spec and "sample_on" in spec:
             self.add(doc, path + ("sample_on",), "give either 'sample_every' or 'sample_on', not both", key=True)
         metric = MetricDef(name, prim, None, spec, doc, path)
+        self._check_measured_by(doc, path, name, spec)
         if prim == "expr":
             checked = self.expr(doc, path + ("expr",), spec["expr"], self.scope())
             if checked is None:
@@ -429,6 +430,26 @@ class _Checker:
                     return None
                 metric.exprs[opt] = checked
         return metric
+
+    def _check_measured_by(self, doc: Document, path, name: str, spec: dict) -> None:
+        """`measured_by` names another declared metric (its sample count)."""
+        count = spec.get("measured_by")
+        if count is None:
+            return
+        if count == name:
+            self.add(doc, path + ("measured_by",), f"metric '{name}' cannot count its own samples; name a count metric")
+        elif count not in self.metric_origin:
+            self.add(doc, path + ("measured_by",), f"unknown metric '{count}'{suggestion(count, self.metric_origin)}")
+
+    def _check_condition_measured(self, doc: Document, path, checked: Checked) -> None:
+        """A condition reading a metric that has a sample count (`measured_by`) also reads
+        that count: with no samples, the gate must not pass on the metric's empty value."""
+        for name in sorted(checked.names):
+            metric = self.out.metrics.get(name)
+            count = metric.spec.get("measured_by") if metric is not None else None
+            if count and count not in checked.names:
+                self.add(doc, path, f"'{name}' has no data while {count} is 0: require it in the same "
+                                    f"condition ('{count} > 0 and ...')")
 
     def check_cycles(self) -> None:
         graph = {}
@@ -518,6 +539,7 @@ class _Checker:
                 checked = None
             if checked:
                 self.constant_when(doc, wpath, checked, scope.tiers)
+                self._check_condition_measured(doc, wpath, checked)
             checked_whens.append(checked)
         then = [self._action(doc, path + ("then", k), a, stage, scope) for k, a in enumerate(raw["then"])]
         resolve = [self._action(doc, path + ("resolve", k), a, stage, scope)

@@ -20,6 +20,7 @@ from genesis.engine.candles import CandleBuilder
 from genesis.engine.events import MS_PER_DAY, Event
 from genesis.engine.execution import Slice, plan
 from genesis.engine.inflight import order_figures, sell_problem
+from genesis.engine.executions import Execution, Executions
 from genesis.engine.journal import Journal
 from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
@@ -33,7 +34,7 @@ MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
 # input events about our own account (live): settled and journaled like the paper exchange's
 AMEND_KINDS = ("order_amended", "order_amend_rejected")   # live: the exchange's answer to an amend
 EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "position_mismatch", "reconciled",
-                    *AMEND_KINDS)
+                    "order_sent", *AMEND_KINDS)
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
@@ -125,6 +126,7 @@ class Engine:
         self.pending: deque = deque()
         self.scheduled: list = []          # (due, seq, OrderRequest-like dict)
         self.intent_reason: dict = {}      # client_id -> intent reason
+        self.executions = Executions()     # parent orders from their planned slices to execution_done
         self.now = start_ts
         self.tier_since = start_ts
         self.stats = Stats()
@@ -260,6 +262,7 @@ class Engine:
         kind = event.kind
         if kind in ("fill", "order_canceled", "order_rejected"):
             self._settle(event)
+            self.pending.extend(self.executions.on_report(event))
         if kind == "fill":
             self.stats.fills += 1
             reason = self.intent_reason.get(event.fields.get("_client_id"), "signal")
@@ -275,11 +278,13 @@ class Engine:
                 self.pending.append(closed)
         elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "reconciled",
                       "external_order", "position_mismatch", "day_closed", "drawdown_recovered",
-                      "lock_released", "engine_started", "order_amend_rejected", "halt_reset", "reflection"):
+                      "lock_released", "engine_started", "order_amend_rejected", "halt_reset", "reflection",
+                      "order_sent", "execution_done"):
             data = event.public_fields()
             if "_reason" in event.fields:
                 data["reason"] = event.fields["_reason"]
-            if "_client_id" in event.fields and kind in ("order_canceled", "order_rejected", *AMEND_KINDS):
+            if "_client_id" in event.fields and kind in ("order_canceled", "order_rejected", "order_sent",
+                                                         *AMEND_KINDS):
                 data["client_id"] = event.fields["_client_id"]
             self._journal(event.ts, kind, "", event.symbol, data)
 
@@ -474,6 +479,8 @@ class Engine:
         elif name == "resume":
             self.state.release(rid)
         elif name == "cancel_all":
+            for _, _, req in self.scheduled:   # slices not due yet never leave
+                self.pending.extend(self.executions.dropped(req["parent"], now))
             self.scheduled.clear()
             for produced in self.exchange.cancel_all(now, manual=False):
                 produced.fields["by_rule"] = True    # a safety rule's, not the trader's or a strategy's
@@ -627,12 +634,15 @@ class Engine:
         self._journal(now, "intent", intent.strategy, intent.symbol, record)
         self.stats.last_decision = f"{intent.strategy} {intent.side} {intent.symbol} ${notional:,.2f} ({algo})"
         result = Submitted()
+        parent = f"p{self.order_seq + 1}"
+        self.executions.start(Execution(parent, intent.symbol, intent.side, algo, intent.manual, notional, len(slices),
+                                        self._arrival_mid(intent.symbol)))
         for s in slices:
             self.order_seq += 1
             req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
                    "notional": notional * s.fraction, "price": intent.price, "reason": intent.reason,
                    "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1],
-                   "limit": intent.limit_price}
+                   "limit": intent.limit_price, "parent": parent, "due": s.due}
             if s.due <= now:
                 if self._send(req):
                     result.sent.append(req["client_id"])
@@ -696,6 +706,15 @@ class Engine:
                                   {"rule": rule, "manual": intent.manual, "_reason": reason}))
         return Submitted(refused_by=rule, reason=reason)
 
+    def _arrival_mid(self, symbol: str) -> float:
+        """The mid when an execution is decided (its market impact is measured from it); 0 when unknown."""
+        best = self.exchange.best(symbol)
+        return (best[0] + best[1]) / 2 if best else self.account.mids.get(symbol, 0.0)
+
+    def _dropped(self, req: dict) -> None:
+        """A planned slice that does not leave (no price, nothing left to sell)."""
+        self.pending.extend(self.executions.dropped(req["parent"], self.now))
+
     def _send(self, req: dict) -> bool:
         """Send one order (slice) to the exchange; False when there was nothing to send
         (no price; a sell whose quantity other sells in flight already cover)."""
@@ -706,6 +725,7 @@ class Engine:
         ref = market or limit          # the market when decided: slippage is measured from it
         price = limit or ref           # what one unit will cost: sizes the order
         if not ref:
+            self._dropped(req)
             return False
         if side == "sell":
             held = self.account.positions.get(symbol)
@@ -714,14 +734,16 @@ class Engine:
             if symbol in self.markets:
                 qty = self.markets.round_qty_down(symbol, qty)  # what the exchange will fill
             if qty <= 0:
+                self._dropped(req)
                 return False
             self.selling[symbol] = self.selling.get(symbol, 0.0) + qty
         else:
             qty = req["notional"] / price
         self.sent[req["client_id"]] = [symbol, side, qty, 0.0, price]
         kind = "limit" if limit else "market"
+        waited_ms = self.now - req["due"]   # event time from when the slice was due (its decision) to now
         order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type=kind, qty=qty,
-                             price=limit, decision_price=ref, manual=req["manual"])
+                             price=limit, decision_price=ref, manual=req["manual"], waited_ms=waited_ms)
         self.intent_reason[req["client_id"]] = req["reason"]
         self.stats.orders += 1
         self._journal(self.now, "order", "", symbol, {"client_id": req["client_id"], "side": side,
@@ -731,7 +753,11 @@ class Engine:
             self.journal.flush()  # the decision is durable before the order leaves the process
         self.pending.append(Event("order_new", self.now, symbol, {
             "side": side, "qty": qty, "price": price, "notional_usd": qty * price, "manual": req["manual"],
-            "latency_ms": 0.0, "_client_id": req["client_id"]}))
+            "_client_id": req["client_id"]}))
+        self.executions.sent(req["parent"], req["client_id"], qty * price)
+        if not self.exchange.reports_sent:   # paper: the order reaches the exchange now, in event time
+            self.pending.append(Event("order_sent", self.now, symbol, {
+                "latency_ms": float(waited_ms), "manual": req["manual"], "_client_id": req["client_id"]}))
         for produced in self.exchange.submit(order, self.now):
             if produced.kind == "order_canceled":  # the exchange dropped the unfilled rest
                 produced.fields["by_exchange"] = True

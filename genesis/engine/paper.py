@@ -32,7 +32,8 @@ Balances and fees
   precision, so repeated fills do not accumulate float residue.
 
 Events returned: 'fill', 'order_canceled', 'order_rejected'. 'order_new' and
-'order_ack' belong to the executor that calls `submit` (it knows the decision time).
+'order_sent' belong to the executor that calls `submit` (it knows the decision time):
+a paper order reaches this exchange at once, in event time (`reports_sent` is False).
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class OrderRequest:
     price: float | None = None            # limit price
     decision_price: float | None = None   # price when the decision was made, for slippage
     manual: bool = False
+    waited_ms: int = 0      # event time from when the order was due (its decision) to its submission
 
 
 @dataclass
@@ -106,6 +108,9 @@ class PaperExchange(Books):
         self._seq = 0
         # True when nothing reads depth events: diffs are then applied when the book is read
         self.lazy_depth = False
+        # False: an order reaches this exchange when submitted, so the engine reports its
+        # `order_sent` itself (live: the session reports when the request was written)
+        self.reports_sent = False
 
     # ------------------------------------------------------------ market data
 

@@ -20,6 +20,7 @@ from genesis.engine.journal import Journal, JournalError, _describe, progress, r
 from genesis.engine.runner import Session, _after_event
 
 _TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
+NOT_MEASURED = "not measured yet"
 
 
 def _tier_value(tier: dict, dotted: str):
@@ -29,9 +30,19 @@ def _tier_value(tier: dict, dotted: str):
     return cur
 
 
+def _shown_value(engine: Engine, name: str):
+    """A metric's value, or NOT_MEASURED while its sample count (`measured_by`) is 0."""
+    metric = engine.config.metrics.get(name)
+    count = metric.spec.get("measured_by") if metric is not None else None
+    if count and not engine.metrics.m.get(count):
+        return NOT_MEASURED
+    return engine.metrics.m.get(name)
+
+
 def gates(engine: Engine) -> list:
     """[(rule id, [(condition text with tier values, passed, {name: value})])] for the
-    promotion rules of the engine's current tier."""
+    promotion rules of the engine's current tier; a value is NOT_MEASURED for a metric
+    with no samples yet (the condition then does not hold: it requires the count)."""
     tier = engine.config.tiers[engine.tier]
     out = []
     for rule in engine.ruleset.rules.get("tier", []):
@@ -44,7 +55,7 @@ def gates(engine: Engine) -> list:
                 passed = bool(cond.fn(engine.metrics.m, None, None))
             except (ArithmeticError, TypeError, ValueError):
                 passed = False
-            rows.append((text, passed, {n: engine.metrics.m.get(n) for n in sorted(cond.reads)}))
+            rows.append((text, passed, {n: _shown_value(engine, n) for n in sorted(cond.reads)}))
         out.append((rule.rule.id, rows))
     return out
 
@@ -121,8 +132,8 @@ def format_tier(engine: Engine, info: dict) -> str:
         passed = sum(1 for _, ok, _ in rows if ok)
         lines.append(f"promotion to {promotion['to']} ({rule_id}): {passed} of {len(rows)} gates hold")
         for text, ok, values in rows:
-            shown = ", ".join(f"{n} = {v:,.4g}" if isinstance(v, (int, float)) else f"{n} = {v}"
-                              for n, v in values.items())
+            shown = ", ".join(f"{n} = {v:,.4g}" if isinstance(v, (int, float)) else
+                              f"{n}: {v}" if v == NOT_MEASURED else f"{n} = {v}" for n, v in values.items())
             lines.append(f"  [{'ok' if ok else '  '}] {text:<48} {shown}")
         remaining = [text for text, ok, _ in rows if not ok]
         lines.append("remaining: " + ("; ".join(remaining) if remaining else "none: promotion is due"))

@@ -75,6 +75,7 @@ class LiveOrder:
     trade_ids: set = field(default_factory=set)
     amendments: int = 0           # replacements placed so far: the exchange id's ".a<n>" suffix
     amend_price: float | None = None   # an amend under way, to this price
+    waited_ms: int = 0            # event time from when it was due (its decision) to its submission
 
     @property
     def remaining(self) -> float:
@@ -102,6 +103,9 @@ class LiveExchange(Books):
         self.net: dict[str, float] = {}   # asset -> change from Genesis's own fills this run
         self.mismatch_usd = 0.0           # the difference last reported (reported again only if it changes)
         self.lazy_depth = False
+        # the session reports each order's `order_sent` (with its latency) as an input once
+        # the request was written; the engine does not
+        self.reports_sent = True
         self.on_behind = None             # called when a report shows fills not taken in: reconcile soon
         self.amends_tried: set[str] = set()   # orders whose amend this process sent (its retries settled them)
 
@@ -137,7 +141,7 @@ class LiveExchange(Books):
         if problem:
             return [self._reject(req.client_id, req.symbol, req.manual, ts, problem)]
         order = LiveOrder(req.client_id, req.symbol, req.side, req.type, qty, price, ts, req.decision_price,
-                          req.manual)
+                          req.manual, waited_ms=req.waited_ms)
         self.orders[order.client_id] = order
         self.open_orders[order.client_id] = order
         if self.live:

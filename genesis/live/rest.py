@@ -371,6 +371,9 @@ class ExchangeClient:
         # each order whose submit ended without an answer, when its last attempt was sent
         self.started = time.monotonic()
         self.last_sent: dict[str, float] = {}   # client id -> time.monotonic() of its last send
+        # client id -> time.time_ns() its first attempt was handed to the socket (the order
+        # connection) or to ccxt's fetch: the live session takes it as the order's send time
+        self.first_sent_ns: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"ExchangeClient({self.rest_url!r})"
@@ -591,6 +594,8 @@ class ExchangeClient:
                     self.last_sent[params["newClientOrderId"]] = time.monotonic()
                 url, headers, body = signer.request(method, params, self.server_time_ms(), self.recv_window_ms)
                 waiter = self._wire.send(method, url, headers) if self._wire is not None else None
+                if method == "POST":
+                    self.first_sent_ns.setdefault(params["newClientOrderId"], time.time_ns())
                 if waiter is None:   # no order connection ready: ccxt's fetch (its aiohttp session)
                     box["r"] = await ex.fetch(url, method, headers, body)
                 else:
@@ -737,6 +742,7 @@ class ExchangeClient:
         waiter = wire.send("POST", url, headers)
         if waiter is None:                  # cannot happen after ready(); submit sends it
             return None
+        self.first_sent_ns.setdefault(client_id, time.time_ns())
         return SentOrder(params, waiter, url, started)
 
     async def submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,

@@ -129,6 +129,7 @@ class LiveRunner:
         self.reconcile_pending = False
         self.watching = None   # a worker-thread read of the configuration files in flight
         self.arrival_ns = 0                   # time.time_ns() the market message being processed arrived
+        self.input_ns = 0                     # time.time_ns() the loop took the input (or command) being processed
         self.decided_from: dict[str, int] = {}   # client id -> arrival of the message it was decided on
         self.stages: dict | None = None      # bench: client id -> (arrival, taken from the queue, decided) ns
         self.taken_ns = 0
@@ -177,6 +178,10 @@ class LiveRunner:
             return self.exchange.on_cancel_answer(order, error, self.local_ts())
         if kind == "amend":
             return self.exchange.on_amend_answer(*item[1:], self.local_ts())
+        if kind == "sent":
+            _, order, latency_ms = item
+            return [Event("order_sent", self.local_ts(), order.symbol, {
+                "latency_ms": round(latency_ms, 3), "manual": order.manual, "_client_id": order.client_id})]
         if kind == "system":
             _, name, fields = item
             return [system_event(name, fields, self.local_ts())]
@@ -204,6 +209,7 @@ class LiveRunner:
         for what, order in outbox:
             sent = None
             if what == "new":
+                decided_ns = self.arrival_ns or self.input_ns or time.time_ns()   # the input it was decided on
                 if self.arrival_ns:
                     self.decided_from[order.client_id] = self.arrival_ns   # the market message behind the decision
                     if self.stages is not None:
@@ -212,7 +218,7 @@ class LiveRunner:
                 if send_now is not None:
                     sent = send_now(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
                                     order.type, order.qty, order.price)
-                coro = self._send_new(order, sent)
+                coro = self._send_new(order, sent, decided_ns)
             else:
                 coro = self._send_cancel(order) if what == "cancel" else send_amend(self, order)
             pending += sent is None
@@ -221,11 +227,14 @@ class LiveRunner:
             task.add_done_callback(self.tasks.discard)
         return pending
 
-    async def _send_new(self, order: LiveOrder, sent=None) -> None:
+    async def _send_new(self, order: LiveOrder, sent=None, decided_ns: int = 0) -> None:
         from genesis.live.rest import OrderRejected  # noqa: PLC0415
 
         started = time.perf_counter()
         self.sending.add(order.client_id)
+        reported = []
+        if sent is not None:   # written already: its latency is known now
+            self._report_sent(order, decided_ns, reported)
         try:
             answer = await self.client.submit(self.exchange.exchange_id(order.client_id), order.symbol, order.side,
                                               order.type, order.qty, order.price, sent=sent)
@@ -238,6 +247,19 @@ class LiveRunner:
             self.reconcile_later(2.0)
         finally:
             self.sending.discard(order.client_id)
+            self._report_sent(order, decided_ns, reported)
+
+    def _report_sent(self, order: LiveOrder, decided_ns: int, reported: list) -> None:
+        """Once per order whose request was written: an `order_sent` input with its latency,
+        the event time it waited to be due (a scheduled slice) plus the wall-clock time
+        from the input it was decided on (a market message: when it reached the socket;
+        else when the loop took the input or command) to its first attempt's write."""
+        stamps = getattr(self.client, "first_sent_ns", None)
+        written = stamps.pop(self.exchange.exchange_id(order.client_id), None) if stamps is not None else None
+        if written is None or reported:
+            return
+        reported.append(written)
+        self.put(("sent", order, order.waited_ms + max(written - decided_ns, 0) / 1e6))
 
     async def _send_cancel(self, order: LiveOrder) -> None:
         try:
@@ -352,7 +374,7 @@ class LiveRunner:
             while not self.stopping.is_set():
                 item = await self.queue.get()
                 while item is not None:
-                    self.arrival_ns = 0
+                    self.arrival_ns, self.input_ns = 0, time.time_ns()
                     if item is _TICK:
                         pass
                     elif item[0] == "reconcile":
@@ -410,6 +432,7 @@ class LiveRunner:
                         queued = False
                     self.polling = None
                     if queued:
+                        self.arrival_ns, self.input_ns = 0, time.time_ns()   # their orders are decided now
                         _apply_queued_commands(self.session, self.say)
                         self.send_outbox()
                 if wall >= next_reload and self.config_root is not None and self.watching is None:
