@@ -116,10 +116,11 @@ class _Observer:
         """One journal entry."""
         data = data or {}
         seen = self.seen
-        if kind == "fire":
-            seen.fired.add(rule)
-        elif kind == "resolve":
-            seen.resolved.add(rule)
+        if kind in ("fire", "resolve"):   # a rule id matches any symbol; rule@SYMBOL one symbol
+            names = seen.fired if kind == "fire" else seen.resolved
+            names.add(rule)
+            if symbol:
+                names.add(f"{rule}@{symbol}")
         elif kind == "refused":
             seen.refused.append((self._refusers(ts, rule, symbol, str(data.get("refused", ""))),
                                  f"{data.get('side', '')} {symbol} by {rule}: {data.get('refused', '')}"))
@@ -243,7 +244,7 @@ def _check_expectation(engine: Engine, exp: dict, seen: _Seen, now: int, start: 
 
     for key in ("fired", "not_fired", "resolved", "firing"):
         for rid in exp.get(key, []):
-            if rid not in known_rules:
+            if rid.split("@", 1)[0] not in known_rules:
                 problems.append(f"unknown rule '{rid}' in {key}")
     for name in exp.get("refused_by", []):
         if name not in _known_refusers(known_rules):
@@ -256,6 +257,7 @@ def _check_expectation(engine: Engine, exp: dict, seen: _Seen, now: int, start: 
     for rid in exp.get("resolved", []):
         want(rid in seen.resolved, f"expected {rid} to resolve; resolved: {sorted(seen.resolved) or 'nothing'}")
     firing_now = set(engine.rules.firing())
+    firing_now |= {rid.split("@", 1)[0] for rid in firing_now}
     for rid in exp.get("firing", []):
         want(rid in firing_now, f"expected {rid} to be firing; firing: {sorted(firing_now) or 'nothing'}")
     refusals = "; ".join(text for _, text in seen.refused) or "nothing"
@@ -277,8 +279,12 @@ def _check_expectation(engine: Engine, exp: dict, seen: _Seen, now: int, start: 
     if exp.get("sent") is not None:
         problems += _check_sent(exp["sent"], seen)
     if exp.get("size_factor") is not None:
-        factor = engine.state.size_factor(now, engine.metrics.group)  # for an order of the symbol in view
-        want(_same(factor, exp["size_factor"]), f"expected size factor {exp['size_factor']}, was {factor}")
+        wanted = exp["size_factor"]
+        per_symbol = wanted if isinstance(wanted, dict) else {engine.metrics.group: wanted}  # the symbol in view
+        for symbol, value in per_symbol.items():
+            factor = engine.state.size_factor(now, symbol)
+            where = f" for {symbol}" if isinstance(wanted, dict) else ""
+            want(_same(factor, value), f"expected size factor {value}{where}, was {factor}")
     for text in exp.get("notified", []):
         want(any(text in n for n in seen.notes),
              f"expected a notification containing {text!r}, was: {seen.notes or 'none'}")
