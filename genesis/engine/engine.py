@@ -347,7 +347,7 @@ class Engine:
             if group:
                 local.setdefault(group, set())
         event_rules = rules.has_event_rules(event.kind)
-        if not glob and not local and not rules.due and not event_rules and "" in rules.started_groups:
+        if not event_rules and rules.settled(changed, local):
             return
         for _ in range(MAX_SWEEPS):
             made_glob: set = set()

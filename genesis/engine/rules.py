@@ -95,6 +95,7 @@ class RuleRunner:
         self.event_rules: dict[str, list[CompiledRule]] = {}
         self.state_rules: list[CompiledRule] = []
         self.by_stage: dict[str, list[CompiledRule]] = {}
+        self.stage_readers: dict[str, dict[str, list[CompiledRule]]] = {}   # stage -> name -> state rules
         self.pre_trade: list[CompiledRule] = ruleset.rules.get("pre_trade", [])
         self.by_id: dict[str, CompiledRule] = {}
         self.stages = [s for s in STAGES if s != "pre_trade"]
@@ -110,11 +111,14 @@ class RuleRunner:
                 else:
                     self.state_rules.append(rule)
                     self.by_stage.setdefault(stage, []).append(rule)
+                    stage_readers = self.stage_readers.setdefault(stage, {})
                     for name in rule.reads:
                         self.readers.setdefault(name, []).append(rule)
+                        stage_readers.setdefault(name, []).append(rule)
         self.symbol_names = ruleset.symbol_names
         self.has_symbol_rules = any(r.per_symbol for r in self.state_rules)
         self.symbol_rule_reads = frozenset().union(*(r.reads for r in self.state_rules if r.per_symbol))
+        self.read_names = frozenset(self.readers)   # every name some state rule reads
         self.pre_trade_per_symbol = any(r.per_symbol for r in self.pre_trade)
         self.timers = Timers()
         self.due: dict[str, set] = {}               # group -> ids whose timer came due this event
@@ -200,25 +204,36 @@ class RuleRunner:
         """State rules of `stage` to evaluate for `group` ('' = account-wide rules) after
         the names in `changed` changed: readers of those names, rules whose timer is due,
         and every rule on the first evaluation of the group."""
-        per_symbol = group != ""
         rules = self.by_stage.get(stage)
         if not rules:
             return []
-        first = group not in self.started_groups
-        due = self.due.get(group, ())
-        if everything or first:
+        per_symbol = group != ""
+        if everything or group not in self.started_groups:
             return [r for r in rules if r.per_symbol == per_symbol]
-        out = []
-        for rule in rules:
-            if rule.per_symbol != per_symbol:
-                continue
-            if rule.rule.id in due or not rule.reads.isdisjoint(changed):
-                out.append(rule)
-        return out
+        readers = self.stage_readers[stage]
+        picked: dict = {}
+        for name in changed:
+            for rule in readers.get(name, ()):
+                if rule.per_symbol == per_symbol:
+                    picked[rule.rule.id] = rule
+        due = self.due.get(group)
+        if due:
+            for rule in rules:
+                if rule.rule.id in due:
+                    picked[rule.rule.id] = rule
+        if len(picked) > 1:
+            return sorted(picked.values(), key=lambda r: self.order[r.rule.id])
+        return list(picked.values())
 
     def mark_started(self, group: str) -> None:
         """Every rule of the group has been evaluated once."""
         self.started_groups.add(group)
+
+    def settled(self, names: set, groups) -> bool:
+        """True when nothing is due: no name in `names` is read by a state rule, no timer
+        is due and every group in `groups` (and the account-wide one) has started."""
+        return not self.due and names.isdisjoint(self.read_names) and "" in self.started_groups \
+            and all(g in self.started_groups for g in groups)
 
     def evaluate(self, rules: list, group: str, event, m) -> list[Firing]:
         """Evaluate state rules for one group, in rule-book order."""
