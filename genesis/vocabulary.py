@@ -54,6 +54,8 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "side": (TEXT, "'buy' or 'sell'"), "qty": (NUMBER, "Base quantity"), "price": (NUMBER, "Limit or reference price"),
         "notional_usd": (NUMBER, "Order value in quote currency"), "manual": (BOOL, "Placed by the operator"),
         "latency_ms": (NUMBER, "Milliseconds from decision to send"),
+        "chosen_notional_usd": (NUMBER, "Size the trader or strategy chose for the whole order, before the 5% "
+                                        "resize, the size multipliers (tilt, market state, drawdown) and slicing"),
     }),
     "order_ack": ("The exchange acknowledged an order", {"latency_ms": (NUMBER, "Round trip in milliseconds")}),
     "order_canceled": ("An order was cancelled", {

@@ -520,7 +520,8 @@ class Engine:
             req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
                    "notional": notional * s.fraction, "price": intent.price, "reason": intent.reason,
                    "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1],
-                   "limit": intent.limit_price}
+                   "limit": intent.limit_price,
+                   "chosen": intent.notional_usd}   # the size decided, before rules and multipliers
             if s.due <= now:
                 self._send(req)
             else:
@@ -567,7 +568,8 @@ class Engine:
             self.journal.flush()  # the decision is durable before the order leaves the process
         self.pending.append(Event("order_new", self.now, symbol, {
             "side": side, "qty": qty, "price": price, "notional_usd": qty * price, "manual": req["manual"],
-            "latency_ms": 0.0, "_client_id": req["client_id"]}))
+            "latency_ms": 0.0, "_client_id": req["client_id"],
+            "chosen_notional_usd": req.get("chosen", qty * price)}))
         for produced in self.exchange.submit(order, self.now):
             if produced.kind == "order_canceled":  # the exchange dropped the unfilled rest
                 produced.fields["by_exchange"] = True
