@@ -60,6 +60,9 @@ COVERS = {
     "demote_same_direction": "test_positions_moving_together_demote_hunter_and_mask_the_guard",
     "promote_sniper_to_hunter": "test_sniper_is_promoted_to_hunter_the_moment_every_gate_holds",
     "promote_hunter_to_strategist": "test_hunter_is_promoted_to_strategist_the_moment_every_gate_holds",
+    "equity_above_tier_band": "test_a_10000_usd_account_at_sniper_is_told_it_is_above_the_band_and_stays_sniper",
+    "equity_below_tier_band": "test_a_hunter_account_24_hours_below_its_band_steps_down_to_sniper",
+    "demote_below_tier_band": "test_a_hunter_account_24_hours_below_its_band_steps_down_to_sniper",
 }
 
 pytestmark = needs_data
@@ -742,3 +745,38 @@ def test_market_dead_never_fires_on_these_candles(tmp_path):
         ends = [*ends, {"ts": max(closes("BTCUSDT"))}]
     spans = [(e["ts"] - s["ts"]) // MINUTE for s, e in zip(starts, ends)]
     assert max(spans) < 15, max(spans)
+
+
+# --------------------------------------------------------------------------- the capital band
+@needs_data
+def test_a_10000_usd_account_at_sniper_is_told_it_is_above_the_band_and_stays_sniper(tmp_path):
+    """Two days of real BTC candles at --tier sniper with $10,000: the band notice comes
+    at the first event, once (it stays firing while equity stays above $2,000), and the
+    account stays Sniper: promotion needs its gates, not equity alone."""
+    files = feed(tmp_path, until="2021-04-22 00:00")
+    run = replay(tmp_path, "sniper", config_copy(tmp_path, equity=10_000), files, [])
+    fires = run.of("fire", "equity_above_tier_band")
+    assert len(fires) == 1 and fires[0]["ts"] == first_event(files)
+    assert fires[0]["data"]["values"] == {"equity_usd": 10_000.0}
+    notes = [a["text"] for a in run.actions("equity_above_tier_band") if a["action"] == "notify"]
+    assert notes == ["Equity is 10,000 USD, above this tier's band (up to 2000 USD). Its limits stay in force "
+                     "until every promotion gate holds; `genesis tier` shows what remains."]
+    assert run.report["tier"] == "sniper" and not run.of("fire", "promote_sniper_to_hunter")
+    assert run.report["final_state"] == "ACTIVE"
+
+
+@needs_data
+def test_a_hunter_account_24_hours_below_its_band_steps_down_to_sniper(tmp_path):
+    """--tier hunter with $1,500 (Hunter's band starts at $2,000): a warning at the first
+    event, then after 24 hours below the band one tier down, at that candle; at Sniper
+    $1,500 is inside the band, so nothing more is said."""
+    files = feed(tmp_path, until="2021-04-22 00:00")
+    first = first_event(files)
+    run = replay(tmp_path, "hunter", config_copy(tmp_path, equity=1_500), files, [])
+    warn = run.of("fire", "equity_below_tier_band")
+    assert [w["ts"] for w in warn] == [first]
+    demote = run.of("fire", "demote_below_tier_band")
+    assert [d["ts"] for d in demote] == [first + DAY]
+    assert {"action": "demote", "tier": "sniper", "from": "hunter"} in run.actions("demote_below_tier_band")
+    assert run.report["tier"] == "sniper"
+    assert not run.of("fire", "equity_above_tier_band")

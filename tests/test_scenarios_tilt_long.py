@@ -55,7 +55,19 @@ COVERS = {
     "tilt_reentry_75": "test_graduated_reentry_25_50_75_then_full_size_after_3_5_7_winning_trades",
     "tilt_reentry_done": "test_graduated_reentry_25_50_75_then_full_size_after_3_5_7_winning_trades",
     "tilt_debt_notice": "test_a_loss_taken_at_level_1_starts_a_tilt_debt_that_winning_trades_repay",
+    "indicator_trade_frequency": "test_a_calm_habit_sees_no_tilt_intervention_after_calibration",
+    "indicator_unusual_hours": "test_an_overtrader_bursting_at_03_00_gets_a_level_1_notice_at_the_third_order",
+    "indicator_size_swings": "test_size_swings_within_usual_hours_and_a_third_order_in_the_hour_give_level_1",
 }
+
+
+def recorded_like_the_probe(run, indicator: str) -> None:
+    """The shipped recording rule (indicator_<name>) journals the indicator switching on
+    and off at the same moments as this file's probe."""
+    for kind in ("fire", "resolve"):
+        shipped = [e["ts"] for e in run.kind(kind, f"indicator_{indicator}")]
+        assert shipped == [e["ts"] for e in run.probe(indicator, kind)]
+    assert run.kind("fire", f"indicator_{indicator}")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = shared_data_dir()
@@ -396,6 +408,7 @@ def test_a_calm_habit_sees_no_tilt_intervention_after_calibration(calm):
     # trader's own baselines, equal to those recomputed from the journal's orders
     freq = [e for e in run.probe("trade_frequency") if e["ts"] > calibrated]
     assert freq, "the quiet side of trade frequency shows every night"
+    recorded_like_the_probe(run, "trade_frequency")
     for e in freq:
         v = e["data"]["values"]
         assert v["orders_60m_median"] == orders_60m_median(times, first, e["ts"]) == 1.0
@@ -438,6 +451,7 @@ def test_an_overtrader_bursting_at_03_00_gets_a_level_1_notice_at_the_third_orde
     # 03:00, the first order: unusual hours alone
     unusual = run.probe("unusual_hours")
     assert len(unusual) == 1 and run.caused_by(unusual[0], burst_ops[0])
+    recorded_like_the_probe(run, "unusual_hours")
     v = unusual[0]["data"]["values"]
     assert v["order_hour"] == 3 and v["tilt_score"] == 1
     assert (v["usual_hour_low"], v["usual_hour_high"]) == usual_hours(times[:len(habit_times) + 1], t1) == (5.0, 23.0)
@@ -497,6 +511,7 @@ def test_size_swings_within_usual_hours_and_a_third_order_in_the_hour_give_level
 
     swing = run.probe("size_swings")
     assert len(swing) == 1 and run.caused_by(swing[0], i15)
+    recorded_like_the_probe(run, "size_swings")
     v = swing[0]["data"]["values"]
     assert v["size_cv_24h"] > 0.15 and 0 < v["size_cv_upper"] < 0.02
     # both recomputed from the journal's orders
