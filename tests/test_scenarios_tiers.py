@@ -382,6 +382,20 @@ def same_direction(files, held_from: dict) -> list[tuple]:
     return out
 
 
+# these scenarios run Hunter on a small account; the copies move the capital bands down
+# (Sniper $50-100, Hunter from $100) so that equity_below_tier_band and its demotion stay out
+SMALL_BANDS = {"sniper": {"capital_usd": {"min": 50, "max": 100}}, "hunter": {"capital_usd": {"min": 100}}}
+
+
+def small_bands(edits: dict | None = None) -> dict:
+    """SMALL_BANDS with further tier edits ({tier: {section: values}})."""
+    out = {tier: {k: dict(v) for k, v in sections.items()} for tier, sections in SMALL_BANDS.items()}
+    for tier, sections in (edits or {}).items():
+        for section, values in sections.items():
+            out.setdefault(tier, {}).setdefault(section, {}).update(values)
+    return out
+
+
 @pytest.fixture(scope="module")
 def same_direction_runs(tmp_path_factory):
     """Hunter, $1,000: buy BTC at 11:51 and ETH at 11:52, when over 15 minutes BTC had
@@ -400,7 +414,8 @@ def same_direction_runs(tmp_path_factory):
                         # a share cannot exceed 100%, so demote_same_direction never fires
                         ("no_demotion", {"hunter": {"demotion": {"max_same_direction_pct": 100}}})):
         tmp = tmp_path_factory.mktemp(f"same_direction_{name}")
-        runs[name] = replay(tmp, "hunter", config_copy(tmp, equity=1000, tier_edits=edits), files, script)
+        config = config_copy(tmp, equity=1000, tier_edits=small_bands(edits))
+        runs[name] = replay(tmp, "hunter", config, files, script)
     return runs
 
 
@@ -670,7 +685,8 @@ def test_three_heavy_losing_days_demote_hunter_to_sniper(tmp_path):
     warning $100, info $50). After two losing days losing_days_size_cut halves sizes, so the
     third day asks for twice the size it needs."""
     btc = closes("BTCUSDT")
-    config = config_copy(tmp_path, equity=HEAVY_EQUITY, tier_edits={"hunter": {"limits": {"max_position_pct": 100}}})
+    config = config_copy(tmp_path, equity=HEAVY_EQUITY,
+                         tier_edits=small_bands({"hunter": {"limits": {"max_position_pct": 100}}}))
     hunter = tier_file(config, "hunter")
     files = feed(tmp_path, ("BTCUSDT",))
     first = first_event(files)
