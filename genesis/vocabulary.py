@@ -61,6 +61,8 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "order_new": ("An order was decided and handed to the exchange (paper) or to the live session to send", {
         "side": (TEXT, "'buy' or 'sell'"), "qty": (NUMBER, "Base quantity"), "price": (NUMBER, "Limit or reference price"),
         "notional_usd": (NUMBER, "Order value in quote currency"), "manual": (BOOL, "Placed by the operator"),
+        "chosen_notional_usd": (NUMBER, "Size the trader or strategy chose for the whole order, before the 5% "
+                                        "resize, the size multipliers (tilt, market state, drawdown) and slicing"),
     }),
     "order_sent": ("An order left for the exchange, with its measured decision-to-send time. Paper: when the "
                    "paper exchange took it (event time). Live: an input from the live session once the order "

@@ -486,6 +486,23 @@ def test_scale_size_slots_multiply_and_cut_the_intent(tmp_path):
     assert "size_factor" not in last(engine, "intent")[3]
 
 
+def test_order_new_carries_the_size_chosen_before_the_engine_cut_it(tmp_path):
+    """The tilt size baseline reads `chosen_notional_usd`: the intent's size, before the
+    5% resize and the size multipliers; `notional_usd` is what was sent."""
+    header = DIALS + "  t_sent: {last: order_new, field: notional_usd}\n  t_chosen: {last: order_new, field: chosen_notional_usd}\n"
+    engine = started(make_engine(tmp_path, SIZES, header=header))
+    engine.process(dial(T0 + S, 1))                 # sizes halved
+    submit(engine, buy(48.0))
+    assert engine.metrics.m["t_sent"] == pytest.approx(24.0)
+    assert engine.metrics.m["t_chosen"] == 48.0
+    assert engine.metrics.m["size_mean_24h"] == 48.0   # the shipped tilt metric reads the chosen size
+    submit(engine, sell(engine))
+    engine.process(dial(T0 + 2 * S, 0))             # full size again; a strategy's $60 is resized to 5%
+    submit(engine, buy(60.0))
+    assert 49.9 < engine.metrics.m["t_sent"] == pytest.approx(engine.metrics.m["equity_usd"] * 0.05, rel=1e-4)
+    assert engine.metrics.m["t_chosen"] == 60.0
+
+
 def test_scale_size_resolve_and_duration(tmp_path):
     engine = started(make_engine(tmp_path, SIZES))
     engine.process(dial(T0 + S, 1))

@@ -42,6 +42,7 @@ HUNTER_PHRASE = "I have reviewed the drawdown and reset the halt"   # rules/risk
 COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_scenario_coverage.py)
     "drawdown_info": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "drawdown_warning": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
+    "drawdown_day_reset": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "daily_loss_limit": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "drawdown_critical": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
     "drawdown_halt_automatic": "test_drawdown_spiral_through_the_crash_reaches_the_tier_halt",
@@ -279,7 +280,15 @@ def test_drawdown_spiral_through_the_crash_reaches_the_tier_halt(tmp_path, btc_f
             assert fired[0]["ts"] == crossed, (rule, utc(fired[0]["ts"]), utc(crossed))
             assert fired[0]["data"]["values"]["daily_pnl_usd"] == pytest.approx(daily[crossed], abs=0.5)
         warn = [a["data"] for a in journal(db, kind="action", rule="drawdown_warning") if a["ts"] == crossed]
-        assert warn[0] == {"action": "scale_size", "slot": "drawdown", "factor": 0.5}
+        assert {"action": "scale_size", "slot": "drawdown", "factor": 0.5} in warn
+        # once a day: neither the warning nor the limit fired again that day, however the
+        # result moved; the new UTC day re-arms both and lifts the warning's size cut
+        for rule in ("drawdown_warning", "daily_loss_limit"):
+            assert len([f for f in journal(db, kind="fire", rule=rule) if day_open <= f["ts"] < midnight]) == 1
+        reset = [f for f in journal(db, kind="fire", rule="drawdown_day_reset") if f["ts"] <= midnight]
+        assert [utc(f["ts"]) for f in reset] == ["2021-05-20 00:00"]
+        lifted = [a["data"] for a in journal(db, kind="action", rule="drawdown_day_reset") if a["ts"] == midnight]
+        assert {"action": "scale_size", "slot": "drawdown", "factor": 1.0} in lifted
         limit = [a["data"] for a in journal(db, kind="action", rule="daily_loss_limit") if a["ts"] == crossed]
         assert {"action": "lock", "lock": {"needs_journal_words": 0, "reason": "daily loss limit",
                                            "rule": "daily_loss_limit", "symbol": "", "until": midnight}} in limit

@@ -61,6 +61,9 @@ COVERS = {
     "promote_sniper_to_hunter": "test_sniper_is_promoted_to_hunter_the_moment_every_gate_holds",
     "promote_hunter_to_strategist": "test_hunter_is_promoted_to_strategist_the_moment_every_gate_holds",
     "drawdown_reference_after_override": "test_five_override_attempts_in_24h_demote_hunter_to_sniper",
+    "equity_above_tier_band": "test_a_10000_usd_account_at_sniper_is_told_it_is_above_the_band_and_stays_sniper",
+    "equity_below_tier_band": "test_a_hunter_account_24_hours_below_its_band_steps_down_to_sniper",
+    "demote_below_tier_band": "test_a_hunter_account_24_hours_below_its_band_steps_down_to_sniper",
 }
 
 pytestmark = needs_data
@@ -406,6 +409,20 @@ def same_direction(files, held_from: dict) -> list[tuple]:
     return out
 
 
+# these scenarios run Hunter on a small account; the copies move the capital bands down
+# (Sniper $50-100, Hunter from $100) so that equity_below_tier_band and its demotion stay out
+SMALL_BANDS = {"sniper": {"capital_usd": {"min": 50, "max": 100}}, "hunter": {"capital_usd": {"min": 100}}}
+
+
+def small_bands(edits: dict | None = None) -> dict:
+    """SMALL_BANDS with further tier edits ({tier: {section: values}})."""
+    out = {tier: {k: dict(v) for k, v in sections.items()} for tier, sections in SMALL_BANDS.items()}
+    for tier, sections in (edits or {}).items():
+        for section, values in sections.items():
+            out.setdefault(tier, {}).setdefault(section, {}).update(values)
+    return out
+
+
 @pytest.fixture(scope="module")
 def same_direction_runs(tmp_path_factory):
     """Hunter, $1,000: buy BTC at 11:51 and ETH at 11:52, when over 15 minutes BTC had
@@ -425,7 +442,8 @@ def same_direction_runs(tmp_path_factory):
                         # a share cannot exceed 100%, so demote_same_direction never fires
                         ("no_demotion", {"hunter": {"demotion": {"max_same_direction_pct": 100}}})):
         tmp = tmp_path_factory.mktemp(f"same_direction_{name}")
-        runs[name] = replay(tmp, "hunter", config_copy(tmp, equity=1000, tier_edits=edits), files, script)
+        config = config_copy(tmp, equity=1000, tier_edits=small_bands(edits))
+        runs[name] = replay(tmp, "hunter", config, files, script)
     return runs
 
 
@@ -699,7 +717,8 @@ def test_three_heavy_losing_days_demote_hunter_to_sniper(tmp_path):
     warning $100, info $50). After two losing days losing_days_size_cut halves sizes, so the
     third day asks for twice the size it needs."""
     btc = closes("BTCUSDT")
-    config = config_copy(tmp_path, equity=HEAVY_EQUITY, tier_edits={"hunter": {"limits": {"max_position_pct": 100}}})
+    config = config_copy(tmp_path, equity=HEAVY_EQUITY,
+                         tier_edits=small_bands({"hunter": {"limits": {"max_position_pct": 100}}}))
     hunter = tier_file(config, "hunter")
     files = feed(tmp_path, ("BTCUSDT",))
     first = first_event(files)
@@ -778,3 +797,38 @@ def test_market_dead_never_fires_on_these_candles(tmp_path):
         longest = max(longest, *((e["ts"] - s["ts"]) // MINUTE for s, e in zip(starts, ends)))
     spans = [longest]
     assert max(spans) < 15, max(spans)
+
+
+# --------------------------------------------------------------------------- the capital band
+@needs_data
+def test_a_10000_usd_account_at_sniper_is_told_it_is_above_the_band_and_stays_sniper(tmp_path):
+    """Two days of real BTC candles at --tier sniper with $10,000: the band notice comes
+    at the first event, once (it stays firing while equity stays above $2,000), and the
+    account stays Sniper: promotion needs its gates, not equity alone."""
+    files = feed(tmp_path, until="2021-04-22 00:00")
+    run = replay(tmp_path, "sniper", config_copy(tmp_path, equity=10_000), files, [])
+    fires = run.of("fire", "equity_above_tier_band")
+    assert len(fires) == 1 and fires[0]["ts"] == first_event(files)
+    assert fires[0]["data"]["values"] == {"equity_usd": 10_000.0}
+    notes = [a["text"] for a in run.actions("equity_above_tier_band") if a["action"] == "notify"]
+    assert notes == ["Equity is 10,000 USD, above this tier's band (up to 2000 USD). Its limits stay in force "
+                     "until every promotion gate holds; `genesis tier` shows what remains."]
+    assert run.report["tier"] == "sniper" and not run.of("fire", "promote_sniper_to_hunter")
+    assert run.report["final_state"] == "ACTIVE"
+
+
+@needs_data
+def test_a_hunter_account_24_hours_below_its_band_steps_down_to_sniper(tmp_path):
+    """--tier hunter with $1,500 (Hunter's band starts at $2,000): a warning at the first
+    event, then after 24 hours below the band one tier down, at that candle; at Sniper
+    $1,500 is inside the band, so nothing more is said."""
+    files = feed(tmp_path, until="2021-04-22 00:00")
+    first = first_event(files)
+    run = replay(tmp_path, "hunter", config_copy(tmp_path, equity=1_500), files, [])
+    warn = run.of("fire", "equity_below_tier_band")
+    assert [w["ts"] for w in warn] == [first]
+    demote = run.of("fire", "demote_below_tier_band")
+    assert [d["ts"] for d in demote] == [first + DAY]
+    assert {"action": "demote", "tier": "sniper", "from": "hunter"} in run.actions("demote_below_tier_band")
+    assert run.report["tier"] == "sniper"
+    assert not run.of("fire", "equity_above_tier_band")

@@ -37,6 +37,12 @@ COVERS = {  # rule book rule -> a test here that asserts it fires (tests/test_sc
     "tilt_level_1": "test_a_revenge_trader_after_a_loss_gets_a_level_1_notice",
     "tilt_debt_notice": "test_a_revenge_trader_after_a_loss_gets_a_level_1_notice",
     "tilt_level_2": "test_four_indicators_escalate_to_level_2_halving_sizes_and_asking_for_a_reason",
+    "indicator_config_thrashing": "test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes",
+    "indicator_rage_quit": "test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes",
+    "indicator_loss_reaction": "test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes",
+    "indicator_revenge": "test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes",
+    "indicator_quick_cancels": "test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes",
+    "indicator_bargaining": "test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes",
 }
 
 
@@ -377,3 +383,48 @@ def test_slow_cancels_and_five_amendments_are_no_storm(tmp_path):
     assert len(run.kind("order_amended")) == 5
     assert tilt_firings(run.report) == {}
     assert run.tilt_entries() == []
+
+
+# ---------------------------------------------------------------- 6. calibration records
+def shipped_config(tmp_path: Path) -> Path:
+    """The shipped configuration as it is: a new trader, in the 30-day calibration."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for part in CONFIG_PARTS:
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, config / part)
+    return config
+
+
+def test_during_calibration_indicators_are_journaled_on_and_off_and_nothing_intervenes(tmp_path):
+    """A new trader (day 0 of the 30-day calibration) raises six indicators: each one's
+    recording rule journals a `fire` with its value when it switches on, and a `resolve`
+    when it switches off (config thrashing, at the reconnect that starts a new session);
+    tilt_level stays 0, so no tilt rule fires, no size is cut, nothing is locked."""
+    script = THRASH_AND_QUIT + REVENGE                   # g1 ... g6: the six market orders
+    for i in range(5):                                   # five resting orders cancelled within a second
+        script += [limit_buy(f"{50 + 2 * i}s"), cmd(f"{51 + 2 * i}s", "cancel", client_id=f"g{7 + i}")]
+    script.append(limit_buy("70s"))                      # g12, moved six times: bargaining
+    script += [cmd(f"{71 + i}s", "amend", client_id="g12", price=50_010 + 10 * i) for i in range(6)]
+    script.append(cmd("90s", "connect"))                 # a new session: config thrashing switches off
+    run = replay(tmp_path, script, config=shipped_config(tmp_path))
+    assert [op["data"]["status"] for op in run.ops] == ["applied"] * len(script)
+
+    names = ("config_thrashing", "rage_quit", "loss_reaction", "revenge", "quick_cancels", "bargaining")
+    for name in names:
+        fires = run.kind("fire", f"indicator_{name}")
+        assert len(fires) == 1, (name, fires)
+        assert fires[0]["data"]["values"] == {f"ind_{name}": True}
+    # each switched on where its command made it true
+    assert run.caused_by(run.kind("fire", "indicator_config_thrashing")[0], 4)     # the fourth risk edit
+    assert run.caused_by(run.kind("fire", "indicator_rage_quit")[0], 7)            # the third disconnect
+    assert run.caused_by(run.kind("fire", "indicator_bargaining")[0], len(script) - 2)  # the sixth amend
+    # ... and config thrashing switched off at the reconnect, journaled with its value
+    off = run.kind("resolve", "indicator_config_thrashing")
+    assert len(off) == 1 and run.caused_by(off[0], len(script) - 1)
+    assert off[0]["data"]["values"] == {"ind_config_thrashing": False}
+    # calibration: recorded, never acted on
+    assert run.tilt_entries() == [] and tilt_firings(run.report) == {}
+    assert not [e for e in run.entries if e["rule"].startswith("indicator_") and e["kind"] == "action"]
+    assert all("size_factor" not in i["data"] for i in run.kind("intent"))
+    assert run.report["final_state"] == "ACTIVE" and run.report["refused"] == 0

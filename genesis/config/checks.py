@@ -38,7 +38,7 @@ _OPTIONS = {
     "ewma": ({"field|value", "halflife"}, _EVENT_OPTS | {"default"}),
     "zscore": ({"field|value", "window|samples"}, _EVENT_OPTS),
     "since": (set(), _EVENT_OPTS | {"default"}),
-    "streak": ({"while"}, {"by", "reset_on"}),
+    "streak": ({"while"}, {"where", "by", "reset_on"}),
     "distinct": ({"field"}, _EVENT_OPTS | {"window", "samples", "reset_on"}),
     "baseline": ({"window"}, {"stat", "k", "sample_every", "sample_on", "calibration", "default"}),
     "percentile": ({"window"}, {"sample_every", "sample_on", "default"}),

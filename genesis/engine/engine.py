@@ -642,7 +642,8 @@ class Engine:
             req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
                    "notional": notional * s.fraction, "price": intent.price, "reason": intent.reason,
                    "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1],
-                   "limit": intent.limit_price, "parent": parent, "due": s.due}
+                   "limit": intent.limit_price, "parent": parent, "due": s.due,
+                   "chosen": intent.notional_usd}   # the size decided, before rules and multipliers
             if s.due <= now:
                 if self._send(req):
                     result.sent.append(req["client_id"])
@@ -753,7 +754,7 @@ class Engine:
             self.journal.flush()  # the decision is durable before the order leaves the process
         self.pending.append(Event("order_new", self.now, symbol, {
             "side": side, "qty": qty, "price": price, "notional_usd": qty * price, "manual": req["manual"],
-            "_client_id": req["client_id"]}))
+            "_client_id": req["client_id"], "chosen_notional_usd": req.get("chosen", qty * price)}))
         self.executions.sent(req["parent"], req["client_id"], qty * price)
         if not self.exchange.reports_sent:   # paper: the order reaches the exchange now, in event time
             self.pending.append(Event("order_sent", self.now, symbol, {

@@ -300,6 +300,8 @@ class StreakMetric(Metric):
         return [0]
 
     def on_event(self, ts, group, m, fields) -> bool:
+        if not self.matches(m, fields):  # an event `where` leaves out neither extends nor breaks the streak
+            return False
         st = self.state(group)
         before = st[0]
         st[0] = st[0] + 1 if self.while_fn(m, fields, None) else 0
