@@ -11,7 +11,7 @@ no cycle; `genesis validate` proves it, and refuses a configuration with a cycle
   and the trading state are not names, and `promote` / `demote` recompile the rule set
   for another tier (they also restart `days_at_tier`), so they end the chain rather
   than continue it and are left out of the graph.
-- What a rule reads (`rule_reads`): the names of its `when` conditions and of its
+- What a rule reads (`condition_inputs`): the names of its `when` conditions and of its
   action parameter expressions, and through derived (`expr`) metrics the names those
   read, transitively.
 - An edge R -> S means R's `then` or `resolve` actions write a name S reads, and S can
@@ -46,7 +46,7 @@ def derived_reads(metrics: dict) -> dict:
             if m.primitive == "expr" and "expr" in m.exprs}
 
 
-def rule_reads(rule: RuleDef, derived: dict) -> frozenset:
+def condition_inputs(rule: RuleDef, derived: dict) -> frozenset:
     """Every name a rule reads, through derived metrics (see `derived_reads`) too."""
     todo = [n for checked in rule.when for n in checked.names]
     todo += [n for action in (*rule.then, *rule.resolve) for checked in action.exprs.values() for n in checked.names]
@@ -67,7 +67,7 @@ def refires_at_once(rule: RuleDef) -> bool:
 def action_edges(rules: list, metrics: dict) -> dict:
     """rule index -> sorted indexes of the rules its actions may fire again (see module doc)."""
     derived = derived_reads(metrics)
-    reads = [rule_reads(r, derived) for r in rules]
+    reads = [condition_inputs(r, derived) for r in rules]
     writes = [frozenset().union(*(action_writes(a) for a in (*r.then, *r.resolve))) for r in rules]
     resolve_writes = [frozenset().union(*(action_writes(a) for a in r.resolve)) for r in rules]
     edges: dict = {}

@@ -33,7 +33,7 @@ def symbol_names(metrics: dict, flags: dict, metric_order: list) -> frozenset:
     return frozenset(names)
 
 
-def rule_reads(rule) -> frozenset:
+def names_read(rule) -> frozenset:
     """Bare names a checked rule reads: conditions, action parameters and message templates."""
     out = set()
     for cond in rule.when:
@@ -49,4 +49,4 @@ def rule_reads(rule) -> frozenset:
 
 def per_symbol_reads(rule, names: frozenset) -> frozenset:
     """The per-symbol names a rule reads (empty: the rule is global)."""
-    return rule_reads(rule) & names
+    return names_read(rule) & names
