@@ -326,7 +326,7 @@ class LiveRunner:
         await self.load_start_balances()
         quote = self.start_balances.get("USDT", 0.0)
         if self.engine.stats.events == 0:
-            self.engine.account = Account(quote, 0)
+            self.engine.account = Account(quote, 0, self.engine.account.settings)
             self.session.starting_equity = quote
         recovered = self.recover()
         journal_ = self.session.journal
