@@ -105,8 +105,8 @@ class Account:
         return self.quote + sum(p.qty * self.mids.get(s, 0.0) for s, p in self.positions.items())
 
     def same_direction_pct(self, symbols=None) -> float:
-        """Largest share of `symbols` (default: the positions held) whose 15-minute price
-        change has the same sign; 0 with fewer than two that have moved."""
+        """Largest share of `symbols` (default: the positions held) whose price change
+        over the direction window has the same sign; 0 with fewer than two that have moved."""
         if symbols is None:
             symbols = [s for s, p in self.positions.items() if p.qty > 0]
         moves = []
