@@ -88,7 +88,7 @@ def _load_config(config: str | None):
 
 
 def _tier(result, tier: str | None) -> str:
-    tier = tier or result.files.settings.data.get("tier", "sniper")
+    tier = tier or result.files.settings.data["tier"]
     if tier not in result.tiers:
         raise click.BadParameter(f"unknown tier '{tier}' (known: {', '.join(sorted(result.tiers))})",
                                  param_hint="--tier")
@@ -158,7 +158,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     cleanly and the same command resumes from the journal. `--mode live` trades on the
     exchange with the keys in GENESIS_API_KEY / GENESIS_API_SECRET."""
     if mode is None:
-        mode = _load_config(config)[1].files.settings.data.get("exchange", {}).get("mode", "paper")
+        mode = _load_config(config)[1].files.settings.data["exchange"]["mode"]
     if mode == "live":
         _run_live(tier, db, config, rest_url, ws_url, confirm)
         return
@@ -200,9 +200,8 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
     root, result = _load_config(config)
     tier = _tier(result, tier)
     settings = result.files.settings.data
-    exchange = settings.get("exchange", {})
-    env_names = {"GENESIS_API_KEY": exchange.get("api_key_env", "GENESIS_API_KEY"),
-                 "GENESIS_API_SECRET": exchange.get("api_secret_env", "GENESIS_API_SECRET")}
+    exchange = settings["exchange"]
+    env_names = {"GENESIS_API_KEY": exchange["api_key_env"], "GENESIS_API_SECRET": exchange["api_secret_env"]}
     try:
         creds = from_environment({k: os.environ.get(v, "") for k, v in env_names.items()})
     except MissingCredentials:

@@ -63,8 +63,8 @@ def _default(node: dict, required: bool) -> str:
         return "**required**"
     if "default" in node:
         d = node["default"]
-        if d is None:
-            return "none"
+        if d is None:   # nothing is filled in; x-when-absent says what then applies
+            return node.get("x-when-absent", "none")
         if d == "":
             return '`""`'
         if isinstance(d, bool):

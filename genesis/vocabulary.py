@@ -134,7 +134,7 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "pnl_usd": (NUMBER, "Day P&L in quote currency"), "pnl_pct": (NUMBER, "Day P&L as % of the day's opening equity"),
         "traded": (BOOL, "At least one fill that day"), "max_drawdown_pct": (NUMBER, "Deepest drawdown that day, %"),
     }),
-    "drawdown_recovered": ("Equity returned to its previous peak", {"depth_pct": (NUMBER, "Depth of the recovered drawdown, %")}),
+    "drawdown_recovered": ("Equity returned to its previous peak after a drawdown deeper than account_metrics.recovery_min_pct", {"depth_pct": (NUMBER, "Depth of the recovered drawdown, %")}),
     "lock_released": ("A lock ended", {"rule": (TEXT, "Id of the rule that set the lock")}),
     "halt_reset": ("The operator typed the phrase a rule's `require: {kind: confirmation}` declares (`genesis reset`); "
                    "that rule's halt and locks are lifted", {"rule": (TEXT, "Id of the rule whose halt was reset")}),
@@ -142,7 +142,7 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "operator_connect": ("An operator session started", {}),
     "operator_disconnect": ("An operator session ended", {}),
     "override_attempt": ("The operator asked for an emergency override", {"accepted": (BOOL, "Phrase right and not in cooldown")}),
-    "config_edit": ("A configuration edit was accepted", {"risk": (BOOL, "The edit changes a risk parameter")}),
+    "config_edit": ("A configuration edit was accepted", {"risk": (BOOL, "An edited file is one genesis.yaml safety.risk_files names")}),
     "journal_entry": ("The operator wrote a journal entry", {"words": (NUMBER, "Words in the entry")}),
     "reflection": ("The operator wrote a reflection (`genesis reflect`); a tier change waiting for one long enough "
                    "applies", {"words": (NUMBER, "Words in the reflection")}),
@@ -191,8 +191,8 @@ ACCOUNT_METRICS: dict[str, tuple[str, str]] = {
     "open_positions": ("count", "Open positions"),
     "exposure_usd": ("USD", "Value of open positions"),
     "exposure_pct": ("%", "exposure_usd as % of equity"),
-    "same_direction_pct": ("%", "Largest share of open positions whose 15-minute price change has the same sign (0 with fewer than 2 positions)"),
-    "uncorrelated_pairs_30d": ("count", "Pairs traded in 30 days whose daily returns correlate below 0.5 with every other"),
+    "same_direction_pct": ("%", "Largest share of open positions whose price change over account_metrics.direction_window (15m) has the same sign (0 with fewer than 2 positions)"),
+    "uncorrelated_pairs_30d": ("count", "Pairs traded in 30 days whose daily returns correlate (in absolute value) below account_metrics.correlation_cutoff (0.5) with every other, once they have account_metrics.correlation_min_days (5) of them"),
     "size_factor": ("ratio", "Product of every active account-wide size multiplier (a per-symbol rule's multiplier "
                              "applies to its symbol's orders only and is not in this figure)"),
     "days_at_tier": ("days", "Days since the current tier began"),

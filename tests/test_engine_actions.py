@@ -631,7 +631,8 @@ def test_a_reason_is_dropped_when_its_rule_resolves_a_confirmation_waits_for_the
     engine.process(dial(T0 + S, 1))
     assert engine.state.requirements == {"t_reason": {"kind": "reason", "min_words": 5}}
     engine.process(dial2(T0 + 2 * S, 1))
-    assert engine.state.requirements["t_confirm"] == {"kind": "confirmation", "phrase": "I have read the risk note"}
+    assert engine.state.requirements["t_confirm"] == {"kind": "confirmation", "phrase": "I have read the risk note",
+                                                      "min_words": 1}   # the schema's default, filled in
     assert engine.state.snapshot()["requirements"].keys() == {"t_reason", "t_confirm"}
     engine.process(dial(T0 + 3 * S, 0))
     assert set(engine.state.requirements) == {"t_confirm"}

@@ -15,6 +15,7 @@ from genesis.config.actiongraph import describe_cycle, rule_cycles
 from genesis.config.loader import ConfigFiles, Document, load_config_files
 from genesis.config.groups import per_symbol_reads, symbol_names
 from genesis.config.problems import Problem, suggestion
+from genesis.config.schemas import all_schemas
 from genesis.durations import parse_duration
 from genesis.expr.checker import NUM, TEXT, Checked, ExprError, Scope, check
 from genesis.expr.folding import constant_condition, offset_of, source_of, zero_divisors
@@ -298,7 +299,7 @@ class _Checker:
                     self.names[name] = TEXT if isinstance(spec.get("default"), str) else NUM
                     continue
                 values = tuple(spec["values"]) if isinstance(spec.get("values"), list) else None
-                default = spec.get("default", 0)
+                default = spec["default"]
                 is_text = values is not None or isinstance(default, str)
                 self.names[name] = TEXT if is_text else NUM
                 if values:
@@ -361,7 +362,8 @@ class _Checker:
             return None
         prim = prims[0]
         required, optional = _OPTIONS[prim]
-        for opt in spec:
+        given = doc.written(*path) or {}   # options the user wrote (spec has the defaults filled in)
+        for opt in given:
             if opt in PRIMITIVES or opt in _COMMON:
                 continue
             allowed = optional | {r for group in required for r in group.split("|")}
@@ -370,15 +372,15 @@ class _Checker:
                                              f" (it takes: {', '.join(sorted(allowed)) or 'no options'})", key=True)
         for group in required:
             choices = group.split("|")
-            present = [c for c in choices if c in spec]
+            present = [c for c in choices if c in given]
             if not present:
                 self.add(doc, path, f"a {prim} metric needs {' or '.join(repr(c) for c in choices)}", key=True)
             elif len(present) > 1:
                 self.add(doc, path + (present[1],), f"give either {' or '.join(repr(c) for c in choices)}, not both",
                          key=True)
-        if "window" in spec and "samples" in spec:
+        if "window" in given and "samples" in given:
             self.add(doc, path + ("samples",), "give either 'window' or 'samples', not both", key=True)
-        if "sample_every" in spec and "sample_on" in spec:
+        if "sample_every" in given and "sample_on" in given:
             self.add(doc, path + ("sample_on",), "give either 'sample_every' or 'sample_on', not both", key=True)
         metric = MetricDef(name, prim, None, spec, doc, path)
         self._check_measured_by(doc, path, name, spec)
@@ -511,7 +513,7 @@ class _Checker:
         if "when" not in raw and on is None:
             self.add(doc, path, "a rule needs 'when' (or 'on' an event kind)")
             return None
-        if on is not None and "for" in raw:
+        if on is not None and "for" in (doc.written(*path) or {}):
             self.add(doc, path + ("for",), "'for' applies to state rules; a rule with 'on' fires on each event", key=True)
         tiers = raw.get("tiers")
         if tiers:
@@ -543,15 +545,15 @@ class _Checker:
             checked_whens.append(checked)
         then = [self._action(doc, path + ("then", k), a, stage, scope) for k, a in enumerate(raw["then"])]
         resolve = [self._action(doc, path + ("resolve", k), a, stage, scope)
-                   for k, a in enumerate(raw.get("resolve", []))]
+                   for k, a in enumerate(raw["resolve"])]
         if on and raw.get("resolve"):
             self.add(doc, path + ("resolve",), "'resolve' applies to state rules; a rule with 'on' never resolves",
                      key=True)
         if None in checked_whens or None in then or None in resolve:
             return None
-        return RuleDef(raw["id"], stage, on, checked_whens, parse_duration(raw.get("for", "0s")),
-                       parse_duration(raw.get("cooldown", "0s")), raw.get("severity", "info"),
-                       tuple(tiers) if tiers else None, then, resolve, doc, path, raw.get("description", ""))
+        return RuleDef(raw["id"], stage, on, checked_whens, parse_duration(raw["for"]),
+                       parse_duration(raw["cooldown"]), raw["severity"],
+                       tuple(tiers) if tiers else None, then, resolve, doc, path, raw["description"])
 
     def _action(self, doc: Document, path, raw, stage: str, scope: Scope) -> ActionDef | None:
         if isinstance(raw, str):
@@ -593,8 +595,8 @@ class _Checker:
             self.add(doc, apath, "a confirmation requirement needs the 'phrase' to type")
             ok = False
         if name == "lock":
-            durations = arg.get("duration", [])
-            if arg.get("until") == "utc_midnight" and "duration" in arg:
+            durations = arg["duration"]
+            if arg["until"] == "utc_midnight" and "duration" in (doc.written(*apath) or {}):
                 self.add(doc, apath + ("duration",), "give either 'duration' or until: utc_midnight, not both",
                          key=True)
                 ok = False
@@ -682,8 +684,8 @@ class _Checker:
                 if symbols and sym not in symbols:
                     self.add(doc, path + ("symbols", j),
                              f"symbol '{sym}' is not in genesis.yaml symbols{suggestion(sym, symbols)}")
-            self._check_params(doc, path, kind, inst.get("params") or {})
-            if inst.get("enabled", True):
+            self._check_params(doc, path, kind, inst["params"])
+            if inst["enabled"]:
                 for t in inst.get("tiers") or unlocking:
                     if t in unlocking:  # a tier that does not unlock the kind never runs it
                         active_per_tier.setdefault(t, []).append(sid)
@@ -695,22 +697,25 @@ class _Checker:
                          "limit them with `tiers:` in strategies.yaml or set multi_pair: true")
 
     def _check_params(self, doc: Document, path, kind: str, params: dict) -> None:
+        """The cross-parameter checks a kind's schema declares (x-rising, x-same-length,
+        x-sums-to, x-non-decreasing): no strategy kind is named here."""
+        shape = all_schemas()["strategies.schema.json"]["$defs"].get(kind, {})
         ppath = path + ("params",)
-        if kind in ("spread_arbitrage", "statistical_arbitrage"):
-            entry, exit_, stop = params.get("entry_z", 2.0), params.get("exit_z", 0.5), params.get("stop_z", 3.0)
-            if not exit_ < entry < stop:
-                self.add(doc, ppath, f"z thresholds must satisfy exit_z < entry_z < stop_z (got {exit_}, {entry}, {stop})",
-                         key=True)
-        if kind == "liquidity_provision":
-            mult = params.get("level_multipliers", [1, 2, 4])
-            sizes = params.get("level_sizes_pct", [40, 35, 25])
-            if len(mult) != len(sizes):
-                self.add(doc, ppath + ("level_sizes_pct",),
-                         f"{len(sizes)} level sizes for {len(mult)} levels; give one size per level")
-            elif abs(sum(sizes) - 100) > 1e-9:
-                self.add(doc, ppath + ("level_sizes_pct",), f"level sizes must add up to 100%, they add up to {sum(sizes)}")
-            if mult != sorted(mult):
-                self.add(doc, ppath + ("level_multipliers",), "level multipliers must rise level by level")
+        rising = shape.get("x-rising", [])
+        values = [params[k] for k in rising]
+        if any(not a < b for a, b in zip(values, values[1:])):
+            self.add(doc, ppath, f"{' < '.join(rising)} must hold (got {', '.join(map(str, values))})", key=True)
+        same = shape.get("x-same-length", [])
+        lengths = [len(params[k]) for k in same]
+        if len(set(lengths)) > 1:
+            self.add(doc, ppath + (same[-1],), f"{lengths[-1]} {same[-1]} for {lengths[0]} {same[0]}; give one "
+                                               f"{same[-1]} item per {same[0]} item")
+        for key, total in shape.get("x-sums-to", {}).items():
+            if len(set(lengths)) <= 1 and abs(sum(params[key]) - total) > 1e-9:
+                self.add(doc, ppath + (key,), f"{key} must add up to {total:g}, they add up to {sum(params[key]):g}")
+        for key in shape.get("x-non-decreasing", []):
+            if params[key] != sorted(params[key]):
+                self.add(doc, ppath + (key,), f"{key} must rise item by item")
 
     def _settings_part(self, *path):
         """A section of genesis.yaml, or None when missing or broken by a schema error."""

@@ -1,15 +1,20 @@
 """Find and read every file of a configuration folder.
 
 Layout: genesis.yaml, tiers/*.yaml, rules/*.yaml, alerts.yaml, strategies.yaml.
-Each file is parsed with positions and checked against its schema; the documents and
-every problem found so far are returned together.
+Each file is parsed with positions and checked against its schema, then every key the
+file leaves out that its schema gives a default is filled in (`Document.data`); what the
+user wrote stays in `Document.given` for checks that tell "given" from "left out". The
+documents and every problem found so far are returned together. Nothing filled in is
+ever written back to a file (`genesis set` edits the text, genesis/config/edit.py).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genesis.config.defaults import fill_defaults
 from genesis.config.problems import Problem
 from genesis.config.schemas import validate_document
 from genesis.config.yamlsrc import Mark, SourceMap, YamlError, load_yaml
@@ -22,9 +27,10 @@ class Document:
 
     file: str            # path relative to the config folder, as shown in messages
     kind: str
-    data: Any
-    smap: SourceMap
+    data: Any            # the file's data with schema defaults filled in
+    smap: SourceMap      # positions of what the file holds (filled-in keys have none)
     bad_paths: list = field(default_factory=list)  # paths with schema errors
+    given: Any = None    # the data as written, before defaults were filled in
 
     def ok(self, *prefix) -> bool:
         """True when no schema error lies at or below `prefix` (or above it)."""
@@ -40,6 +46,18 @@ class Document:
             if not isinstance(cur, dict) or key not in cur:
                 return None
             cur = cur[key]
+        return cur
+
+    def written(self, *path):
+        """The value at `path` as the file writes it: None when the file leaves it out."""
+        cur = self.given
+        for key in path:
+            if isinstance(cur, dict) and key in cur:
+                cur = cur[key]
+            elif isinstance(cur, list) and isinstance(key, int) and 0 <= key < len(cur):
+                cur = cur[key]
+            else:
+                return None
         return cur
 
     def mark(self, path, key: bool = False) -> Mark:
@@ -100,7 +118,9 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
         return None
     schema_problems, bad_paths = validate_document(kind, data, smap, rel)
     out.problems.extend(schema_problems)
-    return Document(rel, kind, data, smap, bad_paths)
+    given = copy.deepcopy(data)
+    fill_defaults(kind, data)
+    return Document(rel, kind, data, smap, bad_paths, given)
 
 
 def load_config_files(root: Path) -> ConfigFiles:

@@ -1,6 +1,8 @@
 """The account figures the engine owns: balances, positions, equity, drawdown, the
 trading day, and the events they produce (position_closed, day_closed,
 drawdown_recovered). Spot only: a position is a long holding of a base asset.
+The thresholds behind these figures (direction window, correlation cut-off, dust,
+recovery depth) come from genesis.yaml `account_metrics`.
 """
 from __future__ import annotations
 
@@ -8,9 +10,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from genesis.durations import parse_duration
 from genesis.engine.events import MS_PER_DAY, Event
-
-DUST_USD = 1.0  # a holding worth less than this counts as closed
 
 
 @dataclass
@@ -27,11 +28,14 @@ class Position:
 class Account:
     """Balances and positions from fills, valued at mid prices."""
 
-    def __init__(self, starting_equity: float, start_ts: int):
+    def __init__(self, starting_equity: float, start_ts: int, settings: dict):
+        """`settings`: genesis.yaml `account_metrics` (defaults filled in)."""
+        self.settings = settings
+        self.direction_minutes = max(1, int(parse_duration(settings["direction_window"]) // 60))
         self.quote = starting_equity
         self.positions: dict[str, Position] = {}
         self.mids: dict[str, float] = {}
-        self.history: dict[str, deque] = {}   # symbol -> (minute, mid) for 15-minute direction
+        self.history: dict[str, deque] = {}   # symbol -> (minute, mid) over the direction window
         self.peak = starting_equity
         self.rebased_peak = starting_equity   # highest equity since the last rebase_peak action
         self.deepest_pct = 0.0                 # deepest drawdown since the last peak
@@ -57,7 +61,7 @@ class Account:
             return False
         self.mids[symbol] = mid
         minute = ts // 60_000
-        hist = self.history.setdefault(symbol, deque(maxlen=16))
+        hist = self.history.setdefault(symbol, deque(maxlen=self.direction_minutes + 1))
         if not hist or hist[-1][0] != minute:
             hist.append((minute, mid))
         self.day_open_mids.setdefault(symbol, mid)
@@ -86,7 +90,7 @@ class Account:
         pos.exit_reason = reason
         self.quote += notional - fee
         value = max(pos.qty, 0.0) * self.mids.get(symbol, f["price"])
-        if value >= DUST_USD:
+        if value >= self.settings["dust_usd"]:   # less than dust counts as closed
             return []
         pnl = pos.proceeds_usd - pos.cost_usd
         closed = Event("position_closed", fill.ts, symbol, {
@@ -101,8 +105,8 @@ class Account:
         return self.quote + sum(p.qty * self.mids.get(s, 0.0) for s, p in self.positions.items())
 
     def same_direction_pct(self, symbols=None) -> float:
-        """Largest share of `symbols` (default: the positions held) whose 15-minute price
-        change has the same sign; 0 with fewer than two that have moved."""
+        """Largest share of `symbols` (default: the positions held) whose price change
+        over the direction window has the same sign; 0 with fewer than two that have moved."""
         if symbols is None:
             symbols = [s for s, p in self.positions.items() if p.qty > 0]
         moves = []
@@ -117,11 +121,12 @@ class Account:
         return max(up, down) / len(moves) * 100.0
 
     def _uncorrelated_pairs(self) -> int:
-        series = {s: list(r) for s, r in self.daily_returns.items() if len(r) >= 5}
+        min_days, cutoff = self.settings["correlation_min_days"], self.settings["correlation_cutoff"]
+        series = {s: list(r) for s, r in self.daily_returns.items() if len(r) >= min_days}
         names = sorted(series)
         count = 0
         for a in names:
-            if all(b == a or abs(_correlation(series[a], series[b])) < 0.5 for b in names):
+            if all(b == a or abs(_correlation(series[a], series[b])) < cutoff for b in names):
                 count += 1
         return count
 
@@ -157,7 +162,7 @@ class Account:
 
     def check_recovery(self, now: int) -> list[Event]:
         """drawdown_recovered when equity is back at its peak after a drawdown."""
-        if self.deepest_pct > 0.1 and self.equity() >= self.peak:
+        if self.deepest_pct > self.settings["recovery_min_pct"] and self.equity() >= self.peak:
             depth, self.deepest_pct = self.deepest_pct, 0.0
             return [Event("drawdown_recovered", now, "", {"depth_pct": depth})]
         return []

@@ -97,7 +97,7 @@ class Engine:
                  notify=None):
         self.config = config
         settings = config.files.settings.data
-        paper = settings.get("paper", {})
+        paper = settings["paper"]
         self.routing = next((rb.data["routing"] for rb in config.files.rulebooks if rb.kind == "alerts"), {})
         self.journal = journal
         self.notify_callback = notify
@@ -110,11 +110,11 @@ class Engine:
         self.metrics = MetricSet(self.ruleset, config.flags)
         self.rules = RuleRunner(self.ruleset)
         self.state = TradingState()
-        equity = starting_equity if starting_equity is not None else float(paper.get("starting_equity_usd", 1000))
-        self.account = Account(equity, start_ts)
+        equity = starting_equity if starting_equity is not None else float(paper["starting_equity_usd"])
+        self.account = Account(equity, start_ts, settings["account_metrics"])
         self.markets = markets or Markets.load()
-        self.exchange = PaperExchange(self.markets, {"USDT": equity}, paper.get("taker_fee_pct", 0.1),
-                                      paper.get("maker_fee_pct", 0.1))
+        self.exchange = PaperExchange(self.markets, {"USDT": equity}, paper["taker_fee_pct"],
+                                      paper["maker_fee_pct"])
         self.view = MarketView(self)
         self._depth_laziness()
         self.strategies = self._strategies(tier)
@@ -150,7 +150,7 @@ class Engine:
         running = {(s.id, s.kind, tuple(s.symbols), repr(sorted(s.given.items()))): s for s in keep}
         out = []
         for inst in self.config.files.strategies.data["strategies"]:
-            if not inst.get("enabled", True) or inst["kind"] not in unlocked:
+            if not inst["enabled"] or inst["kind"] not in unlocked:
                 continue
             if inst.get("tiers") and tier not in inst["tiers"]:
                 continue
@@ -159,7 +159,7 @@ class Engine:
                 self._journal(0, "notice", "", "", {"text": f"strategy kind {inst['kind']} is not available yet; "
                                                              f"instance {inst['id']} does not run"})
                 continue
-            params = inst.get("params", {})
+            params = inst["params"]
             key = (inst["id"], inst["kind"], tuple(inst["symbols"]), repr(sorted(params.items())))
             out.append(running.get(key) or cls(inst["id"], inst["symbols"], params))
         return out
@@ -491,16 +491,16 @@ class Engine:
                 if pos.qty > 0 and mid:
                     self.submit_intent(OrderIntent(rid, symbol, "sell", pos.qty * mid, mid, "risk", False))
         elif name == "lock":
-            symbol = (group or event.symbol) if arg.get("scope", "all") == "symbol" else ""
-            if arg.get("until") == "utc_midnight":
+            symbol = (group or event.symbol) if arg["scope"] == "symbol" else ""
+            if arg["until"] == "utc_midnight":
                 until = next_utc_midnight(now)
             else:
-                steps = arg.get("duration", "1h")
+                steps = arg["duration"]
                 steps = steps if isinstance(steps, list) else [steps]
-                n = self.state.escalation(rid, now, int(parse_duration(arg.get("repeat_window", "24h")) * 1000))
+                n = self.state.escalation(rid, now, int(parse_duration(arg["repeat_window"]) * 1000))
                 until = now + int(parse_duration(steps[min(n, len(steps) - 1)]) * 1000)
             required = self.state.requirements.get(rid, {})
-            words = required.get("min_words", 1) if required.get("kind") == "journal_entry" else 0
+            words = required["min_words"] if required.get("kind") == "journal_entry" else 0
             lock = self.state.lock(rid, symbol, until, arg.get("reason", rid), words)
             detail["lock"] = lock.to_dict()
         elif name == "scale_size":
@@ -525,7 +525,7 @@ class Engine:
             if arg["kind"] == "journal_entry":
                 for lock in self.state.locks:
                     if lock.rule == rid:
-                        lock.needs_journal_words = arg.get("min_words", 1)
+                        lock.needs_journal_words = arg["min_words"]
         elif name == "set":
             self.metrics.set_values(dict(arg), changed)
             detail["set"] = arg
@@ -596,7 +596,7 @@ class Engine:
         if intent.manual and intent.opens_position and not intent.has_reason:  # exits never wait for words
             for rid, required in self.state.requirements.items():
                 if required.get("kind") == "reason":
-                    words = required.get("min_words", 1)
+                    words = required["min_words"]
                     return self._refuse(intent, rid, f"manual orders need a short written reason right now "
                                                      f"(at least {words} words): add --reason", record)
         if intent.reason != "risk":  # engine-issued risk exits bypass the gates they serve

@@ -44,7 +44,7 @@ def plan(policy: dict, notional: float, now: int, parent_id: str) -> tuple[str, 
     for name in ("vwap", "twap"):
         algo = policy[name]
         if algo["enabled"]:
-            n = algo.get("slices", 10)
+            n = algo["slices"]
             step = int(algo["duration_s"] * 1000 / n)
             return name, [Slice(now + i * step, 1.0 / n) for i in range(n)]
     return "none", []

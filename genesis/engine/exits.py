@@ -44,7 +44,7 @@ def tier_change(engine: Engine, step: int, rid: str) -> dict:
     """A rule's `promote` (+1) or `demote` (-1); returns the action's journal detail."""
     asked = _asked(engine, rid, "reflection")
     target = neighbour_tier(engine, step)
-    words = asked.get("min_words", 1) if asked is not None else 0
+    words = asked["min_words"] if asked is not None else 0
     if step > 0 and asked is not None and target is not None:
         engine.state.requirements[rid] = {"kind": "reflection", "min_words": words, "waits": "promote",
                                           "from": engine.tier, "to": target}
@@ -116,9 +116,9 @@ def reflect(engine: Engine, text: str) -> tuple[str, str]:
     """`genesis reflect`: a written reflection; applies the tier change waiting for it."""
     words = len(text.split())
     waiting = {rid: req for rid, req in engine.state.requirements.items() if req.get("kind") == "reflection"}
-    answered = [rid for rid, req in waiting.items() if words >= req.get("min_words", 1)]
+    answered = [rid for rid, req in waiting.items() if words >= req["min_words"]]
     if waiting and not answered:
-        need = max(req.get("min_words", 1) for req in waiting.values())
+        need = max(req["min_words"] for req in waiting.values())
         return "refused", (f"the reflection has {words} words and at least {need} are asked for "
                            f"({describe(waiting)[0]}); nothing was recorded")
     engine.pending.append(Event("reflection", engine.now, "", {"words": words}))
@@ -148,7 +148,7 @@ def describe(requirements: dict) -> list[str]:
     """One line per awaited reset or reflection, for `genesis tier` and answers."""
     out = []
     for rid, req in sorted(requirements.items()):
-        kind, words = req.get("kind"), req.get("min_words", 1)
+        kind, words = req.get("kind"), req["min_words"]
         if kind == "reflection" and req.get("waits") == "promote":
             out.append(f"promotion to {req['to']} ({rid}) waits for a written reflection of at least {words} words "
                        "(genesis reflect)")

@@ -15,9 +15,6 @@ from collections import Counter, deque
 
 from genesis.durations import parse_duration
 
-BIG = 1_000_000_000.0
-
-
 def _ms(text: str) -> int:
     return int(parse_duration(text) * 1000)
 
@@ -103,7 +100,7 @@ class Metric:
         self.where = exprs.get(("where",))
         self.value_fn = exprs.get(("value",))
         self.field = spec.get("field")
-        self.default = float(spec.get("default", 0.0))
+        self.default = float(spec["default"])   # filled in per primitive by the schema
         self.groups: dict[str, object] = {}
 
     def state(self, group: str):
@@ -271,10 +268,6 @@ class SinceMetric(Metric):
 
     time_dependent = True
 
-    def __init__(self, name, spec, exprs):
-        super().__init__(name, spec, exprs)
-        self.default = float(spec.get("default", BIG))
-
     def new_state(self):
         return [None]
 
@@ -369,12 +362,11 @@ class SampledMetric(Metric):
         self.primitive = primitive
         self.source = spec[primitive]
         self.window_ms = _ms(spec["window"])
-        self.every_ms = _ms(spec.get("sample_every", "1h")) if "sample_on" not in spec else None
+        self.every_ms = _ms(spec["sample_every"]) if "sample_on" not in spec else None
         self.sample_on = spec.get("sample_on")
-        self.calibration_ms = _ms(spec.get("calibration", "0s"))
-        self.stat = spec.get("stat", "median")
-        self.k = float(spec.get("k", 1.5))
-        self.default = float(spec.get("default", 50.0 if primitive == "percentile" else 0.0))
+        self.calibration_ms = _ms(spec["calibration"])
+        self.stat = spec["stat"]
+        self.k = float(spec["k"])
 
     def new_state(self):
         # times, values in arrival order; sorted values; first sample time; next sample time; cached value

@@ -17,7 +17,6 @@ from genesis.engine.events import Event
 from genesis.strategies import OrderIntent
 
 KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", "life", "connect", "disconnect")
-DEFAULT_PHRASE = "I accept the risk of overriding my own limits"
 
 
 def _emit(engine: Engine, kind: str, symbol: str = "", fields: dict | None = None) -> None:
@@ -27,7 +26,7 @@ def _emit(engine: Engine, kind: str, symbol: str = "", fields: dict | None = Non
 
 def _reason_needed(engine: Engine) -> int:
     """Words a manual order's reason needs now (0: none required)."""
-    needed = [r.get("min_words", 1) for r in engine.state.requirements.values() if r.get("kind") == "reason"]
+    needed = [r["min_words"] for r in engine.state.requirements.values() if r.get("kind") == "reason"]
     return max(needed, default=0)
 
 
@@ -87,9 +86,9 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
 
 
 def _override(engine: Engine, phrase: str) -> tuple[str, str]:
-    safety = engine.config.files.settings.data.get("safety", {})
-    expected = safety.get("override_phrase", DEFAULT_PHRASE)
-    cooldown_ms = int(parse_duration(safety.get("override_cooldown", "24h")) * 1000)
+    safety = engine.config.files.settings.data["safety"]
+    expected = safety["override_phrase"]
+    cooldown_ms = int(parse_duration(safety["override_cooldown"]) * 1000)
     last = getattr(engine, "last_override", None)
     if phrase != expected:
         accepted, why = False, "the confirmation phrase does not match; nothing was changed"

@@ -19,7 +19,12 @@ from genesis.engine.journal import Journal, progress
 from genesis.engine.operator import apply_command
 from genesis.engine.report import build_report
 
-_RISK_FILES = ("tiers/", "rules/risk.yaml")
+
+
+def is_risk_edit(config: CheckedConfig, edited: list) -> bool:
+    """True when an edited file is one genesis.yaml `safety.risk_files` names (a path, or a folder/)."""
+    names = config.files.settings.data["safety"]["risk_files"]
+    return any(f == n or (n.endswith("/") and f.startswith(n)) for f in edited for n in names)
 
 
 @dataclass
@@ -93,8 +98,8 @@ def apply_config(session: Session, config: CheckedConfig, files: dict, edited: l
     engine = session.engine
     engine._journal(engine.now, "config", "", "", {"files": files, "at_event": engine.stats.events,
                                                    "edited": edited, "risk_counted": risk_counted})
+    risk = is_risk_edit(engine.config, edited) and not risk_counted   # by the list in force before the edit
     engine.switch_ruleset(compile_ruleset(config, engine.tier), engine.tier, config=config)
-    risk = any(f.startswith(_RISK_FILES) for f in edited) and not risk_counted
     engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
     engine._drain()
     session.config_files = files
@@ -135,12 +140,14 @@ def _schedule_set(session: Session, payload: dict) -> tuple[str, str]:
     files = dict(snapshot(root))
     files[f"tiers/{tier}.yaml"] = new_text
     check = load_snapshot(files)
-    engine.pending.append(Event("config_edit", engine.now, "", {"risk": True, "_files": [f"tiers/{tier}.yaml"]}))
+    edited = [f"tiers/{tier}.yaml"]
+    engine.pending.append(Event("config_edit", engine.now, "", {"risk": is_risk_edit(engine.config, edited),
+                                                                  "_files": edited}))
     engine._drain()
     if not check.ok:
         problems = "; ".join(p.message for p in check.problems[:3])
         return "refused", f"the edit would not validate: {problems}"
-    delay = parse_duration(engine.config.files.settings.data.get("safety", {}).get("risk_edit_delay", "1h"))
+    delay = parse_duration(engine.config.files.settings.data["safety"]["risk_edit_delay"])
     due = engine.now + int(delay * 1000)
     session.pending_sets.append((due, path, new_text))
     return "applied", (f"{tier}: {'.'.join(keys)} {old} -> {payload.get('value')} takes effect in {delay / 3600:g} h "

@@ -9,8 +9,6 @@ from pathlib import Path
 from genesis.live.credentials import Credentials, redact
 
 CONFIRM_WORD = "live"
-DEFAULT_REST_URL = "https://api.binance.com"
-DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 
 
 class LaunchRefused(Exception):
@@ -18,10 +16,9 @@ class LaunchRefused(Exception):
 
 
 def endpoints(settings: dict, rest_url: str | None, ws_url: str | None) -> tuple[str, str]:
-    """REST and websocket base URLs: options, then genesis.yaml `exchange`, then Binance's."""
-    exchange = settings.get("exchange", {})
-    return (rest_url or exchange.get("rest_url") or DEFAULT_REST_URL).rstrip("/"), \
-        (ws_url or exchange.get("ws_url") or DEFAULT_WS_URL).rstrip("/")
+    """REST and websocket base URLs: options, else genesis.yaml `exchange` (Binance's by default)."""
+    exchange = settings["exchange"]
+    return (rest_url or exchange["rest_url"]).rstrip("/"), (ws_url or exchange["ws_url"]).rstrip("/")
 
 
 def check_confirmation(confirm: str | None, rest_url: str, ask=None) -> None:
@@ -49,11 +46,11 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
     from genesis.live.streams import runner_streams  # noqa: PLC0415
 
     settings = config.files.settings.data
-    symbols = list(settings.get("symbols", ["BTCUSDT", "ETHUSDT"]))
-    budget = float(settings.get("exchange", {}).get("rate_limit_use_pct", 80))
-    order_budget = float(settings.get("exchange", {}).get("order_limit_use_pct", 80))
-    recv_window_ms = int(settings.get("exchange", {}).get("recv_window_ms", 5000))
-    order_connection = bool(settings.get("exchange", {}).get("order_connection", True))
+    symbols, exchange = list(settings["symbols"]), settings["exchange"]
+    budget = float(exchange["rate_limit_use_pct"])
+    order_budget = float(exchange["order_limit_use_pct"])
+    recv_window_ms = int(exchange["recv_window_ms"])
+    order_connection = bool(exchange["order_connection"])
     session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify)
 
     async def main() -> None:

@@ -326,7 +326,7 @@ class LiveRunner:
         await self.load_start_balances()
         quote = self.start_balances.get("USDT", 0.0)
         if self.engine.stats.events == 0:
-            self.engine.account = Account(quote, 0)
+            self.engine.account = Account(quote, 0, self.engine.account.settings)
             self.session.starting_equity = quote
         recovered = self.recover()
         journal_ = self.session.journal
@@ -358,8 +358,8 @@ class LiveRunner:
         next_poll = next_reload = next_status = next_clock = next_flush = 0.0
         loop = asyncio.get_running_loop()
         journal.use_writer_thread()
-        storage = self.engine.config.files.settings.data.get("storage", {})
-        self.flush_s = float(storage.get("flush_interval_ms", 50)) / 1000.0
+        storage = self.engine.config.files.settings.data["storage"]
+        self.flush_s = float(storage["flush_interval_ms"]) / 1000.0
         # a tick item wakes the loop for its periodic duties; waiting on the queue alone
         # (not wait_for, which wraps the wait in a task) wakes it one loop turn after a
         # market message arrives

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from genesis.config.schemas import all_schemas
 from genesis.durations import parse_duration
 
 
@@ -60,17 +59,6 @@ class MarketView:
 registry: dict[str, type] = {}
 
 
-def _defaults(kind: str) -> dict:
-    props = all_schemas()["strategies.schema.json"]["$defs"][kind]["properties"]
-    out = {}
-    for key, spec in props.items():
-        if "default" in spec:
-            out[key] = spec["default"]
-        elif "$ref" in spec:
-            out[key] = all_schemas()["strategies.schema.json"]["$defs"][spec["$ref"].rsplit("/", 1)[-1]]["default"]
-    return out
-
-
 class Strategy:
     """Base class: subclasses set `kind` and implement on_event."""
 
@@ -85,7 +73,7 @@ class Strategy:
         self.id = instance_id
         self.symbols = list(symbols)
         self.given = dict(params)
-        self.params = {**_defaults(self.kind), **params}
+        self.params = dict(params)   # the loader filled in the kind's schema defaults
 
     def seconds(self, key: str) -> float:
         """A duration parameter in seconds."""
