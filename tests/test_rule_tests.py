@@ -46,7 +46,7 @@ def test_a_failing_expectation_names_file_line_expected_and_actual(tmp_path):
         "cases:\n"
         "  - name: a deliberately wrong expectation\n"
         "    pins:\n"
-        "      - {at: 10s, values: {drawdown_usd: 55}}\n"
+        "      - {at: 10s, values: {drawdown_since_rebase_usd: 55}}\n"
         "    expect:\n"
         "      - at: 10s\n"
         "        fired: [drawdown_halt_automatic]\n"
@@ -133,7 +133,7 @@ def test_a_command_answer_that_differs_is_reported_on_the_command_line(tmp_path,
             "    expect:\n      - {at: 3s}\n")
     _expect_failures(tmp_path, config, text, [
         ("# A", "at 1s: expected answer applied, was refused: refused buy BTCUSDT: This order is larger than 5% of "
-                "equity. Try a smaller size."),
+                "equity, counted with the position and the orders in flight. Try a smaller size."),
         ("# B", "at 2s: expected an answer containing 'accepted', was refused: the confirmation phrase does not "
                 "match; nothing was changed"),
     ])
@@ -183,7 +183,7 @@ def test_what_refused_an_order_is_reported_when_it_differs(tmp_path, config):
 
 def test_lock_details_and_requirements_that_differ_are_reported(tmp_path, config):
     text = ("cases:\n  - name: lockout\n    tier: strategist\n    equity_usd: 20000\n"
-            "    pins:\n      - {at: 10s, values: {drawdown_usd: 2000}}\n"
+            "    pins:\n      - {at: 10s, values: {drawdown_since_rebase_usd: 2000}}\n"
             "    expect:\n"
             "      - at: 10s  # A\n"
             "        locks: [{until: utc_midnight}]\n"
@@ -204,28 +204,28 @@ def test_lock_details_and_requirements_that_differ_are_reported(tmp_path, config
 
 def test_exactly_the_listed_requirements_are_pending(tmp_path, config):
     text = ("cases:\n  - name: halt\n    tier: hunter\n    equity_usd: 5000\n"
-            "    pins:\n      - {at: 10s, values: {drawdown_usd: 400}}\n"
+            "    pins:\n      - {at: 10s, values: {drawdown_since_rebase_usd: 400}}\n"
             "    expect:\n      - {at: 10s, state: HALTED, requirements: []}  # A\n")
     _, failures = _run(tmp_path, config, text)
     assert len(failures) == 1
     assert "at 10s: expected 0 pending requirement(s), was 1: {kind: 'confirmation', phrase: 'I have reviewed the " \
-           "drawdown and reset the halt', rule: 'drawdown_halt_manual_reset'}" in failures[0]
+           "drawdown and reset the halt', min_words: 1, rule: 'drawdown_halt_manual_reset'}" in failures[0]
 
 
 def test_a_released_pin_gives_the_engine_its_own_figure_back_and_can_fail(tmp_path, config):
     text = ("cases:\n  - name: release\n"
-            "    pins:\n      - {at: 10s, until: 1m30s, values: {drawdown_usd: 55}}\n"
+            "    pins:\n      - {at: 10s, until: 1m30s, values: {drawdown_since_rebase_usd: 55}}\n"
             "    expect:\n"
             "      - {at: 1m29s, state: REDUCING}\n"
-            "      - {at: 1m30s, state: REDUCING, metrics: {drawdown_usd: 55}}  # A\n")
+            "      - {at: 1m30s, state: REDUCING, metrics: {drawdown_since_rebase_usd: 55}}  # A\n")
     _expect_failures(tmp_path, config, text, [("# A", "at 1m30s: expected state REDUCING, was ACTIVE"),
-                                              ("# A", "at 1m30s: expected drawdown_usd = 55, was 0.0")])
+                                              ("# A", "at 1m30s: expected drawdown_since_rebase_usd = 55, was 0.0")])
 
 
 def test_a_pin_release_that_cannot_work_is_reported_on_the_pin(tmp_path, config):
     text = ("cases:\n  - name: release\n"
             "    pins:\n"
-            "      - {at: 10s, until: 5s, values: {drawdown_usd: 55}}  # A\n"
+            "      - {at: 10s, until: 5s, values: {drawdown_since_rebase_usd: 55}}  # A\n"
             "      - {at: 10s, until: 1m, values: {tilt_score: 4}}  # B\n"
             "    expect:\n      - {at: 1m}\n")
     problems, failures = _run(tmp_path, config, text)
@@ -255,7 +255,7 @@ def test_an_unknown_command_kind_is_reported_and_every_engine_command_kind_is_ac
 
 def test_compound_durations_are_read_and_a_malformed_one_is_reported_with_its_line(tmp_path, config):
     text = ("cases:\n  - name: durations\n    start: 2024-08-08T20:00\n"
-            "    pins:\n      - {at: 10s, values: {daily_pnl_usd: -26}}\n"
+            "    pins:\n      - {at: 10s, until: 4h, values: {daily_pnl_usd: -26}}\n"
             "    expect:\n"
             "      - {at: 3h59m59s, locks: [{until: 4h}]}\n"
             "      - {at: 4h1s, locks: 1}  # A\n")

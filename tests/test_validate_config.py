@@ -266,11 +266,11 @@ SCHEMA_MISTAKES = [
 ]
 
 REFERENCE_MISTAKES = [
-    ("unknown-metric-in-rule", "rules/risk.yaml", "and open_positions >= tier.limits.max_open_positions",
-     "and open_positons >= tier.limits.max_open_positions",
+    ("unknown-metric-in-rule", "rules/risk.yaml", "and open_positions + order.pending_positions >= tier",
+     "and open_positons + order.pending_positions >= tier",
      None, "open_positons", None, ["unknown name 'open_positons'", "(did you mean 'open_positions'?)"]),
-    ("unknown-tier-key", "rules/risk.yaml", 'tier.drawdown.critical_usd"', 'tier.drawdown.critcal_usd"',
-     None, "tier.drawdown.critcal_usd", None, ["'tier.drawdown.critcal_usd'", "(did you mean 'critical_usd'?)"]),
+    ("unknown-tier-key", "rules/risk.yaml", 'tier.limits.daily_loss_usd and', 'tier.limits.daily_los_usd and',
+     None, "tier.limits.daily_los_usd", None, ["'tier.limits.daily_los_usd'", "(did you mean 'daily_loss_usd'?)"]),
     ("unknown-event-kind", "rules/risk.yaml", "streak: day_closed", "streak: day_close",
      None, "streak: day_close", "day_close", ["unknown event kind 'day_close' (did you mean 'day_closed'?)"]),
     ("unknown-event-field", "alerts.yaml", "field: memory_pct,", "field: mem_pct,",

@@ -238,6 +238,7 @@ class _Checker:
             if band:
                 if band["max"] is None and not top:
                     self.add(doc, ("capital_usd", "max"), "only the top tier may have no capital ceiling (max: null)")
+                    self.out.tiers.pop(stem, None)   # reported once here, not again by every rule reading its band
                 if band["max"] is not None and band["max"] <= band["min"]:
                     self.add(doc, ("capital_usd", "max"), f"capital max {band['max']} must be above min {band['min']}")
                 nxt_band = self._tier_part(ranked[i + 1][1], "capital_usd") if not top else None
