@@ -152,7 +152,7 @@ def promotion_due(engine: Engine) -> None:
     for i in range(20):
         engine.process(Event("day_closed", ts + i * S, "", {"pnl_usd": 5, "pnl_pct": 0.5, "traded": True,
                                                              "max_drawdown_pct": 2}))
-    engine.process(Event("order_new", ts + 30 * S, BTC, {"latency_ms": 50}))
+    engine.process(Event("order_sent", ts + 30 * S, BTC, {"latency_ms": 50}))
     for i, symbol in enumerate(("BTCUSDT", "ETHUSDT", "SOLUSDT")):
         engine.process(Event("position_closed", ts + (40 + i) * S, symbol, {"pnl_usd": 5}))
     assert engine.stats.firings["promote_sniper_to_hunter"] == 1

@@ -401,7 +401,7 @@ def test_a_day_losing_over_15_percent_demotes_hunter_to_sniper(tmp_path, btc_fee
     # Sniper's rules now apply at once: its $75 drawdown halt (Hunter's is $400) fires at the same candle
     sniper_halt = journal(db, kind="fire", rule="drawdown_halt_automatic")
     assert sniper_halt and sniper_halt[0]["ts"] == fire["ts"] and sniper_halt[0]["seq"] > tiers[0]["seq"]
-    assert 75 <= sniper_halt[0]["data"]["values"]["drawdown_usd"] < 400
+    assert 75 <= sniper_halt[0]["data"]["values"]["drawdown_since_rebase_usd"] < 400
     # the account hard stop (15% below the peak) holds at the same candle: halted, closed,
     # and a typed reset required
     hard = journal(db, kind="fire", rule="hard_stop_drawdown")
