@@ -189,12 +189,13 @@ class Journal:
                 no_seq = tables.has_table("commands") and "seq" not in {c["name"] for c in
                                                                        tables.get_columns("commands")}
             if create:
-                try:
-                    metadata.create_all(self.engine)
-                except OperationalError as exc:   # another process created a table between check and create
-                    if "already exists" not in str(exc):
-                        raise
-                    metadata.create_all(self.engine)
+                for attempt in range(len(metadata.tables) + 1):
+                    try:
+                        metadata.create_all(self.engine)
+                        break
+                    except OperationalError as exc:   # another process created a table between check and create
+                        if "already exists" not in str(exc) or attempt == len(metadata.tables):
+                            raise
                 if no_seq:   # a journal from before commands recorded their seq
                     with self.engine.begin() as conn:
                         conn.execute(sql_text("ALTER TABLE commands ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
