@@ -87,8 +87,7 @@ def sell(engine: Engine, symbol: str = BTC) -> OrderIntent:
 
 def submit(engine: Engine, intent: OrderIntent) -> None:
     """Submit an intent and run what it caused (fills, rejections) through the pipeline."""
-    engine.submit_intent(intent)
-    engine._drain()
+    engine.submit(intent)
 
 
 def entries(engine: Engine, kind: str | None = None) -> list:
@@ -430,10 +429,11 @@ def test_lock_with_a_journal_requirement_waits_for_the_entry(tmp_path):
     assert engine.state.locks == [lock]
     submit(engine, buy())
     assert last(engine, "refused")[3]["refused"] == "locked: write first"
-    assert engine.state.journal_written(99) == []            # too short
+    assert engine.change_state("journal_written", "journal_entry", words=99) == []    # too short
     engine.process(ticker(T0 + 31 * M))
     assert engine.state.locks == [lock]
-    assert engine.state.journal_written(150) == [lock]
+    [accepted] = engine.change_state("journal_written", "journal_entry", words=150)
+    assert (accepted.change, accepted.rule, lock.needs_journal_words) == ("journal_entry_accepted", "t_lock_journal", 0)
     engine.process(ticker(T0 + 32 * M))
     assert engine.state.locks == []
     assert last(engine, "lock_released")[3]["rule"] == "t_lock_journal"
@@ -1005,7 +1005,9 @@ def test_a_journal_entry_event_long_enough_ends_a_journal_gated_lock(tmp_path):
     engine = Engine(check_config(Path(__file__).resolve().parents[1]), "sniper", journal=Journal("sqlite://"))
     t0 = 1_723_161_255_000
     engine.process(Event("operator_connect", t0))
-    lock = engine.state.lock("tilt_level_3", "", t0 + 60_000, "tilt level 3", journal_words=500)
+    engine.change_state("lock", "tilt_level_3", rule="tilt_level_3", symbol="", until=t0 + 60_000,
+                        reason="tilt level 3", journal_words=500)
+    [lock] = engine.state.locks
     engine.process(Event("journal_entry", t0 + 1000, "", {"words": 120}))
     assert lock.needs_journal_words == 500
     engine.process(Event("journal_entry", t0 + 2000, "", {"words": 640}))

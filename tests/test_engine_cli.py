@@ -400,7 +400,7 @@ def test_status_of_a_halted_and_locked_journal(tmp_path):
     journal.open_run("sniper", "c", "f", [], "paper")
     engine = Engine(check_config(ROOT), "sniper", journal=journal)
     engine.process(ticker(T0))
-    engine.submit_intent(OrderIntent("test", "BTCUSDT", "buy", 50.0, 60_000.0, "entry", True))
+    engine.submit(OrderIntent("test", "BTCUSDT", "buy", 50.0, 60_000.0, "entry", True))
     engine.process(ticker(T0 + 60_000, 29_000.0))            # the day's loss passes $25: locked until midnight
     engine.process(Event("position_mismatch", T0 + 61_000, "BTCUSDT", {"diff_usd": 5.0}))
     assert engine.state.mode == "HALTED" and engine.stats.firings["daily_loss_limit"] == 1

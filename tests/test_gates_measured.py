@@ -48,9 +48,8 @@ def data(engine: Engine, kind: str) -> list[dict]:
 
 
 def buy(engine: Engine, notional: float, manual: bool = True) -> None:
-    engine.submit_intent(OrderIntent("" if manual else "t", BTC, "buy", notional, 60_000.0,
-                                     "manual" if manual else "entry", True, manual))
-    engine._drain()
+    engine.submit(OrderIntent("" if manual else "t", BTC, "buy", notional, 60_000.0,
+                              "manual" if manual else "entry", True, manual))
 
 
 def test_a_sliced_execution_reports_its_slices_fills_and_impact_against_the_arrival_mid(tmp_path):
@@ -103,8 +102,7 @@ def test_a_single_market_order_over_200_usd_is_measured_as_not_sliced(tmp_path):
     engine.process(ticker(T0))
     buy(engine, 300, manual=False)
     engine.process(ticker(T0 + S))
-    engine.submit_intent(OrderIntent("t", BTC, "sell", 300.0, 60_000.0, "exit", False))
-    engine._drain()
+    engine.submit(OrderIntent("t", BTC, "sell", 300.0, 60_000.0, "exit", False))
     first, second = data(engine, "execution_done")
     assert (first["algo"], first["slices"], first["sent_usd"] > 200) == ("market", 1, True)
     half_spread_pct = 0.01 / 60_000 * 100

@@ -54,7 +54,8 @@ def test_orders_go_through_the_pre_trade_rules_and_answer(tmp_path):
 def test_a_required_reason_is_enforced_for_manual_orders(tmp_path):
     session = _session(tmp_path / "j.db")
     _advance(session, 3000)
-    session.engine.state.requirements["tilt_level_2"] = {"kind": "reason", "min_words": 5}
+    session.engine.change_state("require", "tilt_level_2", rule="tilt_level_2",
+                                requirement={"kind": "reason", "min_words": 5})
     session.journal.queue_command("order", {"side": "buy", "symbol": "BTCUSDT", "notional_usd": 20.0, "reason": "dip"})
     session.journal.queue_command("order", {"side": "buy", "symbol": "BTCUSDT", "notional_usd": 20.0,
                                             "reason": "spread is wide and my plan says buy"})
@@ -67,7 +68,7 @@ def test_override_needs_the_phrase_has_a_cooldown_and_is_always_logged(tmp_path)
     session = _session(tmp_path / "j.db")
     _advance(session, 1000)
     engine = session.engine
-    engine.state.hold("drawdown_halt_manual_reset", "halt")
+    engine.change_state("hold", "drawdown_halt_manual_reset", rule="drawdown_halt_manual_reset", kind="halt")
     for phrase in ("let me trade", PHRASE, PHRASE):
         session.journal.queue_command("override", {"phrase": phrase})
     _apply_queued_commands(session, lambda _t: None)
@@ -82,7 +83,9 @@ def test_override_needs_the_phrase_has_a_cooldown_and_is_always_logged(tmp_path)
 def test_journal_entry_and_life_event_reach_the_engine(tmp_path):
     session = _session(tmp_path / "j.db")
     _advance(session, 1000)
-    lock = session.engine.state.lock("tilt_level_3", "", session.engine.now + 1000, "tilt", journal_words=5)
+    session.engine.change_state("lock", "tilt_level_3", rule="tilt_level_3", symbol="",
+                                until=session.engine.now + 1000, reason="tilt", journal_words=5)
+    [lock] = session.engine.state.locks
     session.journal.queue_command("journal", {"text": "short"})
     session.journal.queue_command("journal", {"text": "I chased a loss and I will stop and breathe"})
     session.journal.queue_command("life", {"days": 3})

@@ -18,6 +18,7 @@ from genesis.engine import exits
 from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
 from genesis.engine.events import MS_PER_DAY, Event
+from genesis.engine.exchange import Exchange
 from genesis.engine.execution import Slice, plan
 from genesis.engine.inflight import order_figures, sell_problem
 from genesis.engine.executions import Execution, Executions
@@ -26,7 +27,7 @@ from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
 from genesis.engine.paper import OrderRequest, PaperExchange
 from genesis.engine.rules import EVAL_ERRORS, Firing, RuleRunner
-from genesis.engine.state import TradingState, next_utc_midnight
+from genesis.engine.state import STATE_CHANGES, TradingState, Transition, next_utc_midnight
 from genesis.vocabulary import STAGES
 from genesis.strategies import MarketView, OrderIntent, registry
 
@@ -94,7 +95,8 @@ class Engine:
 
     def __init__(self, config: CheckedConfig, tier: str, journal: Journal | None = None,
                  markets: Markets | None = None, starting_equity: float | None = None, start_ts: int = 0,
-                 notify=None):
+                 notify=None, exchange: Exchange | None = None):
+        """`exchange`: where orders go (built on `markets`); the paper exchange when None."""
         self.config = config
         settings = config.files.settings.data
         paper = settings["paper"]
@@ -113,8 +115,8 @@ class Engine:
         equity = starting_equity if starting_equity is not None else float(paper["starting_equity_usd"])
         self.account = Account(equity, start_ts, settings["account_metrics"])
         self.markets = markets or Markets.load()
-        self.exchange = PaperExchange(self.markets, {"USDT": equity}, paper["taker_fee_pct"],
-                                      paper["maker_fee_pct"])
+        self.exchange: Exchange = exchange or PaperExchange(self.markets, {"USDT": equity}, paper["taker_fee_pct"],
+                                                            paper["maker_fee_pct"])
         self.view = MarketView(self)
         self._depth_laziness()
         self.strategies = self._strategies(tier)
@@ -136,6 +138,7 @@ class Engine:
         self.next_account_tick = 0
         self.started = False
         self.current: Event | None = None   # the input event being processed
+        self._running = False   # inside the pipeline: what state changes cause runs in its turn
         self.closed_trades: list = []
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
         # live mode turns this off: its input log, written before each input is processed,
@@ -168,6 +171,11 @@ class Engine:
         """Depth diffs may wait in the book until read, unless a metric or rule reads depth events."""
         self.exchange.lazy_depth = "depth" not in self.metrics.interesting and "depth" not in self.rules.event_rules
 
+    def note(self, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> None:
+        """Journal one entry at the current event time and tell the observers (an
+        operator command's answer, an applied configuration)."""
+        self._journal(self.now, kind, rule, symbol, data)
+
     def _journal(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> None:
         if self.journal is not None:
             self.journal.append(ts, kind, rule, symbol, data)
@@ -175,10 +183,23 @@ class Engine:
             observe(ts, kind, rule, symbol, data)
 
     # ------------------------------------------------------------------ the pipeline
-    def process(self, event: Event) -> None:
-        """Run one input event (and everything it causes) through the pipeline."""
-        self.begin(event)
-        self.complete()
+    def process(self, event: Event, *, at_now: bool = False) -> None:
+        """Run one event, and everything it causes, through the pipeline.
+
+        An input event (market data; live, an exchange report) moves event time on and
+        is counted: replay and recovery find their place by that count. With
+        `at_now=True` the event happens at the current event time without being an
+        input (an operator's command, an accepted configuration edit): it is stamped
+        `now`, not counted, and everything it causes runs before this returns."""
+        if at_now:
+            self.pending.append(event)
+            self._drain()
+            return
+        try:
+            self.begin(event)
+            self.complete()
+        finally:
+            self._running = False
 
     def begin(self, event: Event) -> None:
         """The first half of `process`: the input event's own step, where strategies
@@ -186,6 +207,7 @@ class Engine:
         sends the orders decided here in between, so they leave before the engine's
         book-keeping of them. Nothing else may touch the engine in between."""
         self.current = event
+        self._running = True
         if not self.started:
             self.started = True
             self.account.start(event.ts)
@@ -210,6 +232,7 @@ class Engine:
         self._due_orders()
         if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
             self.journal.checkpoint(self.stats.events, self.current.ts, self.metrics.m["equity_usd"])
+        self._running = False
 
     def _clock(self, ts: int) -> None:
         if ts < self.now:
@@ -220,9 +243,8 @@ class Engine:
         self.now = ts
         for day in self.account.roll_day(ts):
             self._internal(day)
-        for lock in self.state.expire_locks(ts):
-            self._journal(ts, "state", lock.rule, lock.symbol, {"lock_released": lock.to_dict()})
-            self._internal(Event("lock_released", ts, lock.symbol, {"rule": lock.rule}))
+        if self.state.locks:
+            self.change_state("expire_locks", "expiry", now=ts)
 
     def _market(self, event: Event) -> None:
         kind, symbol, f = event.kind, event.symbol, event.fields
@@ -246,6 +268,13 @@ class Engine:
         self.pending.append(event)
 
     def _drain(self) -> None:
+        running, self._running = self._running, True
+        try:
+            self._drain_pending()
+        finally:
+            self._running = running
+
+    def _drain_pending(self) -> None:
         while self.pending:
             event = self.pending.popleft()
             if event.kind == "order_canceled":
@@ -308,8 +337,7 @@ class Engine:
     def _step(self, event: Event) -> None:
         """Metrics, account figures, rules and actions, then strategies, for one event."""
         if event.kind == "journal_entry":
-            for lock in self.state.journal_written(int(event.fields.get("words", 0))):
-                self._journal(event.ts, "state", lock.rule, lock.symbol, {"journal_entry_accepted": lock.to_dict()})
+            self.change_state("journal_written", "journal_entry", words=int(event.fields.get("words", 0)))
         changed: set = set()
         self.metrics.on_event(event, changed)
         if (event.kind in ("fill", "book_ticker", "candle", "day_closed") and self.account.positions) \
@@ -320,11 +348,10 @@ class Engine:
         self.metrics.recompute_derived(changed)
         self._evaluate(event, changed)
         self._report_expression_errors()
-        self._track_mode(event.ts)
         if event.kind in MARKET_KINDS:
             for strategy in self.strategies:
                 for intent in strategy.on_event(event, self.view):
-                    self.submit_intent(intent)
+                    self._submit_intent(intent)
 
     def _evaluate(self, event: Event, changed: set) -> None:
         """Run the rule stages in order for what `changed` touched, each stage's actions
@@ -448,11 +475,31 @@ class Engine:
         if not st.equity_marks or st.equity_marks[-1][0] != minute:
             st.equity_marks.append((minute, figures["equity_usd"]))
 
-    def _track_mode(self, ts: int) -> None:
+    # ------------------------------------------------------------------ trading state
+    def change_state(self, change: str, by: str, **args) -> list[Transition]:
+        """The one door for trading-state changes (holds, locks, size slots, operator
+        requirements), as NautilusTrader's `set_trading_state`: applies the TradingState
+        method `change` (one of STATE_CHANGES) to `args`, journals each transition as a
+        `state` entry {change, ..., by} where `by` says why (the rule id, or 'override',
+        'reset', 'reflection', 'expiry', 'journal_entry'), tells the observers, raises
+        `lock_released` for each lock that ended, and journals the mode when it moved.
+        Called between events (an operator's command), what the change caused runs now."""
+        if change not in STATE_CHANGES:
+            raise ValueError(f"unknown trading-state change {change!r} (one of {', '.join(STATE_CHANGES)})")
+        done = getattr(self.state, change)(**args)
+        now = self.now
+        for t in done:
+            self._journal(now, "state", t.rule or by, t.symbol, {"change": t.change, **t.data, "by": by})
+            if t.change == "lock_released":   # what follows a lock (re-entry rules) follows
+                self._internal(Event("lock_released", now, t.symbol, {"rule": t.rule}))
         mode = self.state.mode
         if mode != self.mode:
-            self._journal(ts, "state", "", "", {"mode": mode, "from": self.mode, "holds": dict(self.state.holds)})
+            self._journal(now, "state", "", "", {"mode": mode, "from": self.mode, "holds": dict(self.state.holds),
+                                                 "by": by})
             self.mode = mode
+        if not self._running:
+            self._drain()
+        return done
 
     # ------------------------------------------------------------------ actions
     def _apply(self, firing: Firing, event: Event, changed: set) -> None:
@@ -475,9 +522,9 @@ class Engine:
         name, arg = action.name, action.arg
         detail: dict = {"action": name}
         if name in ("halt", "reduce_only"):
-            self.state.hold(rid, name)
+            self.change_state("hold", rid, rule=rid, kind=name)
         elif name == "resume":
-            self.state.release(rid)
+            self.change_state("release", rid, rule=rid)
         elif name == "cancel_all":
             for _, _, req in self.scheduled:   # slices not due yet never leave
                 self.pending.extend(self.executions.dropped(req["parent"], now))
@@ -489,7 +536,7 @@ class Engine:
             for symbol, pos in list(self.account.positions.items()):
                 mid = self.account.mids.get(symbol, 0.0)
                 if pos.qty > 0 and mid:
-                    self.submit_intent(OrderIntent(rid, symbol, "sell", pos.qty * mid, mid, "risk", False))
+                    self._submit_intent(OrderIntent(rid, symbol, "sell", pos.qty * mid, mid, "risk", False))
         elif name == "lock":
             symbol = (group or event.symbol) if arg["scope"] == "symbol" else ""
             if arg["until"] == "utc_midnight":
@@ -501,14 +548,16 @@ class Engine:
                 until = now + int(parse_duration(steps[min(n, len(steps) - 1)]) * 1000)
             required = self.state.requirements.get(rid, {})
             words = required["min_words"] if required.get("kind") == "journal_entry" else 0
-            lock = self.state.lock(rid, symbol, until, arg.get("reason", rid), words)
-            detail["lock"] = lock.to_dict()
+            made = self.change_state("lock", rid, rule=rid, symbol=symbol, until=until,
+                                     reason=arg.get("reason", rid), journal_words=words)
+            detail["lock"] = made[0].data["lock"]
         elif name == "scale_size":
             factor = compiled.params["factor"].fn(m, event.fields, None) if "factor" in compiled.params \
                 else float(arg["factor"])
             expires = now + int(parse_duration(arg["duration"]) * 1000) if "duration" in arg else None
             slot = arg.get("slot", rid)
-            self.state.scale(slot, float(factor), expires, group)   # a per-symbol rule scales its symbol only
+            # a per-symbol rule scales its symbol only
+            self.change_state("scale", rid, slot=slot, factor=float(factor), expires=expires, symbol=group)
             detail.update(slot=slot, factor=factor)
         elif name == "notify":
             text = self._render(arg, compiled, event, group)
@@ -520,12 +569,9 @@ class Engine:
                 self.notify_callback(note)
         elif name == "require":   # merged into what a tier change of the same rule recorded as waiting
             waiting = self.state.requirements.get(rid, {})
-            self.state.requirements[rid] = {**(waiting if waiting.get("kind") == arg["kind"] else {}), **arg}
+            self.change_state("require", rid, rule=rid,
+                              requirement={**(waiting if waiting.get("kind") == arg["kind"] else {}), **arg})
             detail.update(arg)
-            if arg["kind"] == "journal_entry":
-                for lock in self.state.locks:
-                    if lock.rule == rid:
-                        lock.needs_journal_words = arg["min_words"]
         elif name == "set":
             self.metrics.set_values(dict(arg), changed)
             detail["set"] = arg
@@ -550,12 +596,14 @@ class Engine:
             out.append(_fmt(value) + part.split("}", 1)[1])
         return "".join(out)
 
-    def _change_tier(self, step: int, rid: str) -> dict:
+    def change_tier(self, step: int, rid: str) -> dict:
+        """Move one tier up (+1) or down (-1) for rule `rid`; at the lowest tier a
+        demotion halts instead. Returns the change for the journal."""
         ranks = {d["rank"]: name for name, d in self.config.tiers.items()}
         target = ranks.get(self.config.tiers[self.tier]["rank"] + step)
         if target is None:
             if step < 0:
-                self.state.hold(rid, "halt")
+                self.change_state("hold", rid, rule=rid, kind="halt")
                 return {"tier": self.tier, "note": "already at the lowest tier: halted instead"}
             return {"tier": self.tier, "note": "already at the top tier"}
         previous = self.tier
@@ -580,7 +628,7 @@ class Engine:
             self._journal(self.now, "tier", "", "", {"tier": tier})
 
     # ------------------------------------------------------------------ orders
-    def submit_intent(self, intent: OrderIntent) -> Submitted:
+    def _submit_intent(self, intent: OrderIntent) -> Submitted:
         """Pre-trade rules, trading state, size multipliers and execution policy for one
         intent; the client ids sent and scheduled, or why it was refused. Pre-trade rules
         read what is in flight as well as positions (genesis/engine/inflight.py)."""
@@ -800,16 +848,28 @@ class Engine:
             self.pinned.pop(name, None)
         self.next_account_tick = 0
 
-    def submit(self, intent: OrderIntent) -> None:
-        """An order intent from outside the strategies (rule tests): decided now, with
-        everything it causes (refusal, orders, fills) run before this returns."""
-        self.submit_intent(intent)
+    def submit(self, intent: OrderIntent) -> Submitted:
+        """An order intent from outside the strategies (an operator's order, rule tests):
+        decided now, with everything it causes (refusal, orders, fills) run before this
+        returns. What became of it: the client ids sent and scheduled, or the refusal."""
+        result = self._submit_intent(intent)
         self._drain()
+        return result
+
+    def cancel(self, client_id: str) -> bool:
+        """The operator cancels one open order; True when the exchange cancelled it at
+        once (paper), False when the cancel was sent and the exchange confirms it later
+        (live). The order must be in `exchange.open_orders`."""
+        produced = self.exchange.cancel(client_id, self.now, manual=True)
+        for event in produced:
+            event.fields["by_exchange"] = False
+            self.pending.append(event)
+        self._drain()
+        return bool(produced)
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> None:
         """Flush the journal at the end of the input."""
-        self._track_mode(self.now)
         self.stats.state_ms[self.state.mode] += 0
         if self.journal is not None:
             self.journal.checkpoint(self.stats.events, self.now, self.metrics.m["equity_usd"])

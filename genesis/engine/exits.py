@@ -46,16 +46,17 @@ def tier_change(engine: Engine, step: int, rid: str) -> dict:
     target = neighbour_tier(engine, step)
     words = asked["min_words"] if asked is not None else 0
     if step > 0 and asked is not None and target is not None:
-        engine.state.requirements[rid] = {"kind": "reflection", "min_words": words, "waits": "promote",
-                                          "from": engine.tier, "to": target}
+        engine.change_state("require", rid, rule=rid, requirement={"kind": "reflection", "min_words": words,
+                                                                   "waits": "promote", "from": engine.tier,
+                                                                   "to": target})
         return {"tier": engine.tier, "to": target, "waits_for": "reflection", "min_words": words}
     before = engine.tier
-    detail = engine._change_tier(step, rid)
+    detail = engine.change_tier(step, rid)
     if asked is not None and step < 0:
         entry = {"kind": "reflection", "min_words": words, "after": "demote", "from": before, "to": engine.tier}
         if engine.tier == before:
             entry["halted"] = True   # the lowest tier halts instead; the reflection lifts it
-        engine.state.requirements[rid] = entry
+        engine.change_state("require", rid, rule=rid, requirement=entry)
     if engine.tier != before:
         _withdraw(engine, lambda req: req.get("from") != engine.tier, "the tier changed meanwhile")
     return detail
@@ -65,9 +66,8 @@ def _withdraw(engine: Engine, which, why: str) -> None:
     """Drop waiting promotions that no longer stand, journaled."""
     for rid, req in list(engine.state.requirements.items()):
         if req.get("waits") == "promote" and which(req):
-            del engine.state.requirements[rid]
-            engine._journal(engine.now, "action", rid, "", {"action": "promote", "to": req["to"],
-                                                            "withdrawn": why})
+            engine.change_state("drop_requirement", rid, rule=rid)
+            engine.note("action", rid, "", {"action": "promote", "to": req["to"], "withdrawn": why})
 
 
 def on_resolve(engine: Engine, rid: str) -> None:
@@ -78,7 +78,7 @@ def on_resolve(engine: Engine, rid: str) -> None:
     if req is None:
         return
     if req.get("kind") in ENDS_WITH_RESOLVE:
-        del engine.state.requirements[rid]
+        engine.change_state("drop_requirement", rid, rule=rid)
     elif req.get("waits") == "promote":
         _withdraw(engine, lambda r: r is req, "its conditions no longer hold")
 
@@ -97,18 +97,9 @@ def reset(engine: Engine, phrase: str, rule: str = "") -> tuple[str, str]:
     if not matched:
         asked = "; ".join(f'{rid}: "{req.get("phrase")}"' for rid, req in sorted(waiting.items()))
         return "refused", f"the phrase does not match the one the halt asks for ({asked}); nothing was changed"
-    for rid in matched:
-        del engine.state.requirements[rid]
-        engine.state.release(rid)
-        lifted = [lk for lk in engine.state.locks if lk.rule == rid]
-        engine.state.locks = [lk for lk in engine.state.locks if lk.rule != rid]
-        for lock in lifted:
-            engine._journal(engine.now, "state", lock.rule, lock.symbol, {"lock_released": lock.to_dict(),
-                                                                          "by": "reset"})
-            engine.pending.append(Event("lock_released", engine.now, lock.symbol, {"rule": lock.rule}))
-        engine.pending.append(Event("halt_reset", engine.now, "", {"rule": rid}))
-    engine._drain()
-    engine._track_mode(engine.now)
+    for rid in matched:   # its requirement, hold and locks end; rules may act on `halt_reset`
+        engine.change_state("reset", "reset", rule=rid)
+        engine.process(Event("halt_reset", engine.now, "", {"rule": rid}), at_now=True)
     return "applied", f"reset of {', '.join(matched)} accepted; trading state is {engine.state.mode}"
 
 
@@ -121,25 +112,24 @@ def reflect(engine: Engine, text: str) -> tuple[str, str]:
         need = max(req["min_words"] for req in waiting.values())
         return "refused", (f"the reflection has {words} words and at least {need} are asked for "
                            f"({describe(waiting)[0]}); nothing was recorded")
-    engine.pending.append(Event("reflection", engine.now, "", {"words": words}))
-    engine._drain()
+    engine.process(Event("reflection", engine.now, "", {"words": words}), at_now=True)
     done = []
     for rid in answered:
-        req = engine.state.requirements.pop(rid, None)
+        req = engine.state.requirements.get(rid)
         if req is None:
             continue
+        engine.change_state("drop_requirement", "reflection", rule=rid)
         if req.get("waits") == "promote":
             if req["from"] != engine.tier:
                 continue
-            detail = engine._change_tier(+1, rid)
-            engine._journal(engine.now, "action", rid, "", {"action": "promote", "reflection_words": words, **detail})
+            detail = engine.change_tier(+1, rid)
+            engine.note("action", rid, "", {"action": "promote", "reflection_words": words, **detail})
             done.append(f"promoted to {detail['tier']}")
         elif req.get("halted"):
-            engine.state.release(rid)
+            engine.change_state("release", "reflection", rule=rid)
             done.append(f"the halt of {rid} is lifted")
         else:
             done.append(f"{rid}'s request is answered")
-    engine._track_mode(engine.now)
     return "applied", f"reflection of {words} words recorded" + (f": {'; '.join(done)}" if done else
                                                                  "; nothing waited for one")
 

@@ -20,8 +20,8 @@ KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", 
 
 
 def _emit(engine: Engine, kind: str, symbol: str = "", fields: dict | None = None) -> None:
-    engine.pending.append(Event(kind, engine.now, symbol, fields or {}))
-    engine._drain()
+    """Run the command's event now, at the current event time."""
+    engine.process(Event(kind, engine.now, symbol, fields or {}), at_now=True)
 
 
 def _reason_needed(engine: Engine) -> int:
@@ -59,13 +59,9 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
         cid = str(payload.get("client_id", ""))
         if cid not in engine.exchange.open_orders:
             return "refused", f"no open order {cid!r}"
-        produced = engine.exchange.cancel(cid, engine.now, manual=True)
-        for event in produced:
-            event.fields["by_exchange"] = False
-            engine.pending.append(event)
-        engine._drain()
         # paper cancels at once; live, the exchange confirms on the user-data stream
-        return "applied", f"order {cid} cancelled" if produced else f"cancel of order {cid} sent"
+        done = engine.cancel(cid)
+        return "applied", f"order {cid} cancelled" if done else f"cancel of order {cid} sent"
     if kind == "amend":
         cid = str(payload.get("client_id", ""))
         try:
@@ -100,16 +96,9 @@ def _override(engine: Engine, phrase: str) -> tuple[str, str]:
     _emit(engine, "override_attempt", fields={"accepted": accepted})  # logged either way
     if accepted:
         engine.last_override = engine.now
-        engine.state.holds.clear()
-        for rid in [r for r, req in engine.state.requirements.items() if req.get("kind") == "confirmation"]:
-            del engine.state.requirements[rid]   # the halts they would have reset are lifted
-        lifted, engine.state.locks = engine.state.locks, []
-        for lock in lifted:   # lifted locks end like expired ones: what follows a lock (re-entry) follows
-            engine._journal(engine.now, "state", lock.rule, lock.symbol, {"lock_released": lock.to_dict(),
-                                                                          "by": "override"})
-            engine.pending.append(Event("lock_released", engine.now, lock.symbol, {"rule": lock.rule}))
-        engine._track_mode(engine.now)
-        engine._drain()
+        # every hold and lock ends, and the typed resets their halts waited for; lifted locks
+        # end like expired ones: what follows a lock (re-entry) follows
+        engine.change_state("lift_all", "override")
     return ("applied" if accepted else "refused"), why
 
 
@@ -130,9 +119,8 @@ def _order(engine: Engine, payload: dict) -> tuple[str, str]:
         if held is None or held.qty <= 0:
             return "refused", f"nothing to sell: no {symbol} position"
         notional = min(notional, held.qty * price)
-    result = engine.submit_intent(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
-                                              manual=True, has_reason=has_reason, limit_price=limit))
-    engine._drain()
+    result = engine.submit(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
+                                       manual=True, has_reason=has_reason, limit_price=limit))
     if result.refused_by:
         return "refused", f"refused {side} {symbol}: {result.reason}"
     # exactly the orders that left; slices of a sliced order that wait are named as scheduled

@@ -16,6 +16,7 @@ from genesis.durations import parse_duration
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.engine.journal import Journal, progress
+from genesis.engine.markets import Markets
 from genesis.engine.operator import apply_command
 from genesis.engine.report import build_report
 
@@ -68,11 +69,12 @@ def load_script(path: Path) -> tuple[list, str]:
 
 
 def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
-                 notify=None, script_path: Path | None = None) -> Session:
+                 notify=None, script_path: Path | None = None, exchange_for=None) -> Session:
     """Build the engine and journal for a feed. An unfinished run of the same tier,
     feed and mode is continued with the configuration it started with; its recorded
     edits and commands are re-applied at the same points, in the same order, as the
-    input is replayed."""
+    input is replayed. `exchange_for(markets, journal)` builds the engine's exchange
+    once the run is open (live); the paper exchange when None."""
     journal = Journal(db_url) if db_url else None
     files = snapshot(config_root)
     resumed, changes = False, []
@@ -86,7 +88,9 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
             started_with = load_snapshot(info.config_files)
             if started_with.ok:
                 config, files = started_with, info.config_files
-    engine = Engine(config, tier, journal=journal, notify=notify)
+    markets = Markets.load()
+    exchange = exchange_for(markets, journal) if exchange_for is not None else None
+    engine = Engine(config, tier, journal=journal, notify=notify, markets=markets, exchange=exchange)
     return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(changes), Path(config_root),
                    script=script)
 
@@ -96,12 +100,11 @@ def apply_config(session: Session, config: CheckedConfig, files: dict, edited: l
     """Switch the engine to a validated configuration; journal it with the point it applies at.
     `risk_counted`: the edit was already counted as a risk edit (a delayed `genesis set`)."""
     engine = session.engine
-    engine._journal(engine.now, "config", "", "", {"files": files, "at_event": engine.stats.events,
-                                                   "edited": edited, "risk_counted": risk_counted})
+    engine.note("config", "", "", {"files": files, "at_event": engine.stats.events,
+                                   "edited": edited, "risk_counted": risk_counted})
     risk = is_risk_edit(engine.config, edited) and not risk_counted   # by the list in force before the edit
     engine.switch_ruleset(compile_ruleset(config, engine.tier), engine.tier, config=config)
-    engine.pending.append(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}))
-    engine._drain()
+    engine.process(Event("config_edit", engine.now, "", {"risk": risk, "_files": edited}), at_now=True)
     session.config_files = files
     if session.journal is not None:
         session.journal.flush()   # an edit is durable before any order decided under it leaves
@@ -115,8 +118,8 @@ def operate(session: Session, kind: str, payload: dict) -> tuple[str, str]:
         status, message = _schedule_set(session, payload)
     else:
         status, message = apply_command(engine, kind, payload)
-    engine._journal(engine.now, "operator", kind, "", {"at_event": at_event, "status": status, "result": message,
-                                                       "payload": payload})
+    engine.note("operator", kind, "", {"at_event": at_event, "status": status, "result": message,
+                                       "payload": payload})
     return status, message
 
 
@@ -141,9 +144,8 @@ def _schedule_set(session: Session, payload: dict) -> tuple[str, str]:
     files[f"tiers/{tier}.yaml"] = new_text
     check = load_snapshot(files)
     edited = [f"tiers/{tier}.yaml"]
-    engine.pending.append(Event("config_edit", engine.now, "", {"risk": is_risk_edit(engine.config, edited),
-                                                                  "_files": edited}))
-    engine._drain()
+    engine.process(Event("config_edit", engine.now, "", {"risk": is_risk_edit(engine.config, edited),
+                                                         "_files": edited}), at_now=True)
     if not check.ok:
         problems = "; ".join(p.message for p in check.problems[:3])
         return "refused", f"the edit would not validate: {problems}"

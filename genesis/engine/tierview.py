@@ -17,6 +17,7 @@ from genesis.engine import exits
 from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
 from genesis.engine.journal import Journal, JournalError, _describe, progress, recorded_changes, runs
+from genesis.engine.markets import Markets
 from genesis.engine.runner import Session, _after_event
 
 _TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
@@ -89,9 +90,9 @@ def rebuild(url: str) -> tuple[Engine, dict]:
         equity = json.loads(start.read_text(encoding="utf-8"))["balances"].get("USDT", 0.0) if start.exists() else None
         from genesis.live.exchange import LiveExchange  # noqa: PLC0415
 
-        engine = Engine(config, run.tier, starting_equity=equity)
-        engine.exchange = live = LiveExchange(engine.markets, prefix=f"G{paths[0].name.split('-')[1]}-")
-        engine._depth_laziness()
+        markets = Markets.load()
+        live = LiveExchange(markets, prefix=f"G{paths[0].name.split('-')[1]}-")
+        engine = Engine(config, run.tier, starting_equity=equity, markets=markets, exchange=live)
 
         def inputs():
             try:

@@ -81,16 +81,18 @@ def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: 
     token = secrets.token_hex(4)
     fresh = log_dir(db_url) / f"run-{token}-{creds.fingerprint}.inputs"
     feed = LiveFeed(f"live:{creds.fingerprint}:{rest_url}", fresh, [fresh])
-    session = open_session(config_root, config, tier, feed, db_url, "live", notify=notify)
-    journal = session.journal
-    with journal.engine.connect() as conn:
-        stored = conn.execute(select(runs.c.feed_paths).where(runs.c.id == journal.run_id)).scalar()
-    path = Path(json.loads(stored)[0]) if stored else fresh   # a continued run keeps its own log
-    token = path.name.split("-")[1]
-    feed.log_path, feed.sources = path, [path]
+
+    def live_exchange(markets, journal) -> LiveExchange:
+        with journal.engine.connect() as conn:
+            stored = conn.execute(select(runs.c.feed_paths).where(runs.c.id == journal.run_id)).scalar()
+        path = Path(json.loads(stored)[0]) if stored else fresh   # a continued run keeps its own log
+        feed.log_path, feed.sources = path, [path]
+        return LiveExchange(markets, prefix=f"G{path.name.split('-')[1]}-")
+
+    session = open_session(config_root, config, tier, feed, db_url, "live", notify=notify,
+                           exchange_for=live_exchange)
+    path = feed.log_path
     engine = session.engine
-    engine.exchange = LiveExchange(engine.markets, prefix=f"G{token}-")
-    engine._depth_laziness()
     engine.flush_before_send = False   # the input log holds the decision's inputs before the order leaves
     return session, path
 
