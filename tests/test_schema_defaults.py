@@ -78,9 +78,8 @@ def ticker(ts: int, symbol: str, mid: float) -> Event:
 
 def trade(engine: Engine, symbol: str, side: str, notional: float) -> None:
     mid = engine.account.mids[symbol]
-    engine.submit_intent(OrderIntent("test", symbol, side, notional, mid, "entry" if side == "buy" else "signal",
-                                     side == "buy"))
-    engine._drain()
+    engine.submit(OrderIntent("test", symbol, side, notional, mid, "entry" if side == "buy" else "signal",
+                              side == "buy"))
 
 
 def write_rules(root: Path, text: str) -> str:

@@ -141,6 +141,7 @@ class Engine:
         self._running = False   # inside the pipeline: what state changes cause runs in its turn
         self.closed_trades: list = []
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
+        self.last_override: int | None = None   # event time of the last accepted emergency override
         # live mode turns this off: its input log, written before each input is processed,
         # already makes every decision reproducible (and so durable) before the order leaves
         self.flush_before_send = True

@@ -85,7 +85,7 @@ def _override(engine: Engine, phrase: str) -> tuple[str, str]:
     safety = engine.config.files.settings.data["safety"]
     expected = safety["override_phrase"]
     cooldown_ms = int(parse_duration(safety["override_cooldown"]) * 1000)
-    last = getattr(engine, "last_override", None)
+    last = engine.last_override
     if phrase != expected:
         accepted, why = False, "the confirmation phrase does not match; nothing was changed"
     elif last is not None and engine.now - last < cooldown_ms:
