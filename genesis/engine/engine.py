@@ -365,6 +365,9 @@ class Engine:
         rules, metrics = self.rules, self.metrics
         rules.begin_event(event.ts)
         home = metrics.group
+        event_rules = rules.has_event_rules(event.kind)
+        if not event_rules and not metrics.dirty_groups and rules.settled(changed, (home,) if home else ()):
+            return   # the common case, decided before any set is built
         symbol_names = metrics.symbol_names
         glob = {n for n in changed if n not in symbol_names}
         local: dict = {home: changed - glob} if home and len(glob) != len(changed) else {}
@@ -374,7 +377,6 @@ class Engine:
         for group in rules.groups_due():
             if group:
                 local.setdefault(group, set())
-        event_rules = rules.has_event_rules(event.kind)
         if not event_rules and rules.settled(changed, local):
             return
         for _ in range(MAX_SWEEPS):

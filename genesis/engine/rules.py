@@ -166,6 +166,11 @@ class RuleRunner:
     # ------------------------------------------------------------------ evaluation
     def begin_event(self, now: int) -> None:
         """Collect the rules whose timers come due at `now`, before any stage runs."""
+        heap = self.timers.heap
+        if not heap or heap[0][0] > now:   # the common case: nothing due
+            if self.due:
+                self.due = {}
+            return
         self.due = {}
         for rid, group in self.timers.pop_due(now):
             self.due.setdefault(group, set()).add(rid)
