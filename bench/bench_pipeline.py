@@ -70,7 +70,7 @@ class _Naive:
 class _EverythingRunner(RuleRunner):
     """The naive rule stage: every state rule on every event."""
 
-    def mark_started(self, group: str) -> None:
+    def mark_started(self, groups) -> None:
         """Never started: every event evaluates every rule of every stage it visits."""
 
 

@@ -21,3 +21,15 @@ def test_benchmark_script_runs(script, args, expect):
                             timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert expect in result.stdout
+
+
+def test_compare_pipeline_runs_both_trees_on_one_input():
+    """The before/after comparison checks the base revision out beside the same data."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "compare_pipeline.py"), "--base", "HEAD",
+                             "--rounds", "1", "--limit", "2000"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "input (both trees):" in result.stdout and "ratio current/base:" in result.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "compare_pipeline.py"), "--base", "no-such-revision",
+                          "--rounds", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode != 0 and "cannot check out 'no-such-revision'" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -88,6 +88,27 @@ rules:
     assert ("fire", ETH) in fires(engine, "t_busy")             # ETHUSDT got busy on its own
 
 
+def test_a_per_symbol_rule_is_evaluated_when_its_symbols_values_move_not_on_every_alternation(tmp_path):
+    """Every evaluation of a failing rule is counted, so the count is the number of
+    evaluations: one per symbol on its first event, then one per change of that symbol's
+    own price; the other symbol's events in between are not changes."""
+    rules = """\
+rules:
+  - id: t_ratio
+    stage: market_state
+    when: "dial >= 0 and px / dial2 > 1"
+    then: [{notify: "${symbol} ratio"}]
+"""
+    engine = make_engine(tmp_path, rules, header=PRICES)
+    interleave(engine, T0, 10, btc=200, eth=50)                 # 20 events, prices steady
+    assert engine.rules.errors["t_ratio"] == 2
+    engine.process(ticker(T0 + 20 * S, BTC, 201))               # BTCUSDT's own price moves
+    interleave(engine, T0 + 21 * S, 3, btc=201, eth=50)
+    assert engine.rules.errors["t_ratio"] == 3
+    engine.process(dial(T0 + 30 * S, 7))                        # an account-wide name it reads: every symbol
+    assert engine.rules.errors["t_ratio"] == 5
+
+
 def test_a_per_symbol_size_cut_applies_to_that_symbols_orders_only(tmp_path):
     rules = """\
 rules:

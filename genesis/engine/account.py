@@ -110,7 +110,7 @@ class Account:
         if symbols is None:
             symbols = [s for s, p in self.positions.items() if p.qty > 0]
         moves = []
-        for symbol in sorted(symbols):
+        for symbol in symbols:
             hist = self.history.get(symbol)
             if hist and len(hist) >= 2:
                 moves.append(hist[-1][1] - hist[0][1])

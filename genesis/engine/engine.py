@@ -269,23 +269,24 @@ class Engine:
         self.pending.append(event)
 
     def _drain(self) -> None:
+        """Run every pending event (and what each causes) through the pipeline, in order."""
+        pending = self.pending
+        if not pending:
+            return
         running, self._running = self._running, True
         try:
-            self._drain_pending()
+            while pending:
+                event = pending.popleft()
+                if event.kind == "order_canceled":
+                    event.fields.setdefault("by_exchange", False)
+                    event.fields.setdefault("by_rule", False)
+                if event.ts < self.now:
+                    event.ts = self.now
+                self.stats.by_kind[event.kind] += 1
+                self._record(event)
+                self._step(event)
         finally:
             self._running = running
-
-    def _drain_pending(self) -> None:
-        while self.pending:
-            event = self.pending.popleft()
-            if event.kind == "order_canceled":
-                event.fields.setdefault("by_exchange", False)
-                event.fields.setdefault("by_rule", False)
-            if event.ts < self.now:
-                event.ts = self.now
-            self.stats.by_kind[event.kind] += 1
-            self._record(event)
-            self._step(event)
 
     def _record(self, event: Event) -> None:
         """Journal the engine's own events and let the account see fills."""
@@ -347,15 +348,22 @@ class Engine:
             for recovered in self.account.check_recovery(event.ts):
                 self.pending.append(recovered)
         self.metrics.recompute_derived(changed)
-        self._evaluate(event, changed)
-        self._report_expression_errors()
+        rules, metrics = self.rules, self.metrics
+        # the common case, decided before any set is built: nothing for any rule to look at
+        if not rules.begin_event(event.ts, event.kind, changed, metrics.group) or metrics.dirty_groups \
+                or metrics.unseen:
+            self._evaluate(event, changed)
+            rules, metrics = self.rules, self.metrics
+        if rules.new_errors or rules.recovered or metrics.new_errors or metrics.recovered:
+            self._report_expression_errors()
         if event.kind in MARKET_KINDS:
             for strategy in self.strategies:
                 for intent in strategy.on_event(event, self.view):
                     self._submit_intent(intent)
 
     def _evaluate(self, event: Event, changed: set) -> None:
-        """Run the rule stages in order for what `changed` touched, each stage's actions
+        """After `RuleRunner.begin_event` found something to look at: run the rule
+        stages in order for what `changed` touched, each stage's actions
         applied before the next stage reads, and repeat until nothing changes (a fixed
         point: `genesis validate` proves the action graph has no cycle).
 
@@ -363,72 +371,95 @@ class Engine:
         (the event's symbol first), each group in rule-book order, with `m` showing that
         symbol's values."""
         rules, metrics = self.rules, self.metrics
-        rules.begin_event(event.ts)
         home = metrics.group
-        event_rules = rules.has_event_rules(event.kind)
-        if not event_rules and not metrics.dirty_groups and rules.settled(changed, (home,) if home else ()):
-            return   # the common case, decided before any set is built
+        event_rules = event.kind in rules.event_rules
         symbol_names = metrics.symbol_names
-        glob = {n for n in changed if n not in symbol_names}
-        local: dict = {home: changed - glob} if home and len(glob) != len(changed) else {}
-        for group in metrics.dirty_groups:   # a window of another symbol moved: all its rules look again
-            local[group] = set(symbol_names)
-        metrics.dirty_groups.clear()
-        for group in rules.groups_due():
-            if group:
-                local.setdefault(group, set())
-        if not event_rules and rules.settled(changed, local):
-            return
+        glob = changed - symbol_names
+        local: dict = {home: changed - glob} if home else {}
+        if metrics.dirty_groups:   # a window of another symbol moved: what moved for it goes to `unseen`
+            for group in sorted(metrics.dirty_groups):
+                metrics.view(group)
+            metrics.dirty_groups.clear()
+            metrics.view(home)
+        if metrics.unseen:   # moved while out of view (an order's symbol looked at)
+            for group, names in metrics.unseen.items():
+                local.setdefault(group, set()).update(names)
+            metrics.unseen.clear()
+        if rules.due:
+            for group in rules.groups_due():
+                if group:
+                    local.setdefault(group, set())
         for _ in range(MAX_SWEEPS):
             made_glob: set = set()
             made_local: dict = {}
+            plan, symbol_work = self._plan(glob, local)
+            plans: dict = {}   # group -> its plan for this sweep
+            event_stages = rules.event_stages.get(event.kind, ()) if event_rules else ()
             for stage in STAGE_ORDER:
-                rules, metrics = self.rules, self.metrics   # a tier change swaps both: go on with the new ones
-                todo = rules.stage_rules(stage, "", glob)
-                firings = rules.evaluate(todo, "", event, metrics.m) if todo else []
-                if event_rules:
-                    if event.symbol:
-                        self._view(event.symbol)
-                    firings += rules.evaluate_events(stage, event, metrics.m)
-                self._act_on(firings, event, "", glob, local, made_glob, made_local)
-                if not rules.has_symbol_rules:
+                todo = plan.get(stage)
+                if not todo and not symbol_work and stage not in event_stages:
                     continue
-                groups = metrics.groups_seen if glob & rules.symbol_rule_reads else \
-                    sorted(local, key=lambda g: (g != home, g))
+                rules, metrics = self.rules, self.metrics   # a tier change swaps both: go on with the new ones
+                firings = rules.evaluate(todo, "", event, metrics.m) if todo else []
+                if stage in event_stages:
+                    if event.symbol:
+                        metrics.view(event.symbol)
+                    firings += rules.evaluate_events(stage, event, metrics.m)
+                if firings:
+                    self._act_on(firings, event, "", glob, local, made_glob, made_local)
+                    (plan, symbol_work), plans = self._plan(glob, local), {}
+                if not symbol_work:
+                    continue
+                if glob & rules.symbol_rule_reads:
+                    groups = metrics.groups_seen
+                else:
+                    groups = sorted(local, key=lambda g: (g != home, g)) if len(local) > 1 else local
                 for group in groups:
                     if not group:
                         continue
-                    seen = self._view(group)
-                    names = glob | local.get(group, set()) | seen
-                    todo = rules.stage_rules(stage, group, names)
-                    if todo:
-                        self._act_on(rules.evaluate(todo, group, event, metrics.m), event, group, glob, local,
-                                     made_glob, made_local)
-            rules.mark_started("")
-            for group in metrics.groups_seen:
-                rules.mark_started(group)
+                    group_plan = plans.get(group)
+                    if group_plan is None:
+                        names = local.get(group)
+                        group_plan = plans[group] = rules.plan(group, glob | names if names else glob)
+                    todo = group_plan.get(stage)
+                    if not todo:
+                        continue
+                    metrics.view(group)
+                    moved = metrics.unseen.pop(group, None)
+                    if moved:   # what moved while out of view: now, and for earlier stages next sweep
+                        local.setdefault(group, set()).update(moved)
+                        made_local.setdefault(group, set()).update(moved)
+                        group_plan = plans[group] = rules.plan(group, glob | local[group])
+                        todo = group_plan.get(stage, [])
+                    firings = rules.evaluate(todo, group, event, metrics.m)
+                    if firings:
+                        self._act_on(firings, event, group, glob, local, made_glob, made_local)
+                        (plan, symbol_work), plans = self._plan(glob, local), {}
+            if symbol_work or "" not in rules.started_groups:
+                rules.mark_started(("", *metrics.groups_seen))
             if not made_glob and not made_local:
                 break
             glob, local, event_rules, rules.due = made_glob, made_local, False, {}
         else:
             self._journal(event.ts, "rule_error", "", event.symbol,
                           {"error": f"rules did not settle after {MAX_SWEEPS} passes", "what": "engine"})
-        if home:
-            self._view(home)
+        if home and self.metrics.group != home:
+            self.metrics.view(home)
 
-    def _view(self, group: str) -> set:
-        """Show `group`'s per-symbol values to the rules; the names whose shown value changed."""
-        seen: set = set()
-        self.metrics.view(group, seen)
-        if seen:
-            self.metrics.recompute_derived(seen)
-        return seen
+    def _plan(self, glob: set, local: dict) -> tuple[dict, bool]:
+        """What a sweep has to do for these changes (again after actions changed names or
+        swapped the rule set): the account-wide rules to evaluate, by stage, and whether
+        any per-symbol rule may need evaluating (a per-symbol name changed, an
+        account-wide name such a rule reads changed, a symbol is new or has a timer due)."""
+        rules = self.rules
+        symbol_work = rules.has_symbol_rules and (
+            any(local.values()) or not glob.isdisjoint(rules.symbol_rule_reads) or any(rules.due)
+            or not rules.started_groups.issuperset(local) or not rules.started_groups.issuperset(self.metrics.groups_seen))
+        return rules.plan("", glob), symbol_work
 
     def _act_on(self, firings: list, event: Event, group: str, glob: set, local: dict, made_glob: set,
                 made_local: dict) -> None:
         """Apply one stage's firings for one group and note what their actions changed."""
-        if not firings:
-            return
         if len(firings) > 1:
             firings.sort(key=lambda f: self.rules.order[f.rule.rule.id])
         changed: set = set()
@@ -653,12 +684,12 @@ class Engine:
         if intent.reason != "risk":  # engine-issued risk exits bypass the gates they serve
             home = self.metrics.group
             if intent.symbol and self.rules.pre_trade_per_symbol:
-                self._view(intent.symbol)   # pre-trade rules read the order's symbol's values
+                self.metrics.view(intent.symbol)   # pre-trade rules read the order's symbol's values
             try:
                 outcome = self._pre_trade(intent, record)
             finally:
                 if home:
-                    self._view(home)
+                    self.metrics.view(home)
             if isinstance(outcome, Submitted):   # refused
                 return outcome
             notional = outcome

@@ -24,7 +24,8 @@ class MetricSet:
     have a value per symbol; `m` shows one symbol's values at a time, the group in view.
     `view(symbol)` switches it; the engine switches to each symbol whose rules it
     evaluates. A per-symbol value that changes while another symbol is in view (a window
-    expiring) marks its symbol in `dirty_groups`."""
+    expiring) marks its symbol in `dirty_groups`; what moved for a symbol while it was out
+    of view is in `unseen` when it comes back into view."""
 
     def __init__(self, ruleset: Ruleset, flags: dict):
         self.m: dict = {name: 0.0 for name in voc.ACCOUNT_METRICS}
@@ -79,10 +80,13 @@ class MetricSet:
         # events leave `m` showing the symbol of the last event that mattered)
         self.interesting = set(self.by_kind) | set(self.reset_on) | set(self.sample_on)
         self._sampler_groups: set = set()
+        self.last_shown: dict[str, dict] = {}      # symbol -> its per-symbol values when it left the view
+        self.unseen: dict[str, set] = {}           # symbol -> names that moved while it was out of view
         for name, _ in self.derived:
             self.m[name] = 0.0
         self.timers = Timers()
         self.scheduled: dict = {}
+        self.shown_names = sorted(n for n in self.m if n in self.symbol_names)
         self.group = ""
         self.now = 0
         self.next_tick = 0
@@ -172,13 +176,18 @@ class MetricSet:
 
     def on_event(self, event: Event, changed: set) -> None:
         """Update every metric the event touches; add changed names to `changed`."""
-        self.advance(event.ts, changed)
         kind = event.kind
+        if event.symbol and kind in self.interesting:
+            # the event's symbol comes into view first: what the clock changes for the
+            # symbol that was in view marks that symbol dirty, not this one
+            self.now = max(self.now, event.ts)
+            self.view(event.symbol)
+            if self.unseen:
+                changed.update(self.unseen.pop(event.symbol, ()))
+        self.advance(event.ts, changed)
         if kind not in self.interesting:
             return
         symbol = event.symbol
-        if symbol:
-            self.view(symbol, changed)
         self._start_samplers(symbol)
         m, fields = self.m, event.fields
         for metric in self.reset_on.get(kind, ()):
@@ -203,34 +212,50 @@ class MetricSet:
             metric.take(group, event.ts, self._source_value(metric, group))
             self._show(metric, group, changed)
 
-    def view(self, group: str, changed: set) -> None:
-        """Show `group`'s per-symbol values in `m` (names whose shown value changes are
-        added to `changed`)."""
+    def view(self, group: str) -> None:
+        """Show `group`'s per-symbol values in `m`, derived ones recomputed. The names
+        whose value for `group` moved since `group` was last in view (a window expiring,
+        a sample, time passing) are added to `unseen[group]`, for its rules to look at.
+        A switch of view is not itself a change: each symbol's rules have seen that
+        symbol's values already."""
         if group == self.group:
             return
+        m = self.m
+        if self.group:
+            self.last_shown[self.group] = {name: m[name] for name in self.shown_names}
         self.group = group
         if not group:
             return
+        shown: set = set()
         for metric in self.by_symbol:
-            self._show(metric, group, changed)
+            value = metric.value(group, self.now)
+            if m.get(metric.name) != value:
+                m[metric.name] = value
+                shown.add(metric.name)
         if self.symbol_flags:
             own = self.flag_values.get(group, {})
-            m = self.m
             for name, default in self.symbol_flags.items():
                 value = own.get(name, default)
                 if m.get(name) != value:
                     m[name] = value
-                    changed.add(name)
+                    shown.add(name)
+        self.recompute_derived(shown)
+        last = self.last_shown.get(group)
+        moved = set(self.shown_names) if last is None else {name for name in shown if m[name] != last[name]}
+        if moved:
+            self.unseen.setdefault(group, set()).update(moved)
 
     def set_values(self, values: dict, changed: set) -> None:
         """Set account figures or flags (a per-symbol flag for the symbol in view)."""
         m = self.m
         for name, value in values.items():
-            if name in self.symbol_flags and self.group:
-                self.flag_values.setdefault(self.group, {})[name] = value
             if m.get(name) != value:
                 m[name] = value
                 changed.add(name)
+        if self.symbol_flags and self.group:
+            for name in self.symbol_flags:
+                if name in values:
+                    self.flag_values.setdefault(self.group, {})[name] = values[name]
 
     def symbol_flag(self, symbol: str, name: str):
         """A per-symbol flag's value for `symbol` (its default until a rule set it)."""
@@ -280,6 +305,7 @@ class MetricSet:
         self.timers, self.scheduled = old.timers, old.scheduled
         self.group, self.now = old.group, old.now
         self.groups_seen, self._started_groups = old.groups_seen, old._started_groups
+        self.last_shown, self.unseen = old.last_shown, old.unseen
         self.errors, self.health = old.errors, old.health
         for metric in self.metrics:
             group = self.group if metric.by_symbol else ""

@@ -95,7 +95,6 @@ class RuleRunner:
         self.event_rules: dict[str, list[CompiledRule]] = {}
         self.state_rules: list[CompiledRule] = []
         self.by_stage: dict[str, list[CompiledRule]] = {}
-        self.stage_readers: dict[str, dict[str, list[CompiledRule]]] = {}   # stage -> name -> state rules
         self.pre_trade: list[CompiledRule] = ruleset.rules.get("pre_trade", [])
         self.by_id: dict[str, CompiledRule] = {}
         self.stages = [s for s in STAGES if s != "pre_trade"]
@@ -111,14 +110,19 @@ class RuleRunner:
                 else:
                     self.state_rules.append(rule)
                     self.by_stage.setdefault(stage, []).append(rule)
-                    stage_readers = self.stage_readers.setdefault(stage, {})
                     for name in rule.reads:
                         self.readers.setdefault(name, []).append(rule)
-                        stage_readers.setdefault(name, []).append(rule)
         self.symbol_names = ruleset.symbol_names
         self.has_symbol_rules = any(r.per_symbol for r in self.state_rules)
         self.symbol_rule_reads = frozenset().union(*(r.reads for r in self.state_rules if r.per_symbol))
         self.read_names = frozenset(self.readers)   # every name some state rule reads
+        # per-symbol? -> name -> the state rules of that kind that read it
+        self.kind_readers: dict[bool, dict[str, list[CompiledRule]]] = {False: {}, True: {}}
+        for rule in self.state_rules:
+            for name in rule.reads:
+                self.kind_readers[rule.per_symbol].setdefault(name, []).append(rule)
+        self.kind_reads = {k: frozenset(v) for k, v in self.kind_readers.items()}
+        self.event_stages = {kind: frozenset(r.rule.stage for r in rules) for kind, rules in self.event_rules.items()}
         self.pre_trade_per_symbol = any(r.per_symbol for r in self.pre_trade)
         self.timers = Timers()
         self.due: dict[str, set] = {}               # group -> ids whose timer came due this event
@@ -127,6 +131,7 @@ class RuleRunner:
         self.new_errors: list[ExpressionError] = []
         self.recovered: list[tuple] = []            # (rule id, group) healthy again
         self.started_groups: set = set()
+        self._plans: dict[tuple, dict] = {}          # (per-symbol?, names) -> plan, for groups that started
 
     # ------------------------------------------------------------------ state
     def state(self, rid: str, group: str) -> RuleState:
@@ -164,16 +169,22 @@ class RuleRunner:
         return [err for err in self.health.values() if err.stage == "risk"]
 
     # ------------------------------------------------------------------ evaluation
-    def begin_event(self, now: int) -> None:
-        """Collect the rules whose timers come due at `now`, before any stage runs."""
+    def begin_event(self, now: int, kind: str, changed: set, group: str) -> bool:
+        """Collect the rules whose timers come due at `now`, before any stage runs.
+        True when the event needs no rule evaluation at all: no rule runs on `kind`, no
+        timer is due, no state rule reads a name in `changed`, and the account-wide
+        group and `group` have both been evaluated before."""
         heap = self.timers.heap
         if not heap or heap[0][0] > now:   # the common case: nothing due
             if self.due:
                 self.due = {}
-            return
+            started = self.started_groups
+            return kind not in self.event_rules and changed.isdisjoint(self.read_names) and "" in started \
+                and group in started
         self.due = {}
-        for rid, group in self.timers.pop_due(now):
-            self.due.setdefault(group, set()).add(rid)
+        for rid, group_due in self.timers.pop_due(now):
+            self.due.setdefault(group_due, set()).add(rid)
+        return False
 
     def groups_due(self) -> list:
         """Groups with a timer due this event."""
@@ -205,40 +216,52 @@ class RuleRunner:
         else:
             self.timers.add(due, (spec.id, group))
 
-    def stage_rules(self, stage: str, group: str, changed: set, everything: bool = False) -> list[CompiledRule]:
-        """State rules of `stage` to evaluate for `group` ('' = account-wide rules) after
-        the names in `changed` changed: readers of those names, rules whose timer is due,
-        and every rule on the first evaluation of the group."""
-        rules = self.by_stage.get(stage)
-        if not rules:
-            return []
+    def plan(self, group: str, changed: set) -> dict[str, list[CompiledRule]]:
+        """State rules to evaluate for `group` ('' = account-wide rules) after the names
+        in `changed` changed, by stage, each in rule-book order: readers of those names,
+        rules whose timer is due, and every rule on the first evaluation of the group."""
         per_symbol = group != ""
-        if everything or group not in self.started_groups:
-            return [r for r in rules if r.per_symbol == per_symbol]
-        readers = self.stage_readers[stage]
-        picked: dict = {}
-        for name in changed:
-            for rule in readers.get(name, ()):
-                if rule.per_symbol == per_symbol:
-                    picked[rule.rule.id] = rule
-        due = self.due.get(group)
-        if due:
-            for rule in rules:
-                if rule.rule.id in due:
-                    picked[rule.rule.id] = rule
-        if len(picked) > 1:
-            return sorted(picked.values(), key=lambda r: self.order[r.rule.id])
-        return list(picked.values())
+        if group not in self.started_groups:
+            picked = [r for r in self.state_rules if r.per_symbol == per_symbol]
+        else:
+            due = self.due.get(group)
+            names = changed.intersection(self.kind_reads[per_symbol]) if changed else ()
+            if not names and not due:
+                return {}
+            if not due:   # the same few names change again and again (a clock tick): plan them once
+                key = (per_symbol, frozenset(names))
+                cached = self._plans.get(key)
+                if cached is None:
+                    if len(self._plans) >= 512:
+                        self._plans.clear()
+                    cached = self._plans[key] = self._by_stage(self._readers_of(names, per_symbol))
+                return cached
+            picked = self._readers_of(names, per_symbol)
+            for rid in due:
+                rule = self.by_id.get(rid)
+                if rule is not None and rule.per_symbol == per_symbol and rule not in picked:
+                    picked.append(rule)
+        return self._by_stage(picked)
 
-    def mark_started(self, group: str) -> None:
-        """Every rule of the group has been evaluated once."""
-        self.started_groups.add(group)
+    def _readers_of(self, names, per_symbol: bool) -> list[CompiledRule]:
+        readers = self.kind_readers[per_symbol]
+        chosen: dict = {}
+        for name in names:
+            for rule in readers[name]:
+                chosen[rule.rule.id] = rule
+        return list(chosen.values())
 
-    def settled(self, names: set, groups) -> bool:
-        """True when nothing is due: no name in `names` is read by a state rule, no timer
-        is due and every group in `groups` (and the account-wide one) has started."""
-        return not self.due and names.isdisjoint(self.read_names) and "" in self.started_groups \
-            and all(g in self.started_groups for g in groups)
+    def _by_stage(self, rules: list) -> dict[str, list[CompiledRule]]:
+        """`rules` by stage, each stage's in rule-book order (stages in order, too)."""
+        rules.sort(key=lambda r: self.order[r.rule.id])
+        out: dict[str, list[CompiledRule]] = {}
+        for rule in rules:
+            out.setdefault(rule.rule.stage, []).append(rule)
+        return out
+
+    def mark_started(self, groups) -> None:
+        """Every rule of each of `groups` has been evaluated once."""
+        self.started_groups.update(groups)
 
     def evaluate(self, rules: list, group: str, event, m) -> list[Firing]:
         """Evaluate state rules for one group, in rule-book order."""
@@ -264,10 +287,6 @@ class RuleRunner:
                 st.last_fire = now
                 out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None), group))
         return out
-
-    def has_event_rules(self, kind: str) -> bool:
-        """True when some rule runs on every event of `kind`."""
-        return kind in self.event_rules
 
     def check_intent(self, order_fields: dict, m, now: int, symbol: str = "") -> tuple[list[Firing], list]:
         """Pre-trade rules that match one order intent, and the errors of those that
