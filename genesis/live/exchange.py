@@ -101,7 +101,7 @@ class LiveExchange(Books):
         self.snapshot_wanted: set[str] = set()
         self.balances: dict[str, tuple[float, float]] = {}   # from outboundAccountPosition
         self.net: dict[str, float] = {}   # asset -> change from Genesis's own fills this run
-        self.mismatch_usd = 0.0           # the difference last reported (reported again only if it changes)
+        self.mismatch_amounts: dict[str, float] = {}   # {asset: amount} last reported (again only if it changes)
         self.lazy_depth = False
         # the session reports each order's `order_sent` (with its latency) as an input once
         # the request was written; the engine does not
@@ -402,7 +402,7 @@ class LiveExchange(Books):
             self.external[event.fields.get("_exchange_client_id", "")] = dict(event.fields)
             return
         if event.kind == "position_mismatch":
-            self.mismatch_usd = event.fields.get("diff_usd", 0.0)
+            self.mismatch_amounts = dict(event.fields.get("_amounts") or {})
             return
         order = self.orders.get(event.fields.get("_client_id"))
         if order is None:

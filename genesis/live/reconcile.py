@@ -61,16 +61,25 @@ async def reconcile(exchange: LiveExchange, client, emit: Callable[[Event], None
             "notional_usd": notional, "_exchange_client_id": cid, "_side": str(info.get("side", "")).lower()}))
         summary["external"] += 1
 
-    mismatch = await _balance_difference(exchange, client, start_balances, symbols)
+    mismatch, diffs = await _balance_difference(exchange, client, start_balances, symbols)
     if mismatch > 0.01:
         # an order may have filled between the order checks and the balances: look once more
         await _own_orders(exchange, client, emit, now, in_flight, summary)
-        mismatch = await _balance_difference(exchange, client, start_balances, symbols)
+        mismatch, diffs = await _balance_difference(exchange, client, start_balances, symbols)
     if mismatch > 0.01:
         summary["mismatch_usd"] = mismatch
-        if abs(mismatch - exchange.mismatch_usd) > 0.01:   # the same difference is raised once
-            emit(Event("position_mismatch", now(), "", {"diff_usd": round(mismatch, 8)}))
+        # the same difference is raised once: compared in coins, since its USD value moves with
+        # the price (and counts only the quote side before the first order book arrives)
+        if not _same_amounts(diffs, exchange.mismatch_amounts):
+            emit(Event("position_mismatch", now(), "", {"diff_usd": round(mismatch, 8), "_amounts": diffs}))
     return summary
+
+
+def _same_amounts(a: dict, b: dict) -> bool:
+    """True when two {asset: unexplained amount} maps name the same assets and amounts."""
+    if a.keys() != b.keys():
+        return False
+    return all(abs(a[k] - b[k]) <= 1e-8 * max(1.0, abs(b[k])) for k in a)
 
 
 async def _own_orders(exchange: LiveExchange, client, emit, now, in_flight, summary: dict) -> None:
@@ -173,21 +182,23 @@ async def _take_in(exchange: LiveExchange, client, order: LiveOrder, info: dict,
             emit(event)
 
 
-async def _balance_difference(exchange: LiveExchange, client, start_balances: dict, symbols: list) -> float:
-    """USD value of the balance differences Genesis's own fills do not explain."""
+async def _balance_difference(exchange: LiveExchange, client, start_balances: dict,
+                              symbols: list) -> tuple[float, dict[str, float]]:
+    """The balance differences Genesis's own fills do not explain: (USD value, {asset: amount})."""
     totals = {asset: free + locked for asset, (free, locked) in (await client.balances()).items()}
     assets = set()
     for symbol in symbols:
         m = exchange.markets.get(symbol)
         if m is not None:
             assets |= {m.base, m.quote}
-    mismatch = 0.0
+    mismatch, diffs = 0.0, {}
     for asset in sorted(assets):
         expected = start_balances.get(asset, 0.0) + exchange.net.get(asset, 0.0)
         diff = totals.get(asset, 0.0) - expected
         if abs(diff) > 1e-8 * max(1.0, abs(expected)):
             mismatch += abs(diff) * _price_usd(exchange, asset)
-    return mismatch
+            diffs[asset] = round(diff, 12)
+    return mismatch, diffs
 
 
 def _price_usd(exchange: LiveExchange, asset: str) -> float:
