@@ -109,6 +109,8 @@ class Account:
         over the direction window has the same sign; 0 with fewer than two that have moved."""
         if symbols is None:
             symbols = [s for s, p in self.positions.items() if p.qty > 0]
+            if len(symbols) < 2:
+                return 0.0
         moves = []
         for symbol in symbols:
             hist = self.history.get(symbol)

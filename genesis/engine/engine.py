@@ -32,6 +32,8 @@ from genesis.vocabulary import STAGES
 from genesis.strategies import MarketView, OrderIntent, registry
 
 MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
+FIGURES_ALWAYS = frozenset(("fill", "day_closed"))   # kinds after which the account figures are recomputed
+FIGURES_WITH_POSITIONS = frozenset(("book_ticker", "candle"))   # ... and these while a position is held
 # input events about our own account (live): settled and journaled like the paper exchange's
 AMEND_KINDS = ("order_amended", "order_amend_rejected")   # live: the exchange's answer to an amend
 EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "position_mismatch", "reconciled",
@@ -238,12 +240,12 @@ class Engine:
     def _clock(self, ts: int) -> None:
         if ts < self.now:
             ts = self.now
-        mode = self.state.mode
-        self.stats.state_ms[mode] += ts - self.mode_since if self.mode_since else 0
-        self.mode_since = ts
+        if not self.mode_since:
+            self.mode_since = ts
         self.now = ts
-        for day in self.account.roll_day(ts):
-            self._internal(day)
+        if ts // MS_PER_DAY > self.account.day:
+            for day in self.account.roll_day(ts):
+                self._internal(day)
         if self.state.locks:
             self.change_state("expire_locks", "expiry", now=ts)
 
@@ -338,25 +340,28 @@ class Engine:
 
     def _step(self, event: Event) -> None:
         """Metrics, account figures, rules and actions, then strategies, for one event."""
-        if event.kind == "journal_entry":
+        kind = event.kind
+        if kind == "journal_entry":
             self.change_state("journal_written", "journal_entry", words=int(event.fields.get("words", 0)))
         changed: set = set()
-        self.metrics.on_event(event, changed)
-        if (event.kind in ("fill", "book_ticker", "candle", "day_closed") and self.account.positions) \
-                or event.kind in ("fill", "day_closed") or event.ts >= self.next_account_tick:
+        metrics = self.metrics
+        metrics.on_event(event, changed)
+        if event.ts >= self.next_account_tick or kind in FIGURES_ALWAYS \
+                or (kind in FIGURES_WITH_POSITIONS and self.account.positions):
             self._account_figures(changed)
             for recovered in self.account.check_recovery(event.ts):
                 self.pending.append(recovered)
-        self.metrics.recompute_derived(changed)
-        rules, metrics = self.rules, self.metrics
+        if changed:
+            metrics.recompute_derived(changed)
+        rules = self.rules
         # the common case, decided before any set is built: nothing for any rule to look at
-        if not rules.begin_event(event.ts, event.kind, changed, metrics.group) or metrics.dirty_groups \
+        if not rules.begin_event(event.ts, kind, changed, metrics.group) or metrics.dirty_groups \
                 or metrics.unseen:
             self._evaluate(event, changed)
             rules, metrics = self.rules, self.metrics
         if rules.new_errors or rules.recovered or metrics.new_errors or metrics.recovered:
             self._report_expression_errors()
-        if event.kind in MARKET_KINDS:
+        if kind in MARKET_KINDS:
             for strategy in self.strategies:
                 for intent in strategy.on_event(event, self.view):
                     self._submit_intent(intent)
@@ -395,7 +400,8 @@ class Engine:
             plan, symbol_work = self._plan(glob, local)
             plans: dict = {}   # group -> its plan for this sweep
             event_stages = rules.event_stages.get(event.kind, ()) if event_rules else ()
-            for stage in STAGE_ORDER:
+            # the stages with work: those of the plan (in stage order), or all while per-symbol or event rules may run
+            for stage in STAGE_ORDER if symbol_work or event_stages else tuple(plan):
                 todo = plan.get(stage)
                 if not todo and not symbol_work and stage not in event_stages:
                     continue
@@ -452,9 +458,10 @@ class Engine:
         any per-symbol rule may need evaluating (a per-symbol name changed, an
         account-wide name such a rule reads changed, a symbol is new or has a timer due)."""
         rules = self.rules
+        started = rules.started_groups
         symbol_work = rules.has_symbol_rules and (
-            any(local.values()) or not glob.isdisjoint(rules.symbol_rule_reads) or any(rules.due)
-            or not rules.started_groups.issuperset(local) or not rules.started_groups.issuperset(self.metrics.groups_seen))
+            not glob.isdisjoint(rules.symbol_rule_reads) or any(local.values()) or (rules.due and any(rules.due))
+            or not started.issuperset(local) or not started.issuperset(self.metrics.groups_seen))
         return rules.plan("", glob), symbol_work
 
     def _act_on(self, firings: list, event: Event, group: str, glob: set, local: dict, made_glob: set,
@@ -530,6 +537,8 @@ class Engine:
         if mode != self.mode:
             self._journal(now, "state", "", "", {"mode": mode, "from": self.mode, "holds": dict(self.state.holds),
                                                  "by": by})
+            self.stats.state_ms[self.mode] += now - self.mode_since if self.mode_since else 0
+            self.mode_since = now
             self.mode = mode
         if not self._running:
             self._drain()
@@ -902,8 +911,15 @@ class Engine:
         return bool(produced)
 
     # ------------------------------------------------------------------ the end
+    def time_in_mode_ms(self) -> Counter:
+        """Event time spent in each trading mode (ACTIVE, REDUCING, HALTED) up to now, ms."""
+        spent = Counter(self.stats.state_ms)
+        spent[self.mode] += self.now - self.mode_since if self.mode_since else 0
+        return spent
+
     def finish(self) -> None:
         """Flush the journal at the end of the input."""
-        self.stats.state_ms[self.state.mode] += 0
+        self.stats.state_ms = self.time_in_mode_ms()
+        self.mode_since = self.now
         if self.journal is not None:
             self.journal.checkpoint(self.stats.events, self.now, self.metrics.m["equity_usd"])

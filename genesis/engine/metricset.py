@@ -176,19 +176,20 @@ class MetricSet:
 
     def on_event(self, event: Event, changed: set) -> None:
         """Update every metric the event touches; add changed names to `changed`."""
-        kind = event.kind
-        if event.symbol and kind in self.interesting:
+        kind, symbol = event.kind, event.symbol
+        if symbol and symbol != self.group and kind in self.interesting:
             # the event's symbol comes into view first: what the clock changes for the
             # symbol that was in view marks that symbol dirty, not this one
-            self.now = max(self.now, event.ts)
-            self.view(event.symbol)
+            if event.ts > self.now:
+                self.now = event.ts
+            self.view(symbol)
             if self.unseen:
-                changed.update(self.unseen.pop(event.symbol, ()))
+                changed.update(self.unseen.pop(symbol, ()))
         self.advance(event.ts, changed)
         if kind not in self.interesting:
             return
-        symbol = event.symbol
-        self._start_samplers(symbol)
+        if symbol not in self._sampler_groups:
+            self._start_samplers(symbol)
         m, fields = self.m, event.fields
         for metric in self.reset_on.get(kind, ()):
             metric.reset(self._group_of(metric, symbol) if metric.by_symbol else None)
@@ -252,10 +253,11 @@ class MetricSet:
             if m.get(name) != value:
                 m[name] = value
                 changed.add(name)
-        if self.symbol_flags and self.group:
-            for name in self.symbol_flags:
-                if name in values:
-                    self.flag_values.setdefault(self.group, {})[name] = values[name]
+        flags = self.symbol_flags
+        if flags and self.group and not flags.keys().isdisjoint(values):
+            own = self.flag_values.setdefault(self.group, {})
+            for name in flags.keys() & values.keys():
+                own[name] = values[name]
 
     def symbol_flag(self, symbol: str, name: str):
         """A per-symbol flag's value for `symbol` (its default until a rule set it)."""

@@ -23,7 +23,8 @@ def build_report(engine: Engine, feed, starting_equity: float, elapsed_s: float,
         mean = sum(returns) / len(returns)
         std = math.sqrt(sum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
         sharpe = round(mean / std * math.sqrt(525_600), 3) if std > 0 else 0.0
-    total_ms = sum(engine.stats.state_ms.values()) or 1
+    in_mode = engine.time_in_mode_ms()
+    total_ms = sum(in_mode.values()) or 1
     return {
         "mode": mode,
         "tier": engine.tier,
@@ -45,7 +46,7 @@ def build_report(engine: Engine, feed, starting_equity: float, elapsed_s: float,
         "orders": engine.stats.orders,
         "refused": engine.stats.rejected,
         "rule_firings": dict(sorted(engine.stats.firings.items())),
-        "time_in_state_pct": {k: round(v / total_ms * 100, 2) for k, v in sorted(engine.stats.state_ms.items())},
+        "time_in_state_pct": {k: round(v / total_ms * 100, 2) for k, v in sorted(in_mode.items())},
         "final_state": engine.state.mode,
         "notifications": len(engine.notifications),
         "rule_errors": sum(engine.rules.errors.values()) + sum(engine.metrics.errors.values()),
