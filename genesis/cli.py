@@ -51,6 +51,9 @@ def validate(config: str | None, fmt: str) -> None:
             rules = max(rules, compile_ruleset(result, tier).rule_count())
     elapsed = time.perf_counter() - started
     files = result.files.files_checked
+    if fmt == "text":
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(format_json(result.problems, files))
     elif result.problems:
@@ -171,10 +174,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     feed = _open_feed(feeds)
     db = db or result.files.settings.data["storage"]["url"]
 
-    def notify(note):
-        if "console" in note.channels:
-            click.echo(f"\r[{note.severity}] {note.text}".ljust(150))
-
+    dispatcher, notify = _notifier(root, result)
     session = _session(root, result, tier, feed, db, "paper", notify)
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
@@ -186,10 +186,36 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
         disconnect(session)
         session.engine.finish()
         session.journal.close()
+        _close_notifier(dispatcher)
         click.echo("\nstopped; the journal is saved: run the same command to resume")
         sys.exit(130)
+    _close_notifier(dispatcher)
     click.echo("")
     click.echo(format_report(report))
+
+
+def _notifier(root, result):
+    """The notification dispatcher of genesis.yaml's channels, started, and the engine's
+    notify callback that queues each notification for its routed channels."""
+    from genesis.notify.channels import Message, channels_from  # noqa: PLC0415
+    from genesis.notify.dispatcher import Dispatcher  # noqa: PLC0415
+
+    dispatcher = Dispatcher(channels_from(result.files.settings.data["notifications"], root)).start()
+
+    def notify(note):
+        dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
+
+    return dispatcher, notify
+
+
+def _close_notifier(dispatcher) -> None:
+    """Deliver what is queued, then say what could not be delivered."""
+    if not dispatcher.close(timeout_s=15.0):
+        click.echo("genesis: some notifications were still being delivered at exit", err=True)
+    for failure in dispatcher.failures:
+        where = f"; sent to {failure.fallback} instead" if failure.fallback else ""
+        click.echo(f"genesis: notification from {failure.rule or '?'} not delivered: {failure.error} "
+                   f"(after {failure.attempts} attempt{'s' if failure.attempts != 1 else ''}){where}", err=True)
 
 
 def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
@@ -218,10 +244,7 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
         sys.exit(2)
     db = db or settings["storage"]["url"]
 
-    def notify(note):
-        if "console" in note.channels:
-            click.echo(f"\r[{note.severity}] {note.text}".ljust(150))
-
+    dispatcher, notify = _notifier(root, result)
     click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
     try:
         run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t), status=_status_line,
@@ -232,6 +255,8 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
     except JournalError as exc:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)
+    finally:
+        _close_notifier(dispatcher)
     click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
 
 
@@ -458,6 +483,43 @@ def tier(db, config) -> None:
         click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
     click.echo(format_tier(engine, info))
+
+
+@cli.group()
+def notify() -> None:
+    """Notification channels (genesis.yaml `notifications`)."""
+
+
+@notify.command("test")
+@click.argument("channel", required=False)
+@click.option("--config", type=click.Path(file_okay=False), help="Configuration folder (default: here).")
+def notify_test(channel: str | None, config: str | None) -> None:
+    """Send a test message to CHANNEL (default: every channel) and say what happened.
+    Exits 1 when a channel could not take it."""
+    from genesis.notify.channels import Message, channels_from  # noqa: PLC0415
+    from genesis.notify.dispatcher import Dispatcher  # noqa: PLC0415
+
+    root, result = _load_config(config)
+    channels = channels_from(result.files.settings.data["notifications"], root)
+    if channel is not None and channel not in channels:
+        click.echo(f"genesis: unknown channel '{channel}' (genesis.yaml defines: {', '.join(channels)})", err=True)
+        sys.exit(2)
+    names = [channel] if channel else list(channels)
+    dispatcher = Dispatcher({n: channels[n] for n in names})
+    failed = False
+    for name in names:
+        message = Message(int(time.time() * 1000), "info", "notify_test",
+                          f"Test message from genesis to channel {name}.", status="test")
+        for missing in channels[name].missing_env():
+            click.echo(f"{name}: environment variable {missing} is not set")
+        failures = dispatcher.deliver(message, [name])
+        if failures:
+            failed = True
+            click.echo(f"{name} ({channels[name].kind}): not delivered after {failures[0].attempts} "
+                       f"attempt{'s' if failures[0].attempts != 1 else ''}: {failures[0].error}")
+        else:
+            click.echo(f"{name} ({channels[name].kind}): delivered")
+    sys.exit(1 if failed else 0)
 
 
 @cli.command("test")

@@ -6,6 +6,7 @@ expressions (ready for the compiler), and every problem found.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from genesis.config.problems import Problem, suggestion
 from genesis.config.schemas import all_schemas
 from genesis.durations import parse_duration
 from genesis.expr.checker import NUM, TEXT, Checked, ExprError, Scope, check
+from genesis.notify.channels import NEEDS, SECRET_KEYS
 from genesis.expr.folding import constant_condition, offset_of, source_of, zero_divisors
 
 EVENT_PRIMITIVES = ("count", "sum", "mean", "std", "min", "max", "last", "rate", "ewma", "zscore",
@@ -119,6 +121,7 @@ class CheckedConfig:
     rules: list = field(default_factory=list)
     tiers: dict = field(default_factory=dict)      # name -> data, only tiers that passed
     metric_order: list = field(default_factory=list)  # derived metrics in dependency order
+    warnings: list = field(default_factory=list)      # worth knowing, not wrong (an unset environment variable)
 
     @property
     def ok(self) -> bool:
@@ -732,8 +735,22 @@ class _Checker:
             self.add(doc, ("tier",), f"unknown tier '{tier}'{suggestion(tier, self.files.tier_files)}")
         channels = self._settings_part("notifications", "channels")
         for name, ch in (channels or {}).items():
-            if ch["kind"] == "webhook" and "url_env" not in ch:
-                self.add(doc, ("notifications", "channels", name), "a webhook channel needs url_env", key=True)
+            for needed in NEEDS.get(ch["kind"], ()):
+                if ch.get(needed) in (None, ""):
+                    self.add(doc, ("notifications", "channels", name), f"channel {name} ({ch['kind']}) needs {needed}",
+                             key=True)
+            fallback = ch.get("fallback")
+            if fallback is not None and fallback not in channels:
+                self.add(doc, ("notifications", "channels", name, "fallback"),
+                         f"unknown channel '{fallback}'{suggestion(fallback, channels)}")
+            elif fallback == name:
+                self.add(doc, ("notifications", "channels", name, "fallback"), "a channel cannot fall back to itself")
+            for key in SECRET_KEYS:
+                variable = ch.get(key)
+                if variable and not os.environ.get(variable):
+                    self.out.warnings.append(doc.problem(("notifications", "channels", name, key),
+                                                         f"channel {name}: environment variable {variable} is not "
+                                                         "set; messages to it will fail until it is"))
         url = self._settings_part("storage", "url")
         if url and re.search(r"://[^/@\s]*:[^/@\s]*@", url):
             self.add(doc, ("storage", "url"), "the storage URL contains a password; remove it and name an "

@@ -22,7 +22,7 @@ KINDS = {
     "ruletest": "ruletest.schema.json",
 }
 
-_SECRET_WORDS = ("key", "secret", "token", "password", "passphrase", "signature")
+_SECRET_WORDS = ("key", "secret", "token", "password", "passphrase", "signature", "webhook")
 _TYPE_WORDS = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
                "object": "a mapping (key: value)", "array": "a list", "null": "null"}
 
@@ -130,7 +130,8 @@ def _message(error: ValidationError, path: tuple, redact: bool = False) -> tuple
         allowed = list(schema.get("properties", {}))
         extras = [k for k in inst if k not in allowed]
         key = extras[0] if extras else "?"
-        if any(w in str(key).lower() for w in _SECRET_WORDS) and "properties" in schema:
+        secret_like = any(w in str(key).lower() for w in _SECRET_WORDS) or (key == "url" and "url_env" in allowed)
+        if secret_like and "properties" in schema:
             env_keys = [k for k in allowed if k.endswith("_env")]
             hint = f"; name an environment variable in {', '.join(env_keys)}" if env_keys else ""
             return (f"unknown key '{key}': secrets are never written in configuration files{hint}",

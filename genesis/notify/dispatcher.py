@@ -1,0 +1,143 @@
+"""Delivery off the event loop: the engine hands each notification to `Dispatcher.submit`,
+which only puts it on a bounded queue; a worker thread sends it to each routed channel,
+retries a failed send with exponential backoff, drops a repeat of the same message on a
+channel within the channel's `min_interval`, and sends a critical message that a channel
+could not take to that channel's `fallback`. Failures are kept in `failures` for the
+caller to journal; nothing raised by a channel reaches the engine."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from genesis.notify.channels import Channel, DeliveryFailed, Message, send
+
+QUEUE_SIZE = 1000
+
+
+@dataclass
+class DeliveryFailure:
+    """A message that did not reach a channel after every attempt."""
+
+    channel: str
+    kind: str
+    rule: str
+    severity: str
+    error: str        # names the channel and the cause, never a secret
+    attempts: int
+    fallback: str | None = None   # where a critical message went next
+
+
+class Dispatcher:
+    """Delivers messages to the configured channels on one worker thread."""
+
+    def __init__(self, channels: dict[str, Channel], queue_size: int = QUEUE_SIZE, environ=None,
+                 sleep=time.sleep, clock=time.monotonic):
+        self.channels = channels
+        self.environ = os.environ if environ is None else environ
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.sleep, self.clock = sleep, clock
+        self.sent: Counter = Counter()        # channel -> messages delivered
+        self.suppressed: Counter = Counter()  # channel -> repeats dropped within min_interval
+        self.failed: Counter = Counter()      # channel -> messages not delivered
+        self.dropped = 0                      # messages refused because the queue was full
+        self.failures: deque[DeliveryFailure] = deque()
+        self._last: dict[tuple, float] = {}   # (channel, rule, text) -> when last sent
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Dispatcher:
+        """Start the worker thread (idempotent); returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="genesis-notify", daemon=True)
+            self._thread.start()
+        return self
+
+    def submit(self, message: Message, channel_names) -> bool:
+        """Queue `message` for `channel_names`; never blocks. False (and counted in
+        `dropped`, with a failure record) when the queue is full."""
+        names = [n for n in channel_names if n in self.channels]
+        if not names:
+            return True
+        try:
+            self.queue.put_nowait((message, names))
+            return True
+        except queue.Full:
+            self.dropped += 1
+            self.failures.append(DeliveryFailure(",".join(names), "", message.rule, message.severity,
+                                                 f"the notification queue is full ({self.queue.maxsize} waiting)", 0))
+            return False
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Deliver what is queued (up to `timeout_s`) and stop the worker. True when all was handled."""
+        if self._thread is None:
+            return self.queue.empty()
+        self.queue.put((None, None))
+        self._thread.join(timeout_s)
+        done = not self._thread.is_alive()
+        self._thread = None
+        return done
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """Block until every queued message has been handled (tests, `genesis notify test`)."""
+        deadline = time.monotonic() + timeout_s
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.queue.unfinished_tasks
+
+    def deliver(self, message: Message, channel_names) -> list[DeliveryFailure]:
+        """Send now, on the calling thread, with the same retries and fallback; the failures."""
+        before = len(self.failures)
+        for name in channel_names:
+            self._to(self.channels[name], message, {name})
+        return list(self.failures)[before:]
+
+    def _run(self) -> None:
+        while True:
+            message, names = self.queue.get()
+            try:
+                if message is None:
+                    return
+                for name in names:
+                    self._to(self.channels[name], message, {name})
+            except Exception as exc:   # noqa: BLE001 - a bug in a sender must not end delivery
+                self.failures.append(DeliveryFailure(",".join(names or ()), "", getattr(message, "rule", ""),
+                                                     getattr(message, "severity", ""),
+                                                     f"internal error ({type(exc).__name__})", 0))
+            finally:
+                self.queue.task_done()
+
+    def _to(self, channel: Channel, message: Message, tried: set) -> None:
+        key = (channel.name, message.rule, message.text)
+        now = self.clock()
+        last = self._last.get(key)
+        if channel.min_interval_s and last is not None and now - last < channel.min_interval_s \
+                and message.status != "test":
+            self.suppressed[channel.name] += 1
+            return
+        error = ""
+        attempts = 0
+        for attempt in range(channel.retries + 1):
+            attempts += 1
+            try:
+                send(channel, message, self.environ)
+                self.sent[channel.name] += 1
+                self._last[key] = self.clock()
+                return
+            except DeliveryFailed as exc:
+                error = str(exc)
+                if exc.permanent:
+                    break
+            if attempt < channel.retries:
+                self.sleep(channel.backoff_s * (2 ** attempt))
+        self.failed[channel.name] += 1
+        fallback = channel.fallback if message.severity == "critical" else None
+        if fallback in tried or fallback not in self.channels:
+            fallback = None
+        self.failures.append(DeliveryFailure(channel.name, channel.kind, message.rule, message.severity, error,
+                                             attempts, fallback))
+        if fallback:
+            tried.add(fallback)
+            self._to(self.channels[fallback], message, tried)

@@ -1,0 +1,344 @@
+"""Notification delivery (genesis.notify) against real servers on 127.0.0.1 that the tests
+start: an HTTP receiver (generic webhook, and the Slack, Discord, Telegram and PagerDuty
+formats) and an SMTP server (aiosmtpd). They check the payloads received, that a
+receiver that is down or answers 500 loses nothing and never blocks the caller, and
+that no secret reaches an error text."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from genesis.config.checks import check_config
+from genesis.engine.events import Event
+from genesis.engine.runner import open_session, replay
+from genesis.notify.channels import Channel, Message
+from genesis.notify.dispatcher import Dispatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "T0KEN-s3cret-abc123"
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every JSON POST; `status` and `delay_s`
+    set how it answers."""
+
+    def __init__(self):
+        self.received: list[tuple[str, dict]] = []
+        self.status, self.delay_s = 200, 0.0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):   # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.append((self.path, json.loads(body)))
+                time.sleep(receiver.delay_s)
+                self.send_response(receiver.status)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def channel(name: str, kind: str, **settings) -> Channel:
+    """A channel as genesis.yaml would give it, with fast retries."""
+    timing = {k: settings.pop(k) for k in ("retries", "backoff_s", "min_interval_s", "fallback", "timeout_s")
+              if k in settings}
+    defaults = {"endpoint": None, "smtp_port": 587, "starttls": True, "path": "logs/alerts.jsonl",
+                "max_bytes": 10_485_760, "backups": 5}
+    return Channel(name, kind, {"kind": kind, **defaults, **settings}, timing.get("min_interval_s", 0.0),
+                   timing.get("timeout_s", 2.0), timing.get("retries", 2), timing.get("backoff_s", 0.01),
+                   timing.get("fallback"))
+
+
+def critical(text: str = "Trading halted: daily loss limit reached.", rule: str = "daily_loss_limit") -> Message:
+    return Message(1_723_118_400_000, "critical", rule, text)
+
+
+def test_each_http_kind_posts_its_own_format_to_the_receiver(receiver):
+    env = {"HOOK": f"{receiver.url}/hook/{TOKEN}", "SLACK": f"{receiver.url}/slack/{TOKEN}",
+           "DISCORD": f"{receiver.url}/discord/{TOKEN}", "TG": TOKEN, "PD": TOKEN}
+    channels = {
+        "hook": channel("hook", "webhook", url_env="HOOK"),
+        "slack": channel("slack", "slack", url_env="SLACK"),
+        "discord": channel("discord", "discord", url_env="DISCORD"),
+        "tg": channel("tg", "telegram", token_env="TG", chat_id=4242, endpoint=f"{receiver.url}/tg"),
+        "pd": channel("pd", "pagerduty", routing_key_env="PD", endpoint=f"{receiver.url}/pd"),
+    }
+    dispatcher = Dispatcher(channels, environ=env).start()
+    assert dispatcher.submit(critical(), list(channels))
+    assert dispatcher.submit(Message(1_723_118_460_000, "critical", "daily_loss_limit", "Back under the limit.",
+                                     status="resolved"), ["pd"])
+    assert dispatcher.wait_idle(10) and dispatcher.close()
+    got = dict(receiver.received[:5])
+    assert got[f"/hook/{TOKEN}"] == {"ts": 1_723_118_400_000, "severity": "critical", "rule": "daily_loss_limit",
+                                     "text": "Trading halted: daily loss limit reached.", "status": "firing",
+                                     "source": "genesis"}
+    assert got[f"/slack/{TOKEN}"] == {"text": "[critical] Trading halted: daily loss limit reached. (daily_loss_limit)"}
+    assert got[f"/discord/{TOKEN}"]["content"].startswith("[critical] Trading halted")
+    assert got[f"/tg/bot{TOKEN}/sendMessage"] == {
+        "chat_id": 4242, "text": "[critical] Trading halted: daily loss limit reached. (daily_loss_limit)"}
+    assert got["/pd"] == {"routing_key": TOKEN, "event_action": "trigger", "dedup_key": "genesis-daily_loss_limit",
+                          "payload": {"summary": "Trading halted: daily loss limit reached.", "source": "genesis",
+                                      "component": "daily_loss_limit", "severity": "critical"}}
+    assert receiver.received[5] == ("/pd", {"routing_key": TOKEN, "event_action": "resolve",
+                                            "dedup_key": "genesis-daily_loss_limit"})
+    assert dict(dispatcher.sent) == {"hook": 1, "slack": 1, "discord": 1, "tg": 1, "pd": 2}
+    assert not dispatcher.failures
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):   # noqa: N802 - aiosmtpd's name
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode()))
+        return "250 OK"
+
+
+def test_email_reaches_a_real_smtp_server():
+    inbox = Inbox()
+    with socket.socket() as probe:   # a free port: aiosmtpd's controller needs to know it in advance
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        mail = channel("mail", "email", smtp_host="127.0.0.1", smtp_port=port, starttls=False,
+                       to=["trader@example.org"], **{"from": "genesis@example.org"})
+        failures = Dispatcher({"mail": mail}, environ={}).deliver(critical(), ["mail"])
+    finally:
+        smtp.stop()
+    assert failures == []
+    sender, recipients, content = inbox.messages[0]
+    assert sender == "genesis@example.org" and recipients == ["trader@example.org"]
+    assert "Subject: [genesis critical] daily_loss_limit" in content
+    assert "Trading halted: daily loss limit reached." in content
+
+
+def test_a_receiver_answering_500_is_retried_then_the_page_goes_to_the_fallback(receiver):
+    receiver.status = 500
+    env = {"HOOK": f"{receiver.url}/hook/{TOKEN}"}
+    channels = {"pager": channel("pager", "webhook", url_env="HOOK", retries=2, fallback="backup"),
+                "backup": channel("backup", "slack", url_env="BACKUP")}
+    env["BACKUP"] = f"{receiver.url}/backup"
+    dispatcher = Dispatcher(channels, environ=env).start()
+    dispatcher.submit(critical(), ["pager"])
+    assert dispatcher.wait_idle(10)
+    paths = [p for p, _ in receiver.received]
+    assert paths == [f"/hook/{TOKEN}"] * 3 + ["/backup"] * 3   # 1 + 2 retries each; the backup answers 500 too
+    first = dispatcher.failures[0]
+    assert (first.channel, first.attempts, first.fallback) == ("pager", 3, "backup")
+    assert first.error == "channel pager: the receiver answered HTTP 500"
+    assert all(TOKEN not in f.error for f in dispatcher.failures)
+    receiver.status = 200
+    dispatcher.submit(critical("Again."), ["pager"])
+    assert dispatcher.wait_idle(10) and dispatcher.close()
+    assert receiver.received[-1] == (f"/hook/{TOKEN}", {**critical("Again.").record()})
+    assert dispatcher.sent["pager"] == 1 and dispatcher.failed["pager"] == 1
+
+
+def test_a_refused_request_and_a_missing_variable_are_not_retried(receiver):
+    receiver.status = 404
+    channels = {"hook": channel("hook", "webhook", url_env="HOOK", retries=3),
+                "unset": channel("unset", "slack", url_env="NOT_SET_ANYWHERE", retries=3)}
+    dispatcher = Dispatcher(channels, environ={"HOOK": f"{receiver.url}/gone"})
+    failures = dispatcher.deliver(critical(), ["hook", "unset"])
+    assert len(receiver.received) == 1
+    assert [(f.channel, f.attempts) for f in failures] == [("hook", 1), ("unset", 1)]
+    assert failures[1].error == "channel unset: environment variable NOT_SET_ANYWHERE is not set"
+
+
+def test_a_slow_or_dead_receiver_never_blocks_the_caller(receiver):
+    receiver.delay_s = 1.0
+    dead = Receiver()
+    dead_url = dead.url
+    dead.close()   # nothing listens there now
+    channels = {"slow": channel("slow", "webhook", url_env="SLOW", retries=0),
+                "dead": channel("dead", "webhook", url_env="DEAD", retries=1)}
+    dispatcher = Dispatcher(channels, environ={"SLOW": f"{receiver.url}/slow", "DEAD": f"{dead_url}/x"}).start()
+    started = time.perf_counter()
+    for n in range(20):
+        assert dispatcher.submit(critical(f"message {n}"), ["slow", "dead"])
+    assert time.perf_counter() - started < 0.1    # twenty sends would take 20 s on the caller's thread
+    assert dispatcher.close(timeout_s=60)
+    assert dispatcher.sent["slow"] == 20 and dispatcher.failed["dead"] == 20
+    assert dispatcher.failures[0].error.startswith("channel dead: could not reach the receiver")
+
+
+def test_a_full_queue_refuses_at_once_and_says_so(receiver):
+    receiver.delay_s = 0.5
+    dispatcher = Dispatcher({"hook": channel("hook", "webhook", url_env="HOOK")}, queue_size=2,
+                            environ={"HOOK": f"{receiver.url}/h"}).start()
+    results = [dispatcher.submit(critical(f"m{n}"), ["hook"]) for n in range(6)]
+    assert results[:2] == [True, True] and results.count(False) >= 3
+    assert dispatcher.dropped == results.count(False)
+    assert dispatcher.failures[0].error == "the notification queue is full (2 waiting)"
+    assert dispatcher.close(timeout_s=10)
+
+
+def test_min_interval_drops_a_repeat_of_the_same_message(receiver):
+    now = [0.0]
+    channels = {"hook": channel("hook", "webhook", url_env="HOOK", min_interval_s=300.0)}
+    dispatcher = Dispatcher(channels, environ={"HOOK": f"{receiver.url}/h"}, clock=lambda: now[0])
+    dispatcher.deliver(critical(), ["hook"])
+    now[0] = 299.0
+    dispatcher.deliver(critical(), ["hook"])           # the same rule and text within 5 minutes
+    dispatcher.deliver(critical("Another text."), ["hook"])
+    now[0] = 301.0
+    dispatcher.deliver(critical(), ["hook"])
+    assert [b["text"] for _, b in receiver.received] == [
+        "Trading halted: daily loss limit reached.", "Another text.", "Trading halted: daily loss limit reached."]
+    assert dispatcher.suppressed["hook"] == 1
+
+
+def test_the_log_channel_writes_json_lines_and_rotates(tmp_path):
+    log = channel("log", "log", path="alerts/alerts.jsonl", max_bytes=1024, backups=2)
+    log.root = tmp_path
+    dispatcher = Dispatcher({"log": log}, environ={})
+    for n in range(30):
+        assert dispatcher.deliver(critical(f"line {n:02d}"), ["log"]) == []
+    files = sorted(p.name for p in (tmp_path / "alerts").iterdir())
+    assert files == ["alerts.jsonl", "alerts.jsonl.1", "alerts.jsonl.2"]
+    last = [json.loads(x) for x in (tmp_path / "alerts" / "alerts.jsonl").read_text().splitlines()]
+    assert last[-1]["text"] == "line 29" and all(x["severity"] == "critical" for x in last)
+    assert all(p.stat().st_size <= 1024 for p in (tmp_path / "alerts").iterdir())
+
+
+def test_an_engine_alert_reaches_the_receiver(receiver):
+    """The exchange unreachable for 30 s halts trading and pages: through the engine's
+    notify callback and the dispatcher to the webhook the `critical` route names."""
+    from genesis.notify.channels import channels_from
+
+    config = check_config(ROOT)
+    settings = dict(config.files.settings.data["notifications"])
+    channels = channels_from(settings, ROOT)
+    dispatcher = Dispatcher({"pager": channels["pager"]},
+                            environ={channels["pager"].settings["url_env"]: f"{receiver.url}/page"}).start()
+
+    def notify(note):
+        dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
+
+    t0 = 1_723_118_400_000
+    events = [Event("book_ticker", t0 + i * 1000, "BTCUSDT",
+                    {"bid": 59_999.0, "ask": 60_001.0, "bid_qty": 1.0, "ask_qty": 1.0, "mid": 60_000.0})
+              for i in range(60)]
+    events[5] = Event("api_status", t0 + 5000, "", {"reachable": False})
+    from test_engine_cli import ListFeed   # noqa: PLC0415 - the same in-memory feed the runner tests use
+
+    replay(open_session(ROOT, config, "sniper", ListFeed(events), None, "replay", notify=notify))
+    assert dispatcher.wait_idle(10) and dispatcher.close()
+    assert [(p, b["rule"], b["severity"]) for p, b in receiver.received] == [("/page", "exchange_unreachable",
+                                                                              "critical")]
+    assert "unreachable for 30 s" in receiver.received[0][1]["text"]
+
+
+def _config_copy(tmp_path: Path, channels_yaml: str) -> Path:
+    root = tmp_path / "config"
+    root.mkdir()
+    for name in ("alerts.yaml", "strategies.yaml", "genesis.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for folder in ("rules", "tiers", "schema"):
+        shutil.copytree(ROOT / folder, root / folder)
+    text = (root / "genesis.yaml").read_text()
+    start = text.index("notifications:")
+    end = text.index("safety:")
+    (root / "genesis.yaml").write_text(text[:start] + channels_yaml + text[end:])
+    return root
+
+
+def genesis(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def test_validate_refuses_a_secret_by_value_and_an_unknown_kind_and_warns_about_unset_variables(tmp_path):
+    root = _config_copy(tmp_path, f"""notifications:
+  channels:
+    console: {{kind: console}}
+    log: {{kind: log}}
+    pager: {{kind: webhook, url: "https://hooks.example.org/{TOKEN}"}}
+    chat: {{kind: carrier_pigeon}}
+""")
+    out = genesis("validate", "--config", str(root))
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("genesis.yaml:") and "unknown key 'url': secrets are never written" in line
+               for line in lines), out.stdout
+    assert any("this value is not one of: console, log, webhook, slack" in line for line in lines), out.stdout
+    assert TOKEN not in out.stdout + out.stderr
+
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    root1 = _config_copy(incomplete, """notifications:
+  channels:
+    console: {kind: console}
+    log: {kind: log, fallback: lgo}
+    pager: {kind: email, smtp_host: smtp.example.org, from: a@example.org}
+""")
+    out = genesis("validate", "--config", str(root1))
+    assert out.returncode == 1
+    assert "channel pager (email) needs to" in out.stdout
+    assert "unknown channel 'lgo' (did you mean 'log'?)" in out.stdout
+
+    fine = tmp_path / "fine"
+    fine.mkdir()
+    root2 = _config_copy(fine, """notifications:
+  channels:
+    console: {kind: console}
+    log: {kind: log}
+    pager: {kind: webhook, url_env: GENESIS_TEST_UNSET_URL, fallback: log}
+""")
+    out = genesis("validate", "--config", str(root2), env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("OK:")
+    assert "warning: genesis.yaml:" in out.stderr and "GENESIS_TEST_UNSET_URL is not set" in out.stderr
+
+
+def test_notify_test_sends_to_each_channel_and_says_what_happened(tmp_path, receiver):
+    root = _config_copy(tmp_path, """notifications:
+  channels:
+    console: {kind: console}
+    log: {kind: log}
+    pager: {kind: webhook, url_env: GENESIS_TEST_HOOK, retries: 0}
+""")
+    env = {"PATH": "/usr/bin:/bin", "GENESIS_TEST_HOOK": f"{receiver.url}/hook/{TOKEN}"}
+    out = genesis("notify", "test", "--config", str(root), env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "pager (webhook): delivered" in out.stdout and "log (log): delivered" in out.stdout
+    assert receiver.received[0][1]["status"] == "test"
+    assert json.loads((root / "logs" / "alerts.jsonl").read_text().splitlines()[0])["rule"] == "notify_test"
+
+    receiver.status = 500
+    out = genesis("notify", "test", "pager", "--config", str(root), env=env)
+    assert out.returncode == 1
+    assert out.stdout.strip() == "pager (webhook): not delivered after 1 attempt: channel pager: " \
+                                 "the receiver answered HTTP 500"
+    out = genesis("notify", "test", "pagr", "--config", str(root), env=env)
+    assert out.returncode == 2 and "unknown channel 'pagr'" in out.stderr
