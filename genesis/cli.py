@@ -1,9 +1,11 @@
 """The `genesis` command."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -174,7 +176,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     feed = _open_feed(feeds)
     db = db or result.files.settings.data["storage"]["url"]
 
-    dispatcher, notify = _notifier(root, result)
+    dispatcher, notify = _notifier(root, result, db)
     session = _session(root, result, tier, feed, db, "paper", notify)
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
@@ -194,13 +196,13 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     click.echo(format_report(report))
 
 
-def _notifier(root, result):
-    """The notification dispatcher of genesis.yaml's channels, started, and the engine's
-    notify callback that queues each notification for its routed channels."""
-    from genesis.notify.channels import Message, channels_from  # noqa: PLC0415
-    from genesis.notify.dispatcher import Dispatcher  # noqa: PLC0415
+def _notifier(root, result, db: str | None = None):
+    """The started dispatcher of genesis.yaml's channels and the engine's notify callback
+    that queues each notification for its routed channels."""
+    from genesis.notify.channels import Message  # noqa: PLC0415
+    from genesis.notify.dispatcher import dispatcher_for  # noqa: PLC0415
 
-    dispatcher = Dispatcher(channels_from(result.files.settings.data["notifications"], root)).start()
+    dispatcher = dispatcher_for(result.files.settings.data["notifications"], root, db).start()
 
     def notify(note):
         dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
@@ -244,7 +246,7 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
         sys.exit(2)
     db = db or settings["storage"]["url"]
 
-    dispatcher, notify = _notifier(root, result)
+    dispatcher, notify = _notifier(root, result, db)
     click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
     try:
         run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t), status=_status_line,
@@ -268,7 +270,9 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--commands", "script", type=click.Path(exists=True, dir_okay=False),
               help="YAML of scripted operator commands at event-time offsets (scenarios).")
-def replay(paths, tier, db, config, as_json, script) -> None:
+@click.option("--notify", "send_notifications", is_flag=True,
+              help="Deliver the replay's notifications to their channels (by default nothing is sent).")
+def replay(paths, tier, db, config, as_json, script, send_notifications) -> None:
     """Run recorded feed files through the same pipeline as fast as possible and report."""
     import json  # noqa: PLC0415
 
@@ -280,7 +284,8 @@ def replay(paths, tier, db, config, as_json, script) -> None:
     root, result = _load_config(config)
     tier = _tier(result, tier)
     feed = _open_feed(paths)
-    session = _session(root, result, tier, feed, db, "replay", script=script)
+    dispatcher, notify = _notifier(root, result) if send_notifications else (None, None)
+    session = _session(root, result, tier, feed, db, "replay", notify, script=script)
     if as_json or not sys.stderr.isatty():
         report = replay_feed(session)
     else:
@@ -289,6 +294,8 @@ def replay(paths, tier, db, config, as_json, script) -> None:
             report = replay_feed(session, on_progress=lambda n: bar.update(task, completed=n))
     if session.journal is not None:
         session.journal.close()
+    if dispatcher is not None:
+        _close_notifier(dispatcher)
     for issue in feed.issues[:20]:
         click.echo(f"{issue.source}:{issue.line}: {issue.problem}", err=True)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
@@ -447,6 +454,64 @@ def journal_cmd(text, path, life_days, db, config) -> None:
     if not text:
         raise click.UsageError("give the entry as TEXT or --file")
     _send_command(db, config, "journal", {"text": text})
+
+
+@cli.command()
+@click.argument("rule", required=False)
+@click.argument("duration", required=False)
+@click.option("--reason", help="Why (required): journaled with the silence.")
+@click.option("--list", "list_them", is_flag=True, help="List the silences and when each ends.")
+@click.option("--end", is_flag=True, help="End RULE's silence now.")
+@_DB
+@_CONFIG
+def silence(rule, duration, reason, list_them, end, db, config) -> None:
+    """Silence RULE's notifications for DURATION of event time (e.g. `genesis silence
+    memory_warning 2h --reason "backup running"`). They are still journaled, not delivered."""
+    if list_them:
+        _list_silences(db, config)
+        return
+    if not rule:
+        raise click.UsageError("name the RULE to silence (or --list)")
+    if end:
+        _send_command(db, config, "unsilence", {"rule": rule})
+        return
+    if not duration or not reason:
+        raise click.UsageError("give a DURATION (e.g. 2h) and --reason TEXT")
+    _send_command(db, config, "silence", {"rule": rule, "duration": duration, "reason": reason})
+
+
+def _list_silences(db, config) -> None:
+    from genesis.durations import parse_duration  # noqa: PLC0415
+    from genesis.engine.journal import Journal, JournalError  # noqa: PLC0415
+
+    if db is None:
+        _, result = _load_config(config)
+        db = result.files.settings.data["storage"]["url"]
+    try:
+        journal = Journal(db)
+        rows = journal.entries()
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+    active: dict = {}
+    now = 0
+    for row in rows:
+        now = max(now, row.ts)
+        data = json.loads(row.data) if isinstance(row.data, str) else (row.data or {})
+        if row.kind != "operator" or data.get("status") != "applied":
+            continue
+        payload = data.get("payload", {})
+        if row.rule == "silence":
+            active[payload["rule"]] = (row.ts + int(parse_duration(payload["duration"]) * 1000), payload["reason"])
+        elif row.rule == "unsilence":
+            active.pop(payload.get("rule"), None)
+    shown = {r: v for r, v in active.items() if v[0] > now}
+    if not shown:
+        click.echo("no silences")
+        return
+    for r, (until, why) in sorted(shown.items()):
+        when = datetime.fromtimestamp(until / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        click.echo(f"{r}: until {when} (event time): {why}")
 
 
 @cli.command("set")

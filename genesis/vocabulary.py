@@ -173,6 +173,13 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "db_write": ("A journal write batch finished", {"ok": (BOOL, "Written"), "duration_ms": (NUMBER, "Milliseconds")}),
     "db_query": ("A journal query finished", {"duration_ms": (NUMBER, "Milliseconds")}),
     "log_failure": ("Writing a log record failed", {}),
+    "notify_failure": ("A notification did not reach a channel after its retries (`genesis run`: journaled as an "
+                       "operator-queue input, so a recovery replays it at the same point)", {
+        "channel": (TEXT, "The channel's name in genesis.yaml"), "kind": (TEXT, "The channel's kind"),
+        "rule": (TEXT, "The rule whose notification it was"), "severity": (TEXT, "Its severity"),
+        "error": (TEXT, "What went wrong (never a secret)"), "attempts": (NUMBER, "Sends tried"),
+        "fallback": (TEXT, "Channel a critical message went to instead ('' for none)"),
+    }),
     "backup_failure": ("A journal backup failed", {}),
 }
 

@@ -342,3 +342,101 @@ def test_notify_test_sends_to_each_channel_and_says_what_happened(tmp_path, rece
                                  "the receiver answered HTTP 500"
     out = genesis("notify", "test", "pagr", "--config", str(root), env=env)
     assert out.returncode == 2 and "unknown channel 'pagr'" in out.stderr
+
+
+def _outage_events(t0: int) -> list:
+    """Tickers each second for 3 minutes, the exchange unreachable from 5 s to 45 s and from 100 s to 140 s."""
+    events = []
+    for i in range(180):
+        ts = t0 + i * 1000
+        if i in (5, 100):
+            events.append(Event("api_status", ts, "", {"reachable": False}))
+        elif i in (45, 140):
+            events.append(Event("api_status", ts, "", {"reachable": True}))
+        else:
+            events.append(Event("book_ticker", ts, "BTCUSDT",
+                                {"bid": 59_999.0, "ask": 60_001.0, "bid_qty": 1.0, "ask_qty": 1.0, "mid": 60_000.0}))
+    return events
+
+
+def test_a_silenced_rule_is_journaled_not_delivered_until_the_silence_ends(tmp_path):
+    from test_engine_cli import ListFeed   # noqa: PLC0415
+
+    from genesis.engine.runner import operate   # noqa: PLC0415
+
+    t0 = 1_723_118_400_000
+    db = f"sqlite:///{tmp_path / 'journal.db'}"
+    session = open_session(ROOT, check_config(ROOT), "sniper", ListFeed(_outage_events(t0)), db, "paper")
+    engine = session.engine
+    feed = iter(session.feed)
+    engine.process(next(feed))
+    assert operate(session, "silence", {"rule": "exchange_unreachable", "duration": "1m", "reason": ""}) == \
+        ("refused", "a silence needs a reason (--reason TEXT)")
+    assert operate(session, "silence", {"rule": "exchange_unreachabel", "duration": "1m", "reason": "x"}) == \
+        ("refused", "unknown rule 'exchange_unreachabel'")
+    status, text = operate(session, "silence", {"rule": "exchange_unreachable", "duration": "soon", "reason": "x"})
+    assert status == "refused" and text.startswith("bad duration: 'soon' is not a duration")
+    status, text = operate(session, "silence", {"rule": "exchange_unreachable", "duration": "90s",
+                                                "reason": "exchange maintenance"})
+    assert status == "applied" and text.endswith("(event time): exchange maintenance")
+    for event in feed:
+        engine.process(event)
+    engine.finish()
+    session.journal.flush()
+    notes = [(n.ts - t0, n.rule, n.channels) for n in engine.notifications if n.rule == "exchange_unreachable"]
+    routed = list(engine.routing["critical"])
+    # the first outage fires at 35 s and clears at 45 s, inside the silence (to 91 s): journaled only
+    assert notes == [(35_000, "exchange_unreachable", []), (45_000, "exchange_unreachable", []),
+                     (130_000, "exchange_unreachable", routed), (140_000, "exchange_unreachable", routed)]
+    silenced = [json.loads(r.data) for r in session.journal.entries()
+                if r.kind == "action" and json.loads(r.data).get("silenced")]
+    assert len(silenced) == 2 and silenced[0]["silenced"] == "exchange maintenance"
+    assert operate(session, "silence", {"rule": "memory_warning", "duration": "1h", "reason": "backup running"})[0] \
+        == "applied"
+    session.journal.flush()
+    session.journal.close()
+
+    listed = genesis("silence", "--list", "--db", db, cwd=str(ROOT))
+    # exchange_unreachable's silence ended before the journal's last entry
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == "memory_warning: until 2024-08-08 13:02:59 UTC (event time): backup running"
+
+
+def test_a_failed_delivery_becomes_a_notify_failure_event_the_rules_read(tmp_path, receiver):
+    """The worker queues the failure in the journal; the running engine applies it in
+    turn (as it does an operator command): a `notify_failure` event, and the
+    notification_failed alert routed to the warning channels."""
+    from test_engine_cli import ListFeed   # noqa: PLC0415
+
+    from genesis.engine.runner import _apply_queued_commands   # noqa: PLC0415
+    from genesis.notify.dispatcher import dispatcher_for   # noqa: PLC0415
+
+    receiver.status = 503
+    t0 = 1_723_118_400_000
+    db = f"sqlite:///{tmp_path / 'journal.db'}"
+    config = check_config(ROOT)
+    session = open_session(ROOT, config, "sniper", ListFeed(_outage_events(t0)[:40]), db, "paper")
+    notifications = {"channels": {"pager": {**config.files.settings.data["notifications"]["channels"]["pager"],
+                                            "retries": 1, "backoff": "10ms"}}}
+    dispatcher = dispatcher_for(notifications, ROOT, db,
+                                environ={"GENESIS_PAGER_URL": f"{receiver.url}/page/{TOKEN}"}).start()
+    for event in session.feed:
+        session.engine.process(event)
+    page = next(n for n in session.engine.notifications if n.rule == "exchange_unreachable")
+    dispatcher.submit(Message(page.ts, page.severity, page.rule, page.text), page.channels)
+    assert dispatcher.wait_idle(10) and dispatcher.close()
+    assert len(receiver.received) == 2   # 1 + 1 retry
+    said = []
+    _apply_queued_commands(session, said.append)
+    assert said == ["operator notify_failure: notification to pager not delivered: "
+                    "channel pager: the receiver answered HTTP 503"]
+    alert = session.engine.notifications[-1]
+    assert alert.rule == "notification_failed" and alert.severity == "warning"
+    assert alert.text == ("A critical notification of exchange_unreachable did not reach pager: "
+                          "channel pager: the receiver answered HTTP 503.")
+    assert alert.channels == list(session.engine.routing["warning"])
+    session.journal.flush()
+    kinds = [(r.kind, r.rule) for r in session.journal.entries()]
+    assert ("operator", "notify_failure") in kinds and ("fire", "notification_failed") in kinds
+    assert all(TOKEN not in str(r.data) for r in session.journal.entries())
+    session.journal.close()

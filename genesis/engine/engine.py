@@ -109,6 +109,7 @@ class Engine:
         # firings, refusals, intents, orders, actions (notifications, locks), state changes
         self.observers: list = []
         self.notifications: list[Notification] = []
+        self.silences: dict[str, tuple[int, str]] = {}   # rule -> (until ms, reason): journaled, not delivered
         self.tier = tier
         self.ruleset: Ruleset = compile_ruleset(config, tier)
         self.metrics = MetricSet(self.ruleset, config.flags)
@@ -605,6 +606,10 @@ class Engine:
         elif name == "notify":
             text = self._render(arg, compiled, event, group)
             channels = list(self.routing.get(severity, []))
+            silence = self.silences.get(rid)
+            if silence is not None and now < silence[0]:
+                detail["silenced"] = silence[1]
+                channels = []
             note = Notification(now, severity, rid, text, channels)
             self.notifications.append(note)
             detail.update(severity=severity, text=text, channels=channels)

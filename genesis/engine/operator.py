@@ -6,9 +6,13 @@ rule requires one), cancel, amend (move a resting order to a new price), overrid
 way), reset (the phrase a halt's `require: confirmation` declares: lifts that halt only),
 reflect (a written reflection: a tier change waiting for one applies), journal (a journal
 entry; lifts journal-gated locks), life (a life event that
-lowers tilt sensitivity for some days), connect and disconnect (operator sessions).
+lowers tilt sensitivity for some days), connect and disconnect (operator sessions),
+silence and unsilence (a rule's notifications are journaled but not delivered until a
+time: `genesis silence RULE 2h --reason TEXT`).
 """
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from genesis.durations import parse_duration
 from genesis.engine import exits
@@ -16,7 +20,8 @@ from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.strategies import OrderIntent
 
-KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", "life", "connect", "disconnect")
+KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", "life", "connect", "disconnect",
+         "silence", "unsilence", "notify_failure")
 
 
 def _emit(engine: Engine, kind: str, symbol: str = "", fields: dict | None = None) -> None:
@@ -78,7 +83,40 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
         return "applied", f"order {cid} amended: {where}"
     if kind == "order":
         return _order(engine, payload)
+    if kind == "silence":
+        return _silence(engine, payload)
+    if kind == "notify_failure":   # queued by the notification worker, applied in turn like a command
+        fields = {k: payload.get(k, "") for k in ("channel", "kind", "rule", "severity", "error", "fallback")}
+        fields["fallback"] = fields["fallback"] or ""
+        fields["attempts"] = float(payload.get("attempts", 0))
+        _emit(engine, "notify_failure", fields=fields)
+        return "applied", f"notification to {fields['channel']} not delivered: {fields['error']}"
+    if kind == "unsilence":
+        rule = str(payload.get("rule", ""))
+        if engine.silences.pop(rule, None) is None:
+            return "refused", f"{rule} is not silenced"
+        return "applied", f"notifications of {rule} are delivered again"
     return "refused", f"unknown command {kind!r}"
+
+
+def _silence(engine: Engine, payload: dict) -> tuple[str, str]:
+    """Silence a rule's notifications for a while: still journaled, not delivered."""
+    rule = str(payload.get("rule", ""))
+    reason = str(payload.get("reason", "")).strip()
+    if rule not in engine.rules.by_id:
+        return "refused", f"unknown rule {rule!r}"
+    if not reason:
+        return "refused", "a silence needs a reason (--reason TEXT)"
+    try:
+        seconds = parse_duration(str(payload.get("duration", "")))
+    except ValueError as exc:
+        return "refused", f"bad duration: {exc}"
+    if seconds <= 0:
+        return "refused", "a silence needs a duration above zero (e.g. 2h)"
+    until = engine.now + int(seconds * 1000)
+    engine.silences[rule] = (until, reason)
+    when = datetime.fromtimestamp(until / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "applied", f"notifications of {rule} silenced until {when} (event time): {reason}"
 
 
 def _override(engine: Engine, phrase: str) -> tuple[str, str]:

@@ -11,9 +11,9 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from genesis.notify.channels import Channel, DeliveryFailed, Message, send
+from genesis.notify.channels import Channel, DeliveryFailed, Message, channels_from, send
 
 QUEUE_SIZE = 1000
 
@@ -35,8 +35,10 @@ class Dispatcher:
     """Delivers messages to the configured channels on one worker thread."""
 
     def __init__(self, channels: dict[str, Channel], queue_size: int = QUEUE_SIZE, environ=None,
-                 sleep=time.sleep, clock=time.monotonic):
+                 sleep=time.sleep, clock=time.monotonic, on_failure=None):
+        """`on_failure(DeliveryFailure)` is called on the worker thread for each failure."""
         self.channels = channels
+        self.on_failure = on_failure
         self.environ = os.environ if environ is None else environ
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.sleep, self.clock = sleep, clock
@@ -68,6 +70,7 @@ class Dispatcher:
             self.dropped += 1
             self.failures.append(DeliveryFailure(",".join(names), "", message.rule, message.severity,
                                                  f"the notification queue is full ({self.queue.maxsize} waiting)", 0))
+            # not passed to on_failure: that runs on the worker thread only
             return False
 
     def close(self, timeout_s: float = 10.0) -> bool:
@@ -109,6 +112,14 @@ class Dispatcher:
             finally:
                 self.queue.task_done()
 
+    def _failed(self, failure: DeliveryFailure) -> None:
+        self.failures.append(failure)
+        if self.on_failure is not None and threading.current_thread() is self._thread:
+            try:
+                self.on_failure(failure)
+            except Exception:   # noqa: BLE001 - reporting a failure must not end delivery
+                pass
+
     def _to(self, channel: Channel, message: Message, tried: set) -> None:
         key = (channel.name, message.rule, message.text)
         now = self.clock()
@@ -136,8 +147,27 @@ class Dispatcher:
         fallback = channel.fallback if message.severity == "critical" else None
         if fallback in tried or fallback not in self.channels:
             fallback = None
-        self.failures.append(DeliveryFailure(channel.name, channel.kind, message.rule, message.severity, error,
-                                             attempts, fallback))
+        self._failed(DeliveryFailure(channel.name, channel.kind, message.rule, message.severity, error, attempts,
+                                     fallback))
         if fallback:
             tried.add(fallback)
             self._to(self.channels[fallback], message, tried)
+
+
+def dispatcher_for(notifications: dict, root, db: str | None = None, environ=None) -> Dispatcher:
+    """A dispatcher for genesis.yaml `notifications` (not started). With the journal URL
+    `db`, each delivery failure is queued in that journal as a `notify_failure` command,
+    which the running engine applies in turn: a `notify_failure` event rules can read,
+    journaled at the point it was applied, so a recovery replays it there."""
+    on_failure = None
+    if db is not None:
+        from genesis.engine.journal import Journal  # noqa: PLC0415 - only when a journal is used
+
+        opened: list = []   # the worker thread's own connection, opened at its first failure
+
+        def on_failure(failure: DeliveryFailure) -> None:
+            if not opened:
+                opened.append(Journal(db))
+            opened[0].queue_command("notify_failure", asdict(failure))
+
+    return Dispatcher(channels_from(notifications, root), environ=environ, on_failure=on_failure)
