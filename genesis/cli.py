@@ -202,7 +202,7 @@ def _notifier(root, result, db: str | None = None):
     from genesis.notify.channels import Message  # noqa: PLC0415
     from genesis.notify.dispatcher import dispatcher_for  # noqa: PLC0415
 
-    dispatcher = dispatcher_for(result.files.settings.data["notifications"], root, db).start()
+    dispatcher = dispatcher_for(result.files.settings.data["notifications"], Path.cwd(), db).start()
 
     def notify(note):
         dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
@@ -565,7 +565,7 @@ def notify_test(channel: str | None, config: str | None) -> None:
     from genesis.notify.dispatcher import Dispatcher  # noqa: PLC0415
 
     root, result = _load_config(config)
-    channels = channels_from(result.files.settings.data["notifications"], root)
+    channels = channels_from(result.files.settings.data["notifications"], Path.cwd())
     if channel is not None and channel not in channels:
         click.echo(f"genesis: unknown channel '{channel}' (genesis.yaml defines: {', '.join(channels)})", err=True)
         sys.exit(2)

@@ -329,18 +329,18 @@ def test_notify_test_sends_to_each_channel_and_says_what_happened(tmp_path, rece
     pager: {kind: webhook, url_env: GENESIS_TEST_HOOK, retries: 0}
 """)
     env = {"PATH": "/usr/bin:/bin", "GENESIS_TEST_HOOK": f"{receiver.url}/hook/{TOKEN}"}
-    out = genesis("notify", "test", "--config", str(root), env=env)
+    out = genesis("notify", "test", "--config", str(root), env=env, cwd=str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "pager (webhook): delivered" in out.stdout and "log (log): delivered" in out.stdout
     assert receiver.received[0][1]["status"] == "test"
-    assert json.loads((root / "logs" / "alerts.jsonl").read_text().splitlines()[0])["rule"] == "notify_test"
+    assert json.loads((tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()[0])["rule"] == "notify_test"
 
     receiver.status = 500
-    out = genesis("notify", "test", "pager", "--config", str(root), env=env)
+    out = genesis("notify", "test", "pager", "--config", str(root), env=env, cwd=str(tmp_path))
     assert out.returncode == 1
     assert out.stdout.strip() == "pager (webhook): not delivered after 1 attempt: channel pager: " \
                                  "the receiver answered HTTP 500"
-    out = genesis("notify", "test", "pagr", "--config", str(root), env=env)
+    out = genesis("notify", "test", "pagr", "--config", str(root), env=env, cwd=str(tmp_path))
     assert out.returncode == 2 and "unknown channel 'pagr'" in out.stderr
 
 

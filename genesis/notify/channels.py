@@ -69,7 +69,7 @@ class Channel:
     retries: int = 3
     backoff_s: float = 1.0
     fallback: str | None = None
-    root: Path = field(default_factory=Path)   # relative log paths are under the configuration folder
+    root: Path = field(default_factory=Path)   # relative log paths are under this folder (the working folder)
 
     def missing_env(self, environ=os.environ) -> list[str]:
         """Environment variables this channel names that are not set."""
@@ -77,7 +77,8 @@ class Channel:
 
 
 def channels_from(settings: dict, root: Path) -> dict[str, Channel]:
-    """Channel records from genesis.yaml `notifications` (as loaded, defaults filled in)."""
+    """Channel records from genesis.yaml `notifications` (as loaded, defaults filled in);
+    a log channel's relative `path` is under `root`."""
     out = {}
     for name, ch in settings["channels"].items():
         out[name] = Channel(name, ch["kind"], dict(ch), parse_duration(ch["min_interval"]),

@@ -154,8 +154,9 @@ class Dispatcher:
             self._to(self.channels[fallback], message, tried)
 
 
-def dispatcher_for(notifications: dict, root, db: str | None = None, environ=None) -> Dispatcher:
-    """A dispatcher for genesis.yaml `notifications` (not started). With the journal URL
+def dispatcher_for(notifications: dict, base, db: str | None = None, environ=None) -> Dispatcher:
+    """A dispatcher for genesis.yaml `notifications` (not started); relative log paths are
+    under the folder `base` (`genesis run` gives its working folder). With the journal URL
     `db`, each delivery failure is queued in that journal as a `notify_failure` command,
     which the running engine applies in turn: a `notify_failure` event rules can read,
     journaled at the point it was applied, so a recovery replays it there."""
@@ -170,4 +171,4 @@ def dispatcher_for(notifications: dict, root, db: str | None = None, environ=Non
                 opened.append(Journal(db))
             opened[0].queue_command("notify_failure", asdict(failure))
 
-    return Dispatcher(channels_from(notifications, root), environ=environ, on_failure=on_failure)
+    return Dispatcher(channels_from(notifications, base), environ=environ, on_failure=on_failure)
