@@ -440,3 +440,31 @@ def test_a_failed_delivery_becomes_a_notify_failure_event_the_rules_read(tmp_pat
     assert ("operator", "notify_failure") in kinds and ("fire", "notification_failed") in kinds
     assert all(TOKEN not in str(r.data) for r in session.journal.entries())
     session.journal.close()
+
+
+def test_a_resumed_run_does_not_send_again_what_it_sent_before_the_crash(tmp_path):
+    """After a crash, the input already processed is read again to rebuild the state:
+    its notifications are journaled again but not handed to the channels twice."""
+    from test_engine_cli import ListFeed   # noqa: PLC0415
+
+    from genesis.engine.runner import run   # noqa: PLC0415
+
+    t0 = 1_723_118_400_000
+    db = f"sqlite:///{tmp_path / 'journal.db'}"
+    config = check_config(ROOT)
+    first: list = []
+    session = open_session(ROOT, config, "sniper", ListFeed(_outage_events(t0)[:60]), db, "paper",
+                           notify=first.append)
+    for event in session.feed:
+        session.engine.process(event)
+    session.journal.flush()   # then the process dies: the run is not finished
+    assert [(n.ts - t0, n.rule) for n in first] == [(35_000, "exchange_unreachable"), (45_000, "exchange_unreachable")]
+
+    again: list = []
+    resumed = open_session(ROOT, config, "sniper", ListFeed(_outage_events(t0)), db, "paper", notify=again.append)
+    assert resumed.resumed
+    run(resumed, None, ROOT, say=lambda _t: None, reload_every_s=3600)
+    assert [(n.ts - t0, n.rule) for n in resumed.engine.notifications if n.rule == "exchange_unreachable"] == \
+        [(35_000, "exchange_unreachable"), (45_000, "exchange_unreachable"),
+         (130_000, "exchange_unreachable"), (140_000, "exchange_unreachable")]
+    assert [(n.ts - t0, n.rule) for n in again] == [(130_000, "exchange_unreachable"), (140_000, "exchange_unreachable")]

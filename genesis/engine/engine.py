@@ -105,6 +105,7 @@ class Engine:
         self.routing = next((rb.data["routing"] for rb in config.files.rulebooks if rb.kind == "alerts"), {})
         self.journal = journal
         self.notify_callback = notify
+        self.quiet = False   # input re-read after a restart: notifications are journaled, the callback not called
         # callables (ts, kind, rule, symbol, data) told of every journal entry, journal or not:
         # firings, refusals, intents, orders, actions (notifications, locks), state changes
         self.observers: list = []
@@ -613,7 +614,7 @@ class Engine:
             note = Notification(now, severity, rid, text, channels)
             self.notifications.append(note)
             detail.update(severity=severity, text=text, channels=channels)
-            if self.notify_callback:
+            if self.notify_callback and not self.quiet:
                 self.notify_callback(note)
         elif name == "require":   # merged into what a tier change of the same rule recorded as waiting
             waiting = self.state.requirements.get(rid, {})

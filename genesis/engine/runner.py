@@ -276,6 +276,7 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
     next_check = next_status = next_poll = 0.0
     for count, event in enumerate(session.feed, 1):
         catching_up = count <= done_events or (journal is not None and journal.seq < journal.skip_until)
+        engine.quiet = catching_up   # its notifications were sent before the restart
         if speed and not catching_up:
             if wall0 is None:
                 wall0, event0 = time.monotonic(), event.ts

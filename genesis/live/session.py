@@ -295,9 +295,13 @@ class LiveRunner:
     def recover(self) -> int:
         """Read the run's input log back through the engine, sending nothing."""
         count = 0
-        for event in read_inputs(self.log_path):
-            self.process(event, record=False)
-            count += 1
+        self.engine.quiet = True   # its notifications were sent before the restart
+        try:
+            for event in read_inputs(self.log_path):
+                self.process(event, record=False)
+                count += 1
+        finally:
+            self.engine.quiet = False
         return count
 
     async def load_start_balances(self) -> None:
