@@ -180,8 +180,10 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     session = _session(root, result, tier, feed, db, "paper", notify)
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
+    endpoint = _metrics_endpoint(result)
     try:
-        report = run_feed(session, pace, root, status=_status_line, say=lambda t: click.echo("\n" + t))
+        report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher),
+                          say=lambda t: click.echo("\n" + t))
     except KeyboardInterrupt:
         from genesis.engine.runner import disconnect  # noqa: PLC0415
 
@@ -189,9 +191,13 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
         session.engine.finish()
         session.journal.close()
         _close_notifier(dispatcher)
+        if endpoint is not None:
+            endpoint.close()
         click.echo("\nstopped; the journal is saved: run the same command to resume")
         sys.exit(130)
     _close_notifier(dispatcher)
+    if endpoint is not None:
+        endpoint.close()
     click.echo("")
     click.echo(format_report(report))
 
@@ -208,6 +214,37 @@ def _notifier(root, result, db: str | None = None):
         dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
 
     return dispatcher, notify
+
+
+def _metrics_endpoint(result):
+    """The Prometheus endpoint of genesis.yaml `metrics_endpoint`, serving; None when
+    switched off or when its port is taken (said once, trading goes on)."""
+    from genesis.observe.prometheus import MetricsEndpoint  # noqa: PLC0415
+
+    where = result.files.settings.data["metrics_endpoint"]
+    if where["port"] is None:
+        return None
+    endpoint = MetricsEndpoint()
+    try:
+        endpoint.serve(where["host"], where["port"])
+    except OSError as exc:
+        click.echo(f"genesis: no metrics endpoint: {where['host']}:{where['port']} is not free "
+                   f"({exc.strerror or exc}); set metrics_endpoint.port in genesis.yaml", err=True)
+        return None
+    click.echo(f"metrics on http://{where['host']}:{endpoint.port}/metrics")
+    return endpoint
+
+
+def _status_with(endpoint, dispatcher):
+    """The status-line callback, also bringing the metrics endpoint up to date."""
+    if endpoint is None:
+        return _status_line
+
+    def status(engine, catching_up):
+        _status_line(engine, catching_up)
+        endpoint.update(engine, dispatcher)
+
+    return status
 
 
 def _close_notifier(dispatcher) -> None:
@@ -248,9 +285,10 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
 
     dispatcher, notify = _notifier(root, result, db)
     click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
+    endpoint = _metrics_endpoint(result)
     try:
-        run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t), status=_status_line,
-                 notify=notify)
+        run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
+                 status=_status_with(endpoint, dispatcher), notify=notify)
     except LaunchRefused as exc:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)
@@ -259,6 +297,8 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
         sys.exit(1)
     finally:
         _close_notifier(dispatcher)
+        if endpoint is not None:
+            endpoint.close()
     click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
 
 

@@ -1,0 +1,1 @@
+"""What `genesis run` shows outside itself while it runs: the Prometheus endpoint."""
