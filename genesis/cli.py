@@ -181,6 +181,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
     endpoint = _metrics_endpoint(result)
+    stopped_by = _stop_on_signals()
     try:
         report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher),
                           say=lambda t: click.echo("\n" + t))
@@ -194,7 +195,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
         if endpoint is not None:
             endpoint.close()
         click.echo("\nstopped; the journal is saved: run the same command to resume")
-        sys.exit(130)
+        sys.exit(128 + stopped_by[0])
     _close_notifier(dispatcher)
     if endpoint is not None:
         endpoint.close()
@@ -214,6 +215,26 @@ def _notifier(root, result, db: str | None = None):
         dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
 
     return dispatcher, notify
+
+
+def _stop_on_signals() -> list[int]:
+    """Make Ctrl-C (SIGINT) and a service manager's stop (SIGTERM, `docker stop`) both
+    end a paper run cleanly, even when started with SIGINT ignored (a background job of a
+    script); returns a list that receives the signal's number (SIGINT until one comes).
+    Once one has come, more are ignored until the journal is saved (the cleanup is bounded)."""
+    import signal  # noqa: PLC0415
+
+    received = [int(signal.SIGINT)]
+
+    def stop(signum, _frame):
+        received[0] = signum
+        for each in (signal.SIGINT, signal.SIGTERM):   # a second one must not cut the save short
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    return received
 
 
 def _metrics_endpoint(result):

@@ -230,9 +230,16 @@ def test_a_finished_run_is_not_resumed_the_same_command_starts_a_new_run(tmp_pat
     assert cli("status", "--db", db_url(db)).stdout.startswith("run 2 (paper, finished)")
 
 
-def _interrupt_after_first_status(args: list, env: dict) -> tuple[int, str]:
-    """Start `run`, wait until its loop has printed a status line, then Ctrl-C it."""
-    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupt_after_first_status(args: list, env: dict, sig=signal.SIGINT) -> tuple[int, str]:
+    """Start `run` as a script's background job does (SIGINT ignored, inherited), wait
+    until its loop has printed a status line, then send `sig`: Ctrl-C, or SIGTERM as
+    `docker stop` and systemd do. Either must stop it cleanly."""
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+                            preexec_fn=_ignore_ctrl_c)
     seen = b""
     try:
         while b"equity $" not in seen:
@@ -240,8 +247,8 @@ def _interrupt_after_first_status(args: list, env: dict) -> tuple[int, str]:
             if not chunk:
                 break
             seen += chunk
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -281,8 +288,9 @@ def test_an_edit_made_while_a_run_was_stopped_is_applied_once_it_has_caught_up(t
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("GENESIS_DEBUG", None)
     args = ["run", "--tier", "sniper", "--db", db_url(db), "--config", str(root)]
-    code, text = _interrupt_after_first_status([*args, "--speed", "1"], env)
-    assert code == 130, text
+    code, text = _interrupt_after_first_status([*args, "--speed", "1"], env, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, text
+    assert "stopped; the journal is saved: run the same command to resume" in text
     _edit_tier("  daily_loss_usd: 25 ", "  daily_loss_usd: 20 ")(root)
     again = cli(*args, "--speed", "max")
     assert again.returncode == 0, again.stderr

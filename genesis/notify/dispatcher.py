@@ -77,8 +77,13 @@ class Dispatcher:
         """Deliver what is queued (up to `timeout_s`) and stop the worker. True when all was handled."""
         if self._thread is None:
             return self.queue.empty()
-        self.queue.put((None, None))
-        self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        try:
+            self.queue.put((None, None), timeout=timeout_s)
+        except queue.Full:   # the worker is stuck on a full queue: it is a daemon, leave it
+            self._thread = None
+            return False
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         done = not self._thread.is_alive()
         self._thread = None
         return done
