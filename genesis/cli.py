@@ -181,24 +181,22 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
     endpoint = _metrics_endpoint(result)
+    probe = _health_probe(result, db)
     stopped_by = _stop_on_signals()
     try:
-        report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher),
+        report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe),
                           say=lambda t: click.echo("\n" + t))
     except KeyboardInterrupt:
         from genesis.engine.runner import disconnect  # noqa: PLC0415
 
+        _close_helpers(probe, None, endpoint)
         disconnect(session)
         session.engine.finish()
         session.journal.close()
-        _close_notifier(dispatcher)
-        if endpoint is not None:
-            endpoint.close()
+        _close_helpers(None, dispatcher, None, db)
         click.echo("\nstopped; the journal is saved: run the same command to resume")
         sys.exit(128 + stopped_by[0])
-    _close_notifier(dispatcher)
-    if endpoint is not None:
-        endpoint.close()
+    _close_helpers(probe, dispatcher, endpoint, db)
     click.echo("")
     click.echo(format_report(report))
 
@@ -215,6 +213,38 @@ def _notifier(root, result, db: str | None = None):
         dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
 
     return dispatcher, notify
+
+
+def _health_probe(result, db: str):
+    """The health probe of genesis.yaml `health_probe` on the journal `db` (started by the
+    first status tick, once the journal is open); None when switched off."""
+    from genesis.observe.health import health_probe_for  # noqa: PLC0415
+
+    return health_probe_for(result.files.settings.data, db, Path.cwd())
+
+
+def _close_helpers(probe, dispatcher, endpoint, db: str | None = None) -> None:
+    """Stop what runs beside the engine (those given); with the journal `db`, drop the
+    readings they queued that the engine did not apply: a later run must not take a
+    stale reading as new."""
+    if probe is not None:
+        probe.close()
+    if dispatcher is not None:
+        _close_notifier(dispatcher)
+    if endpoint is not None:
+        endpoint.close()
+    if db is not None:
+        from genesis.engine.journal import Journal  # noqa: PLC0415
+        from genesis.engine.runner import MEASUREMENT_KINDS  # noqa: PLC0415
+
+        try:
+            journal = Journal(db, create=False)
+            try:
+                journal.drop_queued(MEASUREMENT_KINDS, "queued as the run stopped")
+            finally:
+                journal.close()
+        except Exception as exc:   # noqa: BLE001 - at exit: say it, never a traceback
+            click.echo(f"genesis: readings queued at exit were left in the journal ({type(exc).__name__})", err=True)
 
 
 def _stop_on_signals() -> list[int]:
@@ -256,14 +286,15 @@ def _metrics_endpoint(result):
     return endpoint
 
 
-def _status_with(endpoint, dispatcher):
-    """The status-line callback, also bringing the metrics endpoint up to date."""
-    if endpoint is None:
-        return _status_line
-
+def _status_with(endpoint, dispatcher, probe=None):
+    """The status-line callback, also starting the health probe (the journal is open by
+    the first tick) and bringing the metrics endpoint up to date."""
     def status(engine, catching_up):
+        if probe is not None:
+            probe.start()   # idempotent
         _status_line(engine, catching_up)
-        endpoint.update(engine, dispatcher)
+        if endpoint is not None:
+            endpoint.update(engine, dispatcher, probe)
 
     return status
 
@@ -307,9 +338,10 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
     dispatcher, notify = _notifier(root, result, db)
     click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
     endpoint = _metrics_endpoint(result)
+    probe = _health_probe(result, db)
     try:
         run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
-                 status=_status_with(endpoint, dispatcher), notify=notify)
+                 status=_status_with(endpoint, dispatcher, probe), notify=notify)
     except LaunchRefused as exc:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)
@@ -317,9 +349,7 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)
     finally:
-        _close_notifier(dispatcher)
-        if endpoint is not None:
-            endpoint.close()
+        _close_helpers(probe, dispatcher, endpoint, db)
     click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
 
 

@@ -166,21 +166,37 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                                     "in use, %"),
     }),
     "exchange_status": ("Exchange system status", {"maintenance": (BOOL, "Exchange in maintenance")}),
-    "system_probe": ("Host resources were sampled", {
-        "memory_pct": (NUMBER, "Memory in use, %"), "disk_free_mb": (NUMBER, "Free disk, MB"),
-        "cpu_pct": (NUMBER, "CPU in use, %"),
+    "system_probe": ("Host resources were measured (psutil; `genesis run`, paper and live, every "
+                     "genesis.yaml health_probe.interval of wall time)", {
+        "memory_pct": (NUMBER, "The host's memory in use, %"),
+        "disk_free_mb": (NUMBER, "Free disk on the journal's volume (the working folder's for a server "
+                                 "database), MB (2^20 bytes)"),
+        "cpu_pct": (NUMBER, "The host's CPU in use, %, averaged over the time since the previous probe"),
     }),
     "db_write": ("A journal write batch finished", {"ok": (BOOL, "Written"), "duration_ms": (NUMBER, "Milliseconds")}),
-    "db_query": ("A journal query finished", {"duration_ms": (NUMBER, "Milliseconds")}),
-    "log_failure": ("Writing a log record failed", {}),
-    "notify_failure": ("A notification did not reach a channel after its retries (`genesis run`: journaled as an "
-                       "operator-queue input, so a recovery replays it at the same point)", {
+    "db_query": ("The health probe timed a query on the journal (`genesis run`, with each system_probe)",
+                 {"duration_ms": (NUMBER, "Milliseconds")}),
+    "log_failure": ("A record could not be written to a `log` notification channel's file (`genesis run`)", {}),
+    "notify_failure": ("A notification did not reach a channel after its retries (`genesis run`)", {
         "channel": (TEXT, "The channel's name in genesis.yaml"), "kind": (TEXT, "The channel's kind"),
         "rule": (TEXT, "The rule whose notification it was"), "severity": (TEXT, "Its severity"),
         "error": (TEXT, "What went wrong (never a secret)"), "attempts": (NUMBER, "Sends tried"),
         "fallback": (TEXT, "Channel a critical message went to instead ('' for none)"),
     }),
-    "backup_failure": ("A journal backup failed", {}),
+    "backup_failure": ("A journal backup failed (nothing emits it yet: backups are not built; `genesis validate` "
+                       "warns about a rule that reads it)", {}),
+}
+
+# Events measured on the wall clock outside the pipeline. They enter a running engine
+# through its command queue (the `observe` command), so each is journaled at the point it
+# was applied and a recovery or a replay of the journal sees it at the same point.
+OBSERVED_EVENTS = ("system_probe", "db_query", "log_failure", "notify_failure", "backup_failure")
+
+# Kinds declared for rules to read that nothing in Genesis emits yet: kind -> why. A rule
+# reading one cannot fire, and `genesis validate` says so (a warning). A test checks this
+# list against the code, both ways.
+NOT_EMITTED = {
+    "backup_failure": "journal backups are not built yet; `genesis backup` will emit it",
 }
 
 # name -> (unit, description); computed by the engine, readable in every expression.

@@ -172,9 +172,21 @@ def test_replay_with_an_unknown_tier_is_a_usage_error():
 
 # ============================================================================ run and status
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def unprobed(tmp_path_factory) -> Path:
+    """The shipped configuration with the health probe off: runs compared entry by entry
+    must not differ by when the wall clock sampled the host (tests/test_health.py)."""
+    root = _config_copy(tmp_path_factory.mktemp("unprobed"))
+    settings = root / "genesis.yaml"
+    text = settings.read_text()
+    assert "health_probe: {interval: 15s}" in text
+    settings.write_text(text.replace("health_probe: {interval: 15s}", "health_probe: {interval: null}"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, unprobed):
     db = tmp_path_factory.mktemp("run") / "x.db"
-    result = cli("run", "--tier", "sniper", "--speed", "max", "--db", db_url(db), "--config", str(ROOT))
+    result = cli("run", "--tier", "sniper", "--speed", "max", "--db", db_url(db), "--config", str(unprobed))
     assert result.returncode == 0, result.stderr
     return db, result
 
@@ -214,9 +226,9 @@ def test_status_shows_tier_equity_state_and_positions(finished_run):
     assert "\nlocks: " in text and "\nlast decisions: " in text
 
 
-def test_a_finished_run_is_not_resumed_the_same_command_starts_a_new_run(tmp_path):
+def test_a_finished_run_is_not_resumed_the_same_command_starts_a_new_run(tmp_path, unprobed):
     db = tmp_path / "twice.db"
-    args = ("run", "--tier", "sniper", "--speed", "max", "--db", db_url(db), "--config", str(ROOT))
+    args = ("run", "--tier", "sniper", "--speed", "max", "--db", db_url(db), "--config", str(unprobed))
     first = cli(*args)
     second = cli(*args)
     assert first.returncode == second.returncode == 0
@@ -258,18 +270,18 @@ def _interrupt_after_first_status(args: list, env: dict, sig=signal.SIGINT) -> t
     return proc.returncode, text
 
 
-def test_an_interrupted_run_is_resumed_by_the_same_command(tmp_path, finished_run):
+def test_an_interrupted_run_is_resumed_by_the_same_command(tmp_path, finished_run, unprobed):
     db = tmp_path / "resume.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("GENESIS_DEBUG", None)
     code, text = _interrupt_after_first_status(
-        ["run", "--tier", "sniper", "--speed", "1", "--db", db_url(db), "--config", str(ROOT)], env)
+        ["run", "--tier", "sniper", "--speed", "1", "--db", db_url(db), "--config", str(unprobed)], env)
     assert code == 130, text
     assert "stopped; the journal is saved: run the same command to resume" in text
     _, runs = journal_rows(db)
     assert runs == [(1, "sniper", "paper", 0)]
     assert cli("status", "--db", db_url(db)).stdout.startswith("run 1 (paper, not finished)")
-    again = cli("run", "--tier", "sniper", "--speed", "max", "--db", db_url(db), "--config", str(ROOT))
+    again = cli("run", "--tier", "sniper", "--speed", "max", "--db", db_url(db), "--config", str(unprobed))
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("resuming paper trading on tier sniper")
     rows, runs = journal_rows(db)

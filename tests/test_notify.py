@@ -428,8 +428,7 @@ def test_a_failed_delivery_becomes_a_notify_failure_event_the_rules_read(tmp_pat
     assert len(receiver.received) == 2   # 1 + 1 retry
     said = []
     _apply_queued_commands(session, said.append)
-    assert said == ["operator notify_failure: notification to pager not delivered: "
-                    "channel pager: the receiver answered HTTP 503"]
+    assert said == []    # a measurement, not the operator's command: journaled, not printed
     alert = session.engine.notifications[-1]
     assert alert.rule == "notification_failed" and alert.severity == "warning"
     assert alert.text == ("A critical notification of exchange_unreachable did not reach pager: "
@@ -437,7 +436,11 @@ def test_a_failed_delivery_becomes_a_notify_failure_event_the_rules_read(tmp_pat
     assert alert.channels == list(session.engine.routing["warning"])
     session.journal.flush()
     kinds = [(r.kind, r.rule) for r in session.journal.entries()]
-    assert ("operator", "notify_failure") in kinds and ("fire", "notification_failed") in kinds
+    assert ("operator", "observe") in kinds and ("fire", "notification_failed") in kinds
+    [applied] = [json.loads(r.data) for r in session.journal.entries() if (r.kind, r.rule) == ("operator", "observe")]
+    assert applied["payload"]["event"] == "notify_failure" and applied["status"] == "applied"
+    assert applied["result"].startswith("notify_failure: channel=pager, kind=webhook, rule=exchange_unreachable, "
+                                        "severity=critical, error=channel pager: the receiver answered HTTP 503")
     assert all(TOKEN not in str(r.data) for r in session.journal.entries())
     session.journal.close()
 

@@ -751,6 +751,10 @@ class _Checker:
                     self.out.warnings.append(doc.problem(("notifications", "channels", name, key),
                                                          f"channel {name}: environment variable {variable} is not "
                                                          "set; messages to it will fail until it is"))
+        interval = self._settings_part("health_probe", "interval")
+        if isinstance(interval, str) and parse_duration(interval) < 1:
+            self.add(doc, ("health_probe", "interval"), f"a health probe every {interval} would load the host it "
+                                                        "measures; use 1s or more, or null for none")
         url = self._settings_part("storage", "url")
         if url and re.search(r"://[^/@\s]*:[^/@\s]*@", url):
             self.add(doc, ("storage", "url"), "the storage URL contains a password; remove it and name an "
@@ -767,6 +771,27 @@ class _Checker:
                                  f"unknown channel '{ch}'{suggestion(ch, channels)} (genesis.yaml defines: "
                                  f"{', '.join(channels)})")
 
+    def check_unemitted(self) -> None:
+        """Warn about a rule that reads, by `on:` or through its metrics, an event kind
+        nothing emits yet (vocabulary.NOT_EMITTED): it can never fire."""
+        for rule in self.out.rules:
+            kinds = {rule.on} if rule.on else set()
+            names = [n for checked in rule.when for n in checked.names]
+            seen: set = set()
+            while names:
+                name = names.pop()
+                metric = self.out.metrics.get(name)
+                if name in seen or metric is None:
+                    continue
+                seen.add(name)
+                if metric.source:
+                    kinds.add(metric.source)
+                names.extend(n for checked in metric.exprs.values() for n in checked.names)
+            for kind in sorted(kinds & set(voc.NOT_EMITTED)):
+                self.out.warnings.append(rule.doc.problem(rule.path + ("id",), f"rule {rule.id} reads {kind} events, "
+                                                          f"which nothing emits yet ({voc.NOT_EMITTED[kind]}), "
+                                                          "so it cannot fire"))
+
     def run(self) -> CheckedConfig:
         self.check_tiers()
         self.declare()
@@ -777,6 +802,7 @@ class _Checker:
         self.check_action_cycles()
         self.check_strategies()
         self.check_settings()
+        self.check_unemitted()
         return self.out
 
 

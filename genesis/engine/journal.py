@@ -114,7 +114,8 @@ def recorded_changes(conn, run_id: int, scripted: bool = False) -> list[Change]:
                 changes.append(Change(data["at_event"], r.seq, False, r.rule, data["payload"]))
     else:
         # a command settled by an older Genesis has no seq: after the edits of its event count
-        for r in conn.execute(select(commands).where(commands.c.run_id == run_id, commands.c.status != "queued")
+        for r in conn.execute(select(commands).where(commands.c.run_id == run_id,
+                                                     commands.c.status.notin_(("queued", "dropped")))
                               .order_by(commands.c.at_event, commands.c.id)):
             changes.append(Change(r.at_event, r.seq or _UNKNOWN_SEQ, False, r.kind, json.loads(r.payload)))
     changes.sort(key=lambda c: (c.at_event, c.seq))   # stable: commands of unknown seq keep their order
@@ -384,6 +385,14 @@ class Journal:
         """Commands not applied yet, oldest first."""
         with self.engine.connect() as conn:
             return conn.execute(select(commands).where(commands.c.status == "queued").order_by(commands.c.id)).all()
+
+    def drop_queued(self, kinds: tuple[str, ...], why: str) -> int:
+        """Mark the commands of `kinds` still waiting as dropped (never applied, never
+        replayed): readings queued as a run ended must not reach the next run. Returns
+        how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(commands.update().where(commands.c.status == "queued", commands.c.kind.in_(kinds))
+                                .values(status="dropped", result=why)).rowcount
 
     def settle_command(self, command_id: int, status: str, result: str, at_event: int, seq: int = 0) -> None:
         """Record what became of a command, and where it applied: `at_event` input events

@@ -9,6 +9,11 @@ entry; lifts journal-gated locks), life (a life event that
 lowers tilt sensitivity for some days), connect and disconnect (operator sessions),
 silence and unsilence (a rule's notifications are journaled but not delivered until a
 time: `genesis silence RULE 2h --reason TEXT`).
+
+`observe` is not the operator's: it is how a measurement taken on the wall clock outside
+the pipeline (host health, journal query time, a failed notification or log write)
+enters the engine. It is queued like a command and applied in turn as the event it
+names, so it is journaled at the point it was applied and a recovery replays it there.
 """
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from genesis.engine import exits
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.strategies import OrderIntent
+from genesis.vocabulary import BOOL, EVENTS, NUMBER, OBSERVED_EVENTS
 
 KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", "life", "connect", "disconnect",
-         "silence", "unsilence", "notify_failure")
+         "silence", "unsilence", "observe", "notify_failure")
 
 
 def _emit(engine: Engine, kind: str, symbol: str = "", fields: dict | None = None) -> None:
@@ -85,18 +91,39 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
         return _order(engine, payload)
     if kind == "silence":
         return _silence(engine, payload)
-    if kind == "notify_failure":   # queued by the notification worker, applied in turn like a command
-        fields = {k: payload.get(k, "") for k in ("channel", "kind", "rule", "severity", "error", "fallback")}
-        fields["fallback"] = fields["fallback"] or ""
-        fields["attempts"] = float(payload.get("attempts", 0))
-        _emit(engine, "notify_failure", fields=fields)
-        return "applied", f"notification to {fields['channel']} not delivered: {fields['error']}"
+    if kind == "observe":
+        return observe(engine, str(payload.get("event", "")), payload.get("fields") or {})
+    if kind == "notify_failure":   # as journals written before `observe` queued it
+        return observe(engine, "notify_failure", payload)
     if kind == "unsilence":
         rule = str(payload.get("rule", ""))
         if engine.silences.pop(rule, None) is None:
             return "refused", f"{rule} is not silenced"
         return "applied", f"notifications of {rule} are delivered again"
     return "refused", f"unknown command {kind!r}"
+
+
+def observe(engine: Engine, event: str, raw: dict) -> tuple[str, str]:
+    """Process a measurement as the event `event` (one of vocabulary.OBSERVED_EVENTS) with
+    its declared fields typed; refused when the kind is not an observation or a number
+    is missing (a missing reading must never look like a zero)."""
+    if event not in OBSERVED_EVENTS:
+        return "refused", f"{event!r} is not an observation (one of {', '.join(OBSERVED_EVENTS)})"
+    fields: dict = {}
+    for name, (typ, _text) in EVENTS[event][1].items():
+        value = raw.get(name)
+        if typ == NUMBER:
+            try:
+                fields[name] = float(value)
+            except (TypeError, ValueError):
+                return "refused", f"{event} needs a number in {name!r}, got {value!r}"
+        elif typ == BOOL:
+            fields[name] = bool(value)
+        else:
+            fields[name] = "" if value is None else str(value)
+    said = f"{event}: " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+    _emit(engine, event, fields=fields)
+    return "applied", said
 
 
 def _silence(engine: Engine, payload: dict) -> tuple[str, str]:

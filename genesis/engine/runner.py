@@ -169,6 +169,9 @@ def _due_sets(session: Session, say) -> None:
     reload_config(session, session.config_root, say, risk_counted=True)
 
 
+MEASUREMENT_KINDS = ("observe", "notify_failure")   # queued by Genesis itself, not typed by the operator
+
+
 def _apply_queued_commands(session: Session, say) -> None:
     journal = session.journal
     for row in journal.queued_commands():
@@ -178,7 +181,8 @@ def _apply_queued_commands(session: Session, say) -> None:
         # the same point and regenerates them; the other way round it would be applied twice
         journal.settle_command(row.id, status, message, at_event, journal.seq)
         journal.flush()
-        say(f"operator {row.kind}: {message}")
+        if row.kind not in MEASUREMENT_KINDS or status != "applied":   # a probe every 15 s is not news
+            say(f"operator {row.kind}: {message}")
 
 
 def _replay_recorded(session: Session) -> None:

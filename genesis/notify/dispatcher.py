@@ -162,9 +162,10 @@ class Dispatcher:
 def dispatcher_for(notifications: dict, base, db: str | None = None, environ=None) -> Dispatcher:
     """A dispatcher for genesis.yaml `notifications` (not started); relative log paths are
     under the folder `base` (`genesis run` gives its working folder). With the journal URL
-    `db`, each delivery failure is queued in that journal as a `notify_failure` command,
-    which the running engine applies in turn: a `notify_failure` event rules can read,
-    journaled at the point it was applied, so a recovery replays it there."""
+    `db`, each delivery failure is queued in that journal as an `observe` command, which
+    the running engine applies in turn: a `notify_failure` event rules can read (and
+    `log_failure` when a `log` channel's file could not be written), journaled at the
+    point it was applied, so a recovery replays it there."""
     on_failure = None
     if db is not None:
         from genesis.engine.journal import Journal  # noqa: PLC0415 - only when a journal is used
@@ -174,6 +175,9 @@ def dispatcher_for(notifications: dict, base, db: str | None = None, environ=Non
         def on_failure(failure: DeliveryFailure) -> None:
             if not opened:
                 opened.append(Journal(db))
-            opened[0].queue_command("notify_failure", asdict(failure))
+            journal = opened[0]
+            journal.queue_command("observe", {"event": "notify_failure", "fields": asdict(failure)})
+            if failure.kind == "log":   # the log file could not be written: the log_failure alert
+                journal.queue_command("observe", {"event": "log_failure", "fields": {}})
 
     return Dispatcher(channels_from(notifications, base), environ=environ, on_failure=on_failure)

@@ -34,6 +34,14 @@ class MetricsEndpoint:
         self.sent = Counter("genesis_notifications_sent", "Notifications delivered", ["channel"], registry=r)
         self.failed = Counter("genesis_notification_failures", "Notifications not delivered after their retries",
                               ["channel"], registry=r)
+        self.memory = Gauge("genesis_host_memory_used_pct", "The host's memory in use at the last health probe, %",
+                            registry=r)
+        self.cpu = Gauge("genesis_host_cpu_used_pct", "The host's CPU in use between the last two health probes, %",
+                         registry=r)
+        self.disk = Gauge("genesis_journal_disk_free_bytes", "Free disk on the journal's volume at the last health "
+                          "probe, bytes", registry=r)
+        self.query = Gauge("genesis_journal_query_seconds", "Time of the last health probe's journal query, seconds",
+                           registry=r)
         self._seen: dict = {}   # counter key -> value already added (counters only go up)
         self._tier = None
         self.server = None
@@ -51,9 +59,9 @@ class MetricsEndpoint:
             self.server.server_close()
             self.server = None
 
-    def update(self, engine, dispatcher=None) -> None:
-        """Copy the engine's figures (and the dispatcher's counts) into the metrics; call it
-        on the engine's thread, between events."""
+    def update(self, engine, dispatcher=None, probe=None) -> None:
+        """Copy the engine's figures (and the dispatcher's counts, the health probe's last
+        reading) into the metrics; call it on the engine's thread, between events."""
         m = engine.metrics.m
         for key, gauge in self.figures.values():
             value = m.get(key)
@@ -76,6 +84,12 @@ class MetricsEndpoint:
                 self._add(self.sent, (channel,), count)
             for channel, count in list(dispatcher.failed.items()):
                 self._add(self.failed, (channel,), count)
+        reading = None if probe is None else probe.last
+        if reading is not None:
+            self.memory.set(reading.memory_pct)
+            self.cpu.set(reading.cpu_pct)
+            self.disk.set(reading.disk_free_mb * 2**20)
+            self.query.set(reading.query_ms / 1000.0)
 
     def _add(self, counter: Counter, labels: tuple, total: float) -> None:
         key = (id(counter), labels)
