@@ -548,6 +548,49 @@ def journal_cmd(text, path, life_days, db, config) -> None:
 
 
 @cli.command()
+@click.option("--day", metavar="YYYY-MM-DD", help="The UTC day (default: the latest day reported).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_DB
+@_CONFIG
+def report(day, as_json, db, config) -> None:
+    """Print the daily report of a closed UTC day from the journal: P&L, trades, win rate,
+    fees, drawdown, rule firings, time in each state, promotion progress."""
+    from genesis.engine.dayreport import format_day_report  # noqa: PLC0415
+    from genesis.engine.journal import Journal, JournalError  # noqa: PLC0415
+
+    if day is not None:
+        try:
+            datetime.strptime(day, "%Y-%m-%d")
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date: write YYYY-MM-DD, e.g. 2024-08-08",
+                                     param_hint="--day") from None
+    if db is None:
+        _, result = _load_config(config)
+        db = result.files.settings.data["storage"]["url"]
+    try:
+        journal = Journal(db)
+        rows = journal.entries_of_kind("daily_report")
+        journal.close()
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+    reports = {}   # day -> its latest report (a later run's wins)
+    for row in rows:
+        data = json.loads(row.data) if isinstance(row.data, str) else row.data
+        reports[data["day"]] = data
+    if not reports:
+        click.echo("no daily report in the journal yet: one is written as each UTC day closes", err=True)
+        sys.exit(1)
+    chosen = reports.get(day or max(reports))
+    if chosen is None:
+        days = sorted(reports)
+        shown = ", ".join(days) if len(days) <= 10 else f"{days[0]} to {days[-1]} ({len(days)} days)"
+        click.echo(f"no daily report for {day} in the journal (days reported: {shown})", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(chosen, indent=2) if as_json else format_day_report(chosen))
+
+
+@cli.command()
 @click.argument("rule", required=False)
 @click.argument("duration", required=False)
 @click.option("--reason", help="Why (required): journaled with the silence.")

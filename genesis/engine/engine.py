@@ -17,6 +17,7 @@ from genesis.durations import parse_duration
 from genesis.engine import exits
 from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
+from genesis.engine.dayreport import DayStart, day_report, day_start, format_day_report
 from genesis.engine.events import MS_PER_DAY, Event
 from genesis.engine.exchange import Exchange
 from genesis.engine.execution import Slice, plan
@@ -144,6 +145,7 @@ class Engine:
         self.current: Event | None = None   # the input event being processed
         self._running = False   # inside the pipeline: what state changes cause runs in its turn
         self.closed_trades: list = []
+        self.day_start = DayStart()   # the running totals when the current day began (daily report)
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
         self.last_override: int | None = None   # event time of the last accepted emergency override
         # live mode turns this off: its input log, written before each input is processed,
@@ -289,8 +291,22 @@ class Engine:
                 self.stats.by_kind[event.kind] += 1
                 self._record(event)
                 self._step(event)
+                if event.kind == "day_closed":
+                    self._close_day(event)
         finally:
             self._running = running
+
+    def _close_day(self, closed: Event) -> None:
+        """The daily report of the day `closed` ends: journaled, and sent to the
+        `report` route of alerts.yaml (genesis.engine.dayreport)."""
+        report = day_report(self, self.day_start, closed)
+        self.day_start = day_start(self)
+        self._journal(closed.ts, "daily_report", "", "", report)
+        note = Notification(closed.ts, "info", "daily_report", format_day_report(report),
+                            list(self.routing.get("report", [])))
+        self.notifications.append(note)
+        if self.notify_callback and not self.quiet:
+            self.notify_callback(note)
 
     def _record(self, event: Event) -> None:
         """Journal the engine's own events and let the account see fills."""

@@ -450,6 +450,12 @@ class Journal:
                         pass
             self.engine.dispose()
 
+    def entries_of_kind(self, kind: str) -> list:
+        """Every run's entries of one kind, oldest run first, in order."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(entries).where(entries.c.kind == kind)
+                                .order_by(entries.c.run_id, entries.c.seq)).all()
+
     def entries(self, run_id: int | None = None) -> list:
         """All entries of a run (the latest by default), in order."""
         with self.engine.connect() as conn:
