@@ -210,7 +210,7 @@ def _notifier(root, result, db: str | None = None):
     dispatcher = dispatcher_for(result.files.settings.data["notifications"], Path.cwd(), db).start()
 
     def notify(note):
-        dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
+        dispatcher.submit(Message.of(note), note.channels)
 
     return dispatcher, notify
 

@@ -64,7 +64,7 @@ def three_days(tmp_path_factory):
 
     def notify(note):
         if note.rule == "daily_report":   # only the reports go to the hook here
-            dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), ["hook"])
+            dispatcher.submit(Message.of(note), ["hook"])
 
     session = open_session(ROOT, config, "sniper", ListFeed(events), db, "replay", notify=notify)
     script = {DAY1 - HOUR: ("buy", 40), DAY1 - HOUR // 2: ("sell", 1_000), DAY1 + 20 * HOUR: ("buy", 40)}

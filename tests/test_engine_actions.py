@@ -879,7 +879,9 @@ def test_cooldown_of_a_state_rule(tmp_path):
     assert fire_times(engine, "t_cool") == [T0 + S]
     engine.process(ticker(T0 + 10 * M + S))                  # the cooldown is over and it still holds
     assert fire_times(engine, "t_cool") == [T0 + S, T0 + 10 * M + S]
-    assert [n.text for n in engine.notifications] == ["cool", "cool"]
+    # an alerts-stage rule that notified says when it clears (docs/notifications.md)
+    assert [(n.text, n.status) for n in engine.notifications] == [
+        ("cool", "firing"), ("Resolved: t_cool (dial2 >= 1 no longer holds).", "resolved"), ("cool", "firing")]
 
 
 def test_cooldown_of_an_event_rule(tmp_path):

@@ -243,7 +243,7 @@ def test_an_engine_alert_reaches_the_receiver(receiver):
                             environ={channels["pager"].settings["url_env"]: f"{receiver.url}/page"}).start()
 
     def notify(note):
-        dispatcher.submit(Message(note.ts, note.severity, note.rule, note.text), note.channels)
+        dispatcher.submit(Message.of(note), note.channels)
 
     t0 = 1_723_118_400_000
     events = [Event("book_ticker", t0 + i * 1000, "BTCUSDT",

@@ -54,6 +54,7 @@ class Notification:
     rule: str
     text: str
     channels: list
+    status: str = "firing"   # "resolved": sent as its rule's condition cleared
 
 
 @dataclass
@@ -83,6 +84,11 @@ class Stats:
     fills: int = 0
     last_decision: str = ""
     equity_marks: list = field(default_factory=list)   # (minute, equity)
+
+
+def _notifies(actions) -> bool:
+    """Whether a rule's `then` or `resolve` sends a notification."""
+    return any(a.action.name == "notify" for a in actions)
 
 
 def _fmt(value) -> str:
@@ -571,14 +577,38 @@ class Engine:
         symbol = firing.group or event.symbol
         self._journal(firing.ts, firing.kind, rid, symbol, {"values": firing.values})
         actions = rule.then if firing.kind == "fire" else rule.resolve
+        status = "firing"
         if firing.kind == "resolve":
             exits.on_resolve(self, rid)
+            status = "resolved"
+            if rule.rule.stage == "alerts" and _notifies(rule.then) and not _notifies(rule.resolve):
+                detail = self._notify(rid, rule.rule.severity, "resolved", "Resolved: " + rid + " ("
+                                      + " and ".join(c.source for c in rule.rule.when) + " no longer holds).")
+                self._journal(firing.ts, "action", rid, symbol, detail)
         for action in actions:
-            self._act(action, rid, rule.rule.severity, event, changed, firing.group)
+            self._act(action, rid, rule.rule.severity, event, changed, firing.group, status)
+
+    def _notify(self, rid: str, severity: str, status: str, text: str) -> dict:
+        """Send a notification of rule `rid` to its severity's channels (none while the
+        rule is silenced) and journal it; the journaled detail."""
+        channels = list(self.routing.get(severity, []))
+        detail = {"action": "notify", "severity": severity, "text": text, "channels": channels}
+        silence = self.silences.get(rid)
+        if silence is not None and self.now < silence[0]:
+            detail["silenced"] = silence[1]
+            detail["channels"] = channels = []
+        if status != "firing":
+            detail["status"] = status
+        note = Notification(self.now, severity, rid, text, channels, status)
+        self.notifications.append(note)
+        if self.notify_callback and not self.quiet:
+            self.notify_callback(note)
+        return detail
 
     def _act(self, compiled: CompiledAction, rid: str, severity: str, event: Event, changed: set,
-             group: str = "") -> None:
-        """Carry out one action of rule `rid`; `group` is the symbol of a per-symbol rule."""
+             group: str = "", status: str = "firing") -> None:
+        """Carry out one action of rule `rid`; `group` is the symbol of a per-symbol rule;
+        `status` "resolved" for the actions of its `resolve:`."""
         action, now, m = compiled.action, self.now, self.metrics.m
         name, arg = action.name, action.arg
         detail: dict = {"action": name}
@@ -621,17 +651,7 @@ class Engine:
             self.change_state("scale", rid, slot=slot, factor=float(factor), expires=expires, symbol=group)
             detail.update(slot=slot, factor=factor)
         elif name == "notify":
-            text = self._render(arg, compiled, event, group)
-            channels = list(self.routing.get(severity, []))
-            silence = self.silences.get(rid)
-            if silence is not None and now < silence[0]:
-                detail["silenced"] = silence[1]
-                channels = []
-            note = Notification(now, severity, rid, text, channels)
-            self.notifications.append(note)
-            detail.update(severity=severity, text=text, channels=channels)
-            if self.notify_callback and not self.quiet:
-                self.notify_callback(note)
+            detail = self._notify(rid, severity, status, self._render(arg, compiled, event, group))
         elif name == "require":   # merged into what a tier change of the same rule recorded as waiting
             waiting = self.state.requirements.get(rid, {})
             self.change_state("require", rid, rule=rid,

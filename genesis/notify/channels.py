@@ -51,6 +51,11 @@ class Message:
     text: str
     status: str = "firing"   # firing, resolved, test
 
+    @classmethod
+    def of(cls, note) -> Message:
+        """The message of an engine notification (genesis.engine.engine.Notification)."""
+        return cls(note.ts, note.severity, note.rule, note.text, note.status)
+
     def record(self) -> dict:
         """The JSON body of the generic webhook and the log file line."""
         return {"ts": self.ts, "severity": self.severity, "rule": self.rule, "text": self.text,
