@@ -471,3 +471,74 @@ def test_a_resumed_run_does_not_send_again_what_it_sent_before_the_crash(tmp_pat
         [(35_000, "exchange_unreachable"), (45_000, "exchange_unreachable"),
          (130_000, "exchange_unreachable"), (140_000, "exchange_unreachable")]
     assert [(n.ts - t0, n.rule) for n in again] == [(130_000, "exchange_unreachable"), (140_000, "exchange_unreachable")]
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key (PEM files)."""
+    import datetime as dt   # noqa: PLC0415
+    import ipaddress   # noqa: PLC0415
+
+    from cryptography import x509   # noqa: PLC0415 - installed with ccxt
+    from cryptography.hazmat.primitives import hashes, serialization   # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec   # noqa: PLC0415
+    from cryptography.x509.oid import NameOID   # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_email_over_starttls_with_a_login_and_a_wrong_password_named_without_it(tmp_path, monkeypatch):
+    """The server refuses mail and logins before STARTTLS (aiosmtpd's require_starttls):
+    the channel upgrades, checks the server's certificate (trusted here through
+    SSL_CERT_FILE) and logs in with the user and password from its variables."""
+    import ssl   # noqa: PLC0415
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword   # noqa: PLC0415
+
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"genesis", b"pw-42")
+        logins.append((mechanism, auth_data.login.decode(), ok, session.ssl is not None))
+        return AuthResult(success=ok)
+
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True,
+                      authenticator=authenticator, auth_require_tls=True)
+    smtp.start()
+    try:
+        mail = channel("mail", "email", smtp_host="127.0.0.1", smtp_port=port, starttls=True,
+                       username_env="SMTP_USER", password_env="SMTP_PASSWORD", retries=0,
+                       to=["trader@example.org"], **{"from": "genesis@example.org"})
+        delivered = Dispatcher({"mail": mail}, environ={"SMTP_USER": "genesis", "SMTP_PASSWORD": "pw-42"}) \
+            .deliver(critical(), ["mail"])
+        refused = Dispatcher({"mail": mail}, environ={"SMTP_USER": "genesis", "SMTP_PASSWORD": "wrong-s3cret"}) \
+            .deliver(critical(), ["mail"])
+    finally:
+        smtp.stop()
+    assert delivered == [] and len(inbox.messages) == 1
+    assert "Subject: [genesis critical] daily_loss_limit" in inbox.messages[0][2]
+    assert [(user, ok, over_tls) for _, user, ok, over_tls in logins] == [("genesis", True, True),
+                                                                          ("genesis", False, True)]
+    [failure] = refused
+    assert failure.error.startswith("channel mail: the SMTP server refused the message")
+    assert "wrong-s3cret" not in failure.error and "pw-42" not in failure.error
