@@ -159,7 +159,10 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "ok": (BOOL, "2xx response"), "latency_ms": (NUMBER, "Round trip in milliseconds"),
     }),
     "api_status": ("Exchange API reachability changed", {"reachable": (BOOL, "The API answers")}),
-    "ws_status": ("A websocket connection changed state", {"connected": (BOOL, "The stream is connected")}),
+    "ws_status": ("A websocket connection changed state", {
+        "connected": (BOOL, "The stream is connected"),
+        "stream": (TEXT, "'market' (market data) or 'user' (the account's order and balance updates)"),
+    }),
     "rate_limit": ("Request-weight and new-order use were measured (live: with every exchange answer)", {
         "used_pct": (NUMBER, "Share of the exchange's request-weight limit in use, %"),
         "orders_used_pct": (NUMBER, "Share of the exchange's tightest new-order limit (ORDERS per 10 s or per day) "

@@ -128,8 +128,8 @@ def test_faults_nothing_lost_nothing_sent_twice(live, sim):
     live.wait(lambda: live.count("fill") >= 3, "the fill after the 429")
     sim.set_faults({}, reset=True)
     sim.set_faults({"ws_targets": ["market"], "ws_drop_after": 20})
-    live.wait(lambda: any(e["connected"] is False for e in live.inputs("ws_status")), "a dropped stream",
-              timeout=30)
+    live.wait(lambda: any(e["connected"] is False and e["stream"] == "market" for e in live.inputs("ws_status")),
+              "a dropped market stream", timeout=30)
     sim.set_faults({}, reset=True)
     # the depth sequence has a hole after the reconnect: the book is resynced from a REST
     # snapshot (the first one synced it at start)

@@ -422,3 +422,33 @@ def test_user_stream_unwraps_ws_api_envelopes():
 
     assert asyncio.run(main()) is False
     assert [e["e"] for e in got] == ["balanceUpdate", "executionReport"] and us.bad_messages == 1
+
+
+def test_each_stream_names_itself_in_its_status_events_and_an_old_log_line_reads_as_neither(sim):
+    """runner_streams: the market stream's connects and drops are `ws_status` events with
+    stream 'market' (the user stream's say 'user'), so the alerts keep one state per stream.
+    An input log written before streams were named replays with stream ''."""
+    from genesis.live.messages import system_event   # noqa: PLC0415
+    from genesis.live.streams import runner_streams   # noqa: PLC0415
+
+    class Queue:
+        def __init__(self):
+            self.items = []
+
+        def put(self, item):
+            self.items.append(item)
+
+    queue = Queue()
+
+    async def main():
+        market_for, _user_for = runner_streams(sim.ws_url, None, ["BTCUSDT"])
+        stream = market_for(queue)
+        task = asyncio.create_task(stream.run())
+        await until(lambda: any(item[0] == "system" for item in queue.items))
+        await stopped(stream, task)
+
+    asyncio.run(main())
+    statuses = [item[2] for item in queue.items if item[:2] == ("system", "ws_status")]
+    assert statuses == [{"connected": True, "stream": "market"}, {"connected": False, "stream": "market"}]
+    old = system_event("ws_status", {"connected": False}, 1_723_118_400_000)
+    assert old.fields["stream"] == "" and old.fields["connected"] is False

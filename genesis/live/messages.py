@@ -9,6 +9,7 @@ clock offset (server - local).
 from __future__ import annotations
 
 from genesis.engine.events import Event
+from genesis.vocabulary import EVENTS, TEXT
 
 
 class BadMessage(ValueError):
@@ -76,5 +77,11 @@ def snapshot_event(symbol: str, snapshot: dict, local_ts: int) -> Event:
 
 
 def system_event(kind: str, fields: dict, ts: int) -> Event:
-    """A health event of the live edge (api_response, api_status, ws_status, rate_limit)."""
-    return Event(kind, ts, "", dict(fields))
+    """A health event of the live edge (api_response, api_status, ws_status, rate_limit).
+    A text field the vocabulary declares and an input log written before it existed lacks
+    reads as '' (e.g. `ws_status.stream`: neither stream's metric takes it)."""
+    fields = dict(fields)
+    for name, (typ, _text) in EVENTS.get(kind, ("", {}))[1].items():
+        if typ == TEXT:
+            fields.setdefault(name, "")
+    return Event(kind, ts, "", fields)

@@ -453,18 +453,19 @@ class UserStream(_Reconnecting):
 def runner_streams(ws_url: str, client, symbols: list[str]):
     """(market, user): the two stream factories a LiveRunner is built with. Each takes
     the runner and returns a stream that puts what it receives, and every connect and
-    drop as a `ws_status` system event, on the runner's queue. Every connect of the
+    drop as a `ws_status` system event naming the stream ('market' or 'user'), on the
+    runner's queue. Every connect of the
     user stream, the first too, is followed by a reconciliation: whatever happened
     between the start-up reconciliation (or the drop) and the connect is found."""
-    def status(runner):
-        return lambda up, _why: runner.put(("system", "ws_status", {"connected": up}))
+    def status(runner, stream: str):
+        return lambda up, _why: runner.put(("system", "ws_status", {"connected": up, "stream": stream}))
 
     def market(runner):
         return MarketStream(ws_url, symbols, on_message=lambda stream, data, ns: runner.put(("market", stream, data, ns)),
-                            on_status=status(runner))
+                            on_status=status(runner, "market"))
 
     def user(runner):
         return UserStream(ws_url, client, on_message=lambda data, _ns: runner.put(("user", data)),
-                          on_status=status(runner), on_reconnected=lambda: runner.put(("reconcile",)))
+                          on_status=status(runner, "user"), on_reconnected=lambda: runner.put(("reconcile",)))
 
     return market, user
