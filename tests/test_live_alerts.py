@@ -1,0 +1,108 @@
+"""The live edge's alerts delivered end to end: `genesis run --mode live` against the
+simulator on 127.0.0.1, its warnings routed to a webhook and its pages to another, both
+an HTTP receiver the test starts. Slow exchange answers raise `slow_orders` and
+`api_latency_high`; the simulator going away raises `exchange_unreachable`,
+`websocket_down` and `user_stream_down`. The `for:` windows and the latency threshold are
+shortened in this test's configuration copy (the shipped values are pinned by
+rule_tests/alerts_test.yaml); the path from the exchange to the receiver is the real one."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from live_helpers import LiveProc, order
+from test_notify import Receiver
+
+from genesis.simulator import SimulatorThread
+
+ROOT = Path(__file__).resolve().parents[1]
+START = {"USDT": Decimal("1000"), "BTC": Decimal("0"), "ETH": Decimal("0")}
+EDITS = {
+    "alerts.yaml": {
+        "  warning: [console, log]\n": "  warning: [console, log, hook]\n",
+        "  critical: [console, log, pager]\n": "  critical: [console, log, page]\n",
+        'when: "not api_reachable"\n    for: 30s': 'when: "not api_reachable"\n    for: 3s',
+        'when: "not ws_market_connected"\n    for: 10s': 'when: "not ws_market_connected"\n    for: 2s',
+        'when: "not ws_user_connected"\n    for: 10s': 'when: "not ws_user_connected"\n    for: 2s',
+        'when: "api_latency_mean_1m > 200"': 'when: "api_latency_mean_1m > 100"',
+    },
+    "genesis.yaml": {
+        "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n":
+            "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n"
+            "    hook: {kind: webhook, url_env: GENESIS_TEST_HOOK_URL, retries: 0}\n"
+            "    page: {kind: webhook, url_env: GENESIS_TEST_PAGE_URL, retries: 0}\n",
+        "health_probe: {interval: 15s}": "health_probe: {interval: null}",
+        "metrics_endpoint: {port: 9464}": "metrics_endpoint: {port: null}",
+    },
+}
+
+
+def _config(tmp: Path) -> Path:
+    root = tmp / "config"
+    root.mkdir()
+    for name in ("alerts.yaml", "strategies.yaml", "genesis.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for folder in ("rules", "tiers"):
+        shutil.copytree(ROOT / folder, root / folder)
+    for name, edits in EDITS.items():
+        text = (root / name).read_text()
+        for old, new in edits.items():
+            assert old in text, old
+            text = text.replace(old, new)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def delivered(tmp_path_factory):
+    """Run the scene once; every body the receiver got, by path."""
+    tmp = tmp_path_factory.mktemp("live_alerts")
+    receiver = Receiver()
+    saved = {k: os.environ.get(k) for k in ("GENESIS_TEST_HOOK_URL", "GENESIS_TEST_PAGE_URL")}
+    os.environ["GENESIS_TEST_HOOK_URL"] = receiver.url + "/hook"
+    os.environ["GENESIS_TEST_PAGE_URL"] = receiver.url + "/page"
+    sim = SimulatorThread(speed=2, balances={k: str(v) for k, v in START.items()}).start()
+    live = LiveProc(tmp, sim, config=_config(tmp))
+    try:
+        live.start()
+        sim.set_faults({"http_delay_ms": 700})            # every answer 0.7 s late: acks too
+        for n in range(5):
+            placed = order(live, "buy" if n % 2 == 0 else "sell", usd=12)
+            assert placed["status"] == "applied", placed
+            live.wait(lambda: live.count("fill") >= n + 1, f"fill {n + 1}")
+        live.wait(lambda: {"slow_orders", "api_latency_high"} <= {b["rule"] for _, b in receiver.received},
+                  "the slow-answer alerts at the receiver", timeout=30)
+        sim.stop()                                         # the exchange is gone: REST and both streams
+        wanted = {"exchange_unreachable", "websocket_down", "user_stream_down"}
+        live.wait(lambda: wanted <= {b["rule"] for _, b in receiver.received}, "the outage pages at the receiver",
+                  timeout=45)
+    finally:
+        live.stop()
+        sim.stop()
+        receiver.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return receiver.received
+
+
+@pytest.mark.parametrize(("rule", "route", "severity", "text"), [
+    ("slow_orders", "/page", "critical", r"The last \d+ orders each took over 500 ms to acknowledge\."),
+    ("api_latency_high", "/hook", "warning", r"API latency averages [\d,.]+ ms over the last minute\."),
+    ("exchange_unreachable", "/page", "critical",
+     r"The exchange API has been unreachable for 30 s\. New orders are halted\."),
+    ("websocket_down", "/page", "critical", r"The market-data websocket has been down for 10 s\."),
+    ("user_stream_down", "/page", "critical", r"The user-data websocket has been down for 10 s: .*"),
+])
+def test_each_live_alert_reaches_its_route(delivered, rule, route, severity, text):
+    bodies = [(path, body) for path, body in delivered if body["rule"] == rule]
+    assert bodies, f"{rule} never reached the receiver; got {sorted({b['rule'] for _, b in delivered})}"
+    path, body = bodies[0]
+    assert (path, body["severity"], body["status"], body["source"]) == (route, severity, "firing", "genesis")
+    assert re.fullmatch(text, body["text"]), body["text"]
