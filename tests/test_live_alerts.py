@@ -1,7 +1,8 @@
 """The live edge's alerts delivered end to end: `genesis run --mode live` against the
 simulator on 127.0.0.1, its warnings routed to a webhook and its pages to another, both
 an HTTP receiver the test starts. Slow exchange answers raise `slow_orders` and
-`api_latency_high`; the simulator going away raises `exchange_unreachable`,
+`api_latency_high`; coins bought elsewhere while it was down raise `position_mismatch`
+at the restart; the simulator going away raises `exchange_unreachable`,
 `websocket_down` and `user_stream_down`. The `for:` windows and the latency threshold are
 shortened in this test's configuration copy (the shipped values are pinned by
 rule_tests/alerts_test.yaml); the path from the exchange to the receiver is the real one."""
@@ -13,11 +14,12 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import ccxt
 import pytest
 from live_helpers import LiveProc, order
 from test_notify import Receiver
 
-from genesis.simulator import SimulatorThread
+from genesis.simulator import SimulatorThread, ccxt_config
 
 ROOT = Path(__file__).resolve().parents[1]
 START = {"USDT": Decimal("1000"), "BTC": Decimal("0"), "ETH": Decimal("0")}
@@ -76,6 +78,14 @@ def delivered(tmp_path_factory):
             live.wait(lambda: live.count("fill") >= n + 1, f"fill {n + 1}")
         live.wait(lambda: {"slow_orders", "api_latency_high"} <= {b["rule"] for _, b in receiver.received},
                   "the slow-answer alerts at the receiver", timeout=30)
+        sim.set_faults({}, reset=True)
+        live.stop()                                        # coins bought elsewhere while it is down
+        outside = ccxt.binance(ccxt_config(sim.rest_url, enableRateLimit=False))
+        outside.load_markets()
+        outside.create_order("ETH/USDT", "market", "buy", 0.01)
+        live.start()
+        live.wait(lambda: "position_mismatch" in {b["rule"] for _, b in receiver.received},
+                  "the mismatch page at the receiver", timeout=30)
         sim.stop()                                         # the exchange is gone: REST and both streams
         wanted = {"exchange_unreachable", "websocket_down", "user_stream_down"}
         live.wait(lambda: wanted <= {b["rule"] for _, b in receiver.received}, "the outage pages at the receiver",
@@ -95,6 +105,8 @@ def delivered(tmp_path_factory):
 @pytest.mark.parametrize(("rule", "route", "severity", "text"), [
     ("slow_orders", "/page", "critical", r"The last \d+ orders each took over 500 ms to acknowledge\."),
     ("api_latency_high", "/hook", "warning", r"API latency averages [\d,.]+ ms over the last minute\."),
+    ("position_mismatch", "/page", "critical",
+     r"Positions disagree with the exchange by [\d,.]+ USD\. Trading is halted until reconciled\."),
     ("exchange_unreachable", "/page", "critical",
      r"The exchange API has been unreachable for 30 s\. New orders are halted\."),
     ("websocket_down", "/page", "critical", r"The market-data websocket has been down for 10 s\."),
