@@ -239,12 +239,14 @@ def _close_helpers(probe, dispatcher, endpoint, db: str | None = None) -> None:
 
         try:
             journal = Journal(db, create=False)
-            try:
-                journal.drop_queued(MEASUREMENT_KINDS, "queued as the run stopped")
-            finally:
-                journal.close()
+        except Exception:   # noqa: BLE001 - a journal that cannot be opened holds nothing queued by this run
+            return
+        try:
+            journal.drop_queued(MEASUREMENT_KINDS, "queued as the run stopped")
         except Exception as exc:   # noqa: BLE001 - at exit: say it, never a traceback
             click.echo(f"genesis: readings queued at exit were left in the journal ({type(exc).__name__})", err=True)
+        finally:
+            journal.close()
 
 
 def _stop_on_signals() -> list[int]:

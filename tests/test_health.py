@@ -59,6 +59,10 @@ def test_a_probe_that_cannot_reach_the_journal_is_counted_and_the_run_goes_on(tm
     shutil.rmtree(folder)
     assert probe.probe() is None
     assert probe.readings == 0 and len(probe.errors) == 1
+    # a journal that cannot even be opened (opened on the probe's first use, not at start)
+    unopened = HealthProbe(lambda: Journal(f"sqlite:///{tmp_path / 'no' / 'such' / 'j.db'}", create=False),
+                           60.0, tmp_path)
+    assert unopened.probe() is None and unopened.errors[0].startswith("JournalError")
 
 
 def test_readings_left_queued_at_a_stop_are_dropped_and_never_replayed(tmp_path):

@@ -43,7 +43,10 @@ class HealthProbe:
     only)."""
 
     def __init__(self, journal, interval_s: float, disk_path: Path):
-        self.journal = journal
+        """`journal`: a Journal, or a function that opens one (called on the probe's
+        thread at its first probe, so that a journal not created yet is not an error)."""
+        self._journal = None if callable(journal) else journal
+        self._open = journal if callable(journal) else None
         self.interval_s = interval_s
         self.disk_path = disk_path
         self.readings = 0          # probes queued
@@ -52,6 +55,13 @@ class HealthProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         psutil.cpu_percent(interval=None)   # the first call starts the CPU average
+
+    @property
+    def journal(self):
+        """The probe's own journal connection (opened at first use)."""
+        if self._journal is None:
+            self._journal = self._open()
+        return self._journal
 
     def read(self) -> HealthReading:
         """Measure now."""
@@ -100,7 +110,8 @@ class HealthProbe:
                 self.probe()
                 self._stop.wait(self.interval_s)
         finally:
-            self.journal.close()   # on the thread that opened its connections
+            if self._journal is not None:
+                self._journal.close()   # on the thread that opened its connections
 
 
 def health_probe_for(settings: dict, db_url: str, cwd: Path) -> HealthProbe | None:
@@ -111,5 +122,5 @@ def health_probe_for(settings: dict, db_url: str, cwd: Path) -> HealthProbe | No
     interval = settings["health_probe"]["interval"]
     if interval is None:
         return None
-    return HealthProbe(Journal(db_url, create=False), parse_duration(str(interval)),
+    return HealthProbe(lambda: Journal(db_url, create=False), parse_duration(str(interval)),
                        journal_folder(db_url, cwd))
