@@ -8,6 +8,7 @@ shortened in this test's configuration copy (the shipped values are pinned by
 rule_tests/alerts_test.yaml); the path from the exchange to the receiver is the real one."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -59,16 +60,36 @@ def _config(tmp: Path) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def routed_to(receiver: Receiver):
+    """The channel variables of the config copy, pointing at `receiver` (LiveProc passes
+    the test's environment on)."""
+    saved = {k: os.environ.get(k) for k in ("GENESIS_TEST_HOOK_URL", "GENESIS_TEST_PAGE_URL")}
+    os.environ["GENESIS_TEST_HOOK_URL"] = receiver.url + "/hook"
+    os.environ["GENESIS_TEST_PAGE_URL"] = receiver.url + "/page"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="module")
 def delivered(tmp_path_factory):
     """Run the scene once; every body the receiver got, by path."""
     tmp = tmp_path_factory.mktemp("live_alerts")
     receiver = Receiver()
-    saved = {k: os.environ.get(k) for k in ("GENESIS_TEST_HOOK_URL", "GENESIS_TEST_PAGE_URL")}
-    os.environ["GENESIS_TEST_HOOK_URL"] = receiver.url + "/hook"
-    os.environ["GENESIS_TEST_PAGE_URL"] = receiver.url + "/page"
     sim = SimulatorThread(speed=2, balances={k: str(v) for k, v in START.items()}).start()
     live = LiveProc(tmp, sim, config=_config(tmp))
+    with routed_to(receiver):
+        _scene(live, sim, receiver)
+    return receiver.received
+
+
+def _scene(live: LiveProc, sim, receiver: Receiver) -> None:
     try:
         live.start()
         sim.set_faults({"http_delay_ms": 700})            # every answer 0.7 s late: acks too
@@ -94,12 +115,6 @@ def delivered(tmp_path_factory):
         live.stop()
         sim.stop()
         receiver.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return receiver.received
 
 
 @pytest.mark.parametrize(("rule", "route", "severity", "text"), [
@@ -118,3 +133,29 @@ def test_each_live_alert_reaches_its_route(delivered, rule, route, severity, tex
     path, body = bodies[0]
     assert (path, body["severity"], body["status"], body["source"]) == (route, severity, "firing", "genesis")
     assert re.fullmatch(text, body["text"]), body["text"]
+
+
+def test_request_weight_used_elsewhere_over_95_percent_pages(tmp_path):
+    """Another client on the same IP spends the minute's weight (the exchange counts per
+    IP); Genesis learns it from the header of its next answer: rate_limit_critical."""
+    receiver = Receiver()
+    sim = SimulatorThread(speed=2, balances={k: str(v) for k, v in START.items()}, weight_limit=1000).start()
+    live = LiveProc(tmp_path, sim, config=_config(tmp_path))
+    try:
+        with routed_to(receiver):
+            live.start()
+            outside = ccxt.binance(ccxt_config(sim.rest_url, enableRateLimit=False))
+            outside.load_markets()
+            while (used := sim.state()["limits"]["used_weight"]) < 960:   # 96%, and not over the limit
+                outside.fetch_order_book("BTC/USDT", limit=100 if used > 900 else 1000)
+            assert order(live, "buy", usd=12)["status"] == "applied"
+            live.wait(lambda: any(b["rule"] == "rate_limit_critical" for _, b in receiver.received),
+                      "the rate-limit page at the receiver", timeout=30)
+    finally:
+        live.stop()
+        sim.stop()
+        receiver.close()
+    [(path, body)] = [(p, b) for p, b in receiver.received if b["rule"] == "rate_limit_critical"]
+    assert (path, body["severity"]) == ("/page", "critical")
+    used_pct = float(re.fullmatch(r"Request-weight use is at ([\d.]+)% of the exchange limit\.", body["text"]).group(1))
+    assert 95 < used_pct <= 100
