@@ -308,11 +308,7 @@ class Engine:
         report = day_report(self, self.day_start, closed)
         self.day_start = day_start(self)
         self._journal(closed.ts, "daily_report", "", "", report)
-        note = Notification(closed.ts, "info", "daily_report", format_day_report(report),
-                            list(self.routing.get("report", [])))
-        self.notifications.append(note)
-        if self.notify_callback and not self.quiet:
-            self.notify_callback(note)
+        self._notify("daily_report", "info", "firing", format_day_report(report), route="report")
 
     def _record(self, event: Event) -> None:
         """Journal the engine's own events and let the account see fills."""
@@ -588,10 +584,10 @@ class Engine:
         for action in actions:
             self._act(action, rid, rule.rule.severity, event, changed, firing.group, status)
 
-    def _notify(self, rid: str, severity: str, status: str, text: str) -> dict:
-        """Send a notification of rule `rid` to its severity's channels (none while the
-        rule is silenced) and journal it; the journaled detail."""
-        channels = list(self.routing.get(severity, []))
+    def _notify(self, rid: str, severity: str, status: str, text: str, route: str | None = None) -> dict:
+        """Send a notification of rule `rid` to the channels of `route` (default: its
+        severity's; none while the rule is silenced); the detail to journal."""
+        channels = list(self.routing.get(route or severity, []))
         detail = {"action": "notify", "severity": severity, "text": text, "channels": channels}
         silence = self.silences.get(rid)
         if silence is not None and self.now < silence[0]:
