@@ -87,18 +87,31 @@ def first_event(files: list[Path]) -> int:
 
 
 # --------------------------------------------------------------------------- configuration
-def config_copy(tmp: Path, equity: float | None = None, tier_edits: dict | None = None,
-                strategies: dict | None = None) -> Path:
-    """Copy the shipped configuration into tmp/config; set the paper starting equity and
-    edit tier files ({tier: {section: {key: value}}}). Every strategy instance is switched
-    off (enabled: false) except those named in `strategies` ({instance id: {param: value}}),
-    which are switched on with those parameters changed."""
+def edited_copy(tmp: Path, edits: dict | None = None) -> Path:
+    """Copy the shipped configuration into tmp/config and make exact text edits
+    ({file: {old text: new text}}); each old text must be there."""
     root = tmp / "config"
     root.mkdir()
     for name in ("genesis.yaml", "alerts.yaml", "strategies.yaml"):
         shutil.copy(REPO / name, root / name)
     for name in ("rules", "tiers"):
         shutil.copytree(REPO / name, root / name)
+    for name, changes in (edits or {}).items():
+        text = (root / name).read_text()
+        for old, new in changes.items():
+            assert old in text, f"{name}: {old!r}"
+            text = text.replace(old, new)
+        (root / name).write_text(text)
+    return root
+
+
+def config_copy(tmp: Path, equity: float | None = None, tier_edits: dict | None = None,
+                strategies: dict | None = None) -> Path:
+    """Copy the shipped configuration into tmp/config; set the paper starting equity and
+    edit tier files ({tier: {section: {key: value}}}). Every strategy instance is switched
+    off (enabled: false) except those named in `strategies` ({instance id: {param: value}}),
+    which are switched on with those parameters changed."""
+    root = edited_copy(tmp)
     if equity is not None:
         path = root / "genesis.yaml"
         path.write_text(path.read_text().replace("starting_equity_usd: 1000", f"starting_equity_usd: {equity}"))

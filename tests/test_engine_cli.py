@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scenario_helpers import edited_copy
 
 from genesis.config.checks import check_config
 from genesis.engine.events import Event
@@ -175,12 +176,8 @@ def test_replay_with_an_unknown_tier_is_a_usage_error():
 def unprobed(tmp_path_factory) -> Path:
     """The shipped configuration with the health probe off: runs compared entry by entry
     must not differ by when the wall clock sampled the host (tests/test_health.py)."""
-    root = _config_copy(tmp_path_factory.mktemp("unprobed"))
-    settings = root / "genesis.yaml"
-    text = settings.read_text()
-    assert "health_probe: {interval: 15s}" in text
-    settings.write_text(text.replace("health_probe: {interval: 15s}", "health_probe: {interval: null}"))
-    return root
+    return edited_copy(tmp_path_factory.mktemp("unprobed"),
+                       {"genesis.yaml": {"health_probe: {interval: 15s}": "health_probe: {interval: null}"}})
 
 
 @pytest.fixture(scope="module")

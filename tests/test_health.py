@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from scenario_helpers import edited_copy
 from test_engine_cli import ListFeed
 from test_metrics_endpoint import free_port, scrape
 from test_notify import Receiver
@@ -123,7 +124,7 @@ def test_an_observation_becomes_the_event_it_names_and_a_missing_number_is_refus
 
 
 def test_a_health_probe_interval_under_a_second_is_refused(tmp_path):
-    root = _config(tmp_path, {"health_probe: {interval: 15s}": "health_probe: {interval: 200ms}"}, {})
+    root = edited_copy(tmp_path, {"genesis.yaml": {"health_probe: {interval: 15s}": "health_probe: {interval: 200ms}"}})
     result = check_config(root)
     assert not result.ok
     [problem] = result.problems
@@ -145,22 +146,6 @@ ALERT_EDITS = {   # the shipped thresholds (proven exactly by rule_tests/alerts_
 }
 
 
-def _config(tmp_path: Path, settings_edits: dict, alert_edits: dict) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
-    for name in ("alerts.yaml", "strategies.yaml", "genesis.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("rules", "tiers", "schema"):
-        shutil.copytree(ROOT / folder, root / folder)
-    for name, edits in (("genesis.yaml", settings_edits), ("alerts.yaml", alert_edits)):
-        text = (root / name).read_text()
-        for old, new in edits.items():
-            assert old in text, old
-            text = text.replace(old, new)
-        (root / name).write_text(text)
-    return root
-
-
 @pytest.fixture(scope="module")
 def health_run(tmp_path_factory):
     """`genesis run --speed 1` probing every second, its warnings routed to the `hook`
@@ -173,10 +158,10 @@ def health_run(tmp_path_factory):
                 "    hook: {kind: webhook, url_env: GENESIS_TEST_HOOK_URL, retries: 0}\n"
                 "    page: {kind: webhook, url_env: GENESIS_TEST_PAGE_URL, retries: 0}\n"
                 f"    brokenlog: {{kind: log, path: {tmp / 'not-a-folder' / 'alerts.jsonl'}, retries: 0}}\n")
-    root = _config(tmp, {
+    root = edited_copy(tmp, {"genesis.yaml": {
         "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n": channels,
         "health_probe: {interval: 15s}": "health_probe: {interval: 1s}",
-        "metrics_endpoint: {port: 9464}": f"metrics_endpoint: {{port: {port}}}"}, ALERT_EDITS)
+        "metrics_endpoint: {port: 9464}": f"metrics_endpoint: {{port: {port}}}"}, "alerts.yaml": ALERT_EDITS})
     receiver = Receiver()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GENESIS_TEST_HOOK_URL": receiver.url + "/hook",
            "GENESIS_TEST_PAGE_URL": receiver.url + "/page"}

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import ccxt
 import pytest
 from live_helpers import LiveProc, order
+from scenario_helpers import edited_copy
 from test_notify import Receiver
 
 from genesis.simulator import SimulatorThread, ccxt_config
@@ -45,19 +45,7 @@ EDITS = {
 
 
 def _config(tmp: Path) -> Path:
-    root = tmp / "config"
-    root.mkdir()
-    for name in ("alerts.yaml", "strategies.yaml", "genesis.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("rules", "tiers"):
-        shutil.copytree(ROOT / folder, root / folder)
-    for name, edits in EDITS.items():
-        text = (root / name).read_text()
-        for old, new in edits.items():
-            assert old in text, old
-            text = text.replace(old, new)
-        (root / name).write_text(text)
-    return root
+    return edited_copy(tmp, EDITS)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@ from a real engine, and from a running `genesis run`."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from scenario_helpers import edited_copy
 
 from genesis.config.checks import check_config
 from genesis.engine.events import Event
@@ -75,17 +75,7 @@ def test_a_scrape_shows_the_engines_state_firings_and_counts():
 
 
 def _config(tmp_path: Path, port: int) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
-    for name in ("alerts.yaml", "strategies.yaml", "genesis.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("rules", "tiers", "schema"):
-        shutil.copytree(ROOT / folder, root / folder)
-    settings = root / "genesis.yaml"
-    text = settings.read_text()
-    assert "metrics_endpoint: {port: 9464}" in text
-    settings.write_text(text.replace("metrics_endpoint: {port: 9464}", f"metrics_endpoint: {{port: {port}}}"))
-    return root
+    return edited_copy(tmp_path, {"genesis.yaml": {"metrics_endpoint: {port: 9464}": f"metrics_endpoint: {{port: {port}}}"}})
 
 
 def test_genesis_run_serves_metrics_while_it_runs(tmp_path):

@@ -6,7 +6,6 @@ that no secret reaches an error text."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from scenario_helpers import edited_copy
 
 from genesis.config.checks import check_config
 from genesis.engine.events import Event
@@ -260,12 +260,7 @@ def test_an_engine_alert_reaches_the_receiver(receiver):
 
 
 def _config_copy(tmp_path: Path, channels_yaml: str) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
-    for name in ("alerts.yaml", "strategies.yaml", "genesis.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("rules", "tiers", "schema"):
-        shutil.copytree(ROOT / folder, root / folder)
+    root = edited_copy(tmp_path)
     text = (root / "genesis.yaml").read_text()
     start = text.index("notifications:")
     end = text.index("safety:")
