@@ -123,8 +123,14 @@ def test_kill_9_during_a_lockout_and_a_cooldown_keeps_both_after_restart(tmp_pat
     eng = Engine(tmp_path)
     try:
         eng.start()
-        ids = eng.queue(six_indicators())
+        commands = six_indicators()
+        ids = eng.queue(commands)
         eng.wait(lambda: eng.applied(ids), "the commands to apply")
+        # a command is marked applied just before its entries are written (a crash in
+        # between replays it): wait for the last one's (an order) entries, the lock among them
+        orders = sum(1 for kind, _ in commands if kind == "order")
+        eng.wait(lambda: eng.rows("SELECT count(*) FROM entries WHERE kind = 'operator' AND rule = 'order'")[0][0]
+                 >= orders, "the commands' entries")
         locks = eng.locks()
         assert len(locks) == 1 and locks[0]["reason"] == "tilt level 3" and locks[0]["symbol"] == ""
         until = locks[0]["until"]
