@@ -154,12 +154,12 @@ def health_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("health")
     (tmp / "not-a-folder").write_text("a file where the log's folder should be")
     port = free_port()
-    channels = ("    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n"
+    channels = ("    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m, group_wait: 10s}\n"
                 "    hook: {kind: webhook, url_env: GENESIS_TEST_HOOK_URL, retries: 0}\n"
                 "    page: {kind: webhook, url_env: GENESIS_TEST_PAGE_URL, retries: 0}\n"
                 f"    brokenlog: {{kind: log, path: {tmp / 'not-a-folder' / 'alerts.jsonl'}, retries: 0}}\n")
     root = edited_copy(tmp, {"genesis.yaml": {
-        "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n": channels,
+        "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m, group_wait: 10s}\n": channels,
         "health_probe: {interval: 15s}": "health_probe: {interval: 1s}",
         "metrics_endpoint: {port: 9464}": f"metrics_endpoint: {{port: {port}}}"}, "alerts.yaml": ALERT_EDITS})
     receiver = Receiver()

@@ -34,8 +34,8 @@ EDITS = {
         'when: "api_latency_mean_1m > 200"': 'when: "api_latency_mean_1m > 100"',
     },
     "genesis.yaml": {
-        "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n":
-            "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m}\n"
+        "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m, group_wait: 10s}\n":
+            "    pager: {kind: webhook, url_env: GENESIS_PAGER_URL, min_interval: 5m, group_wait: 10s}\n"
             "    hook: {kind: webhook, url_env: GENESIS_TEST_HOOK_URL, retries: 0}\n"
             "    page: {kind: webhook, url_env: GENESIS_TEST_PAGE_URL, retries: 0}\n",
         "health_probe: {interval: 15s}": "health_probe: {interval: null}",

@@ -68,13 +68,14 @@ def receiver():
 
 def channel(name: str, kind: str, **settings) -> Channel:
     """A channel as genesis.yaml would give it, with fast retries."""
-    timing = {k: settings.pop(k) for k in ("retries", "backoff_s", "min_interval_s", "fallback", "timeout_s")
-              if k in settings}
+    timing = {k: settings.pop(k) for k in ("retries", "backoff_s", "min_interval_s", "group_wait_s", "fallback",
+                                           "timeout_s") if k in settings}
     defaults = {"endpoint": None, "smtp_port": 587, "starttls": True, "path": "logs/alerts.jsonl",
                 "max_bytes": 10_485_760, "backups": 5}
-    return Channel(name, kind, {"kind": kind, **defaults, **settings}, timing.get("min_interval_s", 0.0),
-                   timing.get("timeout_s", 2.0), timing.get("retries", 2), timing.get("backoff_s", 0.01),
-                   timing.get("fallback"))
+    return Channel(name, kind, {"kind": kind, **defaults, **settings},
+                   min_interval_s=timing.get("min_interval_s", 0.0), group_wait_s=timing.get("group_wait_s", 0.0),
+                   timeout_s=timing.get("timeout_s", 2.0), retries=timing.get("retries", 2),
+                   backoff_s=timing.get("backoff_s", 0.01), fallback=timing.get("fallback"))
 
 
 def critical(text: str = "Trading halted: daily loss limit reached.", rule: str = "daily_loss_limit") -> Message:
@@ -218,6 +219,60 @@ def test_min_interval_drops_a_repeat_of_the_same_message(receiver):
     assert dispatcher.suppressed["hook"] == 1
 
 
+def test_messages_that_come_within_group_wait_go_out_as_one(receiver, tmp_path):
+    env = {"HOOK": f"{receiver.url}/hook", "SLACK": f"{receiver.url}/slack", "PD": TOKEN}
+    log = channel("log", "log", group_wait_s=0.4)
+    log.root = tmp_path
+    channels = {"hook": channel("hook", "webhook", url_env="HOOK", group_wait_s=0.4),
+                "slack": channel("slack", "slack", url_env="SLACK", group_wait_s=0.4),
+                "pd": channel("pd", "pagerduty", routing_key_env="PD", endpoint=f"{receiver.url}/pd",
+                              group_wait_s=0.4),
+                "log": log,
+                "now": channel("now", "webhook", url_env="HOOK")}   # no group_wait: each at once
+    dispatcher = Dispatcher(channels, environ=env).start()
+    first = critical()
+    second = Message(1_723_118_400_500, "warning", "drawdown_warning", "Drawdown 6.1% of the day's peak.")
+    third = Message(1_723_118_400_900, "info", "memory_warning", "Memory back to normal.", status="resolved")
+    started = time.monotonic()
+    for m in (first, second, third):
+        assert dispatcher.submit(m, list(channels))
+    deadline = time.monotonic() + 5
+    while sum(p == "/hook" for p, _ in receiver.received) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    hooks = [b for p, b in receiver.received if p == "/hook"]
+    assert [b["rule"] for b in hooks[:3]] == ["daily_loss_limit", "drawdown_warning", "memory_warning"]  # `now`
+    grouped = hooks[3]
+    assert time.monotonic() - started >= 0.4
+    assert grouped["severity"] == "critical" and grouped["status"] == "firing"
+    assert grouped["rule"] == "daily_loss_limit,drawdown_warning,memory_warning"
+    assert grouped["alerts"] == [first.record(), second.record(), third.record()]
+    assert grouped["text"].splitlines() == [
+        "3 alerts:", "[critical] Trading halted: daily loss limit reached. (daily_loss_limit)",
+        "[warning] Drawdown 6.1% of the day's peak. (drawdown_warning)",
+        "[info] RESOLVED Memory back to normal. (memory_warning)"]
+    assert dispatcher.wait_idle(5) and dispatcher.close()
+    slack = [b for p, b in receiver.received if p == "/slack"]
+    assert slack == [{"text": "[critical] " + grouped["text"]}]
+    # PagerDuty keeps one incident per rule, so a group is sent as one event per message
+    assert [(b["event_action"], b["dedup_key"]) for p, b in receiver.received if p == "/pd"] == [
+        ("trigger", "genesis-daily_loss_limit"), ("trigger", "genesis-drawdown_warning"),
+        ("resolve", "genesis-memory_warning")]
+    lines = [json.loads(x) for x in (tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()]
+    assert lines == [first.record(), second.record(), third.record()]   # the log keeps one record each
+    assert dict(dispatcher.sent) == {"now": 3, "hook": 1, "slack": 1, "pd": 1, "log": 1}
+
+
+def test_a_group_still_held_is_sent_when_the_dispatcher_closes(receiver):
+    dispatcher = Dispatcher({"hook": channel("hook", "webhook", url_env="HOOK", group_wait_s=600.0)},
+                            environ={"HOOK": f"{receiver.url}/h"}).start()
+    dispatcher.submit(critical(), ["hook"])
+    dispatcher.submit(critical("Second.", rule="drawdown_halt"), ["hook"])
+    time.sleep(0.1)
+    assert receiver.received == []                     # held for ten minutes...
+    assert dispatcher.close(timeout_s=5)               # ...but a stop sends it now
+    assert [b["rule"] for _, b in receiver.received] == ["daily_loss_limit,drawdown_halt"]
+
+
 def test_the_log_channel_writes_json_lines_and_rotates(tmp_path):
     log = channel("log", "log", path="alerts/alerts.jsonl", max_bytes=1024, backups=2)
     log.root = tmp_path
@@ -231,14 +286,17 @@ def test_the_log_channel_writes_json_lines_and_rotates(tmp_path):
     assert all(p.stat().st_size <= 1024 for p in (tmp_path / "alerts").iterdir())
 
 
-def test_an_engine_alert_reaches_the_receiver(receiver):
-    """The exchange unreachable for 30 s halts trading and pages: through the engine's
-    notify callback and the dispatcher to the webhook the `critical` route names."""
+def test_engine_alerts_that_fire_together_reach_the_receiver_as_one_page(receiver):
+    """The exchange unreachable (30 s) and the market stream down (10 s) halt trading and
+    page: through the engine's notify callback and the dispatcher to the webhook the
+    `critical` route names. The shipped pager holds a page for its group_wait (10 s of
+    wall clock), and the replay raises both within it: one grouped page."""
     from genesis.notify.channels import channels_from
 
     config = check_config(ROOT)
     settings = dict(config.files.settings.data["notifications"])
     channels = channels_from(settings, ROOT)
+    assert channels["pager"].group_wait_s == 10.0
     dispatcher = Dispatcher({"pager": channels["pager"]},
                             environ={channels["pager"].settings["url_env"]: f"{receiver.url}/page"}).start()
 
@@ -250,13 +308,18 @@ def test_an_engine_alert_reaches_the_receiver(receiver):
                     {"bid": 59_999.0, "ask": 60_001.0, "bid_qty": 1.0, "ask_qty": 1.0, "mid": 60_000.0})
               for i in range(60)]
     events[5] = Event("api_status", t0 + 5000, "", {"reachable": False})
+    events[6] = Event("ws_status", t0 + 6000, "", {"connected": False, "stream": "market"})
     from test_engine_cli import ListFeed   # noqa: PLC0415 - the same in-memory feed the runner tests use
 
     replay(open_session(ROOT, config, "sniper", ListFeed(events), None, "replay", notify=notify))
-    assert dispatcher.wait_idle(10) and dispatcher.close()
-    assert [(p, b["rule"], b["severity"]) for p, b in receiver.received] == [("/page", "exchange_unreachable",
-                                                                              "critical")]
-    assert "unreachable for 30 s" in receiver.received[0][1]["text"]
+    time.sleep(0.2)
+    assert receiver.received == []          # held for the group_wait...
+    assert dispatcher.close(timeout_s=10)   # ...and sent at once when delivery stops
+    [(path, page)] = receiver.received
+    assert (path, page["rule"], page["severity"]) == ("/page", "websocket_down,exchange_unreachable", "critical")
+    assert [a["rule"] for a in page["alerts"]] == ["websocket_down", "exchange_unreachable"]
+    assert "unreachable for 30 s" in page["alerts"][1]["text"]
+    assert page["alerts"][0]["ts"] == t0 + 16_000 and page["alerts"][1]["ts"] == t0 + 35_000
 
 
 def _config_copy(tmp_path: Path, channels_yaml: str) -> Path:
@@ -412,7 +475,7 @@ def test_a_failed_delivery_becomes_a_notify_failure_event_the_rules_read(tmp_pat
     config = check_config(ROOT)
     session = open_session(ROOT, config, "sniper", ListFeed(_outage_events(t0)[:40]), db, "paper")
     notifications = {"channels": {"pager": {**config.files.settings.data["notifications"]["channels"]["pager"],
-                                            "retries": 1, "backoff": "10ms"}}}
+                                            "retries": 1, "backoff": "10ms", "group_wait": "0s"}}}
     dispatcher = dispatcher_for(notifications, ROOT, db,
                                 environ={"GENESIS_PAGER_URL": f"{receiver.url}/page/{TOKEN}"}).start()
     for event in session.feed:

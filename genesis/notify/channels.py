@@ -30,6 +30,7 @@ NEEDS = {"webhook": ("url_env",), "slack": ("url_env",), "discord": ("url_env",)
 PAGERDUTY_ENDPOINT = "https://events.pagerduty.com/v2/enqueue"   # `endpoint: null` means these
 TELEGRAM_ENDPOINT = "https://api.telegram.org"
 PD_SEVERITY = {"info": "info", "warning": "warning", "critical": "critical"}
+SEVERITY_ORDER = {"info": 1, "warning": 2, "critical": 3}
 
 
 class DeliveryFailed(Exception):
@@ -50,16 +51,35 @@ class Message:
     rule: str          # the rule that notified
     text: str
     status: str = "firing"   # firing, resolved, test
+    parts: tuple[Message, ...] = ()   # a group: the messages it stands for, in the order they came
 
     @classmethod
     def of(cls, note) -> Message:
         """The message of an engine notification (genesis.engine.engine.Notification)."""
         return cls(note.ts, note.severity, note.rule, note.text, note.status)
 
+    @classmethod
+    def group(cls, messages: list[Message]) -> Message:
+        """One message standing for `messages` (two or more) that came within a channel's
+        `group_wait`: the most severe severity, the rules joined by commas, one line each."""
+        severity = max((m.severity for m in messages), key=lambda s: SEVERITY_ORDER.get(s, 0))
+        rules = ",".join(dict.fromkeys(m.rule for m in messages))
+        status = "firing" if any(m.status == "firing" for m in messages) else messages[0].status
+        text = f"{len(messages)} alerts:\n" + "\n".join(_line(m) for m in messages)
+        return cls(messages[0].ts, severity, rules, text, status, tuple(messages))
+
+    def each(self) -> tuple[Message, ...]:
+        """The single messages this one stands for (itself when it is not a group)."""
+        return self.parts or (self,)
+
     def record(self) -> dict:
-        """The JSON body of the generic webhook and the log file line."""
-        return {"ts": self.ts, "severity": self.severity, "rule": self.rule, "text": self.text,
-                "status": self.status, "source": "genesis"}
+        """The JSON body of the generic webhook and the log file line; a group adds `alerts`,
+        the record of each message in it."""
+        out = {"ts": self.ts, "severity": self.severity, "rule": self.rule, "text": self.text,
+               "status": self.status, "source": "genesis"}
+        if self.parts:
+            out["alerts"] = [m.record() for m in self.parts]
+        return out
 
 
 @dataclass
@@ -70,6 +90,7 @@ class Channel:
     kind: str
     settings: dict
     min_interval_s: float = 0.0
+    group_wait_s: float = 0.0
     timeout_s: float = 5.0
     retries: int = 3
     backoff_s: float = 1.0
@@ -87,7 +108,8 @@ def channels_from(settings: dict, root: Path) -> dict[str, Channel]:
     out = {}
     for name, ch in settings["channels"].items():
         out[name] = Channel(name, ch["kind"], dict(ch), parse_duration(ch["min_interval"]),
-                            parse_duration(ch["timeout"]), int(ch["retries"]), parse_duration(ch["backoff"]),
+                            parse_duration(ch["group_wait"]), parse_duration(ch["timeout"]), int(ch["retries"]),
+                            parse_duration(ch["backoff"]),
                             ch.get("fallback"), Path(root))
     return out
 
@@ -125,19 +147,22 @@ def _post(channel: Channel, url: str, body: dict) -> None:
 
 
 def _line(message: Message) -> str:
+    if message.parts:   # the parts carry their own marks
+        return f"[{message.severity}] {message.text}"
     mark = "RESOLVED " if message.status == "resolved" else ""
     return f"[{message.severity}] {mark}{message.text} ({message.rule})"
 
 
 def _console(channel, message, environ) -> None:
-    print(f"\r{_line(message)}".ljust(150), flush=True)
+    for part in message.each():
+        print(f"\r{_line(part)}".ljust(150), flush=True)
 
 
 def _log(channel: Channel, message: Message, environ) -> None:
     path = Path(channel.settings["path"])
     if not path.is_absolute():
         path = channel.root / path
-    line = json.dumps(message.record()) + "\n"
+    line = "".join(json.dumps(part.record()) + "\n" for part in message.each())   # one record per message
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _rotate(path, len(line), int(channel.settings["max_bytes"]), int(channel.settings["backups"]))
@@ -177,22 +202,24 @@ def _telegram(channel, message, environ) -> None:
 
 
 def _pagerduty(channel, message, environ) -> None:
-    body = {"routing_key": _secret(channel, "routing_key_env", environ),
-            "event_action": "resolve" if message.status == "resolved" else "trigger",
-            "dedup_key": f"genesis-{message.rule}"}
-    if message.status != "resolved":
-        body["payload"] = {"summary": message.text[:1024], "source": "genesis", "component": message.rule,
-                           "severity": PD_SEVERITY.get(message.severity, "error")}
-    _post(channel, channel.settings.get("endpoint") or PAGERDUTY_ENDPOINT, body)
+    key = _secret(channel, "routing_key_env", environ)
+    for part in message.each():   # one event per rule: each incident is resolved by its own dedup_key
+        body = {"routing_key": key, "event_action": "resolve" if part.status == "resolved" else "trigger",
+                "dedup_key": f"genesis-{part.rule}"}
+        if part.status != "resolved":
+            body["payload"] = {"summary": part.text[:1024], "source": "genesis", "component": part.rule,
+                               "severity": PD_SEVERITY.get(part.severity, "error")}
+        _post(channel, channel.settings.get("endpoint") or PAGERDUTY_ENDPOINT, body)
 
 
 def _email(channel: Channel, message: Message, environ) -> None:
     s = channel.settings
     mail = EmailMessage()
-    mail["Subject"] = f"[genesis {message.severity}] {message.rule}"
+    what = f"{len(message.parts)} alerts: {message.rule.replace(',', ', ')}" if message.parts else message.rule
+    mail["Subject"] = f"[genesis {message.severity}] {what}"
     mail["From"] = s["from"]
     mail["To"] = ", ".join(s["to"])
-    mail.set_content(_line(message) + "\n")
+    mail.set_content("".join(_line(part) + "\n" for part in message.each()))
     try:
         with smtplib.SMTP(s["smtp_host"], int(s["smtp_port"]), timeout=channel.timeout_s) as smtp:
             if s["starttls"]:

@@ -1,7 +1,8 @@
 """Delivery off the event loop: the engine hands each notification to `Dispatcher.submit`,
 which only puts it on a bounded queue; a worker thread sends it to each routed channel,
 retries a failed send with exponential backoff, drops a repeat of the same message on a
-channel within the channel's `min_interval`, and sends a critical message that a channel
+channel within the channel's `min_interval`, holds a channel's messages for its
+`group_wait` and sends those that came meanwhile as one grouped message, and sends a critical message that a channel
 could not take to that channel's `fallback`. Failures are kept in `failures` for the
 caller to journal; nothing raised by a channel reaches the engine."""
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Dispatcher:
         self.dropped = 0                      # messages refused because the queue was full
         self.failures: deque[DeliveryFailure] = deque()
         self._last: dict[tuple, float] = {}   # (channel, rule, text) -> when last sent
+        self._held: dict[str, tuple[float, list[Message]]] = {}   # channel -> (send at, messages waiting)
         self._thread: threading.Thread | None = None
 
     def start(self) -> Dispatcher:
@@ -91,9 +93,9 @@ class Dispatcher:
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """Block until every queued message has been handled (tests, `genesis notify test`)."""
         deadline = time.monotonic() + timeout_s
-        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+        while (self.queue.unfinished_tasks or self._held) and time.monotonic() < deadline:
             time.sleep(0.01)
-        return not self.queue.unfinished_tasks
+        return not (self.queue.unfinished_tasks or self._held)
 
     def deliver(self, message: Message, channel_names) -> list[DeliveryFailure]:
         """Send now, on the calling thread, with the same retries and fallback; the failures."""
@@ -104,18 +106,46 @@ class Dispatcher:
 
     def _run(self) -> None:
         while True:
-            message, names = self.queue.get()
             try:
-                if message is None:
+                message, names = self.queue.get(timeout=self._until_due())
+            except queue.Empty:
+                self._send_due(self.clock())
+                continue
+            try:
+                if message is None:   # closing: what is held goes now
+                    self._send_due(float("inf"))
                     return
                 for name in names:
-                    self._to(self.channels[name], message, {name})
+                    channel = self.channels[name]
+                    if channel.group_wait_s > 0 and message.status != "test":
+                        self._hold(channel, message)
+                    else:
+                        self._to(channel, message, {name})
+                self._send_due(self.clock())
             except Exception as exc:   # noqa: BLE001 - a bug in a sender must not end delivery
                 self.failures.append(DeliveryFailure(",".join(names or ()), "", getattr(message, "rule", ""),
                                                      getattr(message, "severity", ""),
                                                      f"internal error ({type(exc).__name__})", 0))
             finally:
                 self.queue.task_done()
+
+    def _until_due(self) -> float | None:
+        """Seconds until the first held group is due (None: nothing held, wait for a message)."""
+        if not self._held:
+            return None
+        return max(0.0, min(due for due, _ in self._held.values()) - self.clock())
+
+    def _hold(self, channel: Channel, message: Message) -> None:
+        if self._repeat(channel, message):
+            return
+        due, held = self._held.setdefault(channel.name, (self.clock() + channel.group_wait_s, []))
+        held.append(message)
+
+    def _send_due(self, now: float) -> None:
+        for name, (due, held) in list(self._held.items()):
+            if due <= now:
+                del self._held[name]
+                self._send(self.channels[name], held[0] if len(held) == 1 else Message.group(held), {name})
 
     def _failed(self, failure: DeliveryFailure) -> None:
         self.failures.append(failure)
@@ -125,14 +155,20 @@ class Dispatcher:
             except Exception:   # noqa: BLE001 - reporting a failure must not end delivery
                 pass
 
-    def _to(self, channel: Channel, message: Message, tried: set) -> None:
-        key = (channel.name, message.rule, message.text)
-        now = self.clock()
-        last = self._last.get(key)
-        if channel.min_interval_s and last is not None and now - last < channel.min_interval_s \
+    def _repeat(self, channel: Channel, message: Message) -> bool:
+        """True (and counted) when `message` repeats one sent to `channel` within its min_interval."""
+        last = self._last.get((channel.name, message.rule, message.text))
+        if channel.min_interval_s and last is not None and self.clock() - last < channel.min_interval_s \
                 and message.status != "test":
             self.suppressed[channel.name] += 1
-            return
+            return True
+        return False
+
+    def _to(self, channel: Channel, message: Message, tried: set) -> None:
+        if not self._repeat(channel, message):
+            self._send(channel, message, tried)
+
+    def _send(self, channel: Channel, message: Message, tried: set) -> None:
         error = ""
         attempts = 0
         for attempt in range(channel.retries + 1):
@@ -140,7 +176,8 @@ class Dispatcher:
             try:
                 send(channel, message, self.environ)
                 self.sent[channel.name] += 1
-                self._last[key] = self.clock()
+                for part in message.each():
+                    self._last[(channel.name, part.rule, part.text)] = self.clock()
                 return
             except DeliveryFailed as exc:
                 error = str(exc)
