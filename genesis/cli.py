@@ -167,6 +167,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     if mode == "live":
         _run_live(tier, db, config, rest_url, ws_url, confirm)
         return
+    from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.report import format_report  # noqa: PLC0415
     from genesis.engine.runner import run as run_feed  # noqa: PLC0415
 
@@ -180,12 +181,15 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     session = _session(root, result, tier, feed, db, "paper", notify)
     click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
                f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
-    endpoint = _metrics_endpoint(result)
-    probe = _health_probe(result, db)
+    from genesis.observe.loopwatch import LoopWatch  # noqa: PLC0415
+
+    watch = LoopWatch()
+    endpoint = _metrics_endpoint(result, watch)
+    probe = _health_probe(result, db, watch, session.journal.take_slowest_write_ms)
     stopped_by = _stop_on_signals()
     try:
         report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe),
-                          say=lambda t: click.echo("\n" + t))
+                          say=lambda t: click.echo("\n" + t), watch=watch)
     except KeyboardInterrupt:
         from genesis.engine.runner import disconnect  # noqa: PLC0415
 
@@ -196,6 +200,11 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
         _close_helpers(None, dispatcher, None, db)
         click.echo("\nstopped; the journal is saved: run the same command to resume")
         sys.exit(128 + stopped_by[0])
+    except JournalError as exc:   # the feed is a file: what was not journaled is processed again on resume
+        _close_helpers(probe, dispatcher, endpoint, db)
+        click.echo(f"\ngenesis: {exc}; trading stopped so that nothing goes unrecorded. The journal keeps "
+                   "everything written before: fix the cause and run the same command to resume", err=True)
+        sys.exit(1)
     _close_helpers(probe, dispatcher, endpoint, db)
     click.echo("")
     click.echo(format_report(report))
@@ -215,12 +224,13 @@ def _notifier(root, result, db: str | None = None):
     return dispatcher, notify
 
 
-def _health_probe(result, db: str):
+def _health_probe(result, db: str, watch, writes=None):
     """The health probe of genesis.yaml `health_probe` on the journal `db` (started by the
-    first status tick, once the journal is open); None when switched off."""
+    first status tick, once the journal is open), reading the run loop's `watch` (and
+    `writes`, the slowest journal write); None when switched off."""
     from genesis.observe.health import health_probe_for  # noqa: PLC0415
 
-    return health_probe_for(result.files.settings.data, db, Path.cwd())
+    return health_probe_for(result.files.settings.data, db, Path.cwd(), watch, writes)
 
 
 def _close_helpers(probe, dispatcher, endpoint, db: str | None = None) -> None:
@@ -269,15 +279,16 @@ def _stop_on_signals() -> list[int]:
     return received
 
 
-def _metrics_endpoint(result):
-    """The Prometheus endpoint of genesis.yaml `metrics_endpoint`, serving; None when
-    switched off or when its port is taken (said once, trading goes on)."""
+def _metrics_endpoint(result, watch=None):
+    """The Prometheus endpoint of genesis.yaml `metrics_endpoint` (with the run loop's
+    `watch`), serving; None when switched off or when its port is taken (said once,
+    trading goes on)."""
     from genesis.observe.prometheus import MetricsEndpoint  # noqa: PLC0415
 
     where = result.files.settings.data["metrics_endpoint"]
     if where["port"] is None:
         return None
-    endpoint = MetricsEndpoint()
+    endpoint = MetricsEndpoint(watch)
     try:
         endpoint.serve(where["host"], where["port"])
     except OSError as exc:
@@ -339,11 +350,14 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
 
     dispatcher, notify = _notifier(root, result, db)
     click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
-    endpoint = _metrics_endpoint(result)
-    probe = _health_probe(result, db)
+    from genesis.observe.loopwatch import LoopWatch  # noqa: PLC0415
+
+    watch = LoopWatch()
+    endpoint = _metrics_endpoint(result, watch)
+    probe = _health_probe(result, db, watch)   # the live session reports each journal write itself
     try:
         run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
-                 status=_status_with(endpoint, dispatcher, probe), notify=notify)
+                 status=_status_with(endpoint, dispatcher, probe), notify=notify, watch=watch)
     except LaunchRefused as exc:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)

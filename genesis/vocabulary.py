@@ -175,8 +175,12 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "disk_free_mb": (NUMBER, "Free disk on the journal's volume (the working folder's for a server "
                                  "database), MB (2^20 bytes)"),
         "cpu_pct": (NUMBER, "The host's CPU in use, %, averaged over the time since the previous probe"),
+        "loop_lag_ms": (NUMBER, "The run loop's worst lag since the previous probe: how late it got to input "
+                                "or a duty that was due (paper: a paced event; live: its periodic timer), ms"),
     }),
-    "db_write": ("A journal write batch finished", {"ok": (BOOL, "Written"), "duration_ms": (NUMBER, "Milliseconds")}),
+    "db_write": ("A journal write finished (live: each write, a batch or a checkpoint; paper: the slowest write since the previous "
+                 "health probe, with each system_probe)",
+                 {"ok": (BOOL, "Written"), "duration_ms": (NUMBER, "Milliseconds")}),
     "db_query": ("The health probe timed a query on the journal (`genesis run`, with each system_probe)",
                  {"duration_ms": (NUMBER, "Milliseconds")}),
     "log_failure": ("A record could not be written to a `log` notification channel's file (`genesis run`)", {}),
@@ -193,7 +197,7 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
 # Events measured on the wall clock outside the pipeline. They enter a running engine
 # through its command queue (the `observe` command), so each is journaled at the point it
 # was applied and a recovery or a replay of the journal sees it at the same point.
-OBSERVED_EVENTS = ("system_probe", "db_query", "log_failure", "notify_failure", "backup_failure")
+OBSERVED_EVENTS = ("system_probe", "db_query", "db_write", "log_failure", "notify_failure", "backup_failure")
 
 # Kinds declared for rules to read that nothing in Genesis emits yet: kind -> why. A rule
 # reading one cannot fire, and `genesis validate` says so (a warning). A test checks this

@@ -28,6 +28,7 @@ from genesis.engine.events import Event
 from genesis.engine.journal import Journal, recorded_changes
 from genesis.engine.runner import open_session, operate
 from genesis.observe.health import HealthProbe, journal_folder
+from genesis.observe.loopwatch import LoopWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_723_118_400_000
@@ -35,8 +36,14 @@ T0 = 1_723_118_400_000
 
 def test_a_reading_is_the_hosts_and_is_queued_in_the_journal(tmp_path):
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
-    probe = HealthProbe(journal, 60.0, tmp_path)
+    watch = LoopWatch()
+    probe = HealthProbe(journal, 60.0, tmp_path, watch=watch, writes=journal.take_slowest_write_ms)
     reading = probe.read()
+    assert reading.loop_lag_ms == 0.0 and reading.write_ms is None      # never late, nothing written yet
+    watch.late(0.25)
+    watch.late(0.1)
+    journal.append(T0, "note", data={"x": 1})
+    journal.flush()
     assert abs(reading.memory_pct - psutil.virtual_memory().percent) < 5
     free_mb = shutil.disk_usage(tmp_path).free / 2**20
     assert abs(reading.disk_free_mb - free_mb) < max(64.0, free_mb * 0.01)
@@ -45,9 +52,12 @@ def test_a_reading_is_the_hosts_and_is_queued_in_the_journal(tmp_path):
     assert probe.probe() is not None and probe.readings == 1 and probe.last is not None
     queued = [(row.kind, json.loads(row.payload)) for row in journal.queued_commands()]
     assert [(kind, payload["event"]) for kind, payload in queued] == [("observe", "system_probe"),
-                                                                       ("observe", "db_query")]
-    assert set(queued[0][1]["fields"]) == {"memory_pct", "cpu_pct", "disk_free_mb"}
+                                                                       ("observe", "db_query"), ("observe", "db_write")]
+    assert set(queued[0][1]["fields"]) == {"memory_pct", "cpu_pct", "disk_free_mb", "loop_lag_ms"}
+    assert queued[0][1]["fields"]["loop_lag_ms"] == 250.0             # the worst lag of the period
     assert queued[1][1]["fields"]["duration_ms"] > 0
+    assert queued[2][1]["fields"]["ok"] is True and 0 < queued[2][1]["fields"]["duration_ms"] < 2000
+    assert probe.read().loop_lag_ms == 0.0                            # a new period
     journal.close()
 
 
@@ -105,7 +115,7 @@ def test_an_observation_becomes_the_event_it_names_and_a_missing_number_is_refus
     session = _session()
     engine = session.engine
     status, said = operate(session, "observe", {"event": "system_probe", "fields": {
-        "memory_pct": 93.5, "cpu_pct": 12.0, "disk_free_mb": 1500}})
+        "memory_pct": 93.5, "cpu_pct": 12.0, "disk_free_mb": 1500, "loop_lag_ms": 3.5}})
     assert status == "applied", said
     assert engine.metrics.m["memory_pct"] == 93.5 and engine.metrics.m["disk_free_mb"] == 1500
     assert {"memory_critical", "memory_warning", "disk_warning"} <= set(engine.stats.firings)
@@ -141,6 +151,7 @@ ALERT_EDITS = {   # the shipped thresholds (proven exactly by rule_tests/alerts_
     'when: "disk_free_mb < 2000"': 'when: "disk_free_mb < 100000000"',
     'when: "db_query_max_1m > 100"': 'when: "db_query_max_1m > 0"',
     'when: "cpu_pct > 80"\n    for: 5m': 'when: "cpu_pct >= 0"\n    for: 2s',
+    'when: "loop_lag_ms > 1000"': 'when: "loop_lag_ms >= 0"',
     "  warning: [console, log]\n": "  warning: [console, log, hook, brokenlog]\n",
     "  critical: [console, log, pager]\n": "  critical: [console, log, page]\n",
 }
@@ -167,7 +178,7 @@ def health_run(tmp_path_factory):
            "GENESIS_TEST_PAGE_URL": receiver.url + "/page"}
     env.pop("GENESIS_DEBUG", None)
     wanted = {"memory_warning", "memory_critical", "disk_warning", "disk_critical", "slow_database_query",
-              "cpu_high", "log_failure"}
+              "cpu_high", "log_failure", "event_loop_lag"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "run", "--tier", "sniper", "--speed", "1",
                              "--db", f"sqlite:///{tmp / 'j.db'}", "--config", str(root)],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -196,6 +207,7 @@ def _delivered(health_run, rule: str) -> list[tuple[str, dict]]:
     ("slow_database_query", "/hook", "warning", r"A journal query took [\d,]+(\.\d+)? ms\."),
     ("cpu_high", "/hook", "warning", r"CPU has been above 80% for 5 minutes\."),
     ("log_failure", "/hook", "warning", r"Writing the log failed\."),
+    ("event_loop_lag", "/hook", "warning", r"The event loop fell [\d,]+(\.\d+)? ms behind\."),
 ])
 def test_each_host_health_alert_reaches_its_route(health_run, rule, route, severity, text):
     delivered = _delivered(health_run, rule)
@@ -224,3 +236,18 @@ def test_the_run_stops_cleanly_and_serves_host_health_at_metrics(health_run):
     assert 0 < scraped[("genesis_host_memory_used_pct", ())] <= 100
     assert scraped[("genesis_journal_disk_free_bytes", ())] > 0
     assert scraped[("genesis_journal_query_seconds", ())] > 0
+    assert scraped[("genesis_journal_write_seconds", ())] > 0         # paper: the slowest write, each probe
+    assert ("genesis_event_loop_lag_seconds", ()) in scraped
+    events = scraped[("genesis_event_seconds_count", ())]
+    assert events > 100 and scraped[("genesis_event_seconds_bucket", (("le", "+Inf"),))] == events
+    assert scraped[("genesis_event_seconds_bucket", (("le", "0.01"),))] > events * 0.9   # most take far under 10 ms
+
+
+def test_paper_journal_writes_are_timed_into_db_write_events(health_run):
+    tmp = health_run[5]
+    with sqlite3.connect(tmp / "j.db") as con:
+        payloads = [json.loads(p) for (p,) in con.execute("SELECT payload FROM commands WHERE kind = 'observe'")]
+    writes = [p["fields"] for p in payloads if p["event"] == "db_write"]
+    assert writes and all(w["ok"] is True and 0 < w["duration_ms"] < 5000 for w in writes)
+    probes = [p["fields"] for p in payloads if p["event"] == "system_probe"]
+    assert all(p["loop_lag_ms"] >= 0 for p in probes)

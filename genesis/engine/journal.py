@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -167,8 +168,11 @@ class Journal:
         self.run_id = 0
         self.skip_until = 0
         self.writes = 0
+        self._slowest_write_s: float | None = None   # since take_slowest_write_ms last read it
         self.writer = None   # a one-thread executor once use_writer_thread() is called
         self._unwritten: list[dict] = []   # rows of a failed write, written first next time
+        self._retrying = None              # the writer's attempt at those rows alone, while under way
+        self.on_write = None   # on_write(error text or None, ms), on the writing thread, after each write
         self._raw = None     # the DBAPI connection entries are inserted through (see _write)
         self._poll_raw = None   # the poll thread's: has_queued_commands() and beat()
         try:
@@ -266,11 +270,19 @@ class Journal:
             self._write(rows)
 
     def flush_later(self):
-        """Hand the buffered entries to the writer thread; returns (future, rows) or None.
+        """Hand the buffered entries (or, with none, the rows of a failed write) to the
+        writer thread; returns (future, rows) or None.
         Writes run one at a time, in the order they were handed over, so the stored
         entries never have a hole that a crash could leave behind a later one."""
-        if not self.buffer or self.writer is None:
+        if self.writer is None:
             return None
+        if not self.buffer:
+            # the rows of a failed write are tried again without waiting for new entries,
+            # one attempt at a time
+            if not self._unwritten or (self._retrying is not None and not self._retrying.done()):
+                return None
+            self._retrying = self.writer.submit(self._write, [])
+            return self._retrying, []
         rows, self.buffer = self.buffer, []
         return self.writer.submit(self._write, rows), rows
 
@@ -292,6 +304,7 @@ class Journal:
         # live session's writer thread holds the GIL for it while market data waits
         order = self._insert_order
         params = [tuple(row[k] for k in order) for row in rows] if order is not None else rows
+        started = time.perf_counter()
         try:
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
@@ -304,9 +317,23 @@ class Journal:
         except (self._dbapi_error, DatabaseError, OperationalError) as exc:
             self._unwritten = rows
             self._drop_raw()
-            raise JournalError(_describe(exc, self.url)) from None
+            error = _describe(exc, self.url)
+            if self.on_write is not None:
+                self.on_write(error, (time.perf_counter() - started) * 1000.0)
+            raise JournalError(error) from None
         self._unwritten = []
         self.writes += 1
+        took = time.perf_counter() - started
+        if self.on_write is not None:
+            self.on_write(None, took * 1000.0)
+        if self._slowest_write_s is None or took > self._slowest_write_s:
+            self._slowest_write_s = took
+
+    def take_slowest_write_ms(self) -> float | None:
+        """The slowest write since the previous call, in ms; None when there was none.
+        Another thread may call it (the health probe)."""
+        slowest, self._slowest_write_s = self._slowest_write_s, None
+        return None if slowest is None else round(slowest * 1000.0, 3)
 
     def _drop_raw(self) -> None:
         """Give the insert connection back after a failure (rolled back; the next write

@@ -265,8 +265,10 @@ def reload_config(session: Session, root: Path, say, risk_counted: bool = False)
 
 
 def run(session: Session, speed: float | None, config_root: Path, status=None, say=print,
-        reload_every_s: float = 1.0) -> dict:
-    """Process the feed at `speed` x real time (None = as fast as possible), with hot reload."""
+        reload_every_s: float = 1.0, watch=None) -> dict:
+    """Process the feed at `speed` x real time (None = as fast as possible), with hot reload.
+    `watch` (a genesis.observe.loopwatch.LoopWatch) gets each paced event's lateness and
+    each event's time through the pipeline."""
     engine, journal = session.engine, session.journal
     done_events = 0
     if session.resumed and journal is not None:
@@ -287,8 +289,13 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
             delay = (event.ts - event0) / 1000.0 / speed - (time.monotonic() - wall0)
             if delay > 0:
                 time.sleep(min(delay, 5.0))
+            elif watch is not None:
+                watch.late(-delay)
+        began = time.perf_counter()
         engine.process(event)
         _after_event(session, say)
+        if watch is not None and not catching_up:
+            watch.event_seconds.observe(time.perf_counter() - began)
         wall = time.monotonic()
         if not catching_up and not connected and journal is not None:
             connected = True  # the operator's session starts at the live point

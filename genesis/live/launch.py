@@ -37,8 +37,9 @@ def check_confirmation(confirm: str | None, rest_url: str, ask=None) -> None:
 
 
 def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, rest_url: str, ws_url: str,
-             say=print, status=None, notify=None, poll_s: float = 0.2) -> None:
-    """Open (or continue) the live run and trade until interrupted."""
+             say=print, status=None, notify=None, poll_s: float = 0.2, watch=None) -> None:
+    """Open (or continue) the live run and trade until interrupted; `watch` (a
+    genesis.observe.loopwatch.LoopWatch) gets the loop's lag and timings."""
     from genesis.live.ratelimit import OrderGate, WeightGate  # noqa: PLC0415
     from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
     from genesis.live.segment import InputLogError  # noqa: PLC0415
@@ -73,7 +74,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials, res
             raise LaunchRefused(f"cannot reach the exchange at {rest_url}: {redact(str(exc), creds.key, creds.secret)}") \
                 from None
         runner = LiveRunner(session, client, market, user, log_path, symbols, say=say, status=status,
-                            config_root=root, poll_s=poll_s)
+                            config_root=root, poll_s=poll_s, watch=watch)
         runner_box.append(runner)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -102,8 +102,9 @@ class LiveRunner:
 
     def __init__(self, session: Session, client, market_stream_factory, user_stream_factory, log_path: Path,
                  symbols: list[str], say=print, status=None, config_root: Path | None = None,
-                 poll_s: float = 0.2, clock=time.time):
+                 poll_s: float = 0.2, clock=time.time, watch=None):
         self.session = session
+        self.watch = watch   # a genesis.observe.loopwatch.LoopWatch, or None
         self.engine = session.engine
         self.exchange: LiveExchange = session.engine.exchange
         self.client = client
@@ -323,7 +324,10 @@ class LiveRunner:
         self.reconciled = await reconcile(self.exchange, self.client, self.process, self.local_ts,
                                           self.start_balances, self.symbols, in_flight=self.sending)
         self.process(Event("reconciled", self.local_ts(), "", dict(self.reconciled)))   # an input: replays alike
-        self.session.journal.flush()
+        if self.session.journal.writer is None:
+            self.session.journal.flush()   # the first, before trading starts: written before it goes on
+        else:   # in the loop, never wait on the journal: a locked one would stall trading
+            self._flush_in_background()
         return self.reconciled
 
     async def run(self) -> None:
@@ -364,16 +368,21 @@ class LiveRunner:
         next_poll = next_reload = next_status = next_clock = next_flush = 0.0
         loop = asyncio.get_running_loop()
         journal.use_writer_thread()
+        journal.on_write = self._on_write(loop)
         storage = self.engine.config.files.settings.data["storage"]
         self.flush_s = float(storage["flush_interval_ms"]) / 1000.0
         # a tick item wakes the loop for its periodic duties; waiting on the queue alone
         # (not wait_for, which wraps the wait in a task) wakes it one loop turn after a
         # market message arrives
         interval = min(self.poll_s, self.flush_s)
+        due = [loop.time() + interval]
 
         def tick() -> None:
+            if self.watch is not None:   # how late the loop got to a timer: its lag
+                self.watch.late(loop.time() - due[0])
             if not self.stopping.is_set():
                 self.queue.put_nowait(_TICK)
+                due[0] = loop.time() + interval
                 self.ticker = loop.call_later(interval, tick)
         self.ticker = loop.call_later(interval, tick)
         try:
@@ -397,6 +406,7 @@ class LiveRunner:
                             self.say(f"malformed exchange message skipped ({self.bad_messages} so far): {exc}")
                             events = []
                         for event in events:
+                            began = time.perf_counter()
                             if event.ts < self.engine.now:
                                 event.ts = self.engine.now
                             self.log.write(event)
@@ -410,6 +420,10 @@ class LiveRunner:
                             finally:
                                 self.engine.complete()
                             _after_event(self.session, self.say)
+                            if self.watch is not None:
+                                self.watch.event_seconds.observe(time.perf_counter() - began)
+                                if event.kind == "order_ack" and event.fields["latency_ms"] > 0:   # 0: taken in by reconciliation
+                                    self.watch.order_seconds.observe(event.fields["latency_ms"] / 1000.0)
                     if self.send_outbox():
                         await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None
@@ -453,7 +467,7 @@ class LiveRunner:
                     next_clock = wall + 60.0
                     task = asyncio.get_running_loop().create_task(self.client.sync_clock())
                     self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                    task.add_done_callback(self._clock_synced)
                 if self.status is not None and wall >= next_status:
                     next_status = wall + 0.5
                     self.status(self.engine, False)
@@ -476,20 +490,31 @@ class LiveRunner:
         gc.collect(2 if self.gc_runs % 100 == 0 else 1 if self.gc_runs % 10 == 0 else 0)
 
     def _flush_in_background(self) -> None:
-        handed = self.session.journal.flush_later()
-        if handed is None:
-            return
-        future, rows = handed
-        loop, started = asyncio.get_running_loop(), time.perf_counter()
+        """Hand what is buffered to the journal's writer thread; its outcome comes back
+        through `_written`."""
+        self.session.journal.flush_later()
 
-        def done(f) -> None:   # on the writer thread: hand the outcome to the loop
-            loop.call_soon_threadsafe(self._flushed, rows, f.exception(), (time.perf_counter() - started) * 1000)
-        future.add_done_callback(done)
+    def _clock_synced(self, task) -> None:
+        """A clock sync ended: one that failed (the exchange unreachable) is said, never a
+        traceback; the next one comes a minute later."""
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.say(f"clock sync with the exchange failed ({redact(str(task.exception()))}); trying again in 60 s")
 
-    def _flushed(self, rows: list, error, duration_ms: float) -> None:
-        """A background journal write ended: a failed one keeps its rows on the writer (they
-        go first with the next batch) and, like every write, is a db_write event the alert
-        rules read."""
+    def _on_write(self, loop):
+        """The journal's on_write hook: each outcome goes to the loop (none once it closed)."""
+        def on_write(error: str | None, duration_ms: float) -> None:
+            if not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(self._written, error, duration_ms)
+                except RuntimeError:   # closed meanwhile: the session is over
+                    pass
+        return on_write
+
+    def _written(self, error: str | None, duration_ms: float) -> None:
+        """A journal write ended (any: a batch, a checkpoint, a retry): a failed one keeps its
+        rows (they go first with the next write) and, like every write, is a db_write event
+        the alert rules read."""
         if error is not None:
             self.say(f"journal write failed ({error}); the entries are kept and written again")
         self.put(("system", "db_write", {"ok": error is None, "duration_ms": round(duration_ms, 3)}))

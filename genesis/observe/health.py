@@ -1,8 +1,9 @@
 """Host and journal health, measured on the wall clock while `genesis run` runs (paper
-and live alike): memory, CPU and free disk on the journal's volume (psutil), and the time
-a query on the journal takes. Each probe is queued in the journal as an `observe`
-command, which the running engine applies in turn as `system_probe` and `db_query`
-events: they are journaled at the point they were applied, so a recovery replays them
+and live alike): memory, CPU and free disk on the journal's volume (psutil), the run
+loop's worst lag since the previous probe, the time a query on the journal takes, and
+(paper) the slowest journal write. Each probe is queued in the journal as an `observe`
+command, which the running engine applies in turn as `system_probe`, `db_query` and
+`db_write` events: they are journaled at the point they were applied, so a recovery replays them
 there and the deterministic pipeline never reads the clock or the host itself."""
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class HealthReading:
     cpu_pct: float          # host CPU in use since the previous probe, %
     disk_free_mb: float     # free disk on the journal's volume, MB (2^20 bytes)
     query_ms: float         # one read on the journal, milliseconds
+    loop_lag_ms: float = 0.0     # the run loop's worst lag since the previous probe, milliseconds
+    write_ms: float | None = None   # the slowest journal write since the previous probe (None: not watched, or none)
 
 
 def journal_folder(db_url: str, cwd: Path) -> Path:
@@ -42,11 +45,16 @@ class HealthProbe:
     journal `journal` (a genesis.engine.journal.Journal of its own, used on that thread
     only)."""
 
-    def __init__(self, journal, interval_s: float, disk_path: Path):
+    def __init__(self, journal, interval_s: float, disk_path: Path, watch=None, writes=None):
         """`journal`: a Journal, or a function that opens one (called on the probe's
-        thread at its first probe, so that a journal not created yet is not an error)."""
+        thread at its first probe, so that a journal not created yet is not an error).
+        `watch`: the run loop's genesis.observe.loopwatch.LoopWatch (its lag is read);
+        `writes`: a function giving the slowest journal write since its previous call
+        in ms, or None (paper: the live session reports each write itself)."""
         self._journal = None if callable(journal) else journal
         self._open = journal if callable(journal) else None
+        self.watch = watch
+        self.writes = writes
         self.interval_s = interval_s
         self.disk_path = disk_path
         self.readings = 0          # probes queued
@@ -71,7 +79,9 @@ class HealthProbe:
         return HealthReading(memory_pct=float(psutil.virtual_memory().percent),
                              cpu_pct=float(psutil.cpu_percent(interval=None)),
                              disk_free_mb=psutil.disk_usage(str(self.disk_path)).free / 2**20,
-                             query_ms=round(query_ms, 3))
+                             query_ms=round(query_ms, 3),
+                             loop_lag_ms=self.watch.take_lag_ms() if self.watch is not None else 0.0,
+                             write_ms=self.writes() if self.writes is not None else None)
 
     def probe(self) -> HealthReading | None:
         """Measure and queue the reading as `system_probe` and `db_query` observations;
@@ -80,8 +90,11 @@ class HealthProbe:
             reading = self.read()
             self.journal.queue_command("observe", {"event": "system_probe", "fields": {
                 "memory_pct": reading.memory_pct, "cpu_pct": reading.cpu_pct,
-                "disk_free_mb": round(reading.disk_free_mb, 1)}})
+                "disk_free_mb": round(reading.disk_free_mb, 1), "loop_lag_ms": reading.loop_lag_ms}})
             self.journal.queue_command("observe", {"event": "db_query", "fields": {"duration_ms": reading.query_ms}})
+            if reading.write_ms is not None:
+                self.journal.queue_command("observe", {"event": "db_write", "fields": {
+                    "ok": True, "duration_ms": reading.write_ms}})
         except Exception as exc:   # noqa: BLE001 - a failed probe must not stop trading
             self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             del self.errors[:-20]
@@ -114,13 +127,14 @@ class HealthProbe:
                 self._journal.close()   # on the thread that opened its connections
 
 
-def health_probe_for(settings: dict, db_url: str, cwd: Path) -> HealthProbe | None:
+def health_probe_for(settings: dict, db_url: str, cwd: Path, watch=None, writes=None) -> HealthProbe | None:
     """The probe genesis.yaml `health_probe` asks for on the journal `db_url` (not
-    started); None when `health_probe.interval` is null."""
+    started; `watch` and `writes` as HealthProbe takes them); None when
+    `health_probe.interval` is null."""
     from genesis.engine.journal import Journal  # noqa: PLC0415 - the engine's, opened for this thread
 
     interval = settings["health_probe"]["interval"]
     if interval is None:
         return None
     return HealthProbe(lambda: Journal(db_url, create=False), parse_duration(str(interval)),
-                       journal_folder(db_url, cwd))
+                       journal_folder(db_url, cwd), watch=watch, writes=writes)

@@ -5,6 +5,7 @@ the engine, so it can neither slow nor disturb a decision. Every metric: docs/me
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import HistogramMetricFamily
 
 MODES = ("ACTIVE", "REDUCING", "HALTED")
 FIGURES = (   # (metric name, engine metric, help)
@@ -19,12 +20,34 @@ FIGURES = (   # (metric name, engine metric, help)
 )
 
 
+class LoopCollector:
+    """The run loop's histograms (genesis.observe.loopwatch.LoopWatch), read at each scrape."""
+
+    def __init__(self, watch):
+        self.watch = watch
+
+    def collect(self):
+        """Prometheus collector protocol: the metric families as of now."""
+        for name, text, histogram in (
+                ("genesis_event_seconds", "Time one input event took through the pipeline, seconds",
+                 self.watch.event_seconds),
+                ("genesis_order_round_trip_seconds", "Live: an order's request until the exchange's answer, seconds",
+                 self.watch.order_seconds)):
+            family = HistogramMetricFamily(name, text)
+            family.add_metric([], histogram.buckets(), histogram.sum)
+            yield family
+
+
 class MetricsEndpoint:
     """Gauges and counters of one engine, and the HTTP server that serves them."""
 
-    def __init__(self):
+    def __init__(self, watch=None):
+        """`watch`: the run loop's LoopWatch, whose lag and histograms are served too."""
         self.registry = CollectorRegistry()
         r = self.registry
+        self.watch = watch
+        if watch is not None:
+            r.register(LoopCollector(watch))
         self.figures = {name: (key, Gauge(name, text, registry=r)) for name, key, text in FIGURES}
         self.mode = Gauge("genesis_trading_state", "1 for the current trading state", ["state"], registry=r)
         self.tier = Gauge("genesis_tier", "1 for the tier being traded", ["tier"], registry=r)
@@ -42,6 +65,10 @@ class MetricsEndpoint:
                           "probe, bytes", registry=r)
         self.query = Gauge("genesis_journal_query_seconds", "Time of the last health probe's journal query, seconds",
                            registry=r)
+        self.lag = Gauge("genesis_event_loop_lag_seconds", "The run loop's worst lag between the last two health "
+                         "probes, seconds", registry=r)
+        self.write = Gauge("genesis_journal_write_seconds", "Paper: the slowest journal write between the last two "
+                           "health probes, seconds", registry=r)
         self._seen: dict = {}   # counter key -> value already added (counters only go up)
         self._tier = None
         self.server = None
@@ -90,6 +117,9 @@ class MetricsEndpoint:
             self.cpu.set(reading.cpu_pct)
             self.disk.set(reading.disk_free_mb * 2**20)
             self.query.set(reading.query_ms / 1000.0)
+            self.lag.set(reading.loop_lag_ms / 1000.0)
+            if reading.write_ms is not None:
+                self.write.set(reading.write_ms / 1000.0)
 
     def _add(self, counter: Counter, labels: tuple, total: float) -> None:
         key = (id(counter), labels)
