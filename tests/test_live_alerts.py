@@ -2,7 +2,8 @@
 simulator on 127.0.0.1, its warnings routed to a webhook and its pages to another, both
 an HTTP receiver the test starts. Slow exchange answers raise `slow_orders` and
 `api_latency_high`; coins bought elsewhere while it was down raise `position_mismatch`
-at the restart; the simulator going away raises `exchange_unreachable`,
+at the restart; another process locking the journal makes its writes fail, which raises
+`database_write_failures` (and nothing is lost); the simulator going away raises `exchange_unreachable`,
 `websocket_down` and `user_stream_down`. The `for:` windows and the latency threshold are
 shortened in this test's configuration copy (the shipped values are pinned by
 rule_tests/alerts_test.yaml); the path from the exchange to the receiver is the real one."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -95,6 +97,18 @@ def _scene(live: LiveProc, sim, receiver: Receiver) -> None:
         live.start()
         live.wait(lambda: "position_mismatch" in {b["rule"] for _, b in receiver.received},
                   "the mismatch page at the receiver", timeout=30)
+        # another process holds the journal: each write waits out the busy timeout (2 s) and fails
+        lock = sqlite3.connect(live.db, timeout=10, isolation_level=None)
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+            live.wait(lambda: "database_write_failures" in {b["rule"] for _, b in receiver.received},
+                      "the journal-write page at the receiver", timeout=30)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        # nothing was lost: the entries of the failed writes are written once the journal is free
+        live.wait(lambda: live.rows("SELECT count(*) FROM entries WHERE kind = 'fire' AND rule = ?",
+                                    ("database_write_failures",))[0][0] == 1, "the firing in the journal", timeout=20)
         sim.stop()                                         # the exchange is gone: REST and both streams
         wanted = {"exchange_unreachable", "websocket_down", "user_stream_down"}
         live.wait(lambda: wanted <= {b["rule"] for _, b in receiver.received}, "the outage pages at the receiver",
@@ -110,6 +124,8 @@ def _scene(live: LiveProc, sim, receiver: Receiver) -> None:
     ("api_latency_high", "/hook", "warning", r"API latency averages [\d,.]+ ms over the last minute\."),
     ("position_mismatch", "/page", "critical",
      r"Positions disagree with the exchange by [\d,.]+ USD\. Trading is halted until reconciled\."),
+    ("database_write_failures", "/page", "critical",
+     r"\d+ journal writes failed in 60 s\. Trading halts so that nothing goes unrecorded\."),
     ("exchange_unreachable", "/page", "critical",
      r"The exchange API has been unreachable for 30 s\. New orders are halted\."),
     ("websocket_down", "/page", "critical", r"The market-data websocket has been down for 10 s\."),

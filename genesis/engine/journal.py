@@ -172,7 +172,8 @@ class Journal:
         self.writer = None   # a one-thread executor once use_writer_thread() is called
         self._unwritten: list[dict] = []   # rows of a failed write, written first next time
         self._retrying = None              # the writer's attempt at those rows alone, while under way
-        self.on_write = None   # on_write(error text or None, ms), on the writing thread, after each write
+        self.on_write = None   # on_write(error text or None, ms), on the writing thread, after each write of
+        # entries and checkpoints, and after a heartbeat that failed
         self._raw = None     # the DBAPI connection entries are inserted through (see _write)
         self._poll_raw = None   # the poll thread's: has_queued_commands() and beat()
         try:
@@ -441,7 +442,13 @@ class Journal:
             cursor.execute(self._beat_insert, self._beat_params({"run_id": self.run_id, "wall_ms": int(wall_ms)},
                                                                 self._beat_insert_order))
 
-        self._on_poll_connection(write, commit=True)
+        started = time.perf_counter()
+        try:
+            self._on_poll_connection(write, commit=True)
+        except JournalError as exc:   # a write that failed, like any other (a good one is not news)
+            if self.on_write is not None:
+                self.on_write(str(exc), (time.perf_counter() - started) * 1000.0)
+            raise
 
     @staticmethod
     def _beat_params(values: dict, order):

@@ -512,11 +512,11 @@ class LiveRunner:
         return on_write
 
     def _written(self, error: str | None, duration_ms: float) -> None:
-        """A journal write ended (any: a batch, a checkpoint, a retry): a failed one keeps its
-        rows (they go first with the next write) and, like every write, is a db_write event
-        the alert rules read."""
+        """A journal write ended (a batch, a checkpoint, a retry, or a heartbeat that failed):
+        a failed one keeps its rows (they go first with the next write) and, like every
+        write, is a db_write event the alert rules read."""
         if error is not None:
-            self.say(f"journal write failed ({error}); the entries are kept and written again")
+            self.say(f"journal write failed ({error}); what was not written is written again")
         self.put(("system", "db_write", {"ok": error is None, "duration_ms": round(duration_ms, 3)}))
 
     def _poll_database(self) -> bool:
