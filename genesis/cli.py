@@ -185,7 +185,8 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
 
     watch = LoopWatch()
     endpoint = _metrics_endpoint(result, watch)
-    probe = _health_probe(result, db, watch, session.journal.take_slowest_write_ms)
+    watch.slowest_write = session.journal.take_slowest_write_ms
+    probe = _health_probe(result, db, watch)
     stopped_by = _stop_on_signals()
     try:
         report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe),
@@ -224,13 +225,13 @@ def _notifier(root, result, db: str | None = None):
     return dispatcher, notify
 
 
-def _health_probe(result, db: str, watch, writes=None):
+def _health_probe(result, db: str, watch):
     """The health probe of genesis.yaml `health_probe` on the journal `db` (started by the
     first status tick, once the journal is open), reading the run loop's `watch` (and
-    `writes`, the slowest journal write); None when switched off."""
+    its journal's slowest write); None when switched off."""
     from genesis.observe.health import health_probe_for  # noqa: PLC0415
 
-    return health_probe_for(result.files.settings.data, db, Path.cwd(), watch, writes)
+    return health_probe_for(result.files.settings.data, db, Path.cwd(), watch)
 
 
 def _close_helpers(probe, dispatcher, endpoint, db: str | None = None) -> None:
@@ -354,7 +355,7 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
 
     watch = LoopWatch()
     endpoint = _metrics_endpoint(result, watch)
-    probe = _health_probe(result, db, watch)   # the live session reports each journal write itself
+    probe = _health_probe(result, db, watch)   # the live session tells the watch its journal
     try:
         run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
                  status=_status_with(endpoint, dispatcher, probe), notify=notify, watch=watch)

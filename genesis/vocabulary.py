@@ -178,8 +178,8 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "loop_lag_ms": (NUMBER, "The run loop's worst lag since the previous probe: how late it got to input "
                                 "or a duty that was due (paper: a paced event; live: its periodic timer), ms"),
     }),
-    "db_write": ("A journal write finished (live: each write, a batch or a checkpoint; paper: the slowest write since the previous "
-                 "health probe, with each system_probe)",
+    "db_write": ("Journal writes: one that failed (live: at once, `ok` false), and with each system_probe the "
+                 "slowest good write since the previous probe (`ok` true)",
                  {"ok": (BOOL, "Written"), "duration_ms": (NUMBER, "Milliseconds")}),
     "db_query": ("The health probe timed a query on the journal (`genesis run`, with each system_probe)",
                  {"duration_ms": (NUMBER, "Milliseconds")}),
@@ -190,6 +190,10 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "error": (TEXT, "What went wrong (never a secret)"), "attempts": (NUMBER, "Sends tried"),
         "fallback": (TEXT, "Channel a critical message went to instead ('' for none)"),
     }),
+    "engine_restart": ("A supervisor restarted the engine after its process ended unexpectedly (nothing emits it "
+                       "yet: the supervisor is not built; `genesis validate` warns about a rule that reads it)", {
+        "exit_code": (NUMBER, "How the previous process ended: its exit code, or minus the signal that killed it"),
+    }),
     "backup_failure": ("A journal backup failed (nothing emits it yet: backups are not built; `genesis validate` "
                        "warns about a rule that reads it)", {}),
 }
@@ -197,13 +201,15 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
 # Events measured on the wall clock outside the pipeline. They enter a running engine
 # through its command queue (the `observe` command), so each is journaled at the point it
 # was applied and a recovery or a replay of the journal sees it at the same point.
-OBSERVED_EVENTS = ("system_probe", "db_query", "db_write", "log_failure", "notify_failure", "backup_failure")
+OBSERVED_EVENTS = ("system_probe", "db_query", "db_write", "log_failure", "notify_failure", "backup_failure",
+                   "engine_restart")
 
 # Kinds declared for rules to read that nothing in Genesis emits yet: kind -> why. A rule
 # reading one cannot fire, and `genesis validate` says so (a warning). A test checks this
 # list against the code, both ways.
 NOT_EMITTED = {
     "backup_failure": "journal backups are not built yet; `genesis backup` will emit it",
+    "engine_restart": "the supervisor is not built yet; `genesis supervise` will emit it",
 }
 
 # name -> (unit, description); computed by the engine, readable in every expression.

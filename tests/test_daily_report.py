@@ -48,7 +48,8 @@ def three_days(tmp_path_factory):
     receiver = Receiver()
     config = check_config(ROOT)
     webhook = config.files.settings.data["notifications"]["channels"]["pager"]   # with its defaults filled in
-    notifications = {"channels": {"hook": {**webhook, "url_env": "REPORT_HOOK", "retries": 0, "min_interval": "0s"}}}
+    notifications = {"channels": {"hook": {**webhook, "url_env": "REPORT_HOOK", "retries": 0, "min_interval": "0s",
+                                            "group_wait": "0s"}}}   # one message per report
     dispatcher = dispatcher_for(notifications, tmp, environ={"REPORT_HOOK": receiver.url + "/report"}).start()
     start = DAY1 - 2 * HOUR
     events, mid = [], 60_000.0

@@ -37,7 +37,8 @@ T0 = 1_723_118_400_000
 def test_a_reading_is_the_hosts_and_is_queued_in_the_journal(tmp_path):
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
     watch = LoopWatch()
-    probe = HealthProbe(journal, 60.0, tmp_path, watch=watch, writes=journal.take_slowest_write_ms)
+    watch.slowest_write = journal.take_slowest_write_ms
+    probe = HealthProbe(journal, 60.0, tmp_path, watch=watch)
     reading = probe.read()
     assert reading.loop_lag_ms == 0.0 and reading.write_ms is None      # never late, nothing written yet
     watch.late(0.25)
@@ -178,14 +179,22 @@ def health_run(tmp_path_factory):
            "GENESIS_TEST_PAGE_URL": receiver.url + "/page"}
     env.pop("GENESIS_DEBUG", None)
     wanted = {"memory_warning", "memory_critical", "disk_warning", "disk_critical", "slow_database_query",
-              "cpu_high", "log_failure", "event_loop_lag"}
+              "cpu_high", "log_failure", "event_loop_lag", "backup_failure", "restart_loop"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "run", "--tier", "sniper", "--speed", "1",
                              "--db", f"sqlite:///{tmp / 'j.db'}", "--config", str(root)],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     scraped: dict = {}
     try:
         deadline = time.monotonic() + 60
+        queued = False
         while time.monotonic() < deadline and not wanted <= {body["rule"] for _, body in receiver.received}:
+            if not queued and receiver.received:   # running: queue what backups and the supervisor will
+                journal = Journal(f"sqlite:///{tmp / 'j.db'}", create=False)
+                journal.queue_command("observe", {"event": "backup_failure", "fields": {}})
+                for code in (-9, -9, 1, -9):
+                    journal.queue_command("observe", {"event": "engine_restart", "fields": {"exit_code": code}})
+                journal.close()
+                queued = True
             time.sleep(0.2)
         scraped = scrape(port)
     finally:
@@ -208,6 +217,9 @@ def _delivered(health_run, rule: str) -> list[tuple[str, dict]]:
     ("cpu_high", "/hook", "warning", r"CPU has been above 80% for 5 minutes\."),
     ("log_failure", "/hook", "warning", r"Writing the log failed\."),
     ("event_loop_lag", "/hook", "warning", r"The event loop fell [\d,]+(\.\d+)? ms behind\."),
+    # what journal backups and the supervisor (not built yet) will queue, as they will queue it
+    ("backup_failure", "/hook", "warning", r"A journal backup failed\."),
+    ("restart_loop", "/page", "critical", r"The engine restarted 4 times in 5 minutes\."),
 ])
 def test_each_host_health_alert_reaches_its_route(health_run, rule, route, severity, text):
     delivered = _delivered(health_run, rule)

@@ -172,8 +172,8 @@ class Journal:
         self.writer = None   # a one-thread executor once use_writer_thread() is called
         self._unwritten: list[dict] = []   # rows of a failed write, written first next time
         self._retrying = None              # the writer's attempt at those rows alone, while under way
-        self.on_write = None   # on_write(error text or None, ms), on the writing thread, after each write of
-        # entries and checkpoints, and after a heartbeat that failed
+        self.on_write_failed = None   # on_write_failed(error text, ms), on the writing thread, after each write
+        # that failed: entries, a checkpoint, a heartbeat
         self._raw = None     # the DBAPI connection entries are inserted through (see _write)
         self._poll_raw = None   # the poll thread's: has_queued_commands() and beat()
         try:
@@ -319,14 +319,12 @@ class Journal:
             self._unwritten = rows
             self._drop_raw()
             error = _describe(exc, self.url)
-            if self.on_write is not None:
-                self.on_write(error, (time.perf_counter() - started) * 1000.0)
+            if self.on_write_failed is not None:
+                self.on_write_failed(error, (time.perf_counter() - started) * 1000.0)
             raise JournalError(error) from None
         self._unwritten = []
         self.writes += 1
         took = time.perf_counter() - started
-        if self.on_write is not None:
-            self.on_write(None, took * 1000.0)
         if self._slowest_write_s is None or took > self._slowest_write_s:
             self._slowest_write_s = took
 
@@ -445,9 +443,9 @@ class Journal:
         started = time.perf_counter()
         try:
             self._on_poll_connection(write, commit=True)
-        except JournalError as exc:   # a write that failed, like any other (a good one is not news)
-            if self.on_write is not None:
-                self.on_write(str(exc), (time.perf_counter() - started) * 1000.0)
+        except JournalError as exc:   # a write that failed, like any other
+            if self.on_write_failed is not None:
+                self.on_write_failed(str(exc), (time.perf_counter() - started) * 1000.0)
             raise
 
     @staticmethod

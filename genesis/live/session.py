@@ -368,7 +368,9 @@ class LiveRunner:
         next_poll = next_reload = next_status = next_clock = next_flush = 0.0
         loop = asyncio.get_running_loop()
         journal.use_writer_thread()
-        journal.on_write = self._on_write(loop)
+        journal.on_write_failed = self._on_write_failed(loop)
+        if self.watch is not None:
+            self.watch.slowest_write = journal.take_slowest_write_ms
         storage = self.engine.config.files.settings.data["storage"]
         self.flush_s = float(storage["flush_interval_ms"]) / 1000.0
         # a tick item wakes the loop for its periodic duties; waiting on the queue alone
@@ -501,23 +503,23 @@ class LiveRunner:
         if not task.cancelled() and task.exception() is not None:
             self.say(f"clock sync with the exchange failed ({redact(str(task.exception()))}); trying again in 60 s")
 
-    def _on_write(self, loop):
-        """The journal's on_write hook: each outcome goes to the loop (none once it closed)."""
-        def on_write(error: str | None, duration_ms: float) -> None:
+    def _on_write_failed(self, loop):
+        """The journal's on_write_failed hook: each failure goes to the loop (none once it closed)."""
+        def on_write_failed(error: str, duration_ms: float) -> None:
             if not loop.is_closed():
                 try:
                     loop.call_soon_threadsafe(self._written, error, duration_ms)
                 except RuntimeError:   # closed meanwhile: the session is over
                     pass
-        return on_write
+        return on_write_failed
 
-    def _written(self, error: str | None, duration_ms: float) -> None:
-        """A journal write ended (a batch, a checkpoint, a retry, or a heartbeat that failed):
-        a failed one keeps its rows (they go first with the next write) and, like every
-        write, is a db_write event the alert rules read."""
-        if error is not None:
-            self.say(f"journal write failed ({error}); what was not written is written again")
-        self.put(("system", "db_write", {"ok": error is None, "duration_ms": round(duration_ms, 3)}))
+    def _written(self, error: str, duration_ms: float) -> None:
+        """A journal write failed (a batch, a checkpoint, a retry, a heartbeat): its rows are
+        kept (they go first with the next write), and it is a db_write event with `ok`
+        false that the alert rules read. Good writes reach the rules through the health
+        probe (the slowest of each period), not one event each."""
+        self.say(f"journal write failed ({error}); what was not written is written again")
+        self.put(("system", "db_write", {"ok": False, "duration_ms": round(duration_ms, 3)}))
 
     def _poll_database(self) -> bool:
         """Worker thread: the heartbeat (at most once a second: tools call an engine

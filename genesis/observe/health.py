@@ -1,7 +1,7 @@
 """Host and journal health, measured on the wall clock while `genesis run` runs (paper
 and live alike): memory, CPU and free disk on the journal's volume (psutil), the run
 loop's worst lag since the previous probe, the time a query on the journal takes, and
-(paper) the slowest journal write. Each probe is queued in the journal as an `observe`
+the slowest journal write since the previous probe. Each probe is queued in the journal as an `observe`
 command, which the running engine applies in turn as `system_probe`, `db_query` and
 `db_write` events: they are journaled at the point they were applied, so a recovery replays them
 there and the deterministic pipeline never reads the clock or the host itself."""
@@ -45,16 +45,14 @@ class HealthProbe:
     journal `journal` (a genesis.engine.journal.Journal of its own, used on that thread
     only)."""
 
-    def __init__(self, journal, interval_s: float, disk_path: Path, watch=None, writes=None):
+    def __init__(self, journal, interval_s: float, disk_path: Path, watch=None):
         """`journal`: a Journal, or a function that opens one (called on the probe's
         thread at its first probe, so that a journal not created yet is not an error).
-        `watch`: the run loop's genesis.observe.loopwatch.LoopWatch (its lag is read);
-        `writes`: a function giving the slowest journal write since its previous call
-        in ms, or None (paper: the live session reports each write itself)."""
+        `watch`: the run loop's genesis.observe.loopwatch.LoopWatch (its lag and its
+        journal's slowest write are read)."""
         self._journal = None if callable(journal) else journal
         self._open = journal if callable(journal) else None
         self.watch = watch
-        self.writes = writes
         self.interval_s = interval_s
         self.disk_path = disk_path
         self.readings = 0          # probes queued
@@ -81,7 +79,7 @@ class HealthProbe:
                              disk_free_mb=psutil.disk_usage(str(self.disk_path)).free / 2**20,
                              query_ms=round(query_ms, 3),
                              loop_lag_ms=self.watch.take_lag_ms() if self.watch is not None else 0.0,
-                             write_ms=self.writes() if self.writes is not None else None)
+                             write_ms=self.watch.take_slowest_write_ms() if self.watch is not None else None)
 
     def probe(self) -> HealthReading | None:
         """Measure and queue the reading as `system_probe` and `db_query` observations;
@@ -127,9 +125,9 @@ class HealthProbe:
                 self._journal.close()   # on the thread that opened its connections
 
 
-def health_probe_for(settings: dict, db_url: str, cwd: Path, watch=None, writes=None) -> HealthProbe | None:
+def health_probe_for(settings: dict, db_url: str, cwd: Path, watch=None) -> HealthProbe | None:
     """The probe genesis.yaml `health_probe` asks for on the journal `db_url` (not
-    started; `watch` and `writes` as HealthProbe takes them); None when
+    started; `watch` as HealthProbe takes it); None when
     `health_probe.interval` is null."""
     from genesis.engine.journal import Journal  # noqa: PLC0415 - the engine's, opened for this thread
 
@@ -137,4 +135,4 @@ def health_probe_for(settings: dict, db_url: str, cwd: Path, watch=None, writes=
     if interval is None:
         return None
     return HealthProbe(lambda: Journal(db_url, create=False), parse_duration(str(interval)),
-                       journal_folder(db_url, cwd), watch=watch, writes=writes)
+                       journal_folder(db_url, cwd), watch=watch)

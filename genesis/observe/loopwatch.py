@@ -45,11 +45,16 @@ class LoopWatch:
         self.order_seconds = Histogram(ORDER_BUCKETS_S)   # an order's request until the exchange's answer
         self.lag_ms = 0.0           # the worst lag of the last probe's period
         self._worst_lag_s = 0.0
+        self.slowest_write = None   # the run's journal's take_slowest_write_ms, once it is open
 
     def late(self, seconds: float) -> None:
         """The loop got to something that was due `seconds` ago."""
         if seconds > self._worst_lag_s:
             self._worst_lag_s = seconds
+
+    def take_slowest_write_ms(self) -> float | None:
+        """The journal's slowest write since the previous call, ms (None: no journal yet, or no write)."""
+        return self.slowest_write() if self.slowest_write is not None else None
 
     def take_lag_ms(self) -> float:
         """The worst lag since the previous call, in ms (0 when never late); starts a new period."""

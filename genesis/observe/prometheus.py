@@ -67,7 +67,7 @@ class MetricsEndpoint:
                            registry=r)
         self.lag = Gauge("genesis_event_loop_lag_seconds", "The run loop's worst lag between the last two health "
                          "probes, seconds", registry=r)
-        self.write = Gauge("genesis_journal_write_seconds", "Paper: the slowest journal write between the last two "
+        self.write = Gauge("genesis_journal_write_seconds", "The slowest journal write between the last two "
                            "health probes, seconds", registry=r)
         self._seen: dict = {}   # counter key -> value already added (counters only go up)
         self._tier = None
