@@ -188,10 +188,7 @@ def test_live_recovery_replays_a_command_then_an_edit_in_that_order(tmp_path):
     restarted engine rebuilds the refusal: nothing was ordered, the next order is g1."""
     start = {"USDT": Decimal(1000), "BTC": Decimal(0), "ETH": Decimal(0)}
     with SimulatorThread(speed="step", balances={k: str(v) for k, v in start.items()}) as sim:
-        config = config_copy(tmp_path)   # strategies off: only the trader orders
-        settings = config / "genesis.yaml"   # a page failing to reach the (unset) pager is an input, queued when
-        settings.write_text(settings.read_text().replace("group_wait: 10s", "group_wait: 0s"))   # it fails: at once
-        live = LiveProc(tmp_path, sim, config=config)
+        live = LiveProc(tmp_path, sim, config=config_copy(tmp_path))   # strategies off: only the trader orders
         try:
             with _Stepping(sim):
                 live.start()
