@@ -424,8 +424,9 @@ class LiveRunner:
                             _after_event(self.session, self.say)
                             if self.watch is not None:
                                 self.watch.event_seconds.observe(time.perf_counter() - began)
-                                if event.kind == "order_ack" and event.fields["latency_ms"] > 0:   # 0: taken in by reconciliation
-                                    self.watch.order_seconds.observe(event.fields["latency_ms"] / 1000.0)
+                                latency_ms = event.fields["latency_ms"] if event.kind == "order_ack" else 0.0
+                                if latency_ms > 0:   # 0: an order taken in by reconciliation
+                                    self.watch.order_seconds.observe(latency_ms / 1000.0)
                     if self.send_outbox():
                         await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None
@@ -492,8 +493,8 @@ class LiveRunner:
         gc.collect(2 if self.gc_runs % 100 == 0 else 1 if self.gc_runs % 10 == 0 else 0)
 
     def _flush_in_background(self) -> None:
-        """Hand what is buffered to the journal's writer thread; its outcome comes back
-        through `_written`."""
+        """Hand what is buffered to the journal's writer thread (a failure comes back
+        through `_write_failed`)."""
         self.session.journal.flush_later()
 
     def _clock_synced(self, task) -> None:
@@ -508,12 +509,12 @@ class LiveRunner:
         def on_write_failed(error: str, duration_ms: float) -> None:
             if not loop.is_closed():
                 try:
-                    loop.call_soon_threadsafe(self._written, error, duration_ms)
+                    loop.call_soon_threadsafe(self._write_failed, error, duration_ms)
                 except RuntimeError:   # closed meanwhile: the session is over
                     pass
         return on_write_failed
 
-    def _written(self, error: str, duration_ms: float) -> None:
+    def _write_failed(self, error: str, duration_ms: float) -> None:
         """A journal write failed (a batch, a checkpoint, a retry, a heartbeat): its rows are
         kept (they go first with the next write), and it is a db_write event with `ok`
         false that the alert rules read. Good writes reach the rules through the health
