@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import ccxt
 import pytest
 from live_helpers import LiveProc, order
 from scenario_helpers import edited_copy
+from test_metrics_endpoint import free_port, scrape
 from test_notify import Receiver
 
 from genesis.simulator import SimulatorThread, ccxt_config
@@ -41,13 +43,15 @@ EDITS = {
             "    hook: {kind: webhook, url_env: GENESIS_TEST_HOOK_URL, retries: 0}\n"
             "    page: {kind: webhook, url_env: GENESIS_TEST_PAGE_URL, retries: 0}\n",
         "health_probe: {interval: 15s}": "health_probe: {interval: null}",
-        "metrics_endpoint: {port: 9464}": "metrics_endpoint: {port: null}",
     },
 }
 
 
-def _config(tmp: Path) -> Path:
-    return edited_copy(tmp, EDITS)
+def _config(tmp: Path, metrics_port: int | None = None) -> Path:
+    """The shipped configuration with EDITS, serving /metrics on `metrics_port` (None: not at all)."""
+    port = "null" if metrics_port is None else metrics_port
+    served = {"metrics_endpoint: {port: 9464}": f"metrics_endpoint: {{port: {port}}}"}
+    return edited_copy(tmp, {**EDITS, "genesis.yaml": {**EDITS["genesis.yaml"], **served}})
 
 
 @contextlib.contextmanager
@@ -68,18 +72,25 @@ def routed_to(receiver: Receiver):
 
 
 @pytest.fixture(scope="module")
-def delivered(tmp_path_factory):
-    """Run the scene once; every body the receiver got, by path."""
+def live_scene(tmp_path_factory):
+    """Run the scene once: every body the receiver got, and /metrics after the slow orders."""
     tmp = tmp_path_factory.mktemp("live_alerts")
     receiver = Receiver()
     sim = SimulatorThread(speed=2, balances={k: str(v) for k, v in START.items()}).start()
-    live = LiveProc(tmp, sim, config=_config(tmp))
+    port = free_port()
+    live = LiveProc(tmp, sim, config=_config(tmp, port))
     with routed_to(receiver):
-        _scene(live, sim, receiver)
-    return receiver.received
+        scraped = _scene(live, sim, receiver, port)
+    return receiver.received, scraped
 
 
-def _scene(live: LiveProc, sim, receiver: Receiver) -> None:
+@pytest.fixture(scope="module")
+def delivered(live_scene):
+    """Every body the receiver got, by path."""
+    return live_scene[0]
+
+
+def _scene(live: LiveProc, sim, receiver: Receiver, port: int) -> dict:
     try:
         live.start()
         sim.set_faults({"http_delay_ms": 700})            # every answer 0.7 s late: acks too
@@ -89,6 +100,8 @@ def _scene(live: LiveProc, sim, receiver: Receiver) -> None:
             live.wait(lambda: live.count("fill") >= n + 1, f"fill {n + 1}")
         live.wait(lambda: {"slow_orders", "api_latency_high"} <= {b["rule"] for _, b in receiver.received},
                   "the slow-answer alerts at the receiver", timeout=30)
+        time.sleep(1.0)                                    # /metrics is brought up to date every 0.5 s
+        scraped = scrape(port)
         sim.set_faults({}, reset=True)
         live.stop()                                        # coins bought elsewhere while it is down
         outside = ccxt.binance(ccxt_config(sim.rest_url, enableRateLimit=False))
@@ -113,6 +126,7 @@ def _scene(live: LiveProc, sim, receiver: Receiver) -> None:
         wanted = {"exchange_unreachable", "websocket_down", "user_stream_down"}
         live.wait(lambda: wanted <= {b["rule"] for _, b in receiver.received}, "the outage pages at the receiver",
                   timeout=45)
+        return scraped
     finally:
         live.stop()
         sim.stop()
@@ -137,6 +151,18 @@ def test_each_live_alert_reaches_its_route(delivered, rule, route, severity, tex
     path, body = bodies[0]
     assert (path, body["severity"], body["status"], body["source"]) == (route, severity, "firing", "genesis")
     assert re.fullmatch(text, body["text"]), body["text"]
+
+
+def test_order_round_trips_and_event_times_are_served_at_metrics(live_scene):
+    """Five orders whose every answer came 0.7 s late: each round trip is in the histogram's
+    buckets above 0.5 s; every input event is timed."""
+    scraped = live_scene[1]
+    trips = scraped[("genesis_order_round_trip_seconds_count", ())]
+    assert trips >= 5
+    assert scraped[("genesis_order_round_trip_seconds_bucket", (("le", "0.5"),))] == 0
+    assert scraped[("genesis_order_round_trip_seconds_bucket", (("le", "+Inf"),))] == trips
+    assert scraped[("genesis_order_round_trip_seconds_sum", ())] >= 0.7 * trips
+    assert scraped[("genesis_event_seconds_count", ())] > 100
 
 
 def test_request_weight_used_elsewhere_over_95_percent_pages(tmp_path):

@@ -125,8 +125,11 @@ def test_the_dashboard_and_scrape_config_name_what_the_endpoint_serves():
 
     import yaml   # noqa: PLC0415
 
-    endpoint = MetricsEndpoint()
-    served = {metric.name for metric in endpoint.registry.collect()}
+    from genesis.observe.loopwatch import LoopWatch   # noqa: PLC0415
+
+    endpoint = MetricsEndpoint(LoopWatch())
+    families = list(endpoint.registry.collect())
+    served = {metric.name for metric in families} | {sample.name for metric in families for sample in metric.samples}
     served |= {f"{name}_total" for name in served}
     dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
     used = {name for panel in dashboard["panels"] for target in panel["targets"]
