@@ -370,6 +370,66 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
     click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+def supervise(run_args) -> None:
+    """Run `genesis run RUN_ARGS` and start it again when it ends unexpectedly (a crash, a
+    kill), with backoff; give up and page when it keeps crashing (genesis.yaml
+    `supervisor`). Each restart reaches the engine as an engine_restart event. Ctrl-C or
+    SIGTERM stops the engine cleanly and ends supervising."""
+    import signal  # noqa: PLC0415
+
+    from genesis.supervise import Policy, Supervisor  # noqa: PLC0415
+
+    config, db = _option(run_args, "--config"), _option(run_args, "--db")
+    root, result = _load_config(config)
+    settings = result.files.settings.data
+    db = db or settings["storage"]["url"]
+    supervisor = Supervisor([sys.executable, "-m", "genesis", "run", *run_args], Policy.of(settings["supervisor"]),
+                            _restart_recorder(db), _pager(result), say=click.echo)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda n, _frame: supervisor.stop(n))
+    sys.exit(supervisor.run())
+
+
+def _option(args, name: str) -> str | None:
+    """The value of option `name` among command-line `args` (`--name V` or `--name=V`)."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _restart_recorder(db: str):
+    """Queue an engine_restart observation in the journal `db`, for the restarted engine."""
+    def record(exit_code: int) -> None:
+        from genesis.engine.journal import Journal  # noqa: PLC0415
+
+        journal = Journal(db, create=False)
+        try:
+            journal.queue_command("observe", {"event": "engine_restart", "fields": {"exit_code": exit_code}})
+        finally:
+            journal.close()
+    return record
+
+
+def _pager(result):
+    """Send a text to the channels alerts.yaml routes critical messages to; raises when one failed."""
+    def page(text: str) -> None:
+        from genesis.notify.channels import Message  # noqa: PLC0415
+        from genesis.notify.dispatcher import dispatcher_for  # noqa: PLC0415
+
+        routing = next((rb.data["routing"] for rb in result.files.rulebooks if rb.kind == "alerts"), {})
+        dispatcher = dispatcher_for(result.files.settings.data["notifications"], Path.cwd())
+        failures = dispatcher.deliver(Message(int(time.time() * 1000), "critical", "supervisor", text),
+                                      [c for c in routing.get("critical", []) if c in dispatcher.channels])
+        if failures:
+            raise RuntimeError("; ".join(f.error for f in failures))
+    return page
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--tier", help="Tier (default: genesis.yaml `tier`).")

@@ -190,8 +190,8 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "error": (TEXT, "What went wrong (never a secret)"), "attempts": (NUMBER, "Sends tried"),
         "fallback": (TEXT, "Channel a critical message went to instead ('' for none)"),
     }),
-    "engine_restart": ("A supervisor restarted the engine after its process ended unexpectedly (nothing emits it "
-                       "yet: the supervisor is not built; `genesis validate` warns about a rule that reads it)", {
+    "engine_restart": ("`genesis supervise` restarted the engine after its process ended unexpectedly (queued in the "
+                       "journal before the restart, applied by the restarted engine)", {
         "exit_code": (NUMBER, "How the previous process ended: its exit code, or minus the signal that killed it"),
     }),
     "backup_failure": ("A journal backup failed (nothing emits it yet: backups are not built; `genesis validate` "
@@ -209,7 +209,6 @@ OBSERVED_EVENTS = ("system_probe", "db_query", "db_write", "log_failure", "notif
 # list against the code, both ways.
 NOT_EMITTED = {
     "backup_failure": "journal backups are not built yet; `genesis backup` will emit it",
-    "engine_restart": "the supervisor is not built yet; `genesis supervise` will emit it",
 }
 
 # name -> (unit, description); computed by the engine, readable in every expression.
