@@ -1,10 +1,13 @@
 """`genesis supervise` (genesis.supervise): real child processes, killed and crashing,
 restarted with backoff; each restart reaches the engine through its journal as an
-engine_restart event; a supervisor that gives up pages a local receiver."""
+engine_restart event; a supervisor that gives up pages a local receiver; and the chaos
+test with the supervisor doing the restarts of a live engine trading on the simulator.
+GENESIS_CHAOS_SEED=N repeats a chaos run."""
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from live_helpers import LiveProc
 from scenario_helpers import edited_copy
 from test_notify import Receiver
 
@@ -152,3 +156,67 @@ def test_an_engine_that_cannot_start_is_given_up_and_the_page_reaches_the_receiv
     assert path == "/page" and body["rule"] == "supervisor" and body["severity"] == "critical"
     assert body["text"].startswith("The engine crashed again (exit 1: an error it reported) after 2 restarts")
     assert "Traceback" not in done.stdout + done.stderr
+
+
+class SupervisedLive(LiveProc):
+    """`genesis supervise --mode live ...` against the simulator: the test kills the
+    engine, the supervisor starts it again."""
+
+    def command(self) -> list[str]:
+        python, cli, run, *options = super().command()
+        assert run == "run"
+        return [python, cli, "supervise", *options]
+
+    def engine_pids(self) -> list[int]:
+        text = self.out.read_text(errors="replace") if self.out.exists() else ""
+        return [int(line.split("(pid ")[1].split(")")[0]) for line in text.splitlines()
+                if "supervise: engine started (pid" in line]
+
+    def kill_engine(self) -> int:
+        pid = self.engine_pids()[-1]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+
+def test_chaos_the_supervised_live_engine_killed_at_random_loses_and_doubles_nothing(tmp_path):
+    """The chaos test of test_live_chaos, with the supervisor doing the restarts: kill -9
+    the engine in the middle of order traffic; the supervisor starts it again, it recovers
+    and reconciles, and the journal and the exchange agree exactly every time."""
+    from live_helpers import agreement   # noqa: PLC0415
+    from test_live_chaos import START, quiet, traffic   # noqa: PLC0415
+
+    from genesis.simulator import SimulatorThread   # noqa: PLC0415
+
+    rng = random.Random(int(os.environ.get("GENESIS_CHAOS_SEED", "20261203")))
+    root = edited_copy(tmp_path, FAST)
+    _supervisor_settings(root, "supervisor: {backoff: 100ms}\n")
+    with SimulatorThread(speed=2, balances={k: str(v) for k, v in START.items()}) as sim:
+        live = SupervisedLive(tmp_path, sim, config=root)
+        try:
+            live.start()
+            far = round(float(sim.state()["books"]["BTCUSDT"]["bestBid"]) * 0.7, 2)
+            for round_ in range(3):
+                traffic(live, rng, rng.randint(2, 6), far)
+                time.sleep(rng.uniform(0.0, 0.6))         # somewhere in the middle of the traffic
+                reconciled, engines = live.count("reconciled"), len(live.engine_pids())
+                killed = live.kill_engine()
+                live.wait(lambda: len(live.engine_pids()) == engines + 1 and live.count("reconciled") > reconciled,
+                          f"the supervisor's restart {round_ + 1}")
+                assert killed not in live.engine_pids()[-1:]
+                live.wait(lambda: quiet(live, sim), "the restarted engine to settle", timeout=60)
+                agreement(live, sim, START)
+                assert all(r["mismatch_usd"] == 0 for r in live.entries("reconciled"))
+            live.wait(lambda: len([p for p in _observed(live) if p["event"] == "engine_restart"]) == 3,
+                      "the three restarts applied by the engine")
+            assert [p["fields"] for p in _observed(live) if p["event"] == "engine_restart"] == [{"exit_code": -9}] * 3
+            assert live.proc.poll() is None                  # the supervisor itself was never killed
+            assert live.stop() == 0
+            assert "supervise: stopped" in live.tail()
+            assert agreement(live, sim, START)["trades"] >= 1, "no order traded: the test proves nothing"
+        finally:
+            live.stop()
+
+
+def _observed(live: LiveProc) -> list[dict]:
+    return [json.loads(p) for (p,) in live.rows("SELECT payload FROM commands WHERE kind = 'observe' "
+                                                "AND status = 'applied'")]
