@@ -35,7 +35,7 @@ runs = Table(
     Column("schema_version", Integer, nullable=False),
     Column("tier", String(32), nullable=False),
     Column("config_digest", String(64), nullable=False),
-    Column("feed_digest", String(64), nullable=False),
+    Column("feed_digest", Text, nullable=False),   # a feed digest, with a script's or an exchange URL: longer than 64
     Column("feed_paths", Text, nullable=False),
     Column("mode", String(16), nullable=False),
     Column("finished", Integer, nullable=False, default=0),
