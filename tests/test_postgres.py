@@ -58,6 +58,8 @@ def postgres():
             user = pwd.getpwnam("postgres")
         except KeyError:
             pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        if not shutil.which("runuser"):
+            pytest.skip("running as root and there is no `runuser` to start the server as the postgres user")
         os.chown(folder, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", _free_port()
