@@ -74,9 +74,11 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise; the exit code to end with."""
-        while True:
+        while not self.stopping.is_set():
             # its own session: a Ctrl-C on the terminal reaches the supervisor only, which passes it on once
             self.child = subprocess.Popen(self.command, start_new_session=True)
+            if self.stopping.is_set():   # asked to stop while it was being started
+                self.child.send_signal(self.stop_signal)
             self.say(f"supervise: engine started (pid {self.child.pid})")
             code = self.child.wait()
             if self.stopping.is_set():
@@ -107,6 +109,8 @@ class Supervisor:
                 return 128 + self.stop_signal
             self._try(self.record_restart, code, "record the restart in the journal")
             self.restarts.append(self.clock())
+        self.say("supervise: stopped before the restart")
+        return 128 + self.stop_signal
 
     def _try(self, action, argument, what: str) -> None:
         try:
