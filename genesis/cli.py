@@ -421,10 +421,9 @@ def _pager(result):
         from genesis.notify.channels import Message  # noqa: PLC0415
         from genesis.notify.dispatcher import dispatcher_for  # noqa: PLC0415
 
-        routing = next((rb.data["routing"] for rb in result.files.rulebooks if rb.kind == "alerts"), {})
         dispatcher = dispatcher_for(result.files.settings.data["notifications"], Path.cwd())
-        failures = dispatcher.deliver(Message(int(time.time() * 1000), "critical", "supervisor", text),
-                                      [c for c in routing.get("critical", []) if c in dispatcher.channels])
+        channels = [c for c in result.files.routing().get("critical", []) if c in dispatcher.channels]
+        failures = dispatcher.deliver(Message(int(time.time() * 1000), "critical", "supervisor", text), channels)
         if failures:
             raise RuntimeError("; ".join(f.error for f in failures))
     return page

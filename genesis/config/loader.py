@@ -91,6 +91,10 @@ class ConfigFiles:
         docs = [self.settings, *self.tiers.values(), *self.rulebooks, self.strategies]
         return [d for d in docs if d is not None]
 
+    def routing(self) -> dict:
+        """alerts.yaml `routing`: severity (or route) -> channel names."""
+        return next((rb.data["routing"] for rb in self.rulebooks if rb.kind == "alerts"), {})
+
 
 def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | None:
     rel = path.relative_to(root).as_posix()

@@ -109,7 +109,7 @@ class Engine:
         self.config = config
         settings = config.files.settings.data
         paper = settings["paper"]
-        self.routing = next((rb.data["routing"] for rb in config.files.rulebooks if rb.kind == "alerts"), {})
+        self.routing = config.files.routing()
         self.journal = journal
         self.notify_callback = notify
         self.quiet = False   # input re-read after a restart: notifications are journaled, the callback not called

@@ -2,8 +2,8 @@
 which only puts it on a bounded queue; a worker thread sends it to each routed channel,
 retries a failed send with exponential backoff, drops a repeat of the same message on a
 channel within the channel's `min_interval`, holds a channel's messages for its
-`group_wait` and sends those that came meanwhile as one grouped message, and sends a critical message that a channel
-could not take to that channel's `fallback`. Failures are kept in `failures` for the
+`group_wait` and sends those that came meanwhile as one grouped message, and sends a
+critical message that a channel could not take to that channel's `fallback`. Failures are kept in `failures` for the
 caller to journal; nothing raised by a channel reaches the engine."""
 from __future__ import annotations
 

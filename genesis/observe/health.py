@@ -1,10 +1,11 @@
 """Host and journal health, measured on the wall clock while `genesis run` runs (paper
 and live alike): memory, CPU and free disk on the journal's volume (psutil), the run
 loop's worst lag since the previous probe, the time a query on the journal takes, and
-the slowest journal write since the previous probe. Each probe is queued in the journal as an `observe`
-command, which the running engine applies in turn as `system_probe`, `db_query` and
-`db_write` events: they are journaled at the point they were applied, so a recovery replays them
-there and the deterministic pipeline never reads the clock or the host itself."""
+the slowest journal write since the previous probe. Each probe is queued in the journal
+as an `observe` command, which the running engine applies in turn as `system_probe`,
+`db_query` and `db_write` events: they are journaled at the point they were applied, so
+a recovery replays them there and the deterministic pipeline never reads the clock or
+the host itself."""
 from __future__ import annotations
 
 import threading
@@ -127,8 +128,7 @@ class HealthProbe:
 
 def health_probe_for(settings: dict, db_url: str, cwd: Path, watch=None) -> HealthProbe | None:
     """The probe genesis.yaml `health_probe` asks for on the journal `db_url` (not
-    started; `watch` as HealthProbe takes it); None when
-    `health_probe.interval` is null."""
+    started; `watch` as HealthProbe takes it); None when `health_probe.interval` is null."""
     from genesis.engine.journal import Journal  # noqa: PLC0415 - the engine's, opened for this thread
 
     interval = settings["health_probe"]["interval"]

@@ -43,7 +43,6 @@ class LoopWatch:
     def __init__(self):
         self.event_seconds = Histogram(EVENT_BUCKETS_S)   # one input event through the pipeline
         self.order_seconds = Histogram(ORDER_BUCKETS_S)   # an order's request until the exchange's answer
-        self.lag_ms = 0.0           # the worst lag of the last probe's period
         self._worst_lag_s = 0.0
         self.slowest_write = None   # the run's journal's take_slowest_write_ms, once it is open
 
@@ -59,5 +58,4 @@ class LoopWatch:
     def take_lag_ms(self) -> float:
         """The worst lag since the previous call, in ms (0 when never late); starts a new period."""
         worst, self._worst_lag_s = self._worst_lag_s, 0.0
-        self.lag_ms = round(worst * 1000.0, 3)
-        return self.lag_ms
+        return round(worst * 1000.0, 3)

@@ -45,7 +45,6 @@ class MetricsEndpoint:
         """`watch`: the run loop's LoopWatch, whose lag and histograms are served too."""
         self.registry = CollectorRegistry()
         r = self.registry
-        self.watch = watch
         if watch is not None:
             r.register(LoopCollector(watch))
         self.figures = {name: (key, Gauge(name, text, registry=r)) for name, key, text in FIGURES}
