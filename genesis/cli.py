@@ -92,6 +92,14 @@ def _load_config(config: str | None):
     return root, result
 
 
+def journal_url(settings: dict, db: str | None = None) -> str:
+    """`--db`, else storage.url, with the password from storage.password_env (see
+    genesis.engine.journal.journal_url; imported here only when a command needs it)."""
+    from genesis.engine.journal import journal_url as url  # noqa: PLC0415
+
+    return url(settings, db)
+
+
 def _tier(result, tier: str | None) -> str:
     tier = tier or result.files.settings.data["tier"]
     if tier not in result.tiers:
@@ -114,8 +122,13 @@ def _session(root, result, tier, feed, db, mode, notify=None, script=None):
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.runner import open_session  # noqa: PLC0415
 
+    from genesis.engine.recovery import describe  # noqa: PLC0415
+
     try:
-        return open_session(root, result, tier, feed, db, mode, notify=notify, script_path=script)
+        session = open_session(root, result, tier, feed, db, mode, notify=notify, script_path=script)
+        if describe(session.restored):
+            click.echo(describe(session.restored), err=True)
+        return session
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--commands") from None
     except JournalError as exc:
@@ -151,21 +164,24 @@ def _status_line(engine, catching_up: bool) -> None:
 @click.option("--speed", default="1", show_default=True, help="Event time per wall time: 1 = real time, 10, or max.")
 @click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
-@click.option("--mode", type=click.Choice(["paper", "live"]), default=None,
-              help="paper (default: genesis.yaml exchange.mode) or live.")
-@click.option("--rest-url", help="Live: exchange REST base URL (default: genesis.yaml exchange.rest_url, "
-              "else https://api.binance.com).")
-@click.option("--ws-url", help="Live: websocket base URL (default: genesis.yaml exchange.ws_url, "
+@click.option("--mode", type=click.Choice(["paper", "dry-run", "live"]), default=None,
+              help="paper: recorded data (default: genesis.yaml exchange.mode); dry-run: the exchange's live "
+              "market data, orders filled on paper (no keys, nothing sent); live: real orders.")
+@click.option("--rest-url", help="Live and dry-run: exchange REST base URL (default: genesis.yaml "
+              "exchange.rest_url, else https://api.binance.com).")
+@click.option("--ws-url", help="Live and dry-run: websocket base URL (default: genesis.yaml exchange.ws_url, "
               "else wss://stream.binance.com:9443).")
 @click.option("--confirm", help="Live: the word 'live', to start without the interactive question.")
 def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None:
     """Paper-trade a feed at real-time speed with a live status line; Ctrl-C stops
-    cleanly and the same command resumes from the journal. `--mode live` trades on the
-    exchange with the keys in GENESIS_API_KEY / GENESIS_API_SECRET."""
+    cleanly and the same command resumes from the journal. `--mode dry-run` paper-trades
+    the exchange's live market data instead (no API keys; no order is ever sent).
+    `--mode live` trades on the exchange with the keys in GENESIS_API_KEY /
+    GENESIS_API_SECRET."""
     if mode is None:
         mode = _load_config(config)[1].files.settings.data["exchange"]["mode"]
-    if mode == "live":
-        _run_live(tier, db, config, rest_url, ws_url, confirm)
+    if mode in ("live", "dry-run"):
+        _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run=mode == "dry-run")
         return
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.report import format_report  # noqa: PLC0415
@@ -175,7 +191,7 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     tier = _tier(result, tier)
     pace = _speed(speed)
     feed = _open_feed(feeds)
-    db = db or result.files.settings.data["storage"]["url"]
+    db = journal_url(result.files.settings.data, db)
 
     dispatcher, notify = _notifier(root, result, db)
     session = _session(root, result, tier, feed, db, "paper", notify)
@@ -187,14 +203,15 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     endpoint = _metrics_endpoint(result, watch)
     watch.slowest_write = session.journal.take_slowest_write_ms
     probe = _health_probe(result, db, watch)
+    backups = _backup_schedule(result, db)
     stopped_by = _stop_on_signals()
     try:
-        report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe),
+        report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe, backups),
                           say=lambda t: click.echo("\n" + t), watch=watch)
     except KeyboardInterrupt:
         from genesis.engine.runner import disconnect  # noqa: PLC0415
 
-        _close_helpers(probe, None, endpoint)
+        _close_helpers(probe, None, endpoint, backups=backups)
         disconnect(session)
         session.engine.finish()
         session.journal.close()
@@ -202,11 +219,11 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
         click.echo("\nstopped; the journal is saved: run the same command to resume")
         sys.exit(128 + stopped_by[0])
     except JournalError as exc:   # the feed is a file: what was not journaled is processed again on resume
-        _close_helpers(probe, dispatcher, endpoint, db)
+        _close_helpers(probe, dispatcher, endpoint, db, backups)
         click.echo(f"\ngenesis: {exc}; trading stopped so that nothing goes unrecorded. The journal keeps "
                    "everything written before: fix the cause and run the same command to resume", err=True)
         sys.exit(1)
-    _close_helpers(probe, dispatcher, endpoint, db)
+    _close_helpers(probe, dispatcher, endpoint, db, backups)
     click.echo("")
     click.echo(format_report(report))
 
@@ -234,10 +251,20 @@ def _health_probe(result, db: str, watch):
     return health_probe_for(result.files.settings.data, db, Path.cwd(), watch)
 
 
-def _close_helpers(probe, dispatcher, endpoint, db: str | None = None) -> None:
+def _backup_schedule(result, db: str):
+    """The scheduled backups of genesis.yaml `backup` on the journal `db` (started by the
+    first status tick, once the journal is open); None when switched off."""
+    from genesis.backup import schedule_for  # noqa: PLC0415
+
+    return schedule_for(result.files.settings.data, db, Path.cwd(), say=lambda t: click.echo("\n" + t, err=True))
+
+
+def _close_helpers(probe, dispatcher, endpoint, db: str | None = None, backups=None) -> None:
     """Stop what runs beside the engine (those given); with the journal `db`, drop the
     readings they queued that the engine did not apply: a later run must not take a
     stale reading as new."""
+    if backups is not None:
+        backups.close()   # waits for a backup under way
     if probe is not None:
         probe.close()
     if dispatcher is not None:
@@ -300,12 +327,14 @@ def _metrics_endpoint(result, watch=None):
     return endpoint
 
 
-def _status_with(endpoint, dispatcher, probe=None):
-    """The status-line callback, also starting the health probe (the journal is open by
-    the first tick) and bringing the metrics endpoint up to date."""
+def _status_with(endpoint, dispatcher, probe=None, backups=None):
+    """The status-line callback, also starting the health probe and the backup schedule
+    (the journal is open by the first tick) and bringing the metrics endpoint up to date."""
     def status(engine, catching_up):
         if probe is not None:
             probe.start()   # idempotent
+        if backups is not None:
+            backups.start()   # idempotent
         _status_line(engine, catching_up)
         if endpoint is not None:
             endpoint.update(engine, dispatcher, probe)
@@ -323,7 +352,10 @@ def _close_notifier(dispatcher) -> None:
                    f"(after {failure.attempts} attempt{'s' if failure.attempts != 1 else ''}){where}", err=True)
 
 
-def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
+def _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run: bool = False) -> None:
+    """`genesis run --mode live`, or with `dry_run` `--mode dry-run`: the same session on
+    the exchange's market data with orders filled on paper, needing no keys and no
+    confirmation (genesis/live/dryrun.py)."""
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.live.credentials import MissingCredentials, from_environment  # noqa: PLC0415
     from genesis.live.launch import LaunchRefused, check_confirmation, endpoints, run_live  # noqa: PLC0415
@@ -333,32 +365,40 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
     settings = result.files.settings.data
     exchange = settings["exchange"]
     env_names = {"GENESIS_API_KEY": exchange["api_key_env"], "GENESIS_API_SECRET": exchange["api_secret_env"]}
-    try:
-        creds = from_environment({k: os.environ.get(v, "") for k, v in env_names.items()})
-    except MissingCredentials:
-        missing = [v for k, v in env_names.items() if not os.environ.get(v, "").strip()]
-        click.echo(f"genesis: live mode needs {' and '.join(missing)} in the environment (the API key pair); "
-                   "nothing was started", err=True)
-        sys.exit(2)
     rest, ws = endpoints(settings, rest_url, ws_url)
-    ask = (lambda text: click.prompt(text, default="", show_default=False)) if sys.stdin.isatty() else None
-    try:
-        check_confirmation(confirm, rest, ask)
-    except LaunchRefused as exc:
-        click.echo(f"genesis: {exc}", err=True)
-        sys.exit(2)
-    db = db or settings["storage"]["url"]
+    creds = None   # a dry run reads no keys: market data is public
+    if not dry_run:
+        try:
+            creds = from_environment({k: os.environ.get(v, "") for k, v in env_names.items()})
+        except MissingCredentials:
+            missing = [v for k, v in env_names.items() if not os.environ.get(v, "").strip()]
+            click.echo(f"genesis: live mode needs {' and '.join(missing)} in the environment (the API key pair); "
+                       "nothing was started", err=True)
+            sys.exit(2)
+        ask = (lambda text: click.prompt(text, default="", show_default=False)) if sys.stdin.isatty() else None
+        try:
+            check_confirmation(confirm, rest, ask)
+        except LaunchRefused as exc:
+            click.echo(f"genesis: {exc}", err=True)
+            sys.exit(2)
+    db = journal_url(settings, db)
 
     dispatcher, notify = _notifier(root, result, db)
-    click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
+    if dry_run:
+        click.echo(f"dry run on tier {tier}: market data from {ws}, orders filled on paper (none is sent); "
+                   "Ctrl-C stops (the same command resumes)")
+    else:
+        click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
     from genesis.observe.loopwatch import LoopWatch  # noqa: PLC0415
 
     watch = LoopWatch()
     endpoint = _metrics_endpoint(result, watch)
     probe = _health_probe(result, db, watch)   # the live session tells the watch its journal
+    backups = _backup_schedule(result, db)
     try:
-        run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
-                 status=_status_with(endpoint, dispatcher, probe), notify=notify, watch=watch)
+        stopped_by = run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
+                 status=_status_with(endpoint, dispatcher, probe, backups), notify=notify, watch=watch,
+                 dry_run=dry_run)
     except LaunchRefused as exc:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)
@@ -366,8 +406,10 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm) -> None:
         click.echo(f"\ngenesis: {exc}", err=True)
         sys.exit(1)
     finally:
-        _close_helpers(probe, dispatcher, endpoint, db)
+        _close_helpers(probe, dispatcher, endpoint, db, backups)
     click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
+    if stopped_by == 15:   # SIGTERM, a service manager's stop: 128 + 15, as a shell reports it
+        sys.exit(128 + stopped_by)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -384,7 +426,7 @@ def supervise(run_args) -> None:
     config, db = _option(run_args, "--config"), _option(run_args, "--db")
     root, result = _load_config(config)
     settings = result.files.settings.data
-    db = db or settings["storage"]["url"]
+    db = journal_url(settings, db)
     supervisor = Supervisor([sys.executable, "-m", "genesis", "run", *run_args], Policy.of(settings["supervisor"]),
                             _restart_recorder(db), _pager(result), say=click.echo)
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -453,6 +495,7 @@ def replay(paths, tier, db, config, as_json, script, send_notifications) -> None
     feed = _open_feed(paths)
     dispatcher, notify = _notifier(root, result) if send_notifications else (None, None)
     session = _session(root, result, tier, feed, db, "replay", notify, script=script)
+    session.writes_files = False   # a replay never changes the configuration folder
     if as_json or not sys.stderr.isatty():
         report = replay_feed(session)
     else:
@@ -471,19 +514,53 @@ def replay(paths, tier, db, config, as_json, script, send_notifications) -> None
 @cli.command()
 @click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
-def status(db, config) -> None:
+@click.option("--alive", is_flag=True, help="Only say whether an engine is running on this journal (a heartbeat "
+              "within 3 s): exit 0 if so, 1 if not. For health checks (the Docker image's HEALTHCHECK).")
+def status(db, config, alive) -> None:
     """Show tier, equity, drawdown, trading state, locks, open orders and positions from the journal."""
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.status import read_status  # noqa: PLC0415
 
     if db is None:
         _, result = _load_config(config)
-        db = result.files.settings.data["storage"]["url"]
+        db = journal_url(result.files.settings.data)
+    if alive:
+        _say_alive(db)
     try:
         click.echo(read_status(db))
     except JournalError as exc:
         click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
+
+
+def _say_alive(db: str) -> None:
+    """`genesis status --alive`: one line, and exit 0 when an engine beat on the journal
+    `db` within the last 3 s (as the operator commands judge it), else exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from genesis.engine.journal import Journal, JournalError, _describe  # noqa: PLC0415
+
+    if db.startswith("sqlite:///") and not os.path.exists(db[len("sqlite:///"):]):
+        click.echo(f"not running: no journal at {db}")
+        sys.exit(1)
+    try:
+        journal = Journal(db, create=False)   # never write into the journal it checks
+        try:
+            beat = journal.last_beat()
+        finally:
+            journal.engine.dispose()
+    except JournalError as exc:
+        click.echo(f"not running: {exc}")
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        click.echo(f"not running: {_describe(exc, db)}")
+        sys.exit(1)
+    age_s = time.time() - beat / 1000
+    if beat and age_s < 3.0:
+        click.echo(f"running: last heartbeat {max(age_s, 0.0):.1f} s ago")
+        sys.exit(0)
+    click.echo("not running: " + (f"last heartbeat {age_s:.0f} s ago" if beat else "no heartbeat in this journal"))
+    sys.exit(1)
 
 
 def _send_command(db: str | None, config: str | None, kind: str, payload: dict) -> None:
@@ -494,7 +571,7 @@ def _send_command(db: str | None, config: str | None, kind: str, payload: dict) 
 
     if db is None:
         _, result = _load_config(config)
-        db = result.files.settings.data["storage"]["url"]
+        db = journal_url(result.files.settings.data)
     try:
         journal = Journal(db)
         command_id = journal.queue_command(kind, payload)
@@ -642,7 +719,7 @@ def report(day, as_json, db, config) -> None:
                                      param_hint="--day") from None
     if db is None:
         _, result = _load_config(config)
-        db = result.files.settings.data["storage"]["url"]
+        db = journal_url(result.files.settings.data)
     try:
         journal = Journal(db)
         rows = journal.entries_of_kind("daily_report")
@@ -696,7 +773,7 @@ def _list_silences(db, config) -> None:
 
     if db is None:
         _, result = _load_config(config)
-        db = result.files.settings.data["storage"]["url"]
+        db = journal_url(result.files.settings.data)
     try:
         journal = Journal(db)
         rows = journal.entries()
@@ -748,7 +825,7 @@ def tier(db, config) -> None:
 
     if db is None:
         _, result = _load_config(config)
-        db = result.files.settings.data["storage"]["url"]
+        db = journal_url(result.files.settings.data)
     if db.startswith("sqlite:///") and not Path(db[len("sqlite:///"):]).exists():
         click.echo(f"genesis: no journal at {db}: nothing has run yet (start with `genesis run`)", err=True)
         sys.exit(1)
@@ -831,6 +908,79 @@ def test_rules(paths, config) -> None:
                     click.echo(f"  {line}")
     click.echo(f"{passed} passed, {failed} failed")
     sys.exit(0 if failed == 0 else 1)
+
+
+@cli.command()
+@click.option("--to", "folder", metavar="FOLDER", help="Write the backup into FOLDER (default: genesis.yaml "
+              "backup.folder, beside the journal).")
+@click.option("--list", "list_them", is_flag=True, help="List the backups in the backup folder, oldest first.")
+@_DB
+@_CONFIG
+def backup(folder, list_them, db, config) -> None:
+    """Back up the journal and the live input logs now, also while an engine runs: one
+    consistent copy, written under a temporary name and renamed when complete. Prints
+    where it went. A failure is queued as a backup_failure event for the engine."""
+    from genesis.backup import (BackupError, backup_folder, describe, list_backups, queue_failure,  # noqa: PLC0415
+                                take_backup)
+
+    _, result = _load_config(config)
+    settings = result.files.settings.data
+    db = journal_url(settings, db)
+    where = backup_folder(folder or settings["backup"]["folder"], db)
+    if list_them:
+        found = list_backups(where)
+        if not found:
+            click.echo(f"no backups in {where}")
+            return
+        for each in found:
+            click.echo(describe(each))
+        return
+    try:
+        made = take_backup(db, where, "manual")
+    except BackupError as exc:
+        why_not = queue_failure(db, "manual", str(exc))
+        click.echo(f"genesis: backup failed: {exc}" + (f" (not reported to the engine: {why_not})" if why_not
+                                                        else " (queued for the engine as backup_failure)"), err=True)
+        sys.exit(1)
+    manifest = made.manifest()
+    runs = manifest["journal"].get("runs", [])
+    last = f"; run {runs[-1]['id']} up to entry {runs[-1]['last_seq']}" if runs else ""
+    logs = len(manifest["input_logs"]["files"])
+    click.echo(f"backed up {manifest['journal']['from']} and {logs} input-log file{'s' if logs != 1 else ''} "
+               f"to {made.path}{last}")
+
+
+@cli.command()
+@click.argument("backup_ref", metavar="BACKUP")
+@click.option("--force", is_flag=True, help="Replace an existing journal and input logs (saved first as a "
+              "pre-restore backup).")
+@_DB
+@_CONFIG
+def restore(backup_ref, force, db, config) -> None:
+    """Restore BACKUP (a backup folder, its name in the backup folder, or `latest`) into
+    the journal genesis.yaml or --db names, with its input logs beside it; then the same
+    `genesis run` resumes from it. Refuses to replace an existing journal without --force."""
+    from genesis.backup import BackupError, backup_folder, find_backup, restore as restore_backup  # noqa: PLC0415
+
+    _, result = _load_config(config)
+    settings = result.files.settings.data
+    db = journal_url(settings, db)
+    where = backup_folder(settings["backup"]["folder"], db)
+    try:
+        chosen = find_backup(backup_ref, where)
+        done = restore_backup(chosen, db, where, force=force)
+    except BackupError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+    if done.saved is not None:
+        click.echo(f"the journal it replaces is saved as {done.saved.path}")
+    unfinished = [r for r in done.runs if not r["finished"]]
+    resume = (f"; run {unfinished[-1]['id']} ({unfinished[-1]['mode']}, tier {unfinished[-1]['tier']}) was under way "
+              f"at entry {unfinished[-1]['last_seq']}: the same `genesis run` command resumes it") if unfinished else ""
+    logs = (f"{done.log_files} input-log file{'s' if done.log_files != 1 else ''} into {done.log_folder}"
+            if done.log_files else "no input logs")
+    click.echo(f"restored {chosen.name} (taken {chosen.taken:%Y-%m-%d %H:%M:%S} UTC) into {done.journal}, "
+               f"{logs}{resume}")
 
 
 def _register_simulate() -> None:

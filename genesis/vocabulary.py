@@ -123,11 +123,19 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "hold_s": (NUMBER, "Seconds held"),
         "exit_reason": (TEXT, "'take_profit', 'stop_loss', 'signal', 'timeout', 'manual' or 'risk'"),
     }),
-    "external_order": ("Reconciliation found an order Genesis did not place", {"notional_usd": (NUMBER, "Order value")}),
+    "external_order": ("Live: an order Genesis did not place was found on the account (resting, or filled at once), "
+                       "by its user-data report or by reconciliation (open orders, myTrades); adopted, never "
+                       "cancelled, reported once", {"notional_usd": (NUMBER, "Order value")}),
+    "external_fill": ("Live: a trade of an order Genesis did not place (from the user-data stream or myTrades, once "
+                      "per trade); its balance change is not Genesis's, so the balance check explains it", {
+        "side": (TEXT, "'buy' or 'sell'"), "price": (NUMBER, "Trade price"), "qty": (NUMBER, "Traded base quantity"),
+        "notional_usd": (NUMBER, "Trade value in quote currency"),
+    }),
     "position_mismatch": ("Reconciliation could not explain a balance difference", {"diff_usd": (NUMBER, "Difference in quote currency")}),
     "reconciled": ("Live: reconciliation with the exchange finished", {
         "fills": (NUMBER, "Fills found that the stream had not delivered"), "closed": (NUMBER, "Orders found ended"),
         "not_sent": (NUMBER, "Orders the exchange never received"), "external": (NUMBER, "External orders adopted"),
+        "external_fills": (NUMBER, "Trades of external orders taken in from myTrades"),
         "mismatch_usd": (NUMBER, "Balance difference it could not explain, USD"),
     }),
     "day_closed": ("00:00 UTC: the trading day ended", {
@@ -194,8 +202,11 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                        "journal before the restart, applied by the restarted engine)", {
         "exit_code": (NUMBER, "How the previous process ended: its exit code, or minus the signal that killed it"),
     }),
-    "backup_failure": ("A journal backup failed (nothing emits it yet: backups are not built; `genesis validate` "
-                       "warns about a rule that reads it)", {}),
+    "backup_failure": ("A backup of the journal and input logs failed (`genesis run`'s schedule, or `genesis backup`; "
+                       "docs/backup.md); trading goes on", {
+        "kind": (TEXT, "The backup's kind: hourly, daily, weekly or manual"),
+        "reason": (TEXT, "What went wrong, in one line (never a secret)"),
+    }),
 }
 
 # Events measured on the wall clock outside the pipeline. They enter a running engine
@@ -207,9 +218,7 @@ OBSERVED_EVENTS = ("system_probe", "db_query", "db_write", "log_failure", "notif
 # Kinds declared for rules to read that nothing in Genesis emits yet: kind -> why. A rule
 # reading one cannot fire, and `genesis validate` says so (a warning). A test checks this
 # list against the code, both ways.
-NOT_EMITTED = {
-    "backup_failure": "journal backups are not built yet; `genesis backup` will emit it",
-}
+NOT_EMITTED: dict[str, str] = {}
 
 # name -> (unit, description); computed by the engine, readable in every expression.
 ACCOUNT_METRICS: dict[str, tuple[str, str]] = {

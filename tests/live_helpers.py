@@ -3,6 +3,7 @@ subprocess against the project's simulator (genesis/simulator) on 127.0.0.1, the
 journal read back with sqlite3, and the exact comparison of journal and exchange."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -112,15 +113,31 @@ class LiveProc:
 
     def inputs(self, kind: str) -> list[dict]:
         """Fields of the input-log events of one kind (system events are not journaled)."""
+        from genesis.live.segment import segments  # noqa: PLC0415
+
         out = []
-        for path in sorted((self.db.parent / "genesis-live").glob("*.inputs")):
-            for line in path.read_text(errors="replace").splitlines():
+        folder = self.db.parent / "genesis-live"
+        bases = {p.name.split(".inputs")[0] + ".inputs" for p in folder.glob("*.inputs*")} if folder.is_dir() else ()
+        for base in sorted(bases):
+            for _, path in segments(folder / base):
                 try:
-                    item = json.loads(line)
-                except ValueError:
+                    text = (gzip.decompress(path.read_bytes()).decode(errors="replace") if path.name.endswith(".gz")
+                            else path.read_text(errors="replace"))
+                except (OSError, EOFError):   # compressed or removed meanwhile
                     continue
-                if item.get("k") == kind:
-                    out.append(dict(item["f"], _symbol=item.get("s")))
+                out.extend(self._of_kind(text, kind))
+        return out
+
+    @staticmethod
+    def _of_kind(text: str, kind: str) -> list[dict]:
+        out = []
+        for line in text.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if item.get("k") == kind:
+                out.append(dict(item["f"], _symbol=item.get("s")))
         return out
 
     def count(self, kind: str) -> int:

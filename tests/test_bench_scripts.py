@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("bench_expressions.py", ["--rounds", "50"], "compiled, one function per stage"),
     ("bench_pipeline.py", ["--limit", "4000"], "same decisions:"),
     ("bench_live_latency.py", ["--speed", "8", "--decisions", "40", "--capture"], "order request written to its socket"),
+    ("bench_restart.py", ["--lengths", "10m,20m", "--rounds", "1"], "snapshot restart against the 10m run"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,

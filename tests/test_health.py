@@ -188,9 +188,10 @@ def health_run(tmp_path_factory):
         deadline = time.monotonic() + 60
         queued = False
         while time.monotonic() < deadline and not wanted <= {body["rule"] for _, body in receiver.received}:
-            if not queued and receiver.received:   # running: queue what backups and the supervisor will
+            if not queued and receiver.received:   # running: queue what backups and the supervisor queue
                 journal = Journal(f"sqlite:///{tmp / 'j.db'}", create=False)
-                journal.queue_command("observe", {"event": "backup_failure", "fields": {}})
+                journal.queue_command("observe", {"event": "backup_failure", "fields": {
+                    "kind": "hourly", "reason": "No space left on device"}})
                 for code in (-9, -9, 1, -9):
                     journal.queue_command("observe", {"event": "engine_restart", "fields": {"exit_code": code}})
                 journal.close()
@@ -217,8 +218,8 @@ def _delivered(health_run, rule: str) -> list[tuple[str, dict]]:
     ("cpu_high", "/hook", "warning", r"CPU has been above 80% for 5 minutes\."),
     ("log_failure", "/hook", "warning", r"Writing the log failed\."),
     ("event_loop_lag", "/hook", "warning", r"The event loop fell [\d,]+(\.\d+)? ms behind\."),
-    # what journal backups and the supervisor (not built yet) will queue, as they will queue it
-    ("backup_failure", "/hook", "warning", r"A journal backup failed\."),
+    # what journal backups and the supervisor queue, as they queue it
+    ("backup_failure", "/hook", "warning", r"A journal backup \(hourly\) failed: No space left on device\."),
     ("restart_loop", "/page", "critical", r"The engine restarted 4 times in 5 minutes\."),
 ])
 def test_each_host_health_alert_reaches_its_route(health_run, rule, route, severity, text):

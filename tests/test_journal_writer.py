@@ -82,3 +82,22 @@ def test_a_journal_another_process_is_creating_at_the_same_moment_opens(tmp_path
     journal.open_run("sniper", {"genesis.yaml": "x"}, "digest", [], "live")
     journal.checkpoint(1, 1, 1000.0)
     journal.close()
+
+
+def test_the_password_comes_from_storage_password_env_and_is_never_shown(monkeypatch):
+    from genesis.engine.journal import _shown, journal_url
+
+    settings = {"storage": {"url": "postgresql+psycopg://genesis@db.local:5432/genesis",
+                            "password_env": "GENESIS_TEST_DB_PASSWORD"}}
+    monkeypatch.delenv("GENESIS_TEST_DB_PASSWORD", raising=False)
+    assert journal_url(settings) == settings["storage"]["url"]   # unset: the URL as written
+    monkeypatch.setenv("GENESIS_TEST_DB_PASSWORD", "s3cr:t/pw")
+    url = journal_url(settings)
+    assert url.startswith("postgresql+psycopg://genesis:") and url.endswith("@db.local:5432/genesis")
+    from sqlalchemy.engine import make_url
+
+    assert make_url(url).password == "s3cr:t/pw"                 # escaped in the URL, read back whole
+    assert "s3cr" not in _shown(url)
+    assert journal_url(settings, "sqlite:///other.db") == "sqlite:///other.db"   # --db for SQLite: untouched
+    with_password = {"storage": dict(settings["storage"], url="postgresql+psycopg://genesis:given@db.local/g")}
+    assert journal_url(with_password) == with_password["storage"]["url"]      # a URL's own password stays

@@ -148,14 +148,33 @@ def _progress(url: str) -> int:
         engine.dispose()
 
 
+def _snapshots(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM snapshots")).scalar()
+    except ProgrammingError:   # not created yet
+        return 0
+    finally:
+        engine.dispose()
+
+
 def test_a_replay_killed_with_sigkill_resumes_on_postgresql_to_the_uninterrupted_journal(postgres, tmp_path):
+    """With snapshots every 5 s of event time: the resumed run starts from one stored in
+    PostgreSQL and ends with the uninterrupted run's journal."""
+    from scenario_helpers import edited_copy  # noqa: PLC0415
+
+    root = edited_copy(tmp_path)
+    with (root / "genesis.yaml").open("a") as fh:
+        fh.write("\nrecovery:\n  snapshot_every: 5s\n  min_interval: 0s\n")
     reference_url, url = postgres("kill_ref"), postgres("kill_crash")
-    replay = [*CLI, "replay", "--tier", "sniper", "--config", str(ROOT), "--json", "--db"]
+    replay = [*CLI, "replay", "--tier", "sniper", "--config", str(root), "--json", "--db"]
     assert subprocess.run([*replay, reference_url], capture_output=True, timeout=300, cwd=ROOT).returncode == 0
     reference, _ = _entries(reference_url)
     proc = subprocess.Popen([*replay, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and _progress(url) < CHECKPOINT_EVERY:
+    while proc.poll() is None and time.monotonic() < deadline and (
+            _progress(url) < CHECKPOINT_EVERY or _snapshots(url) < 1):
         time.sleep(0.005)
     assert proc.poll() is None, "the replay ended before the kill: the sample is too short"
     proc.send_signal(signal.SIGKILL)
@@ -164,6 +183,7 @@ def test_a_replay_killed_with_sigkill_resumes_on_postgresql_to_the_uninterrupted
     assert 0 < len(partial) < len(reference) and runs == [(1, 0)], "the kill did not land mid-run"
     resumed = subprocess.run([*replay, url], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from the snapshot after input" in resumed.stderr
     rows, runs = _entries(url)
     assert rows == reference and runs == [(1, 1)]
 

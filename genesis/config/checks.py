@@ -755,6 +755,10 @@ class _Checker:
         if isinstance(interval, str) and parse_duration(interval) < 1:
             self.add(doc, ("health_probe", "interval"), f"a health probe every {interval} would load the host it "
                                                         "measures; use 1s or more, or null for none")
+        interval = self._settings_part("backup", "interval")
+        if isinstance(interval, str) and parse_duration(interval) < 60:
+            self.add(doc, ("backup", "interval"), f"a backup every {interval} would copy the journal over and over; "
+                                                  "use 1m or more, or null for none")
         url = self._settings_part("storage", "url")
         if url and re.search(r"://[^/@\s]*:[^/@\s]*@", url):
             self.add(doc, ("storage", "url"), "the storage URL contains a password; remove it and name an "

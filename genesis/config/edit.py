@@ -25,9 +25,10 @@ def parse_value(text: str):
     return int(value) if value.is_integer() and "." not in text else value
 
 
-def edited_text(path: Path, keys: list, value) -> tuple[str, object]:
-    """(the file's text with the number at `keys` replaced, the old value)."""
-    text = path.read_text(encoding="utf-8")
+def edited_text(path: Path, keys: list, value, text: str | None = None) -> tuple[str, object]:
+    """(the file's text, or `text` given for it, with the number at `keys` replaced, the old value)."""
+    if text is None:
+        text = path.read_text(encoding="utf-8")
     data, smap = load_yaml(text, str(path))
     cur = data
     for i, key in enumerate(keys):

@@ -37,8 +37,8 @@ FIGURES_ALWAYS = frozenset(("fill", "day_closed"))   # kinds after which the acc
 FIGURES_WITH_POSITIONS = frozenset(("book_ticker", "candle"))   # ... and these while a position is held
 # input events about our own account (live): settled and journaled like the paper exchange's
 AMEND_KINDS = ("order_amended", "order_amend_rejected")   # live: the exchange's answer to an amend
-EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "position_mismatch", "reconciled",
-                    "order_sent", *AMEND_KINDS)
+EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "external_fill", "position_mismatch",
+                    "reconciled", "order_sent", *AMEND_KINDS)
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
@@ -330,7 +330,7 @@ class Engine:
                 self.closed_trades.append(closed.public_fields())
                 self.pending.append(closed)
         elif kind in ("order_canceled", "order_rejected", "order_amended", "position_closed", "reconciled",
-                      "external_order", "position_mismatch", "day_closed", "drawdown_recovered",
+                      "external_order", "external_fill", "position_mismatch", "day_closed", "drawdown_recovered",
                       "lock_released", "engine_started", "order_amend_rejected", "halt_reset", "reflection",
                       "order_sent", "execution_done"):
             data = event.public_fields()

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, bindparam, create_engine,
-                        event, func, insert, inspect, select)
+from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, bindparam,
+                        create_engine, event, func, insert, inspect, select)
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
@@ -83,6 +83,35 @@ progress = Table(
     Column("equity", Float, nullable=False),
 )
 
+snapshots = Table(
+    "snapshots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("seq", BigInteger, nullable=False),       # the journal seq when taken: entries up to it are stored
+    Column("inputs", BigInteger, nullable=False),    # input events processed
+    Column("segment", Integer, nullable=False),      # live: the input-log segment that follows it
+    Column("ts", BigInteger, nullable=False),        # event time
+    Column("version", Integer, nullable=False),      # genesis.engine.snapshots.STATE_VERSION
+    Column("static_digest", String(64), nullable=False),   # the compiled configuration's layout
+    Column("digest", String(64), nullable=False),    # sha256 of `state`
+    Column("meta", Text, nullable=False),            # JSON: tier, configuration files, the session's pending work
+    Column("state", LargeBinary, nullable=False),
+)
+
+
+class StoredSnapshot(NamedTuple):
+    """One snapshot's record (its state is read separately: it is large)."""
+
+    id: int
+    seq: int
+    inputs: int
+    segment: int
+    ts: int
+    version: int
+    static_digest: str
+    digest: str
+    meta: dict
+
 
 class Change(NamedTuple):
     """Something that changed a run besides its input: an accepted configuration edit or
@@ -139,6 +168,23 @@ class RunInfo:
     skip_until_seq: int     # entries with seq <= this are already stored
     config_files: dict      # {path: text} the run started with
     changes: list           # [Change]: edits accepted and commands applied since, in order
+
+
+def journal_url(settings: dict, db: str | None = None) -> str:
+    """The journal's URL: `db` when given, else genesis.yaml `storage.url`. When
+    `storage.password_env` names a variable that is set, its value is the password of a
+    URL that has none (the URL in the files never holds it)."""
+    url = db or settings["storage"]["url"]
+    name = settings["storage"].get("password_env")
+    password = os.environ.get(name) if name else None
+    if not password or url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    parsed = make_url(url)
+    if parsed.password:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def _shown(url: str) -> str:
@@ -366,6 +412,56 @@ class Journal:
         with self.engine.begin() as conn:
             conn.execute(progress.delete().where(progress.c.run_id == self.run_id))
             conn.execute(insert(progress).values(run_id=self.run_id, events=events, ts=ts, equity=equity))
+
+    # ------------------------------------------------------------------ snapshots
+    def save_snapshot(self, record: dict, state: bytes, keep: int) -> None:
+        """Store a snapshot of the engine (`record`: seq, inputs, segment, ts, version,
+        static_digest, meta) once the entries up to its seq are; keep the newest `keep`
+        of the run. With a writer thread this does not wait."""
+        record = dict(record, run_id=self.run_id, state=state, digest=hashlib.sha256(state).hexdigest(),
+                      meta=json.dumps(record["meta"], sort_keys=True))
+        rows, self.buffer = self.buffer, []
+        if self.writer is not None:
+            self.writer.submit(self._save_snapshot, rows, record, keep)
+            return
+        self._write(rows)
+        self._store_snapshot(record, keep)
+
+    def _save_snapshot(self, rows: list, record: dict, keep: int) -> None:
+        try:
+            self._write(rows)
+            self._store_snapshot(record, keep)
+        except JournalError:
+            return   # the rows are kept for the next write; a snapshot is only ever stored after them
+        except (DatabaseError, OperationalError) as exc:
+            if self.on_write_failed is not None:
+                self.on_write_failed(_describe(exc, self.url), 0.0)
+
+    def _store_snapshot(self, record: dict, keep: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(snapshots).values(**record))
+            old = conn.execute(select(snapshots.c.id).where(snapshots.c.run_id == self.run_id)
+                               .order_by(snapshots.c.id.desc()).offset(keep)).scalars().all()
+            if old:
+                conn.execute(snapshots.delete().where(snapshots.c.id.in_(old)))
+
+    def snapshots(self, run_id: int | None = None) -> list[StoredSnapshot]:
+        """The run's snapshots, newest first (without their state)."""
+        cols = [c for c in snapshots.c if c.name not in ("run_id", "state")]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*cols).where(snapshots.c.run_id == (run_id or self.run_id))
+                                .order_by(snapshots.c.id.desc())).all()
+        return [StoredSnapshot(**dict(r._mapping, meta=json.loads(r.meta))) for r in rows]
+
+    def snapshot_state(self, snapshot_id: int) -> bytes:
+        """One snapshot's state, checked against its digest (SnapshotDamaged when it differs)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(snapshots.c.state, snapshots.c.digest)
+                               .where(snapshots.c.id == snapshot_id)).first()
+        state = bytes(row.state)
+        if hashlib.sha256(state).hexdigest() != row.digest:
+            raise JournalError(f"snapshot {snapshot_id} does not match its digest (damaged)")
+        return state
 
     # ------------------------------------------------------------------ operator commands
     def queue_command(self, kind: str, payload: dict) -> int:

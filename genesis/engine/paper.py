@@ -1,4 +1,6 @@
-"""A paper exchange: orders fill against the recorded order book, balances move.
+"""A paper exchange: orders fill against the recorded order book, balances move. A dry
+run (`genesis run --mode dry-run`) fills against the live book with it: see
+genesis/live/dryrun.py.
 
 Deterministic: no randomness, no wall clock; every time is the `ts` (ms) it is given,
 and the same market events and orders always give the same fills.

@@ -2,6 +2,7 @@
 status line, hot reload of edited configuration, and resumption from the journal."""
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from genesis.engine.events import Event
 from genesis.engine.journal import Journal, progress
 from genesis.engine.markets import Markets
 from genesis.engine.operator import apply_command
+from genesis.engine.recovery import Restored, Snapshotter, restore_latest, wants_snapshots
 from genesis.engine.report import build_report
 
 
@@ -42,6 +44,9 @@ class Session:
     config_root: Path | None = None
     pending_sets: list = field(default_factory=list)   # (due ms, file, text): accepted risk edits waiting
     script: list = field(default_factory=list)         # (offset ms, kind, payload): scripted operator commands
+    restored: Restored | None = None                   # the snapshot a resumed run starts from
+    snapshots: Snapshotter | None = None               # takes this run's snapshots (a journal that lasts)
+    writes_files: bool = True                          # a due `genesis set` edit is written to its tier file
 
 
 def load_script(path: Path) -> tuple[list, str]:
@@ -73,8 +78,9 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
     """Build the engine and journal for a feed. An unfinished run of the same tier,
     feed and mode is continued with the configuration it started with; its recorded
     edits and commands are re-applied at the same points, in the same order, as the
-    input is replayed. `exchange_for(markets, journal)` builds the engine's exchange
-    once the run is open (live); the paper exchange when None."""
+    input is replayed. `exchange_for(markets, journal, config)` builds the engine's
+    exchange once the run is open (live, dry run; `config` is the configuration the run
+    goes on with); the paper exchange when None."""
     journal = Journal(db_url) if db_url else None
     files = snapshot(config_root)
     resumed, changes = False, []
@@ -89,10 +95,15 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
             if started_with.ok:
                 config, files = started_with, info.config_files
     markets = Markets.load()
-    exchange = exchange_for(markets, journal) if exchange_for is not None else None
+    exchange = exchange_for(markets, journal, config) if exchange_for is not None else None
     engine = Engine(config, tier, journal=journal, notify=notify, markets=markets, exchange=exchange)
-    return Session(engine, journal, feed, resumed, engine.account.equity(), files, list(changes), Path(config_root),
-                   script=script)
+    session = Session(engine, journal, feed, resumed, engine.account.equity(), files, list(changes),
+                      Path(config_root), script=script)
+    if journal is not None and wants_snapshots(session):
+        session.snapshots = Snapshotter(session)
+        if resumed:
+            session.restored = restore_latest(session)
+    return session
 
 
 def apply_config(session: Session, config: CheckedConfig, files: dict, edited: list,
@@ -133,17 +144,18 @@ def _schedule_set(session: Session, payload: dict) -> tuple[str, str]:
     if len(parts) < 3 or parts[0] not in ("tier", "tiers"):
         return "refused", f"'{key}' is not a tier value: write tier.<section>.<key> (e.g. tier.limits.daily_loss_usd)"
     tier, keys = (engine.tier, parts[1:]) if parts[0] == "tier" else (parts[1], parts[2:])
-    path = root / "tiers" / f"{tier}.yaml"
-    if not path.is_file():
-        return "refused", f"no tier file {path.name}"
-    try:
-        new_text, old = edited_text(path, keys, parse_value(str(payload.get("value"))))
+    rel = f"tiers/{tier}.yaml"
+    if rel not in session.config_files:
+        return "refused", f"no tier file {tier}.yaml"
+    try:   # the tier file in force, not what is on disk now: a resumed run reproduces the edit
+        new_text, old = edited_text(root / rel, keys, parse_value(str(payload.get("value"))),
+                                    text=session.config_files[rel])
     except EditError as exc:
         return "refused", str(exc)
-    files = dict(snapshot(root))
-    files[f"tiers/{tier}.yaml"] = new_text
+    files = dict(session.config_files)
+    files[rel] = new_text
     check = load_snapshot(files)
-    edited = [f"tiers/{tier}.yaml"]
+    edited = [rel]
     engine.process(Event("config_edit", engine.now, "", {"risk": is_risk_edit(engine.config, edited),
                                                          "_files": edited}), at_now=True)
     if not check.ok:
@@ -151,22 +163,35 @@ def _schedule_set(session: Session, payload: dict) -> tuple[str, str]:
         return "refused", f"the edit would not validate: {problems}"
     delay = parse_duration(engine.config.files.settings.data["safety"]["risk_edit_delay"])
     due = engine.now + int(delay * 1000)
-    session.pending_sets.append((due, path, new_text))
+    session.pending_sets.append((due, rel, new_text))
     return "applied", (f"{tier}: {'.'.join(keys)} {old} -> {payload.get('value')} takes effect in {delay / 3600:g} h "
                        "of market time (risk edits wait safety.risk_edit_delay)")
 
 
 def _due_sets(session: Session, say) -> None:
-    """Write accepted risk edits whose delay has passed; hot reload applies them."""
+    """Apply accepted risk edits whose delay has passed. The edit is applied from the
+    text accepted then, never read back from disk (a resumed run or a replay reproduces
+    it exactly); the tier file is written too, so that the trader's file says it."""
     due = [p for p in session.pending_sets if p[0] <= session.engine.now]
     if not due:
         return
     session.pending_sets = [p for p in session.pending_sets if p[0] > session.engine.now]
-    for _, path, text in due:
-        if path.read_text(encoding="utf-8") != text:
+    files = dict(session.config_files)
+    for _, rel, text in due:
+        files[rel] = text
+        path = session.config_root / rel
+        if session.writes_files and (not path.is_file() or path.read_text(encoding="utf-8") != text):
             path.write_text(text, encoding="utf-8")
+    edited = changed_files(session.config_files, files)
+    if not edited:
+        return   # a resumed run already re-applied the recorded edit at this point
+    config = load_snapshot(files)
+    if not config.ok or session.engine.tier not in config.tiers:
+        say("a delayed `genesis set` edit no longer validates and was not applied:\n" + format_text(config.problems))
+        return
     # the edit was counted as a risk edit when the trader made it; taking effect is not a new one
-    reload_config(session, session.config_root, say, risk_counted=True)
+    apply_config(session, config, files, edited, risk_counted=True)
+    say(f"configuration reloaded ({', '.join(edited)})")
 
 
 MEASUREMENT_KINDS = ("observe", "notify_failure")   # queued by Genesis itself, not typed by the operator
@@ -217,13 +242,25 @@ def _after_event(session: Session, say) -> None:
             say(f"operator {kind}: {status}: {message}")
 
 
+def remaining_input(session: Session):
+    """(count, event) for the feed's events that are still to be processed: after the
+    snapshot a resumed run restored, if any (those before it are read, not processed)."""
+    feed = iter(session.feed)
+    start = session.restored.inputs if session.restored is not None else 0
+    for _ in itertools.islice(feed, start):
+        pass
+    return enumerate(feed, start + 1)
+
+
 def replay(session: Session, on_progress=None) -> dict:
     """Run the whole feed as fast as possible; return the report."""
     started = time.perf_counter()
     engine = session.engine
-    for count, event in enumerate(session.feed, 1):
+    for count, event in remaining_input(session):
         engine.process(event)
         _after_event(session, lambda _text: None)
+        if session.snapshots is not None and session.snapshots.due():
+            session.snapshots.take(count)
         if on_progress is not None and count % 2000 == 0:
             on_progress(count)
     engine.finish()
@@ -280,7 +317,7 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
     started = time.perf_counter()
     wall0 = event0 = None
     next_check = next_status = next_poll = 0.0
-    for count, event in enumerate(session.feed, 1):
+    for count, event in remaining_input(session):
         catching_up = count <= done_events or (journal is not None and journal.seq < journal.skip_until)
         engine.quiet = catching_up   # its notifications were sent before the restart
         if speed and not catching_up:
@@ -294,6 +331,8 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
         began = time.perf_counter()
         engine.process(event)
         _after_event(session, say)
+        if session.snapshots is not None and session.snapshots.due():
+            session.snapshots.take(count)
         if watch is not None and not catching_up:
             watch.event_seconds.observe(time.perf_counter() - began)
         wall = time.monotonic()

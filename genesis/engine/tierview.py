@@ -3,6 +3,7 @@ rebuilt from the journal by replaying the latest run's input with the configurat
 (and edits) it ran with."""
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -18,6 +19,7 @@ from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
 from genesis.engine.journal import Journal, JournalError, _describe, progress, recorded_changes, runs
 from genesis.engine.markets import Markets
+from genesis.engine.recovery import Restored, restore_latest
 from genesis.engine.runner import Session, _after_event
 
 _TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
@@ -76,46 +78,75 @@ def rebuild(url: str) -> tuple[Engine, dict]:
     finally:
         journal.engine.dispose()
     paths = [Path(p) for p in json.loads(run.feed_paths)]
-    missing = [str(p) for p in paths if not p.is_file()]
+    # a live input log's first segments may be gone (compressed, or removed after the
+    # retention): its reader says when a segment it needs is missing
+    missing = [str(p) for p in paths if not p.is_file()] if run.mode not in ("live", "dry-run") else []
     if missing:
         raise JournalError(f"the run's input files are gone ({', '.join(missing)}); its state cannot be rebuilt")
     files = json.loads(run.config_files)
     config: CheckedConfig = load_snapshot(files)
     if not config.ok:
         raise JournalError("the configuration this run started with no longer validates")
-    if run.mode == "live":   # a live run's input is its input log (genesis/live/segment.py)
+    if run.mode in ("live", "dry-run"):   # a live run's input is its input log (genesis/live/segment.py)
         from genesis.live.segment import InputLogError, read_inputs  # noqa: PLC0415
 
         start = paths[0].with_suffix(".start.json")
         equity = json.loads(start.read_text(encoding="utf-8"))["balances"].get("USDT", 0.0) if start.exists() else None
+        from genesis.live.dryrun import DryRunExchange  # noqa: PLC0415
         from genesis.live.exchange import LiveExchange  # noqa: PLC0415
 
         markets = Markets.load()
-        live = LiveExchange(markets, prefix=f"G{paths[0].name.split('-')[1]}-")
+        if run.mode == "dry-run":   # paper fills against the logged live book
+            live = DryRunExchange.for_config(markets, config)
+        else:
+            live = LiveExchange(markets, prefix=f"G{paths[0].name.split('-')[1]}-")
         engine = Engine(config, run.tier, starting_equity=equity, markets=markets, exchange=live)
 
-        def inputs():
+        def feed_from(restored: Restored | None):
             try:
-                for event in read_inputs(paths[0]):
+                for event in read_inputs(paths[0], first=restored.segment if restored else 0):
                     yield live.apply(event) or event
             except InputLogError as exc:   # a damaged log: said like any journal problem
                 raise JournalError(str(exc)) from None
-        feed = inputs()
     else:
         engine = Engine(config, run.tier)
-        feed = open_feed(paths)
-    limit = prog.events if prog else None
+
+        def feed_from(restored: Restored | None):
+            feed = iter(open_feed(paths))
+            for _ in itertools.islice(feed, restored.inputs if restored else 0):
+                pass
+            return feed
+    # a recorded feed is read up to where the run got; a live input log holds just that
+    limit = prog.events if prog and run.mode not in ("live", "dry-run") else None
     with tempfile.TemporaryDirectory(prefix="genesis-tier-") as scratch:  # where recorded `set`s may write
         for rel, text in files.items():
             (Path(scratch) / rel).parent.mkdir(parents=True, exist_ok=True)
             (Path(scratch) / rel).write_text(text, encoding="utf-8")
-        session = Session(engine, None, feed, False, engine.account.equity(), files, changes, Path(scratch))
-        for count, event in enumerate(session.feed, 1):
+        session = Session(engine, None, None, False, engine.account.equity(), files, changes, Path(scratch))
+        restored = _restore(url, run.id, session)
+        first = restored.inputs + 1 if restored is not None and run.mode not in ("live", "dry-run") else 1
+        for count, event in enumerate(feed_from(restored), first):
+            if limit is not None and count > limit:
+                break
             engine.process(event)
             _after_event(session, lambda _text: None)
-            if limit is not None and count >= limit:
-                break
     return engine, {"run": run.id, "events": engine.stats.events, "finished": bool(run.finished)}
+
+
+def _restore(url: str, run_id: int, session: Session) -> Restored | None:
+    """Start the rebuild from the run's newest usable snapshot, if it has one."""
+    journal = Journal(url, create=False)
+    try:
+        journal.run_id = run_id
+        session.journal = journal
+        restored = restore_latest(session)
+        session.script = []   # a replay's scripted commands are among the recorded changes here
+    except (DatabaseError, OperationalError):
+        restored = None   # a journal from before snapshots: the whole input is replayed
+    finally:
+        session.journal = None
+        journal.engine.dispose()
+    return restored if restored is not None and restored.seq else None
 
 
 def format_tier(engine: Engine, info: dict) -> str:

@@ -39,38 +39,36 @@ async def send_amend(runner, order: LiveOrder) -> None:
     cid = order.client_id
     old_id = exchange.exchange_id(cid)
     new_id = exchange.exchange_id(cid, order.amendments + 1)
-    runner.sending.add(cid)            # reconciliation leaves the order alone until this is over
+    # reconciliation leaves the order alone until the loop has taken this amend's outcome in
+    runner.sending.add(cid)
     exchange.amends_tried.add(cid)
     try:
-        try:
-            canceled = await client.cancel(old_id, order.symbol)
-        except Exception as exc:  # noqa: BLE001 - gave up: the exchange is asked later
-            runner.say(f"amend of {cid}: the cancel's outcome is unknown ({redact(str(exc))}); asking the exchange")
-            runner.put(("amend", order, "unknown", None, None))
-            runner.reconcile_later(2.0)
-            return
-        left = _left(canceled)
-        if canceled is None or canceled.get("status") != "CANCELED" or left <= 0:
-            why = "the order had already filled or ended on the exchange; nothing was moved"
-            runner.say(f"amend of {cid} refused: {why}")
-            runner.put(("amend", order, "refused", canceled, why))
-            runner.reconcile_later(2.0)   # its fills arrive on the stream; this makes sure
-            return
-        try:
-            answer = await client.submit(new_id, order.symbol, order.side, "limit", float(left), price)
-        except OrderRejected as exc:
-            why = redact(str(exc))
-            runner.say(f"amend of {cid}: the order was cancelled but the new one was refused: {why}")
-            runner.put(("amend", order, "rejected", canceled, why))
-            return
-        except Exception as exc:  # noqa: BLE001 - gave up: the exchange is asked later
-            runner.say(f"amend of {cid}: the new order's outcome is unknown ({redact(str(exc))}); asking the exchange")
-            runner.put(("amend", order, "unknown", None, None))
-            runner.reconcile_later(2.0)
-            return
-        runner.put(("amend", order, "placed", answer, None))
-    finally:
-        runner.sending.discard(cid)
+        canceled = await client.cancel(old_id, order.symbol)
+    except Exception as exc:  # noqa: BLE001 - gave up: the exchange is asked later
+        runner.say(f"amend of {cid}: the cancel's outcome is unknown ({redact(str(exc))}); asking the exchange")
+        runner.put(("amend", order, "unknown", None, None))
+        runner.reconcile_later(2.0)
+        return
+    left = _left(canceled)
+    if canceled is None or canceled.get("status") != "CANCELED" or left <= 0:
+        why = "the order had already filled or ended on the exchange; nothing was moved"
+        runner.say(f"amend of {cid} refused: {why}")
+        runner.put(("amend", order, "refused", canceled, why))
+        runner.reconcile_later(2.0)   # its fills arrive on the stream; this makes sure
+        return
+    try:
+        answer = await client.submit(new_id, order.symbol, order.side, "limit", float(left), price)
+    except OrderRejected as exc:
+        why = redact(str(exc))
+        runner.say(f"amend of {cid}: the order was cancelled but the new one was refused: {why}")
+        runner.put(("amend", order, "rejected", canceled, why))
+        return
+    except Exception as exc:  # noqa: BLE001 - gave up: the exchange is asked later
+        runner.say(f"amend of {cid}: the new order's outcome is unknown ({redact(str(exc))}); asking the exchange")
+        runner.put(("amend", order, "unknown", None, None))
+        runner.reconcile_later(2.0)
+        return
+    runner.put(("amend", order, "placed", answer, None))
 
 
 def _left(canceled: dict | None) -> Decimal:

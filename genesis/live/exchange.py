@@ -12,6 +12,20 @@ reconciliation.
 Fees: a buy's commission in the base asset (Binance's default) is carried as
 `_fee_base`, so the account holds what the exchange really credited.
 
+Fills come from whichever source tells first, each trade once (by its trade id): the
+new order's REST answer (Binance's FULL answer lists the `fills` of its immediate
+execution, so a market order's position is right the moment its answer is in, even
+while the user-data stream is silent), the stream's TRADE report, or `myTrades` at a
+reconciliation. An answer saying the order ended (EXPIRED: a market order the book
+could not fill whole) closes it at once, as its report would.
+
+Orders placed on the account outside Genesis (another client, the web site, an earlier
+run's leftovers) are adopted as external, never touched: `external_order` when one is
+first seen (its user-data report, resting or filled at once, or a reconciliation's open
+orders or `myTrades`), and `external_fill` for each of its trades (from the stream or
+`myTrades`, by trade id). Their balance changes are kept apart (`external_net`), so the
+balance check explains them instead of raising a mismatch.
+
 Orders the exchange ends (a cancel, an expiry, self-trade prevention) close at once,
 when their report says so: `order_canceled` with `by_exchange` unless Genesis asked.
 Self-trade prevention (`x` = TRADE_PREVENTION, `X` = EXPIRED_IN_MATCH: the order would
@@ -108,6 +122,10 @@ class LiveExchange(Books):
         self.reports_sent = True
         self.on_behind = None             # called when a report shows fills not taken in: reconcile soon
         self.amends_tried: set[str] = set()   # orders whose amend this process sent (its retries settled them)
+        self.external_net: dict[str, float] = {}   # asset -> change from fills of external orders
+        self.external_trades: set[tuple[str, int]] = set()   # (symbol, trade id) of external fills taken in
+        self.trades_from: dict[str, int] = {}   # symbol -> first trade id `myTrades` has not been read from
+        self.order_owner: dict[int, str] = {}   # exchange order id -> its client order id, as found
 
     # ------------------------------------------------------------ market data
     def on_market(self, event) -> list[Event]:
@@ -196,8 +214,8 @@ class LiveExchange(Books):
         `unknown` (given up: reconciliation finds out)."""
         if order.amend_price is None:
             return []                       # settled already (a report of the replacement came first)
-        if outcome == "placed":
-            return self._amended(order, answer, ts)
+        if outcome == "placed":   # the replacement's answer: it may have filled at once (an amend across the book)
+            return self._amended(order, answer, ts) + self.answer_fills(order, answer, ts)
         if outcome == "refused":
             return [self._amend_rejected(order, ts, error or "the order had already filled or ended")]
         if outcome == "rejected":
@@ -252,8 +270,46 @@ class LiveExchange(Books):
             return []
         if error is not None:
             return self._rejected(order, ts, error)
-        return [Event("order_ack", ts, order.symbol, {"latency_ms": float(latency_ms), "_client_id": order.client_id,
-                                                      "_exchange_id": answer.get("orderId")})]
+        ack = Event("order_ack", ts, order.symbol, {"latency_ms": float(latency_ms), "_client_id": order.client_id,
+                                                    "_exchange_id": answer.get("orderId")})
+        return [ack, *self.answer_fills(order, answer, ts)]
+
+    def answer_fills(self, order: LiveOrder, answer: dict | None, ts: int) -> list[Event]:
+        """What a new order's answer says it executed, as events at once: one fill per
+        entry of Binance's FULL answer `fills` (the trade id makes the stream's report and
+        reconciliation of the same trade count nothing more), then its end when the answer
+        says it ended (EXPIRED: the part a market order could not fill). An answer that
+        shows more executed than its fills (an order query's, which lists none) asks for a
+        reconciliation, which takes them from myTrades."""
+        if not isinstance(answer, dict) or order.client_id not in self.open_orders:
+            return []
+        status = answer.get("status")
+        fills = answer.get("fills")
+        events: list[Event] = []
+        counted = 0.0
+        if isinstance(fills, list):
+            for n, f in enumerate(fills):
+                try:
+                    trade_id, qty, price = int(f["tradeId"]), float(f["qty"]), float(f["price"])
+                    commission = float(f.get("commission") or 0.0)
+                except (KeyError, TypeError, ValueError):
+                    continue            # unreadable: reconciliation takes it from myTrades
+                made = self._fill(order, ts, trade_id=trade_id, qty=qty, price=price, commission=commission,
+                                  commission_asset=f.get("commissionAsset") or "", maker=False,
+                                  done=status == "FILLED" and n == len(fills) - 1, counted=counted)
+                counted += sum(e.fields["qty"] for e in made)
+                events += made
+        if status in ("EXPIRED", "EXPIRED_IN_MATCH"):
+            events += self._ended(order, ts, {"z": answer.get("executedQty"), "q": answer.get("origQty")}, True,
+                                  status.lower(), counted)
+            return events
+        try:
+            executed = float(answer.get("executedQty") or 0.0) + self.executed_before(order, answer.get("origQty"))
+        except (TypeError, ValueError):
+            executed = 0.0
+        if executed > order.filled + counted + FILL_EPS and self.on_behind is not None:
+            self.on_behind()
+        return events
 
     def on_cancel_answer(self, order: LiveOrder, error: str | None, ts: int) -> list[Event]:
         """A cancel the exchange refused (already filled or unknown) is no longer pending."""
@@ -276,7 +332,9 @@ class LiveExchange(Books):
         engine_id, incarnation = self._parse(cid)
         order = self.orders.get(engine_id)
         if order is None:
-            return []   # not ours: reconciliation reports it
+            # an order placed outside Genesis: adopted, its fills kept apart; an id with this
+            # run's prefix that it never used is nobody's concern
+            return self._external_report(data, cid, ts) if engine_id is None else []
         status = data.get("X")
         lead: list[Event] = []
         if incarnation != order.amendments:
@@ -364,9 +422,70 @@ class LiveExchange(Books):
         it left). It is not sent late: the moment it was decided for has passed."""
         return self._rejected(order, ts, "not sent: the engine stopped before the order left")
 
+    # ------------------------------------------------------------ orders placed outside Genesis
+    def _external_report(self, data: dict, cid: str | None, ts: int) -> list[Event]:
+        """The user-data report of an order Genesis did not place: adopted when first seen
+        (placed, or filled at once), and each of its trades an `external_fill`."""
+        x = data.get("x")
+        symbol = str(data.get("s") or "")
+        side = str(data.get("S") or "").lower()
+        if not cid:
+            return []
+        events: list[Event] = []
+        if x in ("NEW", "TRADE") and cid not in self.external:
+            price = float(data.get("p") or 0.0) or float(data.get("L") or 0.0) or self._mid(symbol)
+            events += self.external_found(symbol, cid, side, float(data.get("q") or 0.0) * price, data.get("i"), ts)
+        if x == "TRADE":
+            events += self.external_trade(symbol, cid, side, int(data["t"]), float(data["l"]), float(data["L"]),
+                                          float(data.get("n") or 0.0), data.get("N") or "", ts)
+        return events
+
+    def external_found(self, symbol: str, cid: str, side: str, notional: float, order_id, ts: int) -> list[Event]:
+        """`external_order` for an order placed outside Genesis, once (none when adopted already)."""
+        if cid in self.external:
+            return []
+        fields = {"notional_usd": notional, "_exchange_client_id": cid, "_side": side}
+        if order_id is not None:
+            fields["_order_id"] = int(order_id)
+        return [Event("external_order", ts, symbol, fields)]
+
+    def external_trade(self, symbol: str, cid: str, side: str, trade_id: int, qty: float, price: float,
+                       commission: float, commission_asset: str, ts: int) -> list[Event]:
+        """`external_fill` for one trade of an external order, once per trade id."""
+        if (symbol, trade_id) in self.external_trades or trade_id < self.trades_from.get(symbol, 0) or qty <= 0:
+            return []   # taken in already (below trades_from: read by an earlier reconciliation, or before the run)
+        return [Event("external_fill", ts, symbol, {
+            "side": side, "qty": qty, "price": price, "notional_usd": qty * price, "_trade_id": trade_id,
+            "_exchange_client_id": cid, "_commission": commission, "_commission_asset": commission_asset})]
+
+    def _external_applied(self, event: Event) -> None:
+        """An external fill: its balance change, kept apart from Genesis's own."""
+        f = event.fields
+        self.external_trades.add((event.symbol, int(f["_trade_id"])))
+        m = self.markets.get(event.symbol)
+        if m is None:
+            return
+        sign = 1.0 if f["side"] == "buy" else -1.0
+        net = self.external_net
+        net[m.base] = net.get(m.base, 0.0) + sign * f["qty"]
+        net[m.quote] = net.get(m.quote, 0.0) - sign * f["notional_usd"]
+        asset = f.get("_commission_asset") or ""
+        if asset and f.get("_commission"):
+            net[asset] = net.get(asset, 0.0) - f["_commission"]
+
+    def _mid(self, symbol: str) -> float:
+        """The book's mid price (0 before the first quotes)."""
+        book = self.books.get(symbol)
+        if book is None:
+            return 0.0
+        bid, ask = book.best_bid(), book.best_ask()
+        return (bid + ask) / 2 if bid and ask else 0.0
+
     # ------------------------------------------------------------ internals
     def _fill(self, order: LiveOrder, ts: int, trade_id: int, qty: float, price: float, commission: float,
-              commission_asset: str, maker: bool, done: bool) -> list[Event]:
+              commission_asset: str, maker: bool, done: bool, counted: float = 0.0) -> list[Event]:
+        """One fill event (none for a trade seen already); `counted`: what fill events made
+        from the same answer before this one add to `order.filled`."""
         if trade_id in order.trade_ids or qty <= 0 or order.client_id not in self.open_orders:
             return []   # seen already (stream and reconciliation may both report it)
         m = self.markets.get(order.symbol)
@@ -383,7 +502,7 @@ class LiveExchange(Books):
             slip = ((price - decision) if order.side == "buy" else (decision - price)) / decision * 100
         else:
             slip = 0.0
-        remaining = 0.0 if done else max(order.qty - order.filled - qty, 0.0)
+        remaining = 0.0 if done else max(order.qty - order.filled - counted - qty, 0.0)
         fields = {"side": order.side, "price": price, "qty": qty, "notional_usd": notional, "fee_usd": fee_usd,
                   "slippage_pct": slip, "maker": maker, "_client_id": order.client_id, "_order_type": order.type,
                   "_remaining": remaining, "_manual": order.manual, "_worst_price": price, "_trade_id": trade_id}
@@ -400,6 +519,17 @@ class LiveExchange(Books):
         when the input log is replayed: the same state either way)."""
         if event.kind == "external_order":
             self.external[event.fields.get("_exchange_client_id", "")] = dict(event.fields)
+            if event.fields.get("_order_id") is not None:
+                self.order_owner[int(event.fields["_order_id"])] = event.fields.get("_exchange_client_id", "")
+            return
+        if event.kind == "external_fill":
+            self._external_applied(event)
+            return
+        if event.kind == "reconciled":
+            for symbol, first in (event.fields.get("_trades_from") or {}).items():
+                self.trades_from[symbol] = max(int(first), self.trades_from.get(symbol, 0))
+                # the trades below it are never read again: only newer ones need their ids
+                self.external_trades = {t for t in self.external_trades if t[0] != symbol or t[1] >= first}
             return
         if event.kind == "position_mismatch":
             self.mismatch_amounts = dict(event.fields.get("_amounts") or {})
@@ -428,6 +558,8 @@ class LiveExchange(Books):
                 self._close(order)
         elif kind == "order_ack":
             order.exchange_id = event.fields.get("_exchange_id")
+            if order.exchange_id is not None:
+                self.order_owner[int(order.exchange_id)] = self.exchange_id(order.client_id)
             if order.status in (NEW, UNKNOWN):
                 order.status = OPEN
         elif kind in ("order_canceled", "order_rejected"):

@@ -380,9 +380,11 @@ class ExchangeClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def start(self, retries: int | None = None) -> None:
         """Create the ccxt client, load the markets (one exchangeInfo request) and
-        measure the clock offset."""
+        measure the clock offset. `retries`: how many times exchangeInfo is asked again
+        when the exchange cannot be reached (default `max_retries`; 0: one attempt, for a
+        caller that waits and tries again itself); then ExchangeUnavailable."""
         if self._ex is None:
             ex = _Binance({
                 "apiKey": self._api_key, "secret": self._secret, "urls": self._urls,
@@ -406,6 +408,9 @@ class ExchangeClient:
             failure = await self._attempt(lambda reload=failures > 0: self._ex.load_markets(reload=reload), 20)
             if failure is None:
                 break
+            if retries is not None and failures >= retries and not failure.definitive and failure.code != -1021:
+                raise ExchangeUnavailable(f"GET /api/v3/exchangeInfo: {failure.describe()}", status=failure.status,
+                                          code=failure.code, exchange_msg=failure.msg)
             failures = await self._after_failure("GET /api/v3/exchangeInfo", failure, failures)
         self.markets = self._ex.markets
         await self.sync_clock()
@@ -895,6 +900,15 @@ class ExchangeClient:
         try:
             return await self._call("private", "GET", "order", {"symbol": symbol.upper(),
                                                                    "origClientOrderId": client_id})
+        except RequestFailed as e:
+            if e.code == -2013:
+                return None
+            raise
+
+    async def order_by_id(self, order_id: int, symbol: str) -> dict | None:
+        """The order by the exchange's order id (raw), or None if there is no such order."""
+        try:
+            return await self._call("private", "GET", "order", {"symbol": symbol.upper(), "orderId": int(order_id)})
         except RequestFailed as e:
             if e.code == -2013:
                 return None

@@ -10,11 +10,19 @@ last line is cut off when the log is opened again. A line that cannot be written
 (a full disk, a file size limit, an I/O error) is cut back off the log and raises
 InputLogError before the input is processed: live trading stops with the log and the
 journal in agreement, and a torn line is never followed by another.
+
+The log is written in segments (`run-….inputs`, then `run-….inputs.000001`, …): a new
+segment begins at each snapshot of the run (genesis/engine/recovery.py), so that recovery
+reads only the segments after the snapshot it restores. Segments older than every kept
+snapshot are compressed (`.gz`) and, after `recovery.input_log_retention`, removed.
 """
 from __future__ import annotations
 
 import errno
+import gzip
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +39,47 @@ class InputLogError(Exception):
     start); the message says why and what to do."""
 
 
+def segment_path(base: str | Path, number: int) -> Path:
+    """The file of segment `number` of the log whose first segment is `base`."""
+    base = Path(base)
+    return base if number == 0 else base.with_name(f"{base.name}.{number:06d}")
+
+
+def segments(base: str | Path) -> list[tuple[int, Path]]:
+    """(number, file) of every segment of a log there is, compressed or not, in order."""
+    base = Path(base)
+    found = {}
+    if base.parent.is_dir():
+        for path in sorted(base.parent.iterdir()):
+            if path.name == base.name:
+                found.setdefault(0, path)
+            elif path.name.startswith(base.name + "."):
+                number, _, rest = path.name[len(base.name) + 1:].partition(".")
+                if number == "gz" and not rest:
+                    found.setdefault(0, path)
+                elif number.isdigit() and rest in ("", "gz"):
+                    found.setdefault(int(number), path)
+    return sorted(found.items())
+
+
 class InputLog:
-    """Append-only log of input events for one live run."""
+    """Append-only log of input events for one live run, in segments."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.base = Path(path)
+        open_ones = [n for n, p in segments(self.base) if not p.name.endswith(".gz")]
+        self.segment = max(open_ones, default=0)   # the segment being written
         self._fd = -1
         self._error = ""
+        self.written = 0
+        self._open()
+
+    @property
+    def path(self) -> Path:
+        """The segment being written."""
+        return segment_path(self.base, self.segment)
+
+    def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _cut_torn_tail(self.path)
@@ -45,7 +87,15 @@ class InputLog:
         except OSError as exc:
             raise InputLogError(f"cannot open the live input log {self.path} ({exc.strerror or exc}); "
                                 "live trading did not start, nothing was sent") from None
-        self.written = 0
+
+    def rotate(self) -> int:
+        """Close the segment and begin the next; returns its number."""
+        if self._error:
+            raise InputLogError(self._error)
+        self.close()
+        self.segment += 1
+        self._open()
+        return self.segment
 
     def write(self, event: Event) -> None:
         """Append one event (its kind, time, symbol and every field), whole, or raise
@@ -86,12 +136,24 @@ class InputLog:
             self._fd = -1
 
 
-def read_inputs(path: str | Path) -> Iterator[Event]:
-    """The events of a live input log, in the order they were processed."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with path.open("rb") as fh:
+def read_inputs(path: str | Path, first: int = 0) -> Iterator[Event]:
+    """The events of a live input log (every segment from `first` on), in the order
+    they were processed."""
+    found = [(n, p) for n, p in segments(path) if n >= first]
+    expected = first
+    for number, segment in found:
+        if number != expected:
+            missing = segment_path(path, expected).name
+            raise InputLogError(f"the live input log is missing its segment {missing} (removed by "
+                                "recovery.input_log_retention, or moved): the run cannot be rebuilt from it; "
+                                "nothing was sent")
+        expected += 1
+        yield from _read_segment(segment)
+
+
+def _read_segment(path: Path) -> Iterator[Event]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
         for number, line in enumerate(fh, 1):
             if not line.endswith(b"\n"):
                 return  # torn by a kill mid-write: it was never processed
@@ -106,6 +168,28 @@ def read_inputs(path: str | Path) -> Iterator[Event]:
                 raise InputLogError(f"the live input log {path} is damaged at line {number} ({exc}): the run "
                                     "cannot be rebuilt from it; nothing was sent") from None
             yield event
+
+
+def compact(base: str | Path, before: int, retention_s: float | None, now: float | None = None) -> dict:
+    """Compress the segments numbered below `before` (no kept snapshot needs them) and
+    remove compressed ones older than `retention_s` (None: keep them). Returns counts."""
+    now = time.time() if now is None else now
+    done = {"compressed": 0, "removed": 0}
+    for number, path in segments(base):
+        if number >= before:
+            break
+        if not path.name.endswith(".gz"):
+            packed = path.with_name(path.name + ".gz")
+            partial = path.with_name(path.name + ".gz.partial")
+            with open(path, "rb") as src, gzip.open(partial, "wb", compresslevel=6) as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(partial, packed)
+            path.unlink()
+            done["compressed"] += 1
+        elif retention_s is not None and now - path.stat().st_mtime > retention_s:
+            path.unlink()
+            done["removed"] += 1
+    return done
 
 
 def _cut_torn_tail(path: Path) -> None:

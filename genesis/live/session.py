@@ -10,9 +10,21 @@ Start-up, every time:
 4. streams: market data and the user-data stream; every input is written to the log,
    then applied to the order book-keeping, then processed by the engine.
 
+Later reconciliations (after the user-data stream (re)connects, or when an order's
+outcome is unknown) run as a task beside the loop: their requests never hold up the
+inputs, the operator's commands or the heartbeat, and each finding comes back through
+the queue as an input (`found`), worked out against the state when it is processed. A
+new order's answer is taken in at once, fills included (`LiveExchange.answer_fills`),
+and tells the user-data stream which report must follow (`UserStream.expect`).
+
 Orders leave only after the journal holds the decision (the engine flushes it) and
 the input that caused it is in the log. Client order ids are `<prefix><engine id>`
 with a prefix fixed per run, so a retry or a restart can never place an order twice.
+
+A dry run (`genesis run --mode dry-run`, genesis/live/dryrun.py) is this same session
+with the paper exchange as the engine's exchange (its `paper` flag): orders fill on
+paper against the live book, so step 3 and the user-data stream are left out, no
+balance is asked for and nothing is ever sent.
 """
 from __future__ import annotations
 
@@ -31,16 +43,19 @@ from genesis.engine.events import Event
 from sqlalchemy import select
 
 from genesis.config.snapshot import snapshot
+from genesis.durations import parse_duration
 from genesis.engine.journal import runs
+from genesis.engine.recovery import describe
 from genesis.engine.runner import Session, _after_event, _apply_queued_commands, disconnect, open_session, \
     reload_config
 from genesis.live.amend import send_amend
 from genesis.live.credentials import Credentials, redact
+from genesis.live.dryrun import DryRunExchange
 from genesis.live.exchange import LiveExchange, LiveOrder
 from genesis.live.messages import BadMessage, market_event, snapshot_event, system_event
-from genesis.live.reconcile import reconcile
+from genesis.live.reconcile import reconcile, trade_cursors
 from genesis.live.rest import ExchangeError
-from genesis.live.segment import InputLog, read_inputs
+from genesis.live.segment import InputLog, compact, read_inputs
 
 
 _TICK = ("tick",)   # a queue item that only wakes the run loop
@@ -72,25 +87,35 @@ def log_dir(db_url: str) -> Path:
     return Path("genesis-live").resolve()
 
 
-def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: Credentials, rest_url: str,
-                      notify=None) -> tuple[Session, Path]:
+def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: Credentials | None, rest_url: str,
+                      notify=None, dry_run: bool = False) -> tuple[Session, Path]:
     """The journal session of this account's live run on `tier` (continued if unfinished);
-    returns it and the run's input-log path. The engine gets a LiveExchange."""
+    returns it and the run's input-log path. The engine gets a LiveExchange. With
+    `dry_run` (no `creds` needed) it is the dry run on `rest_url`'s market data instead:
+    mode "dry-run", and the engine gets the paper exchange (genesis/live/dryrun.py)."""
     # a new run gets a random token: its input log's name and its client order ids carry
     # it, so neither can collide with another run's, even one in a journal made afresh
     token = secrets.token_hex(4)
-    fresh = log_dir(db_url) / f"run-{token}-{creds.fingerprint}.inputs"
-    feed = LiveFeed(f"live:{creds.fingerprint}:{rest_url}", fresh, [fresh])
+    account = "dryrun" if dry_run else creds.fingerprint
+    fresh = log_dir(db_url) / f"run-{token}-{account}.inputs"
+    feed = LiveFeed(f"dry-run:{rest_url}" if dry_run else f"live:{account}:{rest_url}", fresh, [fresh])
 
-    def live_exchange(markets, journal) -> LiveExchange:
+    def run_log(journal) -> Path:
         with journal.engine.connect() as conn:
             stored = conn.execute(select(runs.c.feed_paths).where(runs.c.id == journal.run_id)).scalar()
         path = Path(json.loads(stored)[0]) if stored else fresh   # a continued run keeps its own log
         feed.log_path, feed.sources = path, [path]
-        return LiveExchange(markets, prefix=f"G{path.name.split('-')[1]}-")
+        return path
 
-    session = open_session(config_root, config, tier, feed, db_url, "live", notify=notify,
-                           exchange_for=live_exchange)
+    def live_exchange(markets, journal, _config) -> LiveExchange:
+        return LiveExchange(markets, prefix=f"G{run_log(journal).name.split('-')[1]}-")
+
+    def paper_exchange(markets, journal, run_config) -> DryRunExchange:
+        run_log(journal)
+        return DryRunExchange.for_config(markets, run_config)
+
+    session = open_session(config_root, config, tier, feed, db_url, "dry-run" if dry_run else "live", notify=notify,
+                           exchange_for=paper_exchange if dry_run else live_exchange)
     path = feed.log_path
     engine = session.engine
     engine.flush_before_send = False   # the input log holds the decision's inputs before the order leaves
@@ -130,6 +155,9 @@ class LiveRunner:
         self.gc_runs = 0       # garbage collections the loop ran
         self.sending: set[str] = set()      # client ids whose new-order request is under way
         self.reconcile_pending = False
+        self.reconciling = None   # the reconciliation task running beside the loop
+        self.reconcile_again = False   # one was asked for while it ran: another after it
+        self.looping = False      # the run loop takes inputs: findings go through its queue
         self.watching = None   # a worker-thread read of the configuration files in flight
         self.arrival_ns = 0                   # time.time_ns() the market message being processed arrived
         self.input_ns = 0                     # time.time_ns() the loop took the input (or command) being processed
@@ -137,6 +165,9 @@ class LiveRunner:
         self.stages: dict | None = None      # bench: client id -> (arrival, taken from the queue, decided) ns
         self.taken_ns = 0
         self.exchange.on_behind = lambda: self.reconcile_later(1.0)   # a report shows fills not taken in yet
+        # a dry run (genesis/live/dryrun.py): orders fill on paper against the live book, so there
+        # is no account to read, no user-data stream and nothing to reconcile
+        self.paper = bool(getattr(self.exchange, "paper", False))
 
     # ------------------------------------------------------------ time
     def local_ts(self) -> int:
@@ -173,13 +204,27 @@ class LiveRunner:
                 return self.exchange.on_user(data, max(ts, self.engine.now))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise BadMessage(f"user-data event not understood ({type(exc).__name__})") from None
+        if kind == "found":   # a reconciliation's finding, worked out against the state now
+            _, make, done = item
+            try:
+                return make()
+            except Exception as exc:  # noqa: BLE001 - the reconciliation that asked says it
+                if not done.done():
+                    done.set_exception(exc)
+                return []
         if kind == "rest":
             _, order, answer, error, unknown, latency_ms = item
+            self.sending.discard(order.client_id)   # under way until its answer is taken in
+            if answer is not None and "fills" in answer:   # placed: the exchange reports it on the user stream
+                self._expect_report(order)
             return self.exchange.on_rest(order, answer, error, unknown, latency_ms, self.local_ts())
         if kind == "cancel":
             _, order, error = item
+            if error is None:
+                self._expect_report(order)
             return self.exchange.on_cancel_answer(order, error, self.local_ts())
         if kind == "amend":
+            self.sending.discard(item[1].client_id)
             return self.exchange.on_amend_answer(*item[1:], self.local_ts())
         if kind == "sent":
             _, order, latency_ms = item
@@ -197,6 +242,26 @@ class LiveRunner:
     def put(self, item: tuple) -> None:
         """Hand an item to the engine's loop (called by streams and request tasks)."""
         self.queue.put_nowait(item)
+
+    def _expect_report(self, order: LiveOrder) -> None:
+        """An answer shows the exchange acted on `order`: the user stream must report it soon."""
+        for stream in getattr(self, "streams", ()):
+            expect = getattr(stream, "expect", None)
+            if expect is not None:
+                expect(self.exchange.exchange_id(order.client_id))
+
+    def found(self, make):
+        """A reconciliation's finding (`make()` -> its events, worked out when processed):
+        processed at once before the loop runs (start-up), else queued as an input like
+        any other; returns its events, or a future of them."""
+        if not self.looping:
+            events = make()
+            for event in events:
+                self.process(event)
+            return events
+        done = asyncio.get_running_loop().create_future()
+        self.put(("found", make, done))
+        return done
 
     # ------------------------------------------------------------ orders out
     def send_outbox(self) -> int:
@@ -248,8 +313,7 @@ class LiveRunner:
             self.say(f"order {order.client_id}: outcome unknown ({redact(str(exc))}); asking the exchange")
             self.put(("rest", order, None, None, True, (time.perf_counter() - started) * 1000))
             self.reconcile_later(2.0)
-        finally:
-            self.sending.discard(order.client_id)
+        finally:   # `sending` keeps it until the loop takes its answer in (convert)
             self._report_sent(order, decided_ns, reported)
 
     def _report_sent(self, order: LiveOrder, decided_ns: int, reported: list) -> None:
@@ -294,11 +358,13 @@ class LiveRunner:
 
     # ------------------------------------------------------------ phases
     def recover(self) -> int:
-        """Read the run's input log back through the engine, sending nothing."""
+        """Read the run's input log back through the engine, sending nothing: the
+        segments after the snapshot the session restored, else the whole log."""
         count = 0
+        restored = self.session.restored
         self.engine.quiet = True   # its notifications were sent before the restart
         try:
-            for event in read_inputs(self.log_path):
+            for event in read_inputs(self.log_path, first=restored.segment if restored is not None else 0):
                 self.process(event, record=False)
                 count += 1
         finally:
@@ -307,23 +373,47 @@ class LiveRunner:
 
     async def load_start_balances(self) -> None:
         """The account's balances when the run began (kept beside the log): what
-        reconciliation measures Genesis's own fills against."""
+        reconciliation measures Genesis's own fills against. A dry run's are the paper
+        exchange's (nothing is asked of the exchange)."""
+        if self.paper:
+            self.start_balances = dict(self.exchange.balances)
+            return
         path = self.log_path.with_suffix(".start.json")
         if path.exists():
-            self.start_balances = json.loads(path.read_text(encoding="utf-8"))["balances"]
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            self.start_balances = kept["balances"]
+            self._follow_trades_from(kept.get("trades_from") or {})
             return
         totals = {asset: free + locked for asset, (free, locked) in (await self.client.balances()).items()}
+        # the account's trades so far are in those balances: external ones are looked for after
+        # them (read after the balances, so that a trade in between is counted once, in them)
+        cursors = await trade_cursors(self.client, self.symbols)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"balances": totals}), encoding="utf-8")
+        tmp.write_text(json.dumps({"balances": totals, "trades_from": cursors}), encoding="utf-8")
         os.replace(tmp, path)
         self.start_balances = totals
+        self._follow_trades_from(cursors)
+
+    def _follow_trades_from(self, cursors: dict) -> None:
+        """Start reading myTrades for external fills at `cursors` ({symbol: trade id}), or
+        later where the rebuilt state already has (its reconciliations moved them on)."""
+        for symbol, first in cursors.items():
+            self.exchange.trades_from[symbol] = max(int(first), self.exchange.trades_from.get(symbol, 0))
 
     async def reconcile(self) -> dict:
-        """Bring the engine in line with the exchange (see genesis/live/reconcile.py)."""
-        self.reconciled = await reconcile(self.exchange, self.client, self.process, self.local_ts,
-                                          self.start_balances, self.symbols, in_flight=self.sending)
-        self.process(Event("reconciled", self.local_ts(), "", dict(self.reconciled)))   # an input: replays alike
+        """Bring the engine in line with the exchange (see genesis/live/reconcile.py); a dry
+        run has nothing on the exchange to reconcile with."""
+        if self.paper:
+            return {}
+        # its findings are inputs: queued between the loop's other inputs (never holding them up)
+        # once the loop runs, each worked out against the state when it is processed
+        found = await reconcile(self.exchange, self.client, self.found, self.local_ts,
+                                self.start_balances, self.symbols, in_flight=self.sending)
+        done = self.found(lambda: [Event("reconciled", self.local_ts(), "", dict(found))])   # replays alike
+        if not isinstance(done, list):
+            await done
+        self.reconciled = {k: v for k, v in found.items() if not k.startswith("_")}
         if self.session.journal.writer is None:
             self.session.journal.flush()   # the first, before trading starts: written before it goes on
         else:   # in the loop, never wait on the journal: a locked one would stall trading
@@ -338,6 +428,8 @@ class LiveRunner:
         if self.engine.stats.events == 0:
             self.engine.account = Account(quote, 0, self.engine.account.settings)
             self.session.starting_equity = quote
+        if describe(self.session.restored):
+            self.say(describe(self.session.restored))
         recovered = self.recover()
         journal_ = self.session.journal
         if journal_.seq < journal_.skip_until:
@@ -346,7 +438,8 @@ class LiveRunner:
         self.log = InputLog(self.log_path)
         self.exchange.live = True
         summary = await self.reconcile()
-        self.say(f"live: {recovered} recorded inputs replayed; reconciled {summary}")
+        self.say(f"dry run: {recovered} recorded inputs replayed; orders fill on paper against the live book"
+                 if self.paper else f"live: {recovered} recorded inputs replayed; reconciled {summary}")
         gc.collect()
         gc.freeze()   # what start-up built (config, markets, ccxt, the rebuilt state) is never scanned again
         # automatic collection would stop whatever allocates at the threshold, often a
@@ -359,12 +452,12 @@ class LiveRunner:
         journal = self.session.journal
         journal.queue_command("connect", {})
         market = self.market_stream_factory(self)
-        user = self.user_stream_factory(self)
-        for coro in (market.run(), user.run()):
-            task = asyncio.get_running_loop().create_task(coro)
+        user = None if self.paper else self.user_stream_factory(self)   # a dry run has no account
+        self.streams = tuple(stream for stream in (market, user) if stream is not None)
+        for stream in self.streams:
+            task = asyncio.get_running_loop().create_task(stream.run())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        self.streams = (market, user)
         next_poll = next_reload = next_status = next_clock = next_flush = 0.0
         loop = asyncio.get_running_loop()
         journal.use_writer_thread()
@@ -387,6 +480,7 @@ class LiveRunner:
                 due[0] = loop.time() + interval
                 self.ticker = loop.call_later(interval, tick)
         self.ticker = loop.call_later(interval, tick)
+        self.looping = True   # from here a reconciliation's findings are queued inputs
         try:
             while not self.stopping.is_set():
                 item = await self.queue.get()
@@ -395,11 +489,7 @@ class LiveRunner:
                     if item is _TICK:
                         pass
                     elif item[0] == "reconcile":
-                        try:
-                            await self.reconcile()
-                        except ExchangeError as exc:   # try again shortly; trading goes on meanwhile
-                            self.say(f"reconciliation failed ({redact(str(exc))}); trying again in 5 s")
-                            self.reconcile_later(5.0)
+                        self._reconcile_beside()   # its findings come back through the queue
                     else:
                         try:
                             events = self.convert(item)
@@ -427,6 +517,8 @@ class LiveRunner:
                                 latency_ms = event.fields["latency_ms"] if event.kind == "order_ack" else 0.0
                                 if latency_ms > 0:   # 0: an order taken in by reconciliation
                                     self.watch.order_seconds.observe(latency_ms / 1000.0)
+                        if item[0] == "found" and not item[2].done():
+                            item[2].set_result(events)   # the reconciliation works out its next finding
                     if self.send_outbox():
                         await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None
@@ -439,6 +531,8 @@ class LiveRunner:
                     task.add_done_callback(self.tasks.discard)
                 self.exchange.snapshot_wanted.clear()
                 wall = time.monotonic()
+                if self.session.snapshots is not None and self.session.snapshots.due():
+                    self._snapshot()
                 # journal I/O runs on the journal's writer thread and in worker threads: the
                 # event loop stays free for market data and orders
                 if wall >= next_flush:   # decisions and fills reach the journal within storage.flush_interval_ms
@@ -482,6 +576,62 @@ class LiveRunner:
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _reconcile_beside(self) -> None:
+        """Start a reconciliation as a task beside the loop, which goes on taking inputs
+        and operator commands (its findings come back as inputs); one at a time: one asked
+        for while it runs follows it."""
+        if self.reconciling is not None:
+            self.reconcile_again = True
+            return
+
+        async def reconciling() -> None:
+            try:
+                again = True
+                while again and not self.stopping.is_set():
+                    self.reconcile_again = False
+                    try:
+                        await self.reconcile()
+                    except ExchangeError as exc:   # try again shortly; trading goes on meanwhile
+                        self.say(f"reconciliation failed ({redact(str(exc))}); trying again in 5 s")
+                        self.reconcile_later(5.0)
+                    except Exception as exc:  # noqa: BLE001 - an odd answer: said, never a traceback
+                        self.say(f"reconciliation failed ({type(exc).__name__}: {redact(str(exc))[:200]}); "
+                                 "trying again in 5 s")
+                        self.reconcile_later(5.0)
+                    again = self.reconcile_again
+            finally:
+                self.reconciling = None
+
+        task = asyncio.get_running_loop().create_task(reconciling())
+        self.reconciling = task
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _snapshot(self) -> None:
+        """Snapshot the run between two inputs: the input log begins a new segment, which
+        is where a recovery from this snapshot starts reading; segments no kept snapshot
+        needs are compressed, and removed after recovery.input_log_retention, off the loop."""
+        segment = self.log.rotate()
+        if not self.session.snapshots.take(self.engine.stats.events, segment):
+            return
+        retention = self.engine.config.files.settings.data["recovery"]["input_log_retention"]
+        retention_s = parse_duration(retention) if retention else None
+        journal, base = self.session.journal, self.log_path
+
+        def compact_old() -> None:
+            kept = journal.snapshots()   # the one just taken may not be stored yet: the older ones decide
+            if kept:
+                compact(base, min(s.segment for s in kept), retention_s)
+
+        task = asyncio.get_running_loop().run_in_executor(None, compact_old)
+        self.tasks.add(task)
+        task.add_done_callback(self._compacted)
+
+    def _compacted(self, task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.say(f"old input-log segments could not be compressed: {task.exception()}")
 
     def _collect_garbage(self) -> None:
         """Run the garbage collector here, between inputs, when as many objects have

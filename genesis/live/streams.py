@@ -28,7 +28,12 @@ one expired or was closed); the key is kept alive every ``keepalive_s``; a refus
 keepalive (-1125) or a ``listenKeyExpired`` event reconnects with a fresh key. A user
 stream is quiet when nothing trades, so silence alone is not a failure: after
 ``stale_after_s`` without a message the connection is probed with a ping, and only a
-missing pong (``ping_timeout_s``) marks it half-open. Events (``executionReport``,
+missing pong (``ping_timeout_s``) marks it half-open. A connection can also stay up,
+answering pings, and deliver nothing (the exchange lost the subscription): the session
+calls ``expect(client_order_id)`` when an answer shows the exchange acted on an order
+(a new order, a cancel), and when no report of that order arrives within
+``report_timeout_s`` the connection is taken for half-open too. Either way it is
+aborted and reopened with a fresh listenKey, which reconciles (below). Events (``executionReport``,
 ``outboundAccountPosition``, ``balanceUpdate``, ...; WebSocket-API envelopes
 ``{"subscriptionId", "event"}`` and combined envelopes are unwrapped) go to
 ``on_message(event, recv_ns)``. After every successful connection (the first one too)
@@ -302,7 +307,8 @@ class UserStream(_Reconnecting):
 
     def __init__(self, ws_url: str, client, on_message, on_status, keepalive_s: float = 1800.0,
                  stale_after_s: float = 60.0, backoff_s: tuple[float, float] = (0.05, 5.0), *,
-                 on_reconnected=None, ping_timeout_s: float = 10.0, seed: int = 0, open_timeout_s: float = 10.0):
+                 on_reconnected=None, ping_timeout_s: float = 10.0, seed: int = 0, open_timeout_s: float = 10.0,
+                 report_timeout_s: float | None = None):
         super().__init__(on_status, backoff_s, seed, open_timeout_s, "user stream")
         self.ws_url = ws_url.rstrip("/")
         self.client = client
@@ -316,8 +322,13 @@ class UserStream(_Reconnecting):
         self.keepalives = 0
         self.new_keys = 0                       # times the listenKey changed
         self.stale = 0
+        self.report_timeout_s = float(report_timeout_s) if report_timeout_s else None
+        self.missed_reports = 0                 # connections closed for a report that never came
         self._key: str | None = None
         self._last_rx = 0.0
+        self._expected: dict[str, float] = {}   # client order id -> loop time its report is due by
+        self._seen: dict[str, float] = {}       # client order id -> loop time of its last report
+        self._poke: asyncio.Event | None = None
 
     @property
     def listen_key(self) -> str | None:
@@ -361,9 +372,31 @@ class UserStream(_Reconnecting):
         finally:
             await self._status(False, "stopped")
 
+    def expect(self, client_order_id: str) -> None:
+        """An answer shows the exchange acted on this order: its report must arrive within
+        `report_timeout_s` (unless it came already), or the connection is taken for half-open."""
+        if self.report_timeout_s is None or self._ws is None or not client_order_id:
+            return
+        if client_order_id in self._seen or client_order_id in self._expected:
+            return
+        self._expected[client_order_id] = asyncio.get_running_loop().time() + self.report_timeout_s
+        if self._poke is not None:
+            self._poke.set()
+
+    def _report_seen(self, msg: dict, now: float) -> None:
+        """An executionReport arrived: its order's report is no longer awaited."""
+        for cid in (msg.get("c"), msg.get("C")):
+            if cid:
+                self._expected.pop(cid, None)
+                self._seen[cid] = now
+        if len(self._seen) > 4096:   # only recent ones matter: an answer follows its report within seconds
+            horizon = now - 60.0 - (self.report_timeout_s or 0.0)
+            self._seen = {c: t for c, t in self._seen.items() if t >= horizon}
+
     async def _session(self, ws, key: str) -> None:
         loop = asyncio.get_running_loop()
         self._ws, self._why_closed = ws, None
+        self._expected.clear()                   # the reconciliation after this connect finds what was missed
         if self.connections:
             self.reconnects += 1
         self.connections += 1
@@ -411,10 +444,25 @@ class UserStream(_Reconnecting):
     async def _watchdog(self, ws) -> None:
         loop = asyncio.get_running_loop()
         stale = self.stale_after_s
+        poke = self._poke = asyncio.Event()
         while True:
-            idle = loop.time() - self._last_rx
+            now = loop.time()
+            due = min(self._expected.values(), default=None)
+            if due is not None and now >= due:
+                self.stale += 1
+                self.missed_reports += 1
+                log.warning("user stream: no report within %.1f s of an order's answer; reconnecting",
+                            self.report_timeout_s)
+                self._abort(f"half-open: no report within {self.report_timeout_s:g} s of an order's answer")
+                return
+            idle = now - self._last_rx
             if idle < stale:
-                await asyncio.sleep(stale - idle + 0.01)
+                wait = stale - idle + 0.01 if due is None else min(stale - idle, due - now) + 0.01
+                poke.clear()
+                try:
+                    await asyncio.wait_for(poke.wait(), wait)
+                except TimeoutError:
+                    pass
                 continue
             try:
                 pong = await ws.ping()
@@ -444,19 +492,24 @@ class UserStream(_Reconnecting):
         if msg["e"] in ("listenKeyExpired", "eventStreamTerminated"):
             log.warning("user stream: %s; reconnecting", msg["e"])
             return False
+        if msg["e"] == "executionReport":
+            self._report_seen(msg, asyncio.get_running_loop().time())
         self.messages += 1
         self.last_message_ns = recv_ns
         await _maybe_await(self.on_message(msg, recv_ns))
         return True
 
 
-def runner_streams(ws_url: str, client, symbols: list[str]):
+def runner_streams(ws_url: str, client, symbols: list[str], user_timeout_s: float | None = None):
     """(market, user): the two stream factories a LiveRunner is built with. Each takes
     the runner and returns a stream that puts what it receives, and every connect and
     drop as a `ws_status` system event naming the stream ('market' or 'user'), on the
     runner's queue. Every connect of the
     user stream, the first too, is followed by a reconciliation: whatever happened
-    between the start-up reconciliation (or the drop) and the connect is found."""
+    between the start-up reconciliation (or the drop) and the connect is found.
+    `user_timeout_s` (genesis.yaml `exchange.user_stream_timeout`): how long the user
+    stream may stay quiet before a ping (which must be answered as fast), and how soon
+    an order's report must follow its answer (UserStream defaults when None)."""
     def status(runner, stream: str):
         return lambda up, _why: runner.put(("system", "ws_status", {"connected": up, "stream": stream}))
 
@@ -465,7 +518,10 @@ def runner_streams(ws_url: str, client, symbols: list[str]):
                             on_status=status(runner, "market"))
 
     def user(runner):
+        timeouts = {} if user_timeout_s is None else {
+            "stale_after_s": user_timeout_s, "ping_timeout_s": user_timeout_s, "report_timeout_s": user_timeout_s}
         return UserStream(ws_url, client, on_message=lambda data, _ns: runner.put(("user", data)),
-                          on_status=status(runner, "user"), on_reconnected=lambda: runner.put(("reconcile",)))
+                          on_status=status(runner, "user"), on_reconnected=lambda: runner.put(("reconcile",)),
+                          **timeouts)
 
     return market, user

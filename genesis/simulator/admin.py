@@ -7,7 +7,9 @@
 * ``POST /sim/step?n=N`` (or ``?ms=M`` of recorded time, or ``?until=fill`` with an
   optional ``n`` bound): replay records now;
 * ``GET|POST /sim/clock``: read or set the exchange clock offset (``{"offset_ms": N}``);
-* ``POST /sim/limits``: reset used weight and bans (``{"weight_limit": N}`` optional).
+* ``POST /sim/limits``: reset used weight and bans (``{"weight_limit": N}`` optional);
+* ``POST /sim/transfer``: a deposit or withdrawal (``{"asset": "ETH", "amount": "-0.5"}``,
+  optional ``"api_key"``): the balance changes with no trade.
 """
 from __future__ import annotations
 
@@ -98,6 +100,18 @@ async def limits(request: web.Request) -> web.Response:
         return _bad(str(e))
 
 
+async def transfer(request: web.Request) -> web.Response:
+    """POST /sim/transfer."""
+    sim = request.app[SIM_KEY]
+    try:
+        data = await _body(request)
+        if data is None:
+            return _bad("expected a JSON object")
+        return _ok(sim.transfer(str(data.get("asset", "")), data.get("amount", "0"), data.get("api_key")))
+    except (ValueError, TypeError) as e:
+        return _bad(str(e))
+
+
 def add_routes(app: web.Application) -> None:
     """Register the /sim/* routes."""
     app.router.add_get("/sim/state", state)
@@ -107,3 +121,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("GET", "/sim/clock", clock)
     app.router.add_route("POST", "/sim/clock", clock)
     app.router.add_post("/sim/limits", limits)
+    app.router.add_post("/sim/transfer", transfer)

@@ -46,6 +46,7 @@ class FaultSpec:
     ws_drop_after: int = 0                  # abort the connection after N messages sent
     ws_drop_every_s: float = 0.0            # abort each connection X s after it opened
     ws_half_open_after: int = 0             # after N messages: silence, no close, no pong
+    ws_mute_after: int = 0                  # after N messages: nothing more sent, but pings answered
     ws_duplicate_rate: float = 0.0          # market messages sent twice
     ws_reorder_rate: float = 0.0            # market messages swapped with the next one
     ws_delay_ms: int = 0                    # every ws message delayed

@@ -3,7 +3,7 @@
 Each connection has an outgoing queue drained by its own writer task, so a slow
 client never holds up the replay. Faults are applied per connection when a message
 is queued (duplicates and reordering, market streams only) and when it is sent (delay,
-drop after N messages or X seconds, half-open after N messages)."""
+drop after N messages or X seconds, half-open or mute after N messages)."""
 from __future__ import annotations
 
 import asyncio
@@ -39,6 +39,7 @@ class Conn:
         self.sent = 0
         self.opened = asyncio.get_running_loop().time()
         self.half_open = False
+        self.muted = False                # sends nothing more, still reads and answers pings
         self.dead = False
         self.streams: set[str] = set()
         self.listen_keys: dict[str, str] = {}     # listenKey -> api key (user data on /ws, /stream)
@@ -53,7 +54,7 @@ class Conn:
 
     def push(self, text: str, market: bool = False) -> None:
         """Queue one message (market messages may be duplicated or held back one)."""
-        if self.dead or self.half_open:
+        if self.dead or self.half_open or self.muted:
             return
         if market and self._targeted():
             f = self.faults
@@ -105,6 +106,11 @@ class Conn:
                     pass
                 continue
             if self.half_open:
+                return
+            if targeted and 0 < spec.ws_mute_after <= self.sent:   # sent its N: nothing more, pings still answered
+                self.faults.fired["ws_mute_after"] = self.faults.fired.get("ws_mute_after", 0) + 1
+                self.muted = True
+                self.queue.clear()
                 return
             text = self.queue.popleft()
             if targeted and spec.ws_delay_ms > 0:

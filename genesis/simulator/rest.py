@@ -275,6 +275,7 @@ async def handle(request: web.Request) -> web.Response:
         limits.charge(weight_of(method, endpoint, params), now)
         if applies and faults.spec.http_delay_ms > 0:
             await asyncio.sleep(faults.spec.http_delay_ms / 1000)
+            applies = faults.http_applies(method, request.path)   # the spec may have changed meanwhile
         if applies and faults.take("http_error_next", "http_error_rate"):
             return _server_error(faults.spec.http_error_status, limits.headers())
         if applies and faults.take("http_timeout_next", "http_timeout_rate"):

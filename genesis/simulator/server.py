@@ -163,6 +163,33 @@ class Simulator:
             conn.wake.set()
         return spec.to_dict()
 
+    def transfer(self, asset: str, amount, api_key: str | None = None) -> dict:
+        """A deposit (amount > 0) or withdrawal (< 0) of `asset` on an account (the default
+        key's): its balance changes with no trade, as a `balanceUpdate` then an
+        `outboundAccountPosition` on its user-data streams report. Returns its balances."""
+        from decimal import Decimal, InvalidOperation  # noqa: PLC0415
+
+        key = api_key or self.config.api_key
+        account = self.accounts.get(key)
+        if account is None:
+            raise ValueError("no such account")
+        try:
+            delta = Decimal(str(amount))
+        except InvalidOperation:
+            raise ValueError(f"amount {amount!r} is not a number") from None
+        if not asset or not str(asset).isalnum():
+            raise ValueError("asset: letters and digits, e.g. ETH")
+        asset = str(asset).upper()
+        if account.free(asset) + delta < 0:
+            raise ValueError(f"a withdrawal of {-delta} {asset} is more than the free balance")
+        account.change(asset, free=delta)
+        now = self.now_ms()
+        self._emit(account, {"e": "balanceUpdate", "E": now, "a": asset, "d": str(delta), "T": now})
+        position = account.take_changed(now)
+        if position is not None:
+            self._emit(account, position)
+        return account.state()["balances"]
+
     def set_clock(self, offset_ms: int) -> dict:
         """Move the exchange clock by `offset_ms` from wall time."""
         self.clock_offset_ms = int(offset_ms)

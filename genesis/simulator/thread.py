@@ -88,6 +88,10 @@ class SimulatorThread:
         """Merge faults (a mapping and/or keywords) into the live spec."""
         return self.call(self.sim.set_faults, {**(data or {}), **faults}, reset)
 
+    def transfer(self, asset: str, amount, api_key: str | None = None) -> dict:
+        """Simulator.transfer(): a deposit (> 0) or withdrawal (< 0), no trade."""
+        return self.call(self.sim.transfer, asset, amount, api_key)
+
     def set_clock(self, offset_ms: int) -> dict:
         """Simulator.set_clock()."""
         return self.call(self.sim.set_clock, offset_ms)
