@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -79,7 +80,12 @@ class LiveProc:
             raise
 
     def tail(self) -> str:
-        return self.out.read_text(errors="replace")[-3000:] if self.out.exists() else ""
+        """The end of the engine's output, without its status lines."""
+        if not self.out.exists():
+            return ""
+        lines = [line for line in re.split(r"[\r\n]+", self.out.read_text(errors="replace"))
+                 if line.strip() and "  P&L today " not in line]
+        return "\n".join(lines)[-3000:]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "cli.py", *args, "--db", self.url, "--config", str(self.config)],
@@ -152,7 +158,10 @@ class LiveProc:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"live engine exited ({self.proc.returncode}) waiting for {what}:\n{self.tail()}")
             time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.tail()}")
+        fired = self.rows("SELECT rule, substr(data, 1, 300) FROM entries WHERE kind IN ('fire', 'position_mismatch', "
+                          "'external_order', 'reconciled') ORDER BY run_id, seq DESC LIMIT 12")
+        raise AssertionError(f"timed out waiting for {what}:\n{self.tail()}\nlatest firings and reconciliations "
+                             f"(newest first): {fired}")
 
 
 class Stepper:
