@@ -78,7 +78,10 @@ def test_sigkill_at_random_moments_keeps_journal_and_exchange_in_agreement(tmp_p
                 # the restarted engine is consistent with what it journaled before: nothing it
                 # decided twice reached the exchange, and no reconciliation found a mismatch
                 assert all(r["mismatch_usd"] == 0 for r in live.entries("reconciled"))
+            # the sell waits for the buy's fill: queued together, a loaded machine may apply
+            # both in one poll, and the sell then finds nothing to sell
             live.queue("order", side="buy", symbol="BTCUSDT", notional_usd=30, reason="")
+            live.wait(lambda: quiet(live, sim), "the last buy", timeout=60)
             live.queue("order", side="sell", symbol="BTCUSDT", notional_usd=1000, reason="")
             live.wait(lambda: quiet(live, sim), "the last traffic", timeout=60)
             assert live.stop() == 0

@@ -105,10 +105,13 @@ def _externals(engine) -> dict:
 
 
 def _owned(obj) -> dict:
-    """An object's attributes, without the callables set on it from outside (those stay
-    the restoring process's own)."""
-    return {k: v for k, v in vars(obj).items()
-            if not isinstance(v, (types.FunctionType, types.MethodType, types.BuiltinFunctionType))}
+    """An object's attributes that belong to the run: not the callables set on it from
+    outside, nor those its class names in `PROCESS_ATTRS` (what the process that runs it
+    did, not what its input says: requests queued to send, whether it is past recovery).
+    Those stay the restoring process's own."""
+    process = getattr(type(obj), "PROCESS_ATTRS", ())
+    return {k: v for k, v in vars(obj).items() if k not in process
+            and not isinstance(v, (types.FunctionType, types.MethodType, types.BuiltinFunctionType))}
 
 
 class _Pickler(pickle.Pickler):

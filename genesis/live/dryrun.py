@@ -32,6 +32,7 @@ class DryRunExchange(PaperExchange):
     # orders fill here: the live session sends nothing, asks for no balances, starts no
     # user-data stream and has nothing to reconcile
     paper = True
+    PROCESS_ATTRS = ("live", "outbox")   # the process's, not the run's: left out of snapshots
 
     def __init__(self, markets: Markets, balances: dict[str, float], taker_fee_pct: float = 0.1,
                  maker_fee_pct: float = 0.1):

@@ -103,6 +103,11 @@ class LiveOrder:
 class LiveExchange(Books):
     """Orders to Binance, books from its streams, fates from its answers."""
 
+    # what this process did, not what the run's input says: a snapshot leaves these out, so
+    # that a restored engine re-reading later input sends nothing (`live` is set only once
+    # recovery is over) and a restart's requests are its own (genesis/engine/snapshots.py)
+    PROCESS_ATTRS = ("live", "outbox", "amends_tried")
+
     def __init__(self, markets: Markets, prefix: str = "G-"):
         self.markets = markets
         self.prefix = prefix          # client order ids on the exchange: prefix + the engine's id ('g12')
