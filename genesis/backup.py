@@ -170,16 +170,7 @@ def take_backup(db_url: str, folder: Path, kind: str, now: datetime | None = Non
     if source is not None and not source.is_file():
         raise BackupError(f"no journal at {source}: nothing has run on it yet")
     logs = input_log_folder(db_url) if logs is None else logs
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackupError(f"the backup folder {folder} cannot be made: {_why(exc)}") from None
-    name = f"genesis-{now.strftime(_STAMP)}-{kind}"
-    final, n = folder / name, 1
-    while final.exists():
-        n += 1
-        final = folder / f"{name}-{n}"
-    partial = folder / f".partial-{final.name}-{os.getpid()}-{threading.get_ident()}"
+    final, partial = _new_backup_paths(folder, kind, now)
     previous = list_backups(folder)
     try:
         partial.mkdir()
@@ -207,6 +198,21 @@ def take_backup(db_url: str, folder: Path, kind: str, now: datetime | None = Non
         _remove(partial)
         raise BackupError(f"the backup of {_shown(db_url)} failed: {_why(exc)}") from None
     return Backup(final, kind, now.replace(microsecond=0))
+
+
+def _new_backup_paths(folder: Path, kind: str, now: datetime, unchanged: str = "") -> tuple[Path, Path]:
+    """(the name a new backup of `kind` gets in `folder`, the partial name it is written
+    under until complete); the folder is made. `unchanged` ends the error message."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"the backup folder {folder} cannot be made: {_why(exc)}{unchanged}") from None
+    name = f"genesis-{now.strftime(_STAMP)}-{kind}"
+    final, n = folder / name, 1
+    while final.exists():
+        n += 1
+        final = folder / f"{name}-{n}"
+    return final, folder / f".partial-{final.name}-{os.getpid()}-{threading.get_ident()}"
 
 
 def _version() -> str:
@@ -754,16 +760,7 @@ def _save_aside(db_url: str, target: Path | None, logs: Path, folder: Path) -> B
     if target is None:
         return take_backup(db_url, folder, "pre-restore", logs=logs)
     now = datetime.now(timezone.utc)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackupError(f"the backup folder {folder} cannot be made: {_why(exc)}; nothing was changed") from None
-    name = f"genesis-{now.strftime(_STAMP)}-pre-restore"
-    final, n = folder / name, 1
-    while final.exists():
-        n += 1
-        final = folder / f"{name}-{n}"
-    partial = folder / f".partial-{final.name}-{os.getpid()}"
+    final, partial = _new_backup_paths(folder, "pre-restore", now, "; nothing was changed")
     try:
         partial.mkdir()
         manifest = {"format": FORMAT, "genesis": _version(), "kind": "pre-restore",

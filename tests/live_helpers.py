@@ -117,11 +117,10 @@ class LiveProc:
         return [dict(json.loads(d), _ts=ts, _rule=r, _symbol=s) for ts, r, s, d in
                 self.rows("SELECT ts, rule, symbol, data FROM entries WHERE kind = ? ORDER BY run_id, seq", (kind,))]
 
-    def inputs(self, kind: str) -> list[dict]:
-        """Fields of the input-log events of one kind (system events are not journaled)."""
+    def input_items(self):
+        """Every input-log line of the journal's runs ({k, t, s, f}), every segment in order."""
         from genesis.live.segment import segments  # noqa: PLC0415
 
-        out = []
         folder = self.db.parent / "genesis-live"
         bases = {p.name.split(".inputs")[0] + ".inputs" for p in folder.glob("*.inputs*")} if folder.is_dir() else ()
         for base in sorted(bases):
@@ -131,20 +130,15 @@ class LiveProc:
                             else path.read_text(errors="replace"))
                 except (OSError, EOFError):   # compressed or removed meanwhile
                     continue
-                out.extend(self._of_kind(text, kind))
-        return out
+                for line in text.splitlines():
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
 
-    @staticmethod
-    def _of_kind(text: str, kind: str) -> list[dict]:
-        out = []
-        for line in text.splitlines():
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if item.get("k") == kind:
-                out.append(dict(item["f"], _symbol=item.get("s")))
-        return out
+    def inputs(self, kind: str) -> list[dict]:
+        """Fields of the input-log events of one kind (system events are not journaled)."""
+        return [dict(item["f"], _symbol=item.get("s")) for item in self.input_items() if item.get("k") == kind]
 
     def count(self, kind: str) -> int:
         rows = self.rows("SELECT count(*) FROM entries WHERE kind = ?", (kind,))

@@ -59,31 +59,8 @@ def ws_user(live: LiveProc) -> list[tuple[int, bool]]:
 
 def inputs_timed(live: LiveProc, kind: str) -> list[dict]:
     """Input-log events of one kind (every segment, in order) with their position (`_n`)."""
-    import gzip  # noqa: PLC0415
-    import json  # noqa: PLC0415
-
-    from genesis.live.segment import segments  # noqa: PLC0415
-
-    folder = live.db.parent / "genesis-live"
-    found = folder.glob("*.inputs*") if folder.is_dir() else ()
-    bases = sorted({p.name.split(".inputs")[0] + ".inputs" for p in found})
-    out, n = [], 0
-    for base in bases:
-        for _, path in segments(folder / base):
-            try:
-                text = (gzip.decompress(path.read_bytes()).decode(errors="replace") if path.name.endswith(".gz")
-                        else path.read_text(errors="replace"))
-            except (OSError, EOFError):   # compressed or removed meanwhile
-                continue
-            for line in text.splitlines():
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                n += 1
-                if item.get("k") == kind:
-                    out.append(dict(item["f"], _t=item["t"], _n=n, _symbol=item.get("s")))
-    return out
+    return [dict(item["f"], _t=item["t"], _n=n, _symbol=item.get("s"))
+            for n, item in enumerate(live.input_items(), 1) if item.get("k") == kind]
 
 
 def drop_user_streams(sim) -> None:
