@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -35,10 +36,16 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format; json is for CI.")
 def validate(config: str | None, fmt: str) -> None:
-    """Check every configuration file: YAML, schemas, expressions, references, ladders.
+    """Check every configuration file and compile the rules.
 
-    Prints each problem as file:line:col: message. Exits 0 when valid, 1 when not,
-    2 on usage errors.
+    Checks YAML, schemas, expressions, references and ladders, and prints each
+    problem as file:line:col: message. Exits 0 when valid, 1 when not, 2 on usage
+    errors.
+
+    \b
+    Examples:
+      genesis validate
+      genesis validate --config ~/genesis-config --format json
     """
     from genesis.config.checks import check_config  # noqa: PLC0415 - keep `genesis --help` fast
     from genesis.config.problems import format_json, format_text  # noqa: PLC0415
@@ -61,15 +68,25 @@ def validate(config: str | None, fmt: str) -> None:
     elif result.problems:
         click.echo(format_text(result.problems), err=False)
     else:
-        click.echo(f"OK: {files} files, {len(result.tiers)} tiers, {len(result.metrics)} metrics, "
-                   f"{len(result.rules)} rules compiled for every tier in {elapsed:.2f} s ({root})")
+        from genesis.words import counted  # noqa: PLC0415
+
+        click.echo(f"OK: {counted(files, 'file')}, {counted(len(result.tiers), 'tier')}, "
+                   f"{counted(len(result.metrics), 'metric')}, {counted(len(result.rules), 'rule')} compiled for "
+                   f"every tier in {elapsed:.2f} s ({root})")
     sys.exit(0 if result.ok else 1)
 
 
 @cli.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def docs(output: str | None) -> None:
-    """Print the configuration reference (every key, unit and default) as Markdown."""
+    """Print the configuration reference as Markdown.
+
+    Every key of every file, with its type, unit and default.
+
+    \b
+    Example:
+      genesis docs -o docs/reference.md
+    """
     from genesis.reference import render_reference  # noqa: PLC0415
 
     text = render_reference()
@@ -79,7 +96,7 @@ def docs(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
-def _load_config(config: str | None):
+def _load_config(config: str | None, option: str = "--config"):
     from genesis.config.checks import check_config  # noqa: PLC0415
     from genesis.config.problems import format_text  # noqa: PLC0415
 
@@ -87,17 +104,38 @@ def _load_config(config: str | None):
     result = check_config(root)
     if not result.ok:
         click.echo(format_text(result.problems), err=True)
-        click.echo("genesis: the configuration has problems; fix them (genesis validate) before trading", err=True)
+        if option == "--config":
+            click.echo("genesis: the configuration has problems; fix them (genesis validate) before trading", err=True)
+        else:   # another folder than the one traded (replay --compare): name it
+            click.echo(f"genesis: the {option} configuration in {root} has problems; fix them "
+                       f"(genesis validate --config {root})", err=True)
         sys.exit(1)
     return root, result
 
 
 def journal_url(settings: dict, db: str | None = None) -> str:
     """`--db`, else storage.url, with the password from storage.password_env (see
-    genesis.engine.journal.journal_url; imported here only when a command needs it)."""
-    from genesis.engine.journal import journal_url as url  # noqa: PLC0415
+    genesis.engine.journal.journal_url; imported here only when a command needs it).
+    A URL that names no database is a clear error (exit 1)."""
+    from genesis.engine.journal import journal_url as url, url_problem  # noqa: PLC0415
 
+    problem = url_problem(db or settings["storage"]["url"])
+    if problem:
+        click.echo(f"genesis: {'--db' if db else 'storage.url in genesis.yaml'}: {problem}", err=True)
+        sys.exit(1)
     return url(settings, db)
+
+
+def _checked_db(_ctx, _param, value: str | None) -> str | None:
+    """The --db option: a database URL, checked before anything opens it (exit 1 with
+    the reason, as for a journal that cannot be opened)."""
+    from genesis.engine.journal import url_problem  # noqa: PLC0415
+
+    problem = url_problem(value) if value is not None else None
+    if problem:
+        click.echo(f"genesis: --db: {problem}", err=True)
+        sys.exit(1)
+    return value
 
 
 def _tier(result, tier: str | None) -> str:
@@ -108,17 +146,46 @@ def _tier(result, tier: str | None) -> str:
     return tier
 
 
-def _open_feed(paths):
+def _open_feed(paths, hint: str = "--feed"):
+    """The feed of `paths` (the bundled sample when none); exit 1 when no file is in a
+    format Genesis reads (empty, garbage, not gzip inside)."""
     from genesis.engine.feeds import open_feed, sample_paths  # noqa: PLC0415
 
     chosen = list(paths) or sample_paths()
     for p in chosen:
         if not Path(p).is_file():
-            raise click.BadParameter(f"{p}: no such file", param_hint="--feed")
-    return open_feed(chosen)
+            problem = "not a regular file" if Path(p).exists() else "no such file"
+            raise click.BadParameter(f"{p}: {problem}", param_hint=hint)
+    feed = open_feed(chosen)
+    if all(fmt == "unknown" for fmt in feed.formats):
+        _echo_feed_issues(feed)
+        _no_usable_events(feed)
+    return feed
+
+
+def _script_problems(exc) -> None:
+    """Say a --commands script's problems, each as file:line:col (as `genesis validate`
+    reports them), and exit 1."""
+    click.echo(str(exc), err=True)
+    click.echo("genesis: the --commands script has problems; nothing was replayed (its format: "
+               "docs/scenarios.md)", err=True)
+    sys.exit(1)
+
+
+def _checked_script(_ctx, _param, value: str | None) -> str | None:
+    """The --commands option: the script is checked before anything else is loaded."""
+    if value is not None:
+        from genesis.engine.commandscript import ScriptError, read_script  # noqa: PLC0415
+
+        try:
+            read_script(Path(value))
+        except ScriptError as exc:
+            _script_problems(exc)
+    return value
 
 
 def _session(root, result, tier, feed, db, mode, notify=None, script=None):
+    from genesis.engine.commandscript import ScriptError  # noqa: PLC0415
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.runner import open_session  # noqa: PLC0415
 
@@ -129,6 +196,8 @@ def _session(root, result, tier, feed, db, mode, notify=None, script=None):
         if describe(session.restored):
             click.echo(describe(session.restored), err=True)
         return session
+    except ScriptError as exc:
+        _script_problems(exc)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--commands") from None
     except JournalError as exc:
@@ -148,13 +217,16 @@ def _speed(value: str) -> float | None:
     return speed
 
 
-def _status_line(engine, catching_up: bool) -> None:
-    m = engine.metrics.m
-    line = (f"{'catching up  ' if catching_up else ''}equity ${m['equity_usd']:,.2f}  "
-            f"P&L today ${m['daily_pnl_usd']:+,.2f}  drawdown ${m['drawdown_usd']:,.2f}  "
-            f"state {engine.state.mode}  tilt {int(m.get('tilt_level', 0))}  "
-            f"last: {engine.stats.last_decision or '-'}")
-    click.echo("\r" + line[:150].ljust(150), nl=False)
+def _status_every(value: str) -> float:
+    from genesis.durations import parse_duration  # noqa: PLC0415
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status-every") from None
+    if seconds <= 0:
+        raise click.BadParameter("must be above 0 (e.g. 30s)", param_hint="--status-every")
+    return seconds
 
 
 @cli.command()
@@ -162,7 +234,7 @@ def _status_line(engine, catching_up: bool) -> None:
 @click.option("--feed", "feeds", multiple=True, type=click.Path(dir_okay=False),
               help="Recorded feed file(s) (capture or candles); default: the bundled sample. Repeatable.")
 @click.option("--speed", default="1", show_default=True, help="Event time per wall time: 1 = real time, 10, or max.")
-@click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
+@click.option("--db", callback=_checked_db, help="Journal URL (default: genesis.yaml storage.url).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
 @click.option("--mode", type=click.Choice(["paper", "dry-run", "live"]), default=None,
               help="paper: recorded data (default: genesis.yaml exchange.mode); dry-run: the exchange's live "
@@ -172,20 +244,31 @@ def _status_line(engine, catching_up: bool) -> None:
 @click.option("--ws-url", help="Live and dry-run: websocket base URL (default: genesis.yaml exchange.ws_url, "
               "else wss://stream.binance.com:9443).")
 @click.option("--confirm", help="Live: the word 'live', to start without the interactive question.")
-def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None:
-    """Paper-trade a feed at real-time speed with a live status line; Ctrl-C stops
-    cleanly and the same command resumes from the journal. `--mode dry-run` paper-trades
-    the exchange's live market data instead (no API keys; no order is ever sent).
-    `--mode live` trades on the exchange with the keys in GENESIS_API_KEY /
-    GENESIS_API_SECRET."""
+@click.option("--status-every", default="30s", show_default=True, metavar="DURATION",
+              help="When the output is not a terminal (a pipe, a log): one status line at most this often.")
+def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm, status_every) -> None:
+    """Paper-trade a feed, or live data, with a live status line.
+
+    At real-time speed by default; Ctrl-C stops cleanly and the same command resumes
+    from the journal. `--mode dry-run` paper-trades the exchange's live market data
+    instead (no API keys; no order is ever sent). `--mode live` trades on the exchange
+    with the keys in GENESIS_API_KEY / GENESIS_API_SECRET.
+
+    \b
+    Examples:
+      genesis run --tier sniper                 # the bundled sample, real time
+      genesis run --feed capture.gz --speed max
+      genesis run --mode dry-run"""
+    every_s = _status_every(status_every)
     if mode is None:
         mode = _load_config(config)[1].files.settings.data["exchange"]["mode"]
     if mode in ("live", "dry-run"):
-        _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run=mode == "dry-run")
+        _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run=mode == "dry-run", every_s=every_s)
         return
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.report import format_report  # noqa: PLC0415
     from genesis.engine.runner import run as run_feed  # noqa: PLC0415
+    from genesis.ui.runline import RunLine, summary  # noqa: PLC0415
 
     root, result = _load_config(config)
     tier = _tier(result, tier)
@@ -195,8 +278,9 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
 
     dispatcher, notify = _notifier(root, result, db)
     session = _session(root, result, tier, feed, db, "paper", notify)
-    click.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
-               f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
+    line = RunLine(progress=feed.progress, every_s=every_s)
+    line.echo(("resuming" if session.resumed else "starting") + f" paper trading on tier {tier} "
+              f"({', '.join(Path(p).name for p in feed.sources)}); Ctrl-C stops")
     from genesis.observe.loopwatch import LoopWatch  # noqa: PLC0415
 
     watch = LoopWatch()
@@ -206,26 +290,25 @@ def run(tier, feeds, speed, db, config, mode, rest_url, ws_url, confirm) -> None
     backups = _backup_schedule(result, db)
     stopped_by = _stop_on_signals()
     try:
-        report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe, backups),
-                          say=lambda t: click.echo("\n" + t), watch=watch)
+        with line:
+            report = run_feed(session, pace, root, status=_status_with(endpoint, dispatcher, probe, backups, line),
+                              say=line.echo, watch=watch, waiting=line.waiting)
     except KeyboardInterrupt:
-        from genesis.engine.runner import disconnect  # noqa: PLC0415
+        from genesis.engine.runner import interrupted  # noqa: PLC0415
 
         _close_helpers(probe, None, endpoint, backups=backups)
-        disconnect(session)
-        session.engine.finish()
-        session.journal.close()
+        interrupted(session)
         _close_helpers(None, dispatcher, None, db)
-        click.echo("\nstopped; the journal is saved: run the same command to resume")
+        line.echo(summary(session.engine, session.pending_sets, session.config_files, finished=False))
         sys.exit(128 + stopped_by[0])
     except JournalError as exc:   # the feed is a file: what was not journaled is processed again on resume
         _close_helpers(probe, dispatcher, endpoint, db, backups)
-        click.echo(f"\ngenesis: {exc}; trading stopped so that nothing goes unrecorded. The journal keeps "
+        click.echo(f"genesis: {exc}; trading stopped so that nothing goes unrecorded. The journal keeps "
                    "everything written before: fix the cause and run the same command to resume", err=True)
         sys.exit(1)
     _close_helpers(probe, dispatcher, endpoint, db, backups)
-    click.echo("")
     click.echo(format_report(report))
+    line.echo(summary(session.engine, session.pending_sets, session.config_files, finished=True))
 
 
 def _notifier(root, result, db: str | None = None):
@@ -256,7 +339,7 @@ def _backup_schedule(result, db: str):
     first status tick, once the journal is open); None when switched off."""
     from genesis.backup import schedule_for  # noqa: PLC0415
 
-    return schedule_for(result.files.settings.data, db, Path.cwd(), say=lambda t: click.echo("\n" + t, err=True))
+    return schedule_for(result.files.settings.data, db, Path.cwd(), say=lambda t: click.echo(t, err=True))
 
 
 def _close_helpers(probe, dispatcher, endpoint, db: str | None = None, backups=None) -> None:
@@ -327,15 +410,17 @@ def _metrics_endpoint(result, watch=None):
     return endpoint
 
 
-def _status_with(endpoint, dispatcher, probe=None, backups=None):
-    """The status-line callback, also starting the health probe and the backup schedule
-    (the journal is open by the first tick) and bringing the metrics endpoint up to date."""
+def _status_with(endpoint, dispatcher, probe=None, backups=None, line=None):
+    """The status callback: the live `line` (a genesis.ui.runline.RunLine), also starting
+    the health probe and the backup schedule (the journal is open by the first tick) and
+    bringing the metrics endpoint up to date."""
     def status(engine, catching_up):
         if probe is not None:
             probe.start()   # idempotent
         if backups is not None:
             backups.start()   # idempotent
-        _status_line(engine, catching_up)
+        if line is not None:
+            line.status(engine, catching_up)
         if endpoint is not None:
             endpoint.update(engine, dispatcher, probe)
 
@@ -352,10 +437,10 @@ def _close_notifier(dispatcher) -> None:
                    f"(after {failure.attempts} attempt{'s' if failure.attempts != 1 else ''}){where}", err=True)
 
 
-def _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run: bool = False) -> None:
+def _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run: bool, every_s: float) -> None:
     """`genesis run --mode live`, or with `dry_run` `--mode dry-run`: the same session on
     the exchange's market data with orders filled on paper, needing no keys and no
-    confirmation (genesis/live/dryrun.py)."""
+    confirmation (genesis/live/dryrun.py). `every_s`: seconds between plain status lines."""
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.live.credentials import MissingCredentials, from_environment  # noqa: PLC0415
     from genesis.live.launch import LaunchRefused, check_confirmation, endpoints, run_live  # noqa: PLC0415
@@ -384,11 +469,14 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run: bool = False
     db = journal_url(settings, db)
 
     dispatcher, notify = _notifier(root, result, db)
+    from genesis.ui.runline import RunLine, summary  # noqa: PLC0415
+
+    line = RunLine(source="dry run on live market data" if dry_run else "live market data", every_s=every_s)
     if dry_run:
-        click.echo(f"dry run on tier {tier}: market data from {ws}, orders filled on paper (none is sent); "
-                   "Ctrl-C stops (the same command resumes)")
+        line.echo(f"dry run on tier {tier}: market data from {ws}, orders filled on paper (none is sent); "
+                  "Ctrl-C stops (the same command resumes)")
     else:
-        click.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
+        line.echo(f"live trading on tier {tier} against {rest}; Ctrl-C stops (the same command resumes)")
     from genesis.observe.loopwatch import LoopWatch  # noqa: PLC0415
 
     watch = LoopWatch()
@@ -396,18 +484,23 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run: bool = False
     probe = _health_probe(result, db, watch)   # the live session tells the watch its journal
     backups = _backup_schedule(result, db)
     try:
-        stopped_by = run_live(root, result, tier, db, creds, rest, ws, say=lambda t: click.echo("\n" + t),
-                 status=_status_with(endpoint, dispatcher, probe, backups), notify=notify, watch=watch,
-                 dry_run=dry_run)
+        with line:
+            stopped_by = run_live(root, result, tier, db, creds, rest, ws, say=line.echo,
+                                  status=_status_with(endpoint, dispatcher, probe, backups, line), notify=notify,
+                                  watch=watch, dry_run=dry_run)
     except LaunchRefused as exc:
-        click.echo(f"\ngenesis: {exc}", err=True)
+        click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
     except JournalError as exc:
-        click.echo(f"\ngenesis: {exc}", err=True)
+        click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
     finally:
         _close_helpers(probe, dispatcher, endpoint, db, backups)
-    click.echo("\nstopped; the journal and the input log are saved: run the same command to resume")
+    saved = "the journal and the input log are saved: run the same command to resume"
+    if line.engine is None:   # stopped before the first status tick
+        click.echo(f"stopped; {saved}")
+    else:   # the live session keeps its pending `genesis set` edits to itself
+        line.echo(summary(line.engine, None, None, finished=False, resume_hint=saved))
     if stopped_by == 15:   # SIGTERM, a service manager's stop: 128 + 15, as a shell reports it
         sys.exit(128 + stopped_by)
 
@@ -415,10 +508,18 @@ def _run_live(tier, db, config, rest_url, ws_url, confirm, dry_run: bool = False
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
 def supervise(run_args) -> None:
-    """Run `genesis run RUN_ARGS` and start it again when it ends unexpectedly (a crash, a
-    kill), with backoff; give up and page when it keeps crashing (genesis.yaml
-    `supervisor`). Each restart reaches the engine as an engine_restart event. Ctrl-C or
-    SIGTERM stops the engine cleanly and ends supervising."""
+    """Run `genesis run` and start it again when it crashes.
+
+    Runs `genesis run RUN_ARGS` and starts it again when it ends unexpectedly (a
+    crash, a kill), with backoff; gives up and pages when it keeps crashing
+    (genesis.yaml `supervisor`). Each restart reaches the engine as an
+    engine_restart event. Ctrl-C or SIGTERM stops the engine cleanly and ends
+    supervising.
+
+    \b
+    Example:
+      genesis supervise --tier sniper --mode dry-run
+    """
     import signal  # noqa: PLC0415
 
     from genesis.supervise import Policy, Supervisor  # noqa: PLC0415
@@ -474,25 +575,50 @@ def _pager(result):
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--tier", help="Tier (default: genesis.yaml `tier`).")
-@click.option("--db", default="sqlite://", show_default=True, help="Journal URL (default: in memory).")
+@click.option("--db", default="sqlite://", show_default=True, callback=_checked_db,
+              help="Journal URL (default: in memory).")
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--commands", "script", type=click.Path(exists=True, dir_okay=False),
-              help="YAML of scripted operator commands at event-time offsets (scenarios).")
+@click.option("--commands", "script", type=click.Path(exists=True, dir_okay=False), callback=_checked_script,
+              help="YAML of scripted operator commands at event-time offsets (docs/scenarios.md).")
 @click.option("--notify", "send_notifications", is_flag=True,
               help="Deliver the replay's notifications to their channels (by default nothing is sent).")
-def replay(paths, tier, db, config, as_json, script, send_notifications) -> None:
-    """Run recorded feed files through the same pipeline as fast as possible and report."""
+@click.option("--compare", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+              help="What if: replay the same input under this configuration folder as well and show, side by "
+              "side, what would have differed (docs/what-if.md).")
+@click.option("--trades", "trades_csv", metavar="FILE.csv", type=click.Path(dir_okay=False),
+              help="Write the trade list: one row per closed trade (columns in docs/reports.md).")
+@click.option("--plot", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Draw equity and drawdown with the rule firings marked: FILE.html (a page with the chart "
+              "and the tables, nothing loaded from the internet), FILE.png or FILE.svg.")
+def replay(paths, tier, db, config, as_json, script, send_notifications, compare, trades_csv, plot) -> None:
+    """Replay recorded feed files as fast as possible and report.
+
+    The same pipeline as `genesis run`; the report gives the data range, P&L,
+    drawdown, tables by pair, strategy and day (docs/reports.md).
+
+    \b
+    Examples:
+      genesis replay                                # the bundled 3-minute sample
+      genesis replay --commands scenario.yaml       # with operator commands
+      genesis replay data/*.gz --plot report.html --trades trades.csv"""
     import json  # noqa: PLC0415
 
     from rich.progress import Progress  # noqa: PLC0415
 
     from genesis.engine.report import format_report  # noqa: PLC0415
     from genesis.engine.runner import replay as replay_feed  # noqa: PLC0415
+    from genesis.engine.runrecord import read_record  # noqa: PLC0415
 
     root, result = _load_config(config)
+    _check_report_files(trades_csv, plot, compare)
+    if compare is not None:
+        if send_notifications or db != "sqlite://":
+            raise click.UsageError("--compare replays both configurations in memory and sends nothing: "
+                                   "leave out --db and --notify")
+        return _what_if(paths, tier, root, result, compare, as_json, script)
     tier = _tier(result, tier)
-    feed = _open_feed(paths)
+    feed = _open_feed(paths, "PATHS")
     dispatcher, notify = _notifier(root, result) if send_notifications else (None, None)
     session = _session(root, result, tier, feed, db, "replay", notify, script=script)
     session.writes_files = False   # a replay never changes the configuration folder
@@ -502,13 +628,97 @@ def replay(paths, tier, db, config, as_json, script, send_notifications) -> None
         with Progress(transient=True) as bar:
             task = bar.add_task("replaying", total=None)
             report = replay_feed(session, on_progress=lambda n: bar.update(task, completed=n))
+    record = read_record(session.engine) if trades_csv or plot else None   # before an in-memory journal goes
     if session.journal is not None:
         session.journal.close()
     if dispatcher is not None:
         _close_notifier(dispatcher)
-    for issue in feed.issues[:20]:
-        click.echo(f"{issue.source}:{issue.line}: {issue.problem}", err=True)
+    _echo_feed_issues(feed)
+    if not feed.events:
+        _no_usable_events(feed)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    _write_report_files(report, record, session.engine, trades_csv, plot, as_json)
+
+
+FEED_ISSUES_SHOWN = 20   # problem lines printed; the count of the rest follows
+
+
+def _echo_feed_issues(feed) -> None:
+    """The feed's problem lines on stderr (file:line: problem), the first FEED_ISSUES_SHOWN."""
+    for issue in feed.issues[:FEED_ISSUES_SHOWN]:
+        click.echo(f"{issue.source}:{issue.line}: {issue.problem}", err=True)
+    if feed.issue_count > FEED_ISSUES_SHOWN:
+        click.echo(f"... and {feed.issue_count - FEED_ISSUES_SHOWN:,} more", err=True)
+
+
+def _no_usable_events(feed) -> None:
+    """Exit 1: no file of the feed held an event that could be used."""
+    names = ", ".join(p.name for p in feed.sources)
+    click.echo(f"genesis: no usable events in {names}; nothing was run\n"
+               "  (Genesis reads Binance websocket captures and candle files, gzip or not)", err=True)
+    sys.exit(1)
+
+
+def _check_report_files(trades_csv: str | None, plot: str | None, compare: str | None) -> None:
+    """Refuse `--trades` / `--plot` paths that could not be written, before replaying."""
+    from genesis.engine.chart import PLOT_SUFFIXES  # noqa: PLC0415 - matplotlib itself loads only to draw
+
+    if compare is not None and (trades_csv or plot):
+        raise click.UsageError("--trades and --plot are for one replay; leave them out with --compare")
+    if plot and Path(plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise click.BadParameter(f"{plot}: name a file ending in .html (a page with the chart and the tables), "
+                                 ".png or .svg", param_hint="--plot")
+    for path, option in ((trades_csv, "--trades"), (plot, "--plot")):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise click.BadParameter(f"{path}: no folder {Path(path).resolve().parent}", param_hint=option)
+
+
+def _write_report_files(report: dict, record, engine, trades_csv: str | None, plot: str | None,
+                        as_json: bool) -> None:
+    """Write the trade list and the chart that --trades and --plot ask for, and say so."""
+    done = []
+    try:
+        if trades_csv:
+            from genesis.engine.runrecord import write_trades_csv  # noqa: PLC0415
+
+            write_trades_csv(trades_csv, record.trades)
+            done.append(f"trade list {trades_csv} ({len(record.trades):,} "
+                        f"{'trade' if len(record.trades) == 1 else 'trades'})")
+        if plot:
+            from genesis.engine.chart import equity_curve, write_plot  # noqa: PLC0415 - loads matplotlib
+
+            write_plot(plot, report, record, equity_curve(engine, report))
+            done.append(f"chart {plot}")
+    except OSError as exc:
+        click.echo(f"genesis: could not write {exc.filename}: {exc.strerror}", err=True)
+        sys.exit(1)
+    if done:
+        click.echo("wrote " + " and ".join(done), err=as_json)
+
+
+def _what_if(paths, tier, root, result, compare, as_json, script) -> None:
+    """`genesis replay --compare DIR`: the same input under the current and another
+    configuration, side by side (genesis/engine/whatif.py)."""
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from genesis.engine.whatif import Setup, compare_replays, comparison_json, format_comparison  # noqa: PLC0415
+
+    other_root, other = _load_config(compare, option="--compare")
+    current = Setup("current", root, result, _tier(result, tier))
+    changed = Setup("compare", other_root, other, _tier(other, tier))   # each folder's own tier unless --tier
+
+    def open_run(setup):   # each run reads the input afresh, into its own journal in memory
+        return _session(setup.root, setup.config, setup.tier, _open_feed(paths, "PATHS"), "sqlite://", "replay",
+                        script=script)
+
+    if as_json or not sys.stderr.isatty():
+        done = compare_replays(current, changed, open_run)
+    else:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("replaying", total=None)
+            done = compare_replays(current, changed, open_run, on_progress=lambda label, n: bar.update(
+                task, description=f"replaying ({label})", completed=n))
+    click.echo(json.dumps(comparison_json(done), indent=2) if as_json else format_comparison(done))
 
 
 @cli.command()
@@ -516,21 +726,98 @@ def replay(paths, tier, db, config, as_json, script, send_notifications) -> None
 @click.option("--config", "config", metavar="DIR", help="Configuration folder.")
 @click.option("--alive", is_flag=True, help="Only say whether an engine is running on this journal (a heartbeat "
               "within 3 s): exit 0 if so, 1 if not. For health checks (the Docker image's HEALTHCHECK).")
-def status(db, config, alive) -> None:
-    """Show tier, equity, drawdown, trading state, locks, open orders and positions from the journal."""
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (the fields are in docs/status.md).")
+@click.option("--watch", type=click.FloatRange(min=0.2), is_flag=False, flag_value=2.0, default=None,
+              metavar="[SECONDS]", help="Redraw every SECONDS (default 2) until Ctrl-C.")
+def status(db, config, alive, as_json, watch) -> None:
+    """Show the state of the latest run.
+
+    Equity, today's P&L, drawdown against the tier's ladder, trading state and what
+    holds it, tilt, positions, open orders, last decisions.
+
+    \b
+    Examples:
+      genesis status
+      genesis status --watch          # redraw every 2 s
+      genesis status --json | jq .state"""
     from genesis.engine.journal import JournalError  # noqa: PLC0415
-    from genesis.engine.status import read_status  # noqa: PLC0415
+    from genesis.engine.status import format_status, read_view  # noqa: PLC0415
 
     if db is None:
         _, result = _load_config(config)
         db = journal_url(result.files.settings.data)
     if alive:
         _say_alive(db)
+
+    def render() -> str:
+        view = read_view(db)
+        return json.dumps(view, indent=2) if as_json else format_status(view, shutil.get_terminal_size().columns)
+
     try:
-        click.echo(read_status(db))
+        if watch is None:
+            click.echo(render())
+        else:
+            _watch(render, watch)
     except JournalError as exc:
         click.echo(f"genesis: {exc}", err=True)
         sys.exit(1)
+
+
+def _watch(render, every_s: float) -> None:
+    """Redraw `render()` in place every `every_s` seconds on a terminal (printed one
+    after another otherwise) until Ctrl-C."""
+    import time  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+    from rich.live import Live  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    console = Console()
+    try:
+        if not console.is_terminal:
+            while True:
+                click.echo(render() + "\n")
+                time.sleep(every_s)
+        with Live(Text(render()), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(every_s)
+                live.update(Text(render()), refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+@click.option("--db", help="Journal URL (default: genesis.yaml storage.url).")
+@click.option("--config", "config", metavar="DIR", help="Configuration folder.")
+@click.option("--refresh", type=click.FloatRange(min=0.2, max=60), default=1.0, show_default=True,
+              metavar="SECONDS", help="Read the journal again every SECONDS.")
+def ui(db, config, refresh) -> None:
+    """Terminal dashboard of the running or latest run. Equity, drawdown, trading state,
+    tilt, positions, orders, decisions, alerts and promotion gates, updated every
+    second; keys queue the operator commands (docs/ui.md).
+
+    \b
+    Examples:
+      genesis ui                           # the journal of storage.url
+      genesis ui --db sqlite:///replay.db  # a finished replay's journal"""
+    from genesis.engine.journal import JournalError  # noqa: PLC0415
+    from genesis.engine.status import read_view  # noqa: PLC0415
+
+    if db is None:
+        _, result = _load_config(config)
+        db = journal_url(result.files.settings.data)
+    try:
+        view = read_view(db)   # a journal that cannot be read is said here, before the screen is taken
+    except JournalError as exc:
+        click.echo(f"genesis: {exc}", err=True)
+        sys.exit(1)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        click.echo("genesis: `genesis ui` needs a terminal; without one, `genesis status --watch` or "
+                   "`genesis status --json` show the same", err=True)
+        sys.exit(1)
+    from genesis.ui.app import GenesisApp  # noqa: PLC0415
+
+    GenesisApp(db, refresh_s=refresh, first_view=view).run()
 
 
 def _say_alive(db: str) -> None:
@@ -538,7 +825,7 @@ def _say_alive(db: str) -> None:
     `db` within the last 3 s (as the operator commands judge it), else exit 1."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
-    from genesis.engine.journal import Journal, JournalError, _describe  # noqa: PLC0415
+    from genesis.engine.journal import Journal, JournalError, describe_error  # noqa: PLC0415
 
     if db.startswith("sqlite:///") and not os.path.exists(db[len("sqlite:///"):]):
         click.echo(f"not running: no journal at {db}")
@@ -553,7 +840,7 @@ def _say_alive(db: str) -> None:
         click.echo(f"not running: {exc}")
         sys.exit(1)
     except SQLAlchemyError as exc:
-        click.echo(f"not running: {_describe(exc, db)}")
+        click.echo(f"not running: {describe_error(exc, db)}")
         sys.exit(1)
     age_s = time.time() - beat / 1000
     if beat and age_s < 3.0:
@@ -596,7 +883,7 @@ def _send_command(db: str | None, config: str | None, kind: str, payload: dict) 
             journal.engine.dispose()
 
 
-_DB = click.option("--db", help="Journal URL of the engine (default: genesis.yaml storage.url).")
+_DB = click.option("--db", callback=_checked_db, help="Journal URL of the engine (default: genesis.yaml storage.url).")
 _CONFIG = click.option("--config", "config", metavar="DIR", help="Configuration folder.")
 
 
@@ -610,8 +897,24 @@ _CONFIG = click.option("--config", "config", metavar="DIR", help="Configuration 
 @_DB
 @_CONFIG
 def order(side, symbol, notional_usd, reason, limit, db, config) -> None:
-    """Place a manual order through every pre-trade rule (e.g. `genesis order buy BTCUSDT 40`,
-    or `--limit 61000` for a resting limit order)."""
+    """Place a manual order through every pre-trade rule.
+
+    SYMBOL must be one Genesis has market rules for; a market order for a symbol
+    with no price yet waits and is decided as soon as it has one.
+
+    \b
+    Examples:
+      genesis order buy BTCUSDT 40
+      genesis order buy BTCUSDT 40 --limit 61000   # a resting limit order
+      genesis order sell BTCUSDT 40 --reason "my exit plan says so"
+    """
+    from genesis.engine.markets import Markets  # noqa: PLC0415
+    from genesis.engine.operator import unknown_symbol  # noqa: PLC0415
+
+    problem = unknown_symbol(symbol.upper(), Markets.load())   # the engine's market rules
+    if problem:   # an order that could never be sent is not queued
+        click.echo(f"genesis: {problem}; nothing was queued", err=True)
+        sys.exit(1)
     payload = {"side": side, "symbol": symbol.upper(), "notional_usd": notional_usd, "reason": reason}
     if limit:
         payload["limit"] = limit
@@ -624,8 +927,14 @@ def order(side, symbol, notional_usd, reason, limit, db, config) -> None:
 @_DB
 @_CONFIG
 def amend(client_id, price, db, config) -> None:
-    """Move a resting limit order to a new price (e.g. `genesis amend g12 61050`); the
-    tilt monitor counts amendments of one order (bargaining)."""
+    """Move a resting limit order to a new price.
+
+    The tilt monitor counts the amendments of one order (bargaining).
+
+    \b
+    Example:
+      genesis amend g12 61050
+    """
     _send_command(db, config, "amend", {"client_id": client_id, "price": price})
 
 
@@ -634,7 +943,12 @@ def amend(client_id, price, db, config) -> None:
 @_DB
 @_CONFIG
 def cancel(client_id, db, config) -> None:
-    """Cancel an open order by its client id."""
+    """Cancel an open order by its client id.
+
+    \b
+    Example:
+      genesis cancel g12
+    """
     _send_command(db, config, "cancel", {"client_id": client_id})
 
 
@@ -643,8 +957,17 @@ def cancel(client_id, db, config) -> None:
 @_DB
 @_CONFIG
 def override(phrase, db, config) -> None:
-    """Emergency override: lift halts and locks after typing the confirmation phrase.
-    Refused during the cooldown; every attempt is logged and counts toward demotion."""
+    """Emergency override: lift every halt and lock.
+
+    Asks for the confirmation phrase (genesis.yaml safety.override_phrase). An
+    accepted override starts a cooldown (safety.override_cooldown) during which the
+    next is refused; every attempt, accepted or not, is logged and counts toward
+    demotion.
+
+    \b
+    Example:
+      genesis override
+    """
     if phrase is None:
         phrase = click.prompt("Type the confirmation phrase from genesis.yaml (safety.override_phrase)")
     _send_command(db, config, "override", {"phrase": phrase})
@@ -656,8 +979,15 @@ def override(phrase, db, config) -> None:
 @_DB
 @_CONFIG
 def reset(phrase, rule_id, db, config) -> None:
-    """Typed manual reset: lift the halt of the rule whose confirmation phrase you type
-    (e.g. Hunter's drawdown halt). Only that halt; not the emergency override."""
+    """Lift one rule's halt with the phrase it asks for.
+
+    A typed manual reset, such as Hunter's drawdown halt asks for: only that halt
+    (not the emergency override). `genesis tier` shows what waits and its phrase.
+
+    \b
+    Example:
+      genesis reset --phrase "I have reviewed the drawdown and reset the halt"
+    """
     if phrase is None:
         phrase = click.prompt("Type the phrase the halt asks for (its rule's require: phrase; "
                               "`genesis tier` shows it)")
@@ -673,7 +1003,15 @@ def reset(phrase, rule_id, db, config) -> None:
 @_DB
 @_CONFIG
 def reflect(text, path, db, config) -> None:
-    """Write the reflection a tier change asks for; a promotion waiting for it then happens."""
+    """Write the reflection a tier change asks for.
+
+    A promotion waiting for a reflection at least this long then happens.
+
+    \b
+    Examples:
+      genesis reflect "I kept to my limits for 30 days because ..."
+      genesis reflect --file reflection.txt
+    """
     if path:
         text = Path(path).read_text(encoding="utf-8")
     if not text or not text.strip():
@@ -689,7 +1027,15 @@ def reflect(text, path, db, config) -> None:
 @_DB
 @_CONFIG
 def journal_cmd(text, path, life_days, db, config) -> None:
-    """Write a journal entry (a level-3 tilt lockout ends only after one long enough)."""
+    """Write a journal entry, or record a life event.
+
+    A level-3 tilt lockout ends only after an entry long enough.
+
+    \b
+    Examples:
+      genesis journal --file today.txt
+      genesis journal --life-event 3     # tilt thresholds one higher for 3 days
+    """
     if life_days is not None:
         _send_command(db, config, "life", {"days": life_days})
         return
@@ -706,8 +1052,16 @@ def journal_cmd(text, path, life_days, db, config) -> None:
 @_DB
 @_CONFIG
 def report(day, as_json, db, config) -> None:
-    """Print the daily report of a closed UTC day from the journal: P&L, trades, win rate,
-    fees, drawdown, rule firings, time in each state, promotion progress."""
+    """Print the daily report of a closed UTC day.
+
+    From the journal: P&L, trades, win rate, fees, drawdown, rule firings, time in
+    each state, promotion progress.
+
+    \b
+    Examples:
+      genesis report
+      genesis report --day 2024-08-08 --json
+    """
     from genesis.engine.dayreport import format_day_report  # noqa: PLC0415
     from genesis.engine.journal import Journal, JournalError  # noqa: PLC0415
 
@@ -752,8 +1106,16 @@ def report(day, as_json, db, config) -> None:
 @_DB
 @_CONFIG
 def silence(rule, duration, reason, list_them, end, db, config) -> None:
-    """Silence RULE's notifications for DURATION of event time (e.g. `genesis silence
-    memory_warning 2h --reason "backup running"`). They are still journaled, not delivered."""
+    """Silence a rule's notifications for a while.
+
+    RULE's notifications are journaled, not delivered, for DURATION of event time.
+
+    \b
+    Examples:
+      genesis silence memory_warning 2h --reason "backup running"
+      genesis silence memory_warning --end
+      genesis silence --list
+    """
     if list_them:
         _list_silences(db, config)
         return
@@ -807,10 +1169,15 @@ def _list_silences(db, config) -> None:
 @_DB
 @_CONFIG
 def set_value(key, value, db, config) -> None:
-    """Change a tier number, e.g. `genesis set tier.limits.daily_loss_usd 20`.
+    """Change a tier number; it applies after a delay.
 
     Validated at once; written into the tier file after safety.risk_edit_delay (1 h)
-    of market time, then applied by hot reload. Every attempt counts as a risk edit."""
+    of market time, then applied by hot reload. Every attempt counts as a risk edit.
+
+    \b
+    Example:
+      genesis set tier.limits.daily_loss_usd 20
+    """
     _send_command(db, config, "set", {"key": key, "value": value})
 
 
@@ -818,8 +1185,15 @@ def set_value(key, value, db, config) -> None:
 @_DB
 @_CONFIG
 def tier(db, config) -> None:
-    """Show the current tier and every promotion gate with its current value, passed or
-    not, and what remains (rebuilt from the journal)."""
+    """Show the tier and the progress of every promotion gate.
+
+    Each gate with its current value, passed or not, and what remains (rebuilt from
+    the journal).
+
+    \b
+    Example:
+      genesis tier --db sqlite:///genesis.db
+    """
     from genesis.engine.journal import JournalError  # noqa: PLC0415
     from genesis.engine.tierview import format_tier, rebuild  # noqa: PLC0415
 
@@ -839,15 +1213,28 @@ def tier(db, config) -> None:
 
 @cli.group()
 def notify() -> None:
-    """Notification channels (genesis.yaml `notifications`)."""
+    """Notification channels (genesis.yaml `notifications`).
+
+    \b
+    Example:
+      genesis notify test pager
+    """
 
 
 @notify.command("test")
 @click.argument("channel", required=False)
 @click.option("--config", type=click.Path(file_okay=False), help="Configuration folder (default: here).")
 def notify_test(channel: str | None, config: str | None) -> None:
-    """Send a test message to CHANNEL (default: every channel) and say what happened.
-    Exits 1 when a channel could not take it."""
+    """Send a test message to a channel and say what happened.
+
+    CHANNEL is a name from genesis.yaml `notifications` (default: every channel).
+    Exits 1 when a channel could not take it.
+
+    \b
+    Examples:
+      genesis notify test
+      genesis notify test pager
+    """
     from genesis.notify.channels import Message, channels_from  # noqa: PLC0415
     from genesis.notify.dispatcher import Dispatcher  # noqa: PLC0415
 
@@ -878,10 +1265,17 @@ def notify_test(channel: str | None, config: str | None) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--config", "config", metavar="DIR", help="Configuration folder whose rules are tested.")
 def test_rules(paths, config) -> None:
-    """Run rule unit tests (YAML cases; default: rule_tests/*.yaml of the configuration).
+    """Run the rule unit tests (YAML cases).
 
-    Prints each failing case with file:line, what was expected and what happened,
-    then 'N passed, M failed'. Exits 0 when all pass, 1 otherwise."""
+    By default rule_tests/*.yaml of the configuration; the shipped cases assume the
+    shipped limits. Prints each failing case with file:line, what was expected and
+    what happened, then 'N passed, M failed'. Exits 0 when all pass, 1 otherwise.
+
+    \b
+    Examples:
+      genesis test
+      genesis test rule_tests/risk_test.yaml
+    """
     from genesis.config.problems import format_text  # noqa: PLC0415
     from genesis.ruletest import run_file  # noqa: PLC0415
 
@@ -917,9 +1311,18 @@ def test_rules(paths, config) -> None:
 @_DB
 @_CONFIG
 def backup(folder, list_them, db, config) -> None:
-    """Back up the journal and the live input logs now, also while an engine runs: one
-    consistent copy, written under a temporary name and renamed when complete. Prints
-    where it went. A failure is queued as a backup_failure event for the engine."""
+    """Back up the journal and the input logs now.
+
+    Also while an engine runs: one consistent copy, written under a temporary name
+    and renamed when complete. Prints where it went. A failure is queued as a
+    backup_failure event for the engine.
+
+    \b
+    Examples:
+      genesis backup
+      genesis backup --to /mnt/usb/genesis-backups
+      genesis backup --list
+    """
     from genesis.backup import (BackupError, backup_folder, describe, list_backups, queue_failure,  # noqa: PLC0415
                                 take_backup)
 
@@ -957,9 +1360,18 @@ def backup(folder, list_them, db, config) -> None:
 @_DB
 @_CONFIG
 def restore(backup_ref, force, db, config) -> None:
-    """Restore BACKUP (a backup folder, its name in the backup folder, or `latest`) into
-    the journal genesis.yaml or --db names, with its input logs beside it; then the same
-    `genesis run` resumes from it. Refuses to replace an existing journal without --force."""
+    """Restore a backup into the journal.
+
+    BACKUP is a backup folder, its name in the backup folder, or `latest`; it goes
+    into the journal genesis.yaml or --db names, with its input logs beside it, and
+    the same `genesis run` then resumes from it. An existing journal is replaced
+    only with --force.
+
+    \b
+    Examples:
+      genesis restore latest
+      genesis restore latest --force
+    """
     from genesis.backup import BackupError, backup_folder, find_backup, restore as restore_backup  # noqa: PLC0415
 
     _, result = _load_config(config)

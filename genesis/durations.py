@@ -29,3 +29,14 @@ def format_duration(ms: int) -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(parts)
+
+
+def format_utc(ms: int | float | None, seconds: bool = True) -> str:
+    """An epoch-milliseconds time as readable UTC: 1723161285222 -> '2024-08-09 00:54:45 UTC'
+    ('-' for None)."""
+    if ms is None:
+        return "-"
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")

@@ -14,6 +14,7 @@ _FILES = {
     "alerts": "alerts.yaml",
     "strategies": "strategies.yaml",
     "ruletest": "rule_tests/*.yaml",
+    "commands": "genesis replay --commands SCRIPT",
 }
 
 
@@ -137,6 +138,12 @@ def render_reference() -> str:
             for sk in schema["properties"]["strategies"]["items"]["properties"]["kind"]["enum"]:
                 parts += [f"### `params` of `{sk}`", "", schema["$defs"][sk]["description"], ""]
                 parts += _table(schema_file, schema["$defs"][sk], "params.")
+                parts.append("")
+        if kind == "commands":
+            for ck in schema["$defs"]["command"]["properties"]["kind"]["enum"]:
+                parts += [f"### `kind: {ck}`", "", schema["$defs"][ck]["description"], ""]
+                fields = _table(schema_file, schema["$defs"][ck])
+                parts += fields if len(fields) > 2 else ["No other fields."]
                 parts.append("")
     for title, name in (("Metrics", "metric"), ("Flags", "flag"), ("Rules", "rule")):
         node = schemas[common]["$defs"][name]

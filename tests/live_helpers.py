@@ -50,7 +50,7 @@ class LiveProc:
         self.wait(lambda: self.count("reconciled") > before, "reconciliation after start")
         self.wait(lambda: self.alive(), "the engine's heartbeat")
         # a price for every symbol the exchange trades, not just any (an order for a symbol
-        # with no price yet is refused: "no price for BTCUSDT yet")
+        # with no price yet waits for one, and the tests expect orders decided at once)
         symbols = set(self.sim.state()["books"])
         seen = len(self.inputs("book_ticker"))
         self.wait(lambda: symbols <= {f["_symbol"] for f in self.inputs("book_ticker")[seen:]},

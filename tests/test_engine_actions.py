@@ -552,7 +552,7 @@ def test_max_open_positions_refuses_a_second_position_on_sniper(tmp_path):
     submit(engine, buy(20.0, ETH, 3_000.0))
     kind, rule, symbol, data = last(engine, "refused")
     assert (rule, symbol) == ("max_open_positions", ETH)
-    assert data["refused"] == "The tier allows 1 open positions at once (orders in flight included)."
+    assert data["refused"] == "Open positions are at this tier's limit of 1 (orders in flight included)."
     assert ETH not in engine.account.positions
 
 

@@ -48,8 +48,8 @@ def journal(engine: Engine, kind: str) -> list[tuple[str, str, dict]]:
 
 
 def sent_ids(answer: str) -> list[str]:
-    """The client ids an answer says were sent: '... N order(s) sent (g1, g2)...'."""
-    inside = answer.split(" order(s) sent (", 1)[1].split(")", 1)[0]
+    """The client ids an answer says were sent: '... N orders sent (g1, g2)...'."""
+    inside = answer.split(" sent (", 1)[1].split(")", 1)[0]
     return [cid for cid in inside.split(", ") if cid]
 
 
@@ -67,10 +67,10 @@ def test_two_resting_buys_of_one_symbol_are_held_to_the_5pct_rule_together():
     engine = engine_with("hunter")          # three positions allowed: only the 5% rule answers
     engine.process(ticker(T0, BTC, 60_000.0))
     first = order(engine, "buy", BTC, 30, limit=59_000.0)
-    assert first == ("applied", "buy BTCUSDT $30.00: 1 order(s) sent (g1); resting: g1 (amend or cancel by id)")
+    assert first == ("applied", "buy BTCUSDT $30.00: 1 order sent (g1); resting: g1 (amend or cancel by id)")
     assert BTC not in engine.account.positions               # nothing filled: all of it is in flight
     second = order(engine, "buy", BTC, 30)                   # a market order, right after
-    assert second == ("refused", f"refused buy BTCUSDT: {FIVE_PCT} Try a smaller size.")
+    assert second == ("refused", f"buy BTCUSDT $30.00: {FIVE_PCT} Try a smaller size.")
     combined = order(engine, "buy", BTC, 60)
     assert combined[0] == "refused" and FIVE_PCT in combined[1]
     fire = [data for rule, _, data in journal(engine, "fire") if rule == "max_position_manual"][0]
@@ -96,7 +96,7 @@ def test_scheduled_slices_count_until_they_are_sent():
     engine = engine_with("sniper", equity=20_000.0)
     engine.process(ticker(T0, BTC, 60_000.0))
     sliced = order(engine, "buy", BTC, 600)
-    assert sliced == ("applied", "buy BTCUSDT $600.00: 1 order(s) sent (g1); 2 slice(s) scheduled (g2, g3)")
+    assert sliced == ("applied", "buy BTCUSDT $600.00: 1 order sent (g1); 2 slices scheduled (g2, g3)")
     refused = order(engine, "buy", BTC, 600)
     assert refused[0] == "refused" and FIVE_PCT in refused[1]
     fire = [data for rule, _, data in journal(engine, "fire") if rule == "max_position_manual"][0]
@@ -117,7 +117,7 @@ def test_a_buy_in_flight_counts_as_an_open_position():
     engine.process(ticker(T0, ETH, 3_000.0))
     btc = order(engine, "buy", BTC, 30, limit=59_000.0)
     eth = order(engine, "buy", ETH, 30)
-    assert eth == ("refused", "refused buy ETHUSDT: The tier allows 1 open positions at once "
+    assert eth == ("refused", "buy ETHUSDT $30.00: Open positions are at this tier's limit of 1 "
                               "(orders in flight included).")
     fire = [data for rule, _, data in journal(engine, "fire") if rule == "max_open_positions"][0]
     assert fire["values"] == {"order.opens_position": True, "open_positions": 0.0, "order.pending_positions": 1.0}
@@ -145,7 +145,7 @@ def test_the_correlation_guard_counts_a_position_about_to_open():
         status, text = order(engine, "buy", BTC, 15)
         fires = [data for rule, _, data in journal(engine, "fire") if rule == "correlation_guard"]
         if refused:
-            assert (status, text) == ("refused", "refused buy BTCUSDT: Open positions are moving together "
+            assert (status, text) == ("refused", "buy BTCUSDT $15.00: Open positions are moving together "
                                                  "(100% the same way); a new one would add the same risk.")
             assert fires[0]["values"] == {"order.opens_position": True, "open_positions": 1.0,
                                           "order.pending_positions": 1.0, "order.same_direction_pct": 100.0}
@@ -165,7 +165,7 @@ def test_a_second_sell_of_what_is_already_being_sold_is_refused_and_journaled():
     assert resting[0] == "applied" and sent_ids(resting[1]) == ["g2"]
     second = order(engine, "sell", BTC, 40)
     assert second[0] == "refused"
-    assert second[1].startswith("refused sell BTCUSDT: nothing left to sell: BTCUSDT ")
+    assert second[1].startswith("sell BTCUSDT $") and ": nothing left to sell: BTCUSDT " in second[1]
     assert second[1].endswith("held, already being sold by g2")
     assert journal(engine, "refused")[-1][0] == "execution"
     assert [(d["rule"], d["reason"]) for _, _, d in journal(engine, "order_rejected")] == \
@@ -195,9 +195,10 @@ def test_commands_queued_back_to_back_on_the_sample_feed(tmp_path):
     session.journal.queue_command("order", {"side": "sell", "symbol": ETH, "notional_usd": 40})
     said: list[str] = []
     _apply_queued_commands(session, said.append)
+    assert [line.split(": ", 1)[0] for line in said] == ["operator order", "operator order refused", "operator order",
+                                                         "operator order", "operator order refused"], said
     answers = [line.split(": ", 1)[1] for line in said]
-    assert [a.split(" ", 1)[0] for a in answers] == ["buy", "refused", "buy", "sell", "refused"], answers
     assert FIVE_PCT in answers[1] and "nothing left to sell: ETHUSDT" in answers[4]
     engine = session.engine
-    named = [cid for a in answers if " order(s) sent (" in a for cid in sent_ids(a)]
+    named = [cid for a in answers if " sent (" in a for cid in sent_ids(a)]
     assert named == [d["client_id"] for _, _, d in journal(engine, "order")] == ["g1", "g2", "g3"]

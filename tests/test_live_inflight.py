@@ -51,8 +51,8 @@ def test_concurrent_orders_meet_every_pre_trade_limit_live(live):
     buy = {"side": "buy", "symbol": "BTCUSDT", "notional_usd": 30, "reason": ""}
     # the 5% rule: $30 + $30 of BTC on $1,000 (5% = $50), the second before the first fills
     first, second = together(proc, buy, buy)
-    assert first[0] == "applied" and "1 order(s) sent (g1)" in first[1]
-    assert second[:2] == ("refused", f"refused buy BTCUSDT: {FIVE_PCT} Try a smaller size.")
+    assert first[0] == "applied" and "1 order sent (g1)" in first[1]
+    assert second[:2] == ("refused", f"buy BTCUSDT $30.00: {FIVE_PCT} Try a smaller size.")
     assert first[2] == second[2]              # back to back: no input event in between
     proc.wait(lambda: filled(proc, "g1"), "the first buy's fill")
     assert order(proc, "sell", usd=30)["status"] == "applied"
@@ -60,16 +60,16 @@ def test_concurrent_orders_meet_every_pre_trade_limit_live(live):
 
     # Sniper's one position: BTC and ETH at once
     btc, eth = together(proc, buy, dict(buy, symbol="ETHUSDT"))
-    assert btc[0] == "applied" and "1 order(s) sent (g3)" in btc[1]
-    assert eth[:2] == ("refused", "refused buy ETHUSDT: The tier allows 1 open positions at once "
+    assert btc[0] == "applied" and "1 order sent (g3)" in btc[1]
+    assert eth[:2] == ("refused", "buy ETHUSDT $30.00: Open positions are at this tier's limit of 1 "
                                   "(orders in flight included).")
     proc.wait(lambda: filled(proc, "g3"), "the BTC buy's fill")
 
     # two sells of the one position: the second has nothing left to sell
     sell = {"side": "sell", "symbol": "BTCUSDT", "notional_usd": 30, "reason": ""}
     one, two = together(proc, sell, sell)
-    assert one[0] == "applied" and "1 order(s) sent (g4)" in one[1]
-    assert two[0] == "refused" and two[1].startswith("refused sell BTCUSDT: nothing left to sell: BTCUSDT ")
+    assert one[0] == "applied" and "1 order sent (g4)" in one[1]
+    assert two[0] == "refused" and two[1].startswith("sell BTCUSDT $") and ": nothing left to sell: BTCUSDT " in two[1]
     assert two[1].endswith("already being sold by g4")
     proc.wait(lambda: proc.count("position_closed") >= 2, "the second round trip to close")
     assert proc.stop() == 0

@@ -61,7 +61,7 @@ def test_live_refuses_without_keys_or_confirmation_and_never_shows_a_secret(tmp_
 def test_market_and_limit_orders_fill_cancel_and_agree_with_the_exchange(live, sim):
     live.start()
     buy = order(live, "buy")
-    assert buy["status"] == "applied" and "1 order(s) sent (g1)" in buy["result"]
+    assert buy["status"] == "applied" and "1 order sent (g1)" in buy["result"]
     live.wait(lambda: live.count("fill") >= 1, "the buy's fill")
     sell = order(live, "sell")
     assert sell["status"] == "applied"
@@ -254,11 +254,13 @@ def test_a_balance_change_it_cannot_explain_halts_trading(tmp_path, sim):
         states = [e for e in live.entries("state") if "mode" in e]
         assert states[-1]["mode"] == "HALTED"
         refused = order(live, "sell")   # not even an exit: HALTED stops every new order
-        assert refused == {"status": "refused", "result": "refused sell BTCUSDT: trading is halted"}
+        assert refused["status"] == "refused" and refused["result"].startswith("sell BTCUSDT $")
+        assert refused["result"].endswith(": trading is halted")
         live.stop()
         live.start()   # the halt is rebuilt from the input log: still halted
         again = order(live, "sell")
-        assert again == {"status": "refused", "result": "refused sell BTCUSDT: trading is halted"}
+        assert again["status"] == "refused" and again["result"].startswith("sell BTCUSDT $")
+        assert again["result"].endswith(": trading is halted")   # the sell is valued at the price of the moment
         assert len(live.entries("position_mismatch")) == 1
     finally:
         live.stop()
@@ -447,7 +449,7 @@ def test_an_order_held_on_its_way_when_the_engine_is_killed_is_taken_in_after_th
     live.start()
     sim.set_faults({"http_only": ["POST /api/v3/order"], "http_delay_ms": 4000})   # recvWindow is 5000
     buy = order(live, "buy")
-    assert buy["status"] == "applied" and "1 order(s) sent (g1)" in buy["result"]
+    assert buy["status"] == "applied" and "1 order sent (g1)" in buy["result"]
     time.sleep(0.3)                                    # the request reaches the exchange and is held there
     live.kill()
     sim.set_faults({}, reset=True)                     # the held request goes on; nothing else is delayed

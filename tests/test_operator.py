@@ -44,7 +44,7 @@ def test_orders_go_through_the_pre_trade_rules_and_answer(tmp_path):
     _apply_queued_commands(session, said.append)
     rows = _command_rows(db)
     assert [r[2] for r in rows] == ["applied", "refused", "refused"]
-    assert "1 order(s) sent" in rows[0][3]
+    assert "1 order sent" in rows[0][3]
     assert "larger than 5% of equity" in rows[1][3]
     assert "no open order 'nope'" in rows[2][3]
     assert session.engine.account.positions["BTCUSDT"].qty > 0
@@ -74,7 +74,7 @@ def test_override_needs_the_phrase_has_a_cooldown_and_is_always_logged(tmp_path)
     _apply_queued_commands(session, lambda _t: None)
     rows = _command_rows(tmp_path / "j.db")
     assert [r[2] for r in rows] == ["refused", "applied", "refused"]
-    assert "does not match" in rows[0][3] and "next is possible in 24.0 h" in rows[2][3]
+    assert "does not match" in rows[0][3] and "next is possible at" in rows[2][3] and "(in 24.0 h)" in rows[2][3]
     assert engine.state.mode == "ACTIVE"
     assert engine.metrics.m["override_attempts_24h"] == 3  # refused attempts count too
     assert engine.stats.firings["override_attempt_logged"] == 3

@@ -132,10 +132,10 @@ def test_a_command_answer_that_differs_is_reported_on_the_command_line(tmp_path,
             "      - {at: 3s, command: {kind: connect}, expect_answer: applied, answer_contains: session}\n"
             "    expect:\n      - {at: 3s}\n")
     _expect_failures(tmp_path, config, text, [
-        ("# A", "at 1s: expected answer applied, was refused: refused buy BTCUSDT: This order is larger than 5% of "
+        ("# A", "at 1s: expected answer applied, was refused: buy BTCUSDT $60.00: This order is larger than 5% of "
                 "equity, counted with the position and the orders in flight. Try a smaller size."),
         ("# B", "at 2s: expected an answer containing 'accepted', was refused: the confirmation phrase does not "
-                "match; nothing was changed"),
+                "match (genesis.yaml safety.override_phrase); nothing was changed"),
     ])
 
 

@@ -59,7 +59,7 @@ def test_an_exchange_maintenance_window_pauses_and_resumes_trading(tmp_path):
     assert [o["ts"] for o in ops[1:3]] == [ms(BACK_CLOSE)] * 2
     # an exit still goes out; a new position waits: sizes are at 0% while in maintenance
     assert "sell BTCUSDT" in ops[1]["data"]["result"]
-    assert ops[2]["data"]["result"] == "refused buy BTCUSDT: sizes are at 0% for now (market_state of BTCUSDT)"
+    assert ops[2]["data"]["result"] == "buy BTCUSDT $40.00: sizes are at 0% for now (market_state of BTCUSDT)"
     refused = journal(db, "refused")
     assert len(refused) == 1 and refused[0]["rule"] == "trading_state" and refused[0]["data"]["size_factor"] == 0.0
     assert not [e for e in journal(db, "order") if e["ts"] == ms(BACK_CLOSE) and e["data"]["side"] == "buy"]

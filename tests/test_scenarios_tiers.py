@@ -159,7 +159,7 @@ def test_manual_buy_over_5pct_is_refused_and_counted_as_a_violation(sniper_runs)
     rejected = run.of("order_rejected", at=t)
     assert [(e["data"]["rule"], e["data"]["manual"]) for e in rejected] == [("max_position_manual", True)]
     op = run.ops[0]
-    assert (op["ts"], op["data"]["status"], op["data"]["result"]) == (t, "refused", f"refused buy BTCUSDT: {text}")
+    assert (op["ts"], op["data"]["status"], op["data"]["result"]) == (t, "refused", f"buy BTCUSDT $150.00: {text}")
     assert not run.of("order", at=t) and not run.of("intent", at=t)
 
     # $99 is within the rule: it goes out whole (no fire), as one market order filled at the close
@@ -194,7 +194,7 @@ def test_sniper_refuses_a_second_open_position(sniper_runs):
     assert fires[0]["data"]["values"] == {"open_positions": 1.0, "order.opens_position": True,
                                           "order.pending_positions": 0.0}
     refused = run.of("refused", "max_open_positions")
-    assert [(e["ts"], e["data"]["refused"]) for e in refused] == [(t, "The tier allows 1 open positions at once (orders in flight included).")]
+    assert [(e["ts"], e["data"]["refused"]) for e in refused] == [(t, "Open positions are at this tier's limit of 1 (orders in flight included).")]
     assert [e["data"]["rule"] for e in run.of("order_rejected", at=t)] == ["max_open_positions"]
     assert not [e for e in run.of("order") if e["symbol"] == "ETHUSDT" and e["ts"] < ms(ETH_BUY)]
     # had it counted, the violation gate would have stayed shut until 14 days after it
@@ -476,7 +476,7 @@ def test_correlation_guard_refuses_a_buy_while_positions_move_together(same_dire
                                           "order.pending_positions": 0.0, "order.same_direction_pct": 100.0}
     text = "Open positions are moving together (100% the same way); a new one would add the same risk."
     assert [e["data"]["refused"] for e in run.of("refused", "correlation_guard")] == [text]
-    assert run.ops[3]["data"]["result"] == f"refused buy BTCUSDT: {text}"
+    assert run.ops[3]["data"]["result"] == f"buy BTCUSDT $15.00: {text}"
     assert "demote_same_direction" not in run.report["rule_firings"] and run.report["tier"] == "hunter"
 
 
@@ -504,7 +504,7 @@ def test_positions_moving_together_demote_hunter_and_mask_the_guard(same_directi
     # the buy at that minute: refused by Sniper's limit; correlation_guard never fires
     refused = run.of("refused", at=together)
     assert [(e["rule"], e["data"]["refused"]) for e in refused] == \
-        [("max_open_positions", "The tier allows 1 open positions at once (orders in flight included).")]
+        [("max_open_positions", "Open positions are at this tier's limit of 1 (orders in flight included).")]
     assert "correlation_guard" not in run.report["rule_firings"]
 
     # the share falls back to 50% (the rule resolves), then rises again: already at the lowest tier;
@@ -625,13 +625,17 @@ def test_two_losing_days_cut_sizes_until_a_winning_day(tmp_path):
 
 
 # =========================================================================== override attempts
-OVERRIDES = (("2021-04-21 01:00", "let me trade", "refused", "the confirmation phrase does not match; nothing was changed"),
-             ("2021-04-21 02:00", PHRASE, "applied", "override accepted: halts and locks are lifted; the attempt is logged"),
-             ("2021-04-21 03:00", PHRASE, "refused", "an override was used recently; the next is possible in 23.0 h"),
-             ("2021-04-21 04:00", "I accept the risk", "refused", "the confirmation phrase does not match; nothing was changed"),
-             ("2021-04-21 05:00", "please", "refused", "the confirmation phrase does not match; nothing was changed"),
+WRONG_PHRASE = "the confirmation phrase does not match (genesis.yaml safety.override_phrase); nothing was changed"
+OVERRIDES = (("2021-04-21 01:00", "let me trade", "refused", WRONG_PHRASE),
+             ("2021-04-21 02:00", PHRASE, "applied", "override accepted: every halt and lock is lifted; the next "
+                                                     "override is possible after 24h (at 2021-04-22 02:00 UTC)"),
+             ("2021-04-21 03:00", PHRASE, "refused", "an override was accepted within the last 24h; the next is "
+                                                     "possible at 2021-04-22 02:00 UTC (in 23.0 h); nothing was changed"),
+             ("2021-04-21 04:00", "I accept the risk", "refused", WRONG_PHRASE),   # a wrong phrase starts no cooldown
+             ("2021-04-21 05:00", "please", "refused", WRONG_PHRASE),
              # 25 h after the accepted one: its 24-hour cooldown is over
-             ("2021-04-22 03:00", PHRASE, "applied", "override accepted: halts and locks are lifted; the attempt is logged"))
+             ("2021-04-22 03:00", PHRASE, "applied", "override accepted: every halt and lock is lifted; the next "
+                                                     "override is possible after 24h (at 2021-04-23 03:00 UTC)"))
 
 
 @pytest.fixture(scope="module")
@@ -658,8 +662,9 @@ def test_five_override_attempts_in_24h_demote_hunter_to_sniper(override_run):
     assert [utc(e["ts"]) for e in logged] == [when for when, *_ in OVERRIDES]
     notes = [a for e in logged for a in run.actions("override_attempt_logged", at=e["ts"])]
     assert [n["text"] for n in notes] == [
-        f"Emergency override requested (accepted: {'yes' if status == 'applied' else 'no'}). "
-        "Overrides start a 24-hour cooldown." for _, _, status, _ in OVERRIDES]
+        "Emergency override " + ("accepted: halts and locks are lifted and a cooldown starts" if status == "applied"
+                                 else "refused: nothing was changed") + ". Every attempt is logged."
+        for _, _, status, _ in OVERRIDES]
     assert {n["severity"] for n in notes} == {"warning"}
 
     fifth = ms(OVERRIDES[4][0])

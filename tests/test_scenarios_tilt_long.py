@@ -746,7 +746,7 @@ def test_the_lock_refuses_buys_a_short_entry_does_not_open_it_a_500_word_entry_d
     assert utc(until) == "2021-05-03 10:12:00"
     for key in ("locked_buy", "locked_buy_2", "locked_buy_3"):
         op = run.ops[plan[key]]
-        assert op["data"]["status"] == "refused" and op["data"]["result"] == "refused buy BTCUSDT: locked: tilt level 3"
+        assert op["data"]["status"] == "refused" and op["data"]["result"] == "buy BTCUSDT $40.00: locked: tilt level 3"
         refused = run.during("refused", plan[key])
         assert len(refused) == 1 and refused[0]["rule"] == "trading_state"
         assert refused[0]["data"]["refused"] == "locked: tilt level 3"
@@ -760,7 +760,7 @@ def test_the_lock_refuses_buys_a_short_entry_does_not_open_it_a_500_word_entry_d
     assert run.caused_by(accepted[0], plan["long_entry"])
     assert accepted[0]["data"]["journal_entry_accepted"]["until"] == until
     assert run.ops[plan["long_entry"]]["data"]["result"] == \
-        "journal entry of 500 words recorded; 1 lock(s) will end when their time is up"
+        "journal entry of 500 words recorded; the lock waiting for it will end when its time is up"
     assert run.ops[plan["locked_buy_3"]]["ts"] > run.ops[plan["long_entry"]]["ts"]   # refused after the entry
     released = [e for e in run.kind("state", "tilt_level_3") if "lock_released" in e["data"]]
     assert utc(released[0]["ts"]) == "2021-05-03 10:12:00"
@@ -831,7 +831,7 @@ def test_a_second_level_3_within_24_hours_locks_for_30_minutes(lockout):
             if a["data"]["action"] == "lock"]
     assert len(lock) == 1 and lock[0]["until"] == fire3[1]["ts"] + 30 * MINUTE      # the 2nd step of [5m, 30m, 24h]
     op = run.ops[plan["second_locked_buy"]]
-    assert utc(op["ts"]) == "2021-05-03 16:36:00" and op["data"]["result"] == "refused buy BTCUSDT: locked: tilt level 3"
+    assert utc(op["ts"]) == "2021-05-03 16:36:00" and op["data"]["result"] == "buy BTCUSDT $40.00: locked: tilt level 3"
     released = [e for e in run.kind("lock_released") if e["ts"] > fire3[1]["ts"]]
     assert [utc(e["ts"]) for e in released] == ["2021-05-03 16:37:00"]
 

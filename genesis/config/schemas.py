@@ -20,6 +20,7 @@ KINDS = {
     "alerts": "alerts.schema.json",
     "strategies": "strategies.schema.json",
     "ruletest": "ruletest.schema.json",
+    "commands": "commands.schema.json",
 }
 
 _SECRET_WORDS = ("key", "secret", "token", "password", "passphrase", "signature", "webhook")

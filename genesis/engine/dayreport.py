@@ -74,7 +74,7 @@ def day_report(engine, start: DayStart, closed) -> dict:
 
 def _promotion(engine) -> list[dict]:
     """Each promotion rule of the tier: how many of its conditions hold."""
-    from genesis.engine.tierview import gates  # noqa: PLC0415 - tierview builds on the engine
+    from genesis.engine.gates import gates  # noqa: PLC0415 - gates builds on the engine
 
     return [{"rule": rule, "holding": sum(1 for _, passed, _ in rows if passed), "of": len(rows),
              "waiting_on": [text for text, passed, _ in rows if not passed]} for rule, rows in gates(engine)]

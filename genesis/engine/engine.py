@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from genesis.config.checks import CheckedConfig
 from genesis.config.ruleset import CompiledAction, Ruleset, compile_ruleset
@@ -44,6 +45,13 @@ CHECKPOINT_EVERY = 5000
 STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
 MAX_SWEEPS = 64   # a guard only: validate rejects action cycles, so chains settle long before
 
+
+
+class Amended(NamedTuple):
+    """What came of an amendment."""
+
+    problem: str | None   # why it was not done (the order is then untouched); None when done
+    filled: bool          # the new price crossed the book: the order filled at once
 
 @dataclass
 class Notification:
@@ -154,6 +162,7 @@ class Engine:
         self.day_start = DayStart()   # the running totals when the current day began (daily report)
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
         self.last_override: int | None = None   # event time of the last accepted emergency override
+        self.waiting_orders: list[OrderIntent] = []   # operator market orders for a symbol with no price yet
         # live mode turns this off: its input log, written before each input is processed,
         # already makes every decision reproducible (and so durable) before the order leaves
         self.flush_before_send = True
@@ -242,6 +251,8 @@ class Engine:
     def complete(self) -> None:
         """The second half of `process`: everything the input event caused."""
         self._drain()
+        if self.waiting_orders:
+            self._release_waiting()
         self._due_orders()
         if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
             self.journal.checkpoint(self.stats.events, self.current.ts, self.metrics.m["equity_usd"])
@@ -894,18 +905,18 @@ class Engine:
             self.pending.append(produced)
         return True
 
-    def amend(self, client_id: str, price: float) -> str | None:
-        """Move one of Genesis's resting orders to a new limit price; None when done,
-        else why not (the order is then untouched). Journaled as 'order_amended'."""
+    def amend(self, client_id: str, price: float) -> Amended:
+        """Move one of Genesis's resting orders to a new limit price (journaled as
+        'order_amended'); what came of it."""
         produced, problem = self.exchange.amend(client_id, price, self.now)
         if problem:
-            return problem
+            return Amended(problem, False)
         for event in produced:
             if event.kind == "order_canceled":
                 event.fields["by_exchange"] = True
             self.pending.append(event)
         self._drain()
-        return None
+        return Amended(None, any(e.kind == "fill" for e in produced))
 
     def _due_orders(self) -> None:
         if not self.scheduled:
@@ -936,6 +947,28 @@ class Engine:
         result = self._submit_intent(intent)
         self._drain()
         return result
+
+    def submit_when_priced(self, intent: OrderIntent) -> None:
+        """Keep an operator's market order for a symbol that has no price yet (its market
+        data has not come): it is decided like `submit` at the end of the first input
+        event after which the symbol has a price, at that price."""
+        self.waiting_orders.append(intent)
+
+    def _release_waiting(self) -> None:
+        """Decide the waiting operator orders whose symbol now has a price: at the best
+        ask for a buy, the best bid for a sell (cut to what is held)."""
+        ready = [i for i in self.waiting_orders if self.exchange.best(i.symbol)]
+        if not ready:
+            return
+        self.waiting_orders = [i for i in self.waiting_orders if not self.exchange.best(i.symbol)]
+        for intent in ready:
+            bid, ask = self.exchange.best(intent.symbol)
+            intent.price = ask if intent.side == "buy" else bid
+            if intent.side == "sell":
+                held = self.account.positions.get(intent.symbol)
+                intent.notional_usd = min(intent.notional_usd, held.qty * intent.price if held else 0.0)
+            self._submit_intent(intent)
+        self._drain()
 
     def cancel(self, client_id: str) -> bool:
         """The operator cancels one open order; True when the exchange cancelled it at

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from genesis.engine.events import Event
+from genesis.words import counted
 
 if TYPE_CHECKING:
     from genesis.engine.engine import Engine
@@ -110,7 +111,7 @@ def reflect(engine: Engine, text: str) -> tuple[str, str]:
     answered = [rid for rid, req in waiting.items() if words >= req["min_words"]]
     if waiting and not answered:
         need = max(req["min_words"] for req in waiting.values())
-        return "refused", (f"the reflection has {words} words and at least {need} are asked for "
+        return "refused", (f"the reflection has {counted(words, 'word')} and at least {need:,} are asked for "
                            f"({describe(waiting)[0]}); nothing was recorded")
     engine.process(Event("reflection", engine.now, "", {"words": words}), at_now=True)
     done = []
@@ -130,7 +131,7 @@ def reflect(engine: Engine, text: str) -> tuple[str, str]:
             done.append(f"the halt of {rid} is lifted")
         else:
             done.append(f"{rid}'s request is answered")
-    return "applied", f"reflection of {words} words recorded" + (f": {'; '.join(done)}" if done else
+    return "applied", f"reflection of {counted(words, 'word')} recorded" + (f": {'; '.join(done)}" if done else
                                                                  "; nothing waited for one")
 
 

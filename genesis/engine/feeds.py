@@ -39,7 +39,9 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from heapq import heapify, heappop, heapreplace
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +51,7 @@ import msgspec
 from .events import MS_PER_HOUR, Event, FeedIssue
 
 __all__ = [
-    "Feed", "open_feed", "read_ws_capture", "read_candles", "detect_format",
+    "Feed", "FeedProgress", "open_feed", "read_ws_capture", "read_candles", "detect_format",
     "sample_paths", "shared_data_dir", "exchange_info_path", "DATA_DIR",
 ]
 
@@ -115,6 +117,37 @@ class _Sink:
         self.record(source, line, problem)
 
 
+class _ReadMarks:
+    """How far reading has got in each file, for Feed.progress(): per file index, the
+    chunks of text read (first line, line count, file offsets before and after it, on
+    disk: compressed for gzip), the row count of a candle file, and the files read to
+    the end."""
+
+    __slots__ = ("chunks", "rows", "finished")
+
+    def __init__(self):
+        self.chunks: dict[int, list[tuple[int, int, int, int]]] = {}
+        self.rows: dict[int, int] = {}
+        self.finished: set[int] = set()
+
+    def chunk(self, fi: int, first_line: int, lines: int, end: int) -> None:
+        seen = self.chunks.setdefault(fi, [])
+        seen.append((first_line, lines, seen[-1][3] if seen else 0, end))
+
+    def offset(self, fi: int, line: float, size: int) -> float:
+        """The offset in file `fi` (of `size` bytes) of its line or row `line`,
+        interpolated within the chunk that holds it."""
+        if fi in self.rows:
+            rows = self.rows[fi]
+            return size * (line - 1) / rows if rows else size
+        seen = self.chunks.get(fi, [])
+        k = bisect_right(seen, line, key=lambda c: c[0]) - 1
+        if k < 0:
+            return 0.0
+        first, lines, start, end = seen[k]
+        return start + (end - start) * min(1.0, (line - first) / lines) if lines else end
+
+
 def _short(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
@@ -149,16 +182,19 @@ class _Gunzip:
         return other
 
 
-def _text_chunks(path: Path) -> Iterator[bytes]:
+def _text_chunks(path: Path, ends: list[int] | None = None) -> Iterator[bytes]:
     """The file's bytes, gunzipped when it is gzip (several members allowed), in chunks
-    of about a megabyte. Raises TruncatedInput when the gzip data ends early or is
-    corrupt, after yielding what decompressed before the damage. (zlib fed 64 KB at a
-    time is about twice as fast as GzipFile.read.)"""
+    of about a megabyte; `ends` receives the file offset read up to as each chunk is
+    yielded. Raises TruncatedInput when the gzip data ends early or is corrupt, after
+    yielding what decompressed before the damage. (zlib fed 64 KB at a time is about
+    twice as fast as GzipFile.read.)"""
     with open(path, "rb") as f:
         first = f.read(_IN_CHUNK)
         if first[:2] != b"\x1f\x8b":
             block = first
             while block:
+                if ends is not None:
+                    ends.append(f.tell())
                 yield block
                 block = f.read(READ_CHUNK)
             return
@@ -178,17 +214,23 @@ def _text_chunks(path: Path) -> Iterator[bytes]:
                     except zlib.error:
                         break
                 if out:
+                    if ends is not None:
+                        ends.append(f.tell())
                     yield b"".join(out)
                 raise TruncatedInput(f"corrupt gzip data ({e})") from None
             if piece:
                 out.append(piece)
                 size += len(piece)
                 if size >= READ_CHUNK:
+                    if ends is not None:
+                        ends.append(f.tell())
                     yield b"".join(out)
                     out.clear()
                     size = 0
             block = f.read(_IN_CHUNK)
         if out:
+            if ends is not None:
+                ends.append(f.tell())
             yield b"".join(out)
         if not z.d.eof:
             raise TruncatedInput("gzip data ends before its end marker")
@@ -343,7 +385,7 @@ def _clock_offset(held: list, previous: int | None, name: str, sink: _Sink) -> i
     return previous
 
 
-def _ws_stream(files: list[tuple[int, Path]], sink: _Sink) -> Iterator[tuple]:
+def _ws_stream(files: list[tuple[int, Path]], sink: _Sink, marks: _ReadMarks | None = None) -> Iterator[tuple]:
     """One stream from capture files that continue each other (same symbol, in order).
     Yields (ts, file index, line, Event) in line order.
 
@@ -366,7 +408,8 @@ def _ws_stream(files: list[tuple[int, Path]], sink: _Sink) -> Iterator[tuple]:
         pending: list = []         # (line, local_ms, kind, symbol or None, fields) without E
         ln = 0
         tail = b""
-        chunks = _text_chunks(path)
+        ends: list[int] = []
+        chunks = _text_chunks(path, ends)
         try:
             while True:
                 failure = None
@@ -377,6 +420,8 @@ def _ws_stream(files: list[tuple[int, Path]], sink: _Sink) -> Iterator[tuple]:
                 if chunk:
                     lines = (tail + chunk).split(b"\n")
                     tail = lines.pop()
+                    if marks is not None:
+                        marks.chunk(fi, ln + 1, len(lines), ends[-1])
                 elif failure is None and tail:
                     lines, tail = [tail], b""
                 else:
@@ -511,6 +556,8 @@ def _ws_stream(files: list[tuple[int, Path]], sink: _Sink) -> Iterator[tuple]:
                 t = lo
             lo = t
             yield t, fi, pln, Event(pk, t, psym or file_sym, pf)
+        if marks is not None:
+            marks.finished.add(fi)
 
 
 def _place_held(held: list, off: int, lo: int, fi: int, file_sym: str) -> tuple[list, int]:
@@ -571,7 +618,8 @@ def _candle_name(path: Path) -> tuple[str, int]:
     return symbol, interval
 
 
-def _candle_stream(path: Path, fi: int, sink: _Sink, symbol: str | None = None) -> Iterator[tuple]:
+def _candle_stream(path: Path, fi: int, sink: _Sink, symbol: str | None = None,
+                   marks: _ReadMarks | None = None) -> Iterator[tuple]:
     """Yields (ts, file index, row number, Event) for each usable row."""
     name = path.name
     try:
@@ -587,6 +635,8 @@ def _candle_stream(path: Path, fi: int, sink: _Sink, symbol: str | None = None) 
     if not isinstance(rows, list):
         sink.bad(name, 1, "not a JSON array of candle rows")
         return
+    if marks is not None:
+        marks.rows[fi] = len(rows)
     name_symbol, interval_s = _candle_name(path)
     if symbol is None:
         symbol = name_symbol
@@ -677,6 +727,19 @@ def read_candles(path: str | Path, symbol: str | None = None,
 # --------------------------------------------------------------------------- the feed
 
 
+@dataclass(frozen=True)
+class FeedProgress:
+    """How far the events handed out so far have got through a feed's files."""
+
+    read_bytes: int    # on disk (compressed for gzip); within a chunk, in proportion to its lines
+    total_bytes: int
+
+    @property
+    def fraction(self) -> float:
+        """Read of the total, 0 to 1 (1 for a feed of empty files)."""
+        return min(1.0, self.read_bytes / self.total_bytes) if self.total_bytes else 1.0
+
+
 class Feed:
     """Events of several files merged by event time. Iterate once."""
 
@@ -685,8 +748,13 @@ class Feed:
         for p in self.sources:
             if not p.is_file():
                 raise FileNotFoundError(f"feed input not found: {p}")
+        self._sizes = [p.stat().st_size for p in self.sources]
+        self._marks = _ReadMarks()
+        self._heap: list | None = None     # the merge's next event of each stream, once iterating
         self._sink = _Sink()
         self.events = 0
+        self.first_ts: int | None = None   # event time of the first and the latest event handed out
+        self.last_ts: int | None = None
         self.kinds: dict[str, int] = {}
         self._digest: str | None = None
         self._used = False
@@ -700,12 +768,12 @@ class Feed:
                 if extra:
                     if extra not in chains:
                         chains[extra] = []
-                        self._streams.append(_ws_stream(chains[extra], self._sink))
+                        self._streams.append(_ws_stream(chains[extra], self._sink, self._marks))
                     chains[extra].append((fi, p))
                 else:
-                    self._streams.append(_ws_stream([(fi, p)], self._sink))
+                    self._streams.append(_ws_stream([(fi, p)], self._sink, self._marks))
             elif fmt == "candles":
-                self._streams.append(_candle_stream(p, fi, self._sink))
+                self._streams.append(_candle_stream(p, fi, self._sink, marks=self._marks))
             else:
                 self._sink.bad(p.name, 1, f"unrecognised format: {extra}; file skipped")
 
@@ -720,6 +788,12 @@ class Feed:
     @property
     def out_of_order(self) -> int:
         return self._sink.out_of_order
+
+    @property
+    def issue_count(self) -> int:
+        """Every problem found, also those past MAX_ISSUES that are counted, not listed."""
+        sink = self._sink
+        return len(sink.issues) + (sink._dropped - 1 if sink._dropped else 0)
 
     def __iter__(self) -> Iterator[Event]:
         if self._used:
@@ -739,6 +813,9 @@ class Feed:
             except StopIteration:
                 pass
         heapify(heap)
+        self._heap = heap
+        if heap:
+            self.first_ts = heap[0][0][0]
         sink = self._sink
         names = [p.name for p in self.sources]
         kinds = self.kinds
@@ -753,7 +830,7 @@ class Feed:
                 ev.ts = last
                 ev.fields["hour_utc"] = (last // MS_PER_HOUR) % 24
             else:
-                last = ts
+                last = self.last_ts = ts
             self.events += 1
             k = ev.kind
             if k in kinds:
@@ -766,6 +843,23 @@ class Feed:
                 heapreplace(heap, entry)
             except StopIteration:
                 heappop(heap)
+
+    def progress(self) -> FeedProgress:
+        """How far the events handed out so far have got through the files, in bytes on
+        disk (a file in another format than a capture or candles counts as read)."""
+        total = sum(self._sizes)
+        if self._heap is None:
+            return FeedProgress(0, total)
+        # lines used up to: the event last handed out is still at the top of the heap
+        next_line = {entry[0][1]: entry[0][2] + (i == 0) for i, entry in enumerate(self._heap)}
+        marks = self._marks
+        done = 0.0
+        for fi, size in enumerate(self._sizes):
+            if fi in next_line:
+                done += marks.offset(fi, next_line[fi], size)
+            elif self.formats[fi] != "ws" or fi in marks.finished:
+                done += size   # read to the end, or a candle file or a skipped one not in the merge
+        return FeedProgress(int(done), total)
 
     def digest(self) -> str:
         """sha256 (hex) of the bytes of every input file, in order: the input's identity

@@ -24,7 +24,8 @@ import msgspec
 from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, bindparam,
                         create_engine, event, func, insert, inspect, select)
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 SCHEMA_VERSION = 2
 metadata = MetaData()
@@ -81,6 +82,13 @@ progress = Table(
     Column("events", BigInteger, nullable=False),
     Column("ts", BigInteger, nullable=False),
     Column("equity", Float, nullable=False),
+)
+
+status = Table(
+    "status", metadata,   # the latest status document of each run (genesis.engine.statusdoc), for screens
+    Column("run_id", Integer, primary_key=True),
+    Column("ts", BigInteger, nullable=False),        # event time
+    Column("doc", Text, nullable=False),             # JSON
 )
 
 snapshots = Table(
@@ -179,8 +187,6 @@ def journal_url(settings: dict, db: str | None = None) -> str:
     password = os.environ.get(name) if name else None
     if not password or url.startswith("sqlite"):
         return url
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
-
     parsed = make_url(url)
     if parsed.password:
         return url
@@ -192,7 +198,21 @@ def _shown(url: str) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
-def _describe(exc: Exception, url: str) -> str:
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot name a journal database (not a URL, or a kind of database
+    SQLAlchemy does not know), or None. Never shows what comes before an '@'."""
+    try:
+        make_url(url).get_dialect()
+    except ArgumentError:   # NoSuchModuleError (an unknown database kind) is one too
+        shown = url.split("@")[-1]
+        hint = f"; for a SQLite file write sqlite:///{url}" if "://" not in url and "@" not in url else ""
+        return (f"'{shown}' is not a database URL (e.g. sqlite:///genesis.db or "
+                f"postgresql+psycopg://user@host/genesis){hint}")
+    return None
+
+
+def describe_error(exc: Exception, url: str) -> str:
+    """A database failure in plain words: locked, not a database, or what the driver said."""
     text = str(getattr(exc, "orig", exc))
     shown = _shown(url)
     if "locked" in text:
@@ -252,7 +272,7 @@ class Journal:
                     with self.engine.begin() as conn:
                         conn.execute(sql_text("ALTER TABLE commands ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
         except (DatabaseError, OperationalError) as exc:
-            raise JournalError(_describe(exc, url)) from None
+            raise JournalError(describe_error(exc, url)) from None
         # the entry insert, compiled once for this database's dialect and parameter style
         self._insert_sql, self._insert_order = self._compiled(insert(entries), ENTRY_COLUMNS)
         self._dbapi_error = self.engine.dialect.loaded_dbapi.Error
@@ -294,7 +314,7 @@ class Journal:
                 self.skip_until = 0
                 return RunInfo(self.run_id, False, 0, config_files, [])
         except (DatabaseError, OperationalError) as exc:
-            raise JournalError(_describe(exc, self.url)) from None
+            raise JournalError(describe_error(exc, self.url)) from None
 
     def append(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> int:
         """Add one entry (buffered); returns its sequence number."""
@@ -364,7 +384,7 @@ class Journal:
         except (self._dbapi_error, DatabaseError, OperationalError) as exc:
             self._unwritten = rows
             self._drop_raw()
-            error = _describe(exc, self.url)
+            error = describe_error(exc, self.url)
             if self.on_write_failed is not None:
                 self.on_write_failed(error, (time.perf_counter() - started) * 1000.0)
             raise JournalError(error) from None
@@ -413,6 +433,24 @@ class Journal:
             conn.execute(progress.delete().where(progress.c.run_id == self.run_id))
             conn.execute(insert(progress).values(run_id=self.run_id, events=events, ts=ts, equity=equity))
 
+    def publish_status(self, doc: dict) -> None:
+        """Replace the run's status document (what `genesis status` and `genesis ui`
+        show). With a writer thread this does not wait; a failed write is not retried
+        (the next one replaces it)."""
+        row = {"run_id": self.run_id, "ts": int(doc.get("at_ms") or 0), "doc": json.dumps(doc)}
+        if self.writer is not None:
+            self.writer.submit(self._publish_status, row)
+        else:
+            self._publish_status(row)
+
+    def _publish_status(self, row: dict) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(status.delete().where(status.c.run_id == row["run_id"]))
+                conn.execute(insert(status).values(**row))
+        except (DatabaseError, OperationalError):
+            pass   # only a screen's view: the journal's own writes report the database's trouble
+
     # ------------------------------------------------------------------ snapshots
     def save_snapshot(self, record: dict, state: bytes, keep: int) -> None:
         """Store a snapshot of the engine (`record`: seq, inputs, segment, ts, version,
@@ -435,7 +473,7 @@ class Journal:
             return   # the rows are kept for the next write; a snapshot is only ever stored after them
         except (DatabaseError, OperationalError) as exc:
             if self.on_write_failed is not None:
-                self.on_write_failed(_describe(exc, self.url), 0.0)
+                self.on_write_failed(describe_error(exc, self.url), 0.0)
 
     def _store_snapshot(self, record: dict, keep: int) -> None:
         with self.engine.begin() as conn:
@@ -501,7 +539,7 @@ class Journal:
             raw, self._poll_raw = self._poll_raw, None
             if raw is not None:
                 raw.invalidate()
-            raise JournalError(_describe(exc, self.url)) from None
+            raise JournalError(describe_error(exc, self.url)) from None
 
     def queued_commands(self) -> list:
         """Commands not applied yet, oldest first."""

@@ -2,10 +2,12 @@
 at the current event time so that a replay of the journal re-applies them exactly.
 
 Commands: order (manual buy/sell, market or resting limit, with a written reason when a
-rule requires one), cancel, amend (move a resting order to a new price), override (typed confirmation phrase, refused during cooldown, logged either
-way), reset (the phrase a halt's `require: confirmation` declares: lifts that halt only),
-reflect (a written reflection: a tier change waiting for one applies), journal (a journal
-entry; lifts journal-gated locks), life (a life event that
+rule requires one; refused for a symbol without market rules, and kept until its symbol
+has a price when it has none yet), cancel, amend (move a resting order to a new price),
+override (typed confirmation phrase, refused during the cooldown an accepted override
+starts, logged either way), reset (the phrase a halt's `require: confirmation` declares:
+lifts that halt only), reflect (a written reflection: a tier change waiting for one
+applies), journal (a journal entry; lifts journal-gated locks), life (a life event that
 lowers tilt sensitivity for some days), connect and disconnect (operator sessions),
 silence and unsilence (a rule's notifications are journaled but not delivered until a
 time: `genesis silence RULE 2h --reason TEXT`).
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from genesis.config.problems import suggestion
 from genesis.durations import parse_duration
 from genesis.engine import exits
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
 from genesis.strategies import OrderIntent
 from genesis.vocabulary import BOOL, EVENTS, NUMBER, OBSERVED_EVENTS
+from genesis.words import counted
 
 KINDS = ("order", "cancel", "amend", "override", "reset", "reflect", "journal", "life", "connect", "disconnect",
          "silence", "unsilence", "observe", "notify_failure")
@@ -54,12 +58,13 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
         locked_before = len([lk for lk in engine.state.locks if lk.needs_journal_words])
         _emit(engine, "journal_entry", fields={"words": words})
         freed = locked_before - len([lk for lk in engine.state.locks if lk.needs_journal_words])
-        tail = f"; {freed} lock(s) will end when their time is up" if freed else ""
-        return "applied", f"journal entry of {words} words recorded{tail}"
+        tail = (f"; {'the lock' if freed == 1 else f'{freed} locks'} waiting for it will end when "
+                f"{'its' if freed == 1 else 'their'} time is up") if freed else ""
+        return "applied", f"journal entry of {counted(words, 'word')} recorded{tail}"
     if kind == "life":
         days = float(payload.get("days", 0))
         _emit(engine, "life_event", fields={"days": days})
-        return "applied", f"life event recorded: tilt thresholds are one higher for {days:g} days"
+        return "applied", f"life event recorded: tilt thresholds are one higher for {counted(days, 'day')}"
     if kind == "override":
         return _override(engine, str(payload.get("phrase", "")))
     if kind == "reset":
@@ -79,13 +84,14 @@ def apply_command(engine: Engine, kind: str, payload: dict) -> tuple[str, str]:
             price = float(payload.get("price"))
         except (TypeError, ValueError):
             return "refused", "amend needs a new price"
-        problem = engine.amend(cid, price)
-        if problem:
-            return "refused", problem
+        amended = engine.amend(cid, price)
+        if amended.problem:
+            return "refused", amended.problem
         left = engine.exchange.open_orders.get(cid)
         if getattr(left, "amend_price", None) is not None:   # live: the exchange's answer comes later
             return "applied", f"amend of order {cid} to {left.amend_price:g} sent (cancel, then a new order)"
-        where = f"now resting at {left.price:g}" if left else "filled at once at the new price"
+        where = (f"now resting at {left.price:g}" if left else "filled at once at the new price" if amended.filled
+                 else "then cancelled by a rule the amendment set off (genesis status shows which)")
         return "applied", f"order {cid} amended: {where}"
     if kind == "order":
         return _order(engine, payload)
@@ -131,13 +137,13 @@ def _silence(engine: Engine, payload: dict) -> tuple[str, str]:
     rule = str(payload.get("rule", ""))
     reason = str(payload.get("reason", "")).strip()
     if rule not in engine.rules.by_id:
-        return "refused", f"unknown rule {rule!r}"
+        return "refused", f"unknown rule {rule!r}{suggestion(rule, list(engine.rules.by_id))}"
     if not reason:
         return "refused", "a silence needs a reason (--reason TEXT)"
     try:
         seconds = parse_duration(str(payload.get("duration", "")))
     except ValueError as exc:
-        return "refused", f"bad duration: {exc}"
+        return "refused", str(exc)
     if seconds <= 0:
         return "refused", "a silence needs a duration above zero (e.g. 2h)"
     until = engine.now + int(seconds * 1000)
@@ -151,13 +157,17 @@ def _override(engine: Engine, phrase: str) -> tuple[str, str]:
     expected = safety["override_phrase"]
     cooldown_ms = int(parse_duration(safety["override_cooldown"]) * 1000)
     last = engine.last_override
+    # only an accepted override starts the cooldown: a mistyped phrase changes nothing
     if phrase != expected:
-        accepted, why = False, "the confirmation phrase does not match; nothing was changed"
+        accepted, why = False, ("the confirmation phrase does not match (genesis.yaml safety.override_phrase); "
+                                "nothing was changed")
     elif last is not None and engine.now - last < cooldown_ms:
         hours = (last + cooldown_ms - engine.now) / 3_600_000
-        accepted, why = False, f"an override was used recently; the next is possible in {hours:.1f} h"
+        accepted, why = False, (f"an override was accepted within the last {safety['override_cooldown']}; the next "
+                                f"is possible at {_utc(last + cooldown_ms)} (in {hours:.1f} h); nothing was changed")
     else:
-        accepted, why = True, "override accepted: halts and locks are lifted; the attempt is logged"
+        accepted, why = True, (f"override accepted: every halt and lock is lifted; the next override is possible "
+                               f"after {safety['override_cooldown']} (at {_utc(engine.now + cooldown_ms)})")
     _emit(engine, "override_attempt", fields={"accepted": accepted})  # logged either way
     if accepted:
         engine.last_override = engine.now
@@ -167,30 +177,56 @@ def _override(engine: Engine, phrase: str) -> tuple[str, str]:
     return ("applied" if accepted else "refused"), why
 
 
+def _utc(ms: int) -> str:
+    """An event time as people read it: 2024-08-09 23:55 UTC."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def unknown_symbol(symbol: str, markets) -> str | None:
+    """Why an order for `symbol` could never be sent (no market rules for it), or None."""
+    if symbol in markets:
+        return None
+    return f"unknown symbol {symbol}: Genesis has market rules for {', '.join(sorted(markets.symbols))}"
+
+
 def _order(engine: Engine, payload: dict) -> tuple[str, str]:
     symbol, side = str(payload["symbol"]).upper(), str(payload["side"])
+    notional = float(payload["notional_usd"])
+    what = f"{side} {symbol} ${notional:,.2f}"
+    unknown = unknown_symbol(symbol, engine.markets)
+    if unknown:
+        return "refused", f"{what}: {unknown}"
     reason = str(payload.get("reason", "")).strip()
     # whether the reason is long enough is decided here; refusing is the engine's job, so
     # that the refusal is journaled and counted like every other
     has_reason = bool(reason) and len(reason.split()) >= max(_reason_needed(engine), 1)
     limit = float(payload.get("limit") or 0) or None
+    held = engine.account.positions.get(symbol)
+    if side == "sell" and (held is None or held.qty <= 0):
+        return "refused", f"{what}: nothing to sell (no {symbol} position)"
     best = engine.exchange.best(symbol)
     price = limit or ((best[1] if side == "buy" else best[0]) if best else float(payload.get("price") or 0))
-    if not price:
-        return "refused", f"no price for {symbol} yet"
-    notional = float(payload["notional_usd"])
+    intent = OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
+                         manual=True, has_reason=has_reason, limit_price=limit)
+    if not price:   # a known symbol whose market data has not come yet (the start of a run)
+        engine.submit_when_priced(intent)
+        return "applied", f"{what} waits: {symbol} has no price yet; the order is decided as soon as it has one"
     if side == "sell":
-        held = engine.account.positions.get(symbol)
-        if held is None or held.qty <= 0:
-            return "refused", f"nothing to sell: no {symbol} position"
-        notional = min(notional, held.qty * price)
-    result = engine.submit(OrderIntent("operator", symbol, side, notional, price, "manual", side == "buy",
-                                       manual=True, has_reason=has_reason, limit_price=limit))
+        intent.notional_usd = notional = min(notional, held.qty * price)
+        what = f"{side} {symbol} ${notional:,.2f}"
+    result = engine.submit(intent)
     if result.refused_by:
-        return "refused", f"refused {side} {symbol}: {result.reason}"
-    # exactly the orders that left; slices of a sliced order that wait are named as scheduled
+        return "refused", f"{what}: {result.reason}"
+    return "applied", f"{what}: {_sent_text(engine, result, limit)}"
+
+
+def _sent_text(engine: Engine, result, limit: float | None) -> str:
+    """What left for a decided order: exactly the orders sent, the slices of a sliced
+    order that wait (scheduled), and a resting limit order's id."""
     resting = [cid for cid in result.sent if cid in engine.exchange.open_orders and limit]
-    tail = f"; {len(result.scheduled)} slice(s) scheduled ({', '.join(result.scheduled)})" if result.scheduled else ""
-    tail += f"; resting: {', '.join(resting)} (amend or cancel by id)" if resting else ""
-    return "applied", (f"{side} {symbol} ${notional:,.2f}: {len(result.sent)} order(s) sent "
-                       f"({', '.join(result.sent)}){tail}")
+    text = f"{counted(len(result.sent), 'order')} sent ({', '.join(result.sent)})" if result.sent else "no order sent"
+    if result.scheduled:
+        text += f"; {counted(len(result.scheduled), 'slice')} scheduled ({', '.join(result.scheduled)})"
+    if resting:
+        text += f"; resting: {', '.join(resting)} (amend or cancel by id)"
+    return text

@@ -21,6 +21,7 @@ from genesis.engine.markets import Markets
 from genesis.engine.operator import apply_command
 from genesis.engine.recovery import Restored, Snapshotter, restore_latest, wants_snapshots
 from genesis.engine.report import build_report
+from genesis.engine.statusdoc import publish as publish_status
 
 
 
@@ -53,24 +54,12 @@ def load_script(path: Path) -> tuple[list, str]:
     """Scripted operator commands for a replay: ([(offset ms, kind, payload)], digest).
 
     The file is YAML: `commands: [{after: 90s, kind: order, side: buy, symbol: BTCUSDT,
-    notional_usd: 40}, ...]`; `after` is event time since the first event."""
-    import hashlib  # noqa: PLC0415
+    notional_usd: 40}, ...]`; `after` is event time since the first event. It is checked
+    against schema/commands.schema.json: a mistake raises commandscript.ScriptError
+    (a ValueError) naming each problem's file:line:col."""
+    from genesis.engine.commandscript import read_script  # noqa: PLC0415
 
-    import yaml  # noqa: PLC0415
-
-    text = Path(path).read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    script = []
-    for i, item in enumerate(data.get("commands", [])):
-        item = dict(item)
-        try:
-            offset = int(parse_duration(str(item.pop("after"))) * 1000)
-            kind = item.pop("kind")
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{path}: command {i + 1} needs `after` (a duration) and `kind`: {exc}") from None
-        script.append((offset, kind, item))
-    script.sort(key=lambda c: c[0])
-    return script, hashlib.sha256(text.encode()).hexdigest()
+    return read_script(path)
 
 
 def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_url: str | None, mode: str,
@@ -81,10 +70,11 @@ def open_session(config_root: Path, config: CheckedConfig, tier: str, feed, db_u
     input is replayed. `exchange_for(markets, journal, config)` builds the engine's
     exchange once the run is open (live, dry run; `config` is the configuration the run
     goes on with); the paper exchange when None."""
+    # the script first: a mistake in it stops the replay before a journal is opened
+    script, digest = ([], feed.digest()) if script_path is None else load_script(script_path)
     journal = Journal(db_url) if db_url else None
     files = snapshot(config_root)
     resumed, changes = False, []
-    script, digest = ([], feed.digest()) if script_path is None else load_script(script_path)
     if script_path is not None:
         digest = feed.digest() + ":" + digest  # the script is part of the input
     if journal is not None:
@@ -194,6 +184,7 @@ def _due_sets(session: Session, say) -> None:
     say(f"configuration reloaded ({', '.join(edited)})")
 
 
+STATUS_EVERY_S = 1.0   # wall seconds between status documents of a paced run (genesis status, genesis ui)
 MEASUREMENT_KINDS = ("observe", "notify_failure")   # queued by Genesis itself, not typed by the operator
 
 
@@ -207,7 +198,7 @@ def _apply_queued_commands(session: Session, say) -> None:
         journal.settle_command(row.id, status, message, at_event, journal.seq)
         journal.flush()
         if row.kind not in MEASUREMENT_KINDS or status != "applied":   # a probe every 15 s is not news
-            say(f"operator {row.kind}: {message}")
+            say(f"operator {row.kind}: {message}" if status == "applied" else f"operator {row.kind} {status}: {message}")
 
 
 def _replay_recorded(session: Session) -> None:
@@ -264,6 +255,7 @@ def replay(session: Session, on_progress=None) -> dict:
         if on_progress is not None and count % 2000 == 0:
             on_progress(count)
     engine.finish()
+    publish_status(engine)
     if session.journal is not None:
         session.journal.finish()
     return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started, "replay")
@@ -278,6 +270,16 @@ def disconnect(session: Session) -> None:
     command_id = session.journal.queue_command("disconnect", {})
     session.journal.settle_command(command_id, status, message, at_event, session.journal.seq)
     session.journal.flush()
+
+
+def interrupted(session: Session) -> None:
+    """End a run stopped before its input ended (Ctrl-C): the operator's session ends,
+    the engine's state is flushed and published, the journal is closed; the same command
+    resumes it."""
+    disconnect(session)
+    session.engine.finish()
+    publish_status(session.engine)
+    session.journal.close()
 
 
 def reload_config(session: Session, root: Path, say, risk_counted: bool = False) -> bool:
@@ -302,32 +304,37 @@ def reload_config(session: Session, root: Path, say, risk_counted: bool = False)
 
 
 def run(session: Session, speed: float | None, config_root: Path, status=None, say=print,
-        reload_every_s: float = 1.0, watch=None) -> dict:
+        reload_every_s: float = 1.0, watch=None, waiting=None) -> dict:
     """Process the feed at `speed` x real time (None = as fast as possible), with hot reload.
     `watch` (a genesis.observe.loopwatch.LoopWatch) gets each paced event's lateness and
-    each event's time through the pipeline."""
+    each event's time through the pipeline. While a paced run sleeps until its next event
+    it goes on beating, applying queued commands, reloading and calling `status`;
+    `waiting(ts)` is told the next event's time (ms) as the sleep starts, and None as it ends."""
     engine, journal = session.engine, session.journal
     done_events = 0
     if session.resumed and journal is not None:
         with journal.engine.connect() as conn:
             row = conn.execute(progress.select().where(progress.c.run_id == journal.run_id)).first()
             done_events = row.events if row else 0
-    caught_up = not session.resumed
+    chores = _Chores(session, config_root, status, say, reload_every_s)
     connected = False
     started = time.perf_counter()
     wall0 = event0 = None
-    next_check = next_status = next_poll = 0.0
     for count, event in remaining_input(session):
         catching_up = count <= done_events or (journal is not None and journal.seq < journal.skip_until)
         engine.quiet = catching_up   # its notifications were sent before the restart
         if speed and not catching_up:
             if wall0 is None:
                 wall0, event0 = time.monotonic(), event.ts
-            delay = (event.ts - event0) / 1000.0 / speed - (time.monotonic() - wall0)
-            if delay > 0:
-                time.sleep(min(delay, 5.0))
-            elif watch is not None:
-                watch.late(-delay)
+            due = wall0 + (event.ts - event0) / 1000.0 / speed
+            delay = due - time.monotonic()
+            if delay <= 0:
+                if watch is not None:
+                    watch.late(-delay)
+            elif delay < _TICK_S:
+                time.sleep(delay)
+            else:
+                _wait(chores, waiting, event.ts, due)
         began = time.perf_counter()
         engine.process(event)
         _after_event(session, say)
@@ -335,22 +342,58 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
             session.snapshots.take(count)
         if watch is not None and not catching_up:
             watch.event_seconds.observe(time.perf_counter() - began)
-        wall = time.monotonic()
         if not catching_up and not connected and journal is not None:
             connected = True  # the operator's session starts at the live point
             journal.queue_command("connect", {})
-        if not catching_up and (not caught_up or wall >= next_check):
-            caught_up = True  # the first live moment also picks up edits made while stopped
-            next_check = wall + reload_every_s
-            reload_config(session, config_root, say)
-        if journal is not None and not catching_up and wall >= next_poll:
-            next_poll = wall + 0.2
-            journal.beat(int(time.time() * 1000))
-            _apply_queued_commands(session, say)
-        if status is not None and wall >= next_status:
-            next_status = wall + 0.5
-            status(engine, catching_up)
+        chores.tend(catching_up)
     engine.finish()
+    publish_status(engine)
     if journal is not None:
         journal.finish()
     return build_report(engine, session.feed, session.starting_equity, time.perf_counter() - started, "paper run")
+
+
+_TICK_S = 0.2   # a longer sleep until the next event is cut into steps this long
+
+
+def _wait(chores: _Chores, waiting, next_ts: int, due: float) -> None:
+    """Sleep until time.monotonic() reaches `due`, when the event at `next_ts` is due,
+    tending the chores at each step."""
+    if waiting is not None:
+        waiting(next_ts)
+    while (left := due - time.monotonic()) > 0:
+        time.sleep(min(left, _TICK_S))
+        chores.tend(False)
+    if waiting is not None:
+        waiting(None)
+
+
+class _Chores:
+    """What a run does on the wall clock beside its events: hot reload of edited
+    configuration, the heartbeat and the operator's queued commands, the status line and
+    the status document."""
+
+    def __init__(self, session: Session, config_root: Path, status, say, reload_every_s: float):
+        self.session, self.config_root, self.status, self.say = session, config_root, status, say
+        self.reload_every_s = reload_every_s
+        self.caught_up = not session.resumed
+        self.next_check = self.next_status = self.next_poll = self.next_publish = 0.0
+
+    def tend(self, catching_up: bool) -> None:
+        """Do what is due; `catching_up`: a resumed run is still re-reading what it had done."""
+        session, journal = self.session, self.session.journal
+        wall = time.monotonic()
+        if not catching_up and (not self.caught_up or wall >= self.next_check):
+            self.caught_up = True  # the first live moment also picks up edits made while stopped
+            self.next_check = wall + self.reload_every_s
+            reload_config(session, self.config_root, self.say)
+        if journal is not None and not catching_up and wall >= self.next_poll:
+            self.next_poll = wall + 0.2
+            journal.beat(int(time.time() * 1000))
+            _apply_queued_commands(session, self.say)
+        if self.status is not None and wall >= self.next_status:
+            self.next_status = wall + 0.5
+            self.status(session.engine, catching_up)
+        if wall >= self.next_publish:
+            self.next_publish = wall + STATUS_EVERY_S
+            publish_status(session.engine)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import tempfile
 from pathlib import Path
 
@@ -17,51 +16,11 @@ from genesis.config.snapshot import load_snapshot
 from genesis.engine import exits
 from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
-from genesis.engine.journal import Journal, JournalError, _describe, progress, recorded_changes, runs
+from genesis.engine.gates import NOT_MEASURED, gates
+from genesis.engine.journal import Journal, JournalError, describe_error, progress, recorded_changes, runs
 from genesis.engine.markets import Markets
 from genesis.engine.recovery import Restored, restore_latest
 from genesis.engine.runner import Session, _after_event
-
-_TIER_REF = re.compile(r"tier\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)")
-NOT_MEASURED = "not measured yet"
-
-
-def _tier_value(tier: dict, dotted: str):
-    cur = tier
-    for key in dotted.split("."):
-        cur = cur[key]
-    return cur
-
-
-def _shown_value(engine: Engine, name: str):
-    """A metric's value, or NOT_MEASURED while its sample count (`measured_by`) is 0."""
-    metric = engine.config.metrics.get(name)
-    count = metric.spec.get("measured_by") if metric is not None else None
-    if count and not engine.metrics.m.get(count):
-        return NOT_MEASURED
-    return engine.metrics.m.get(name)
-
-
-def gates(engine: Engine) -> list:
-    """[(rule id, [(condition text with tier values, passed, {name: value})])] for the
-    promotion rules of the engine's current tier; a value is NOT_MEASURED for a metric
-    with no samples yet (the condition then does not hold: it requires the count)."""
-    tier = engine.config.tiers[engine.tier]
-    out = []
-    for rule in engine.ruleset.rules.get("tier", []):
-        if not any(a.action.name == "promote" for a in rule.then):
-            continue
-        rows = []
-        for cond in rule.conditions:
-            text = _TIER_REF.sub(lambda mt: repr(_tier_value(tier, mt.group(1))), cond.checked.source)
-            try:
-                passed = bool(cond.fn(engine.metrics.m, None, None))
-            except (ArithmeticError, TypeError, ValueError):
-                passed = False
-            rows.append((text, passed, {n: _shown_value(engine, n) for n in sorted(cond.reads)}))
-        out.append((rule.rule.id, rows))
-    return out
-
 
 def rebuild(url: str) -> tuple[Engine, dict]:
     """The engine state at the end of the latest run in the journal."""
@@ -74,7 +33,7 @@ def rebuild(url: str) -> tuple[Engine, dict]:
             prog = conn.execute(select(progress).where(progress.c.run_id == run.id)).first()
             changes = recorded_changes(conn, run.id, scripted=True)
     except (DatabaseError, OperationalError) as exc:
-        raise JournalError(_describe(exc, url)) from None
+        raise JournalError(describe_error(exc, url)) from None
     finally:
         journal.engine.dispose()
     paths = [Path(p) for p in json.loads(run.feed_paths)]

@@ -46,8 +46,9 @@ from genesis.config.snapshot import snapshot
 from genesis.durations import parse_duration
 from genesis.engine.journal import runs
 from genesis.engine.recovery import describe
-from genesis.engine.runner import Session, _after_event, _apply_queued_commands, disconnect, open_session, \
-    reload_config
+from genesis.engine.statusdoc import publish as publish_status
+from genesis.engine.runner import STATUS_EVERY_S, Session, _after_event, _apply_queued_commands, disconnect, \
+    open_session, reload_config
 from genesis.live.amend import send_amend
 from genesis.live.credentials import Credentials, redact
 from genesis.live.dryrun import DryRunExchange
@@ -458,7 +459,7 @@ class LiveRunner:
             task = asyncio.get_running_loop().create_task(stream.run())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        next_poll = next_reload = next_status = next_clock = next_flush = 0.0
+        next_poll = next_reload = next_status = next_clock = next_flush = next_publish = 0.0
         loop = asyncio.get_running_loop()
         journal.use_writer_thread()
         journal.on_write_failed = self._on_write_failed(loop)
@@ -568,6 +569,9 @@ class LiveRunner:
                 if self.status is not None and wall >= next_status:
                     next_status = wall + 0.5
                     self.status(self.engine, False)
+                if wall >= next_publish:
+                    next_publish = wall + STATUS_EVERY_S
+                    publish_status(self.engine)
         finally:
             gc.enable()
             self.ticker.cancel()
@@ -692,6 +696,7 @@ class LiveRunner:
         if operator_left and self.log is not None:   # only a session that got past recovery
             disconnect(self.session)
         self.engine.finish()
+        publish_status(self.engine)
         self.session.journal.close()
         if self.log is not None:
             self.log.close()

@@ -118,10 +118,16 @@ async def _serve(cfg: SimConfig, generated: bool, secret_given: bool) -> None:
 def simulate(host, port, speed, feeds, exchange_info, faults_file, fault_flags, api_key, api_secret,
              generate_keys, balances, maker_fee, taker_fee, maker_fill, keep_timestamps, weight_limit, seed,
              stp_default) -> None:
-    """Run a Binance-spot-compatible exchange on 127.0.0.1 replaying recorded data.
+    """Run a Binance-like test exchange on 127.0.0.1.
 
-    REST /api/v3, market streams, user data (listenKey and WS API) and fault
-    injection; point ccxt or any websocket client at the printed URLs.
+    A Binance-spot-compatible exchange replaying recorded data: REST /api/v3, market
+    streams, user data (listenKey and WS API) and fault injection; point ccxt or any
+    websocket client at the printed URLs.
+
+    \b
+    Examples:
+      genesis simulate --port 8765
+      genesis simulate --port 8765 --fault http_error_after_next=1
     """
     try:
         cfg, generated = _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_flags,
