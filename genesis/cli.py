@@ -842,8 +842,10 @@ def _say_alive(db: str) -> None:
     except SQLAlchemyError as exc:
         click.echo(f"not running: {describe_error(exc, db)}")
         sys.exit(1)
+    from genesis.engine.commandqueue import ALIVE_MS  # noqa: PLC0415
+
     age_s = time.time() - beat / 1000
-    if beat and age_s < 3.0:
+    if beat and age_s * 1000 < ALIVE_MS:
         click.echo(f"running: last heartbeat {max(age_s, 0.0):.1f} s ago")
         sys.exit(0)
     click.echo("not running: " + (f"last heartbeat {age_s:.0f} s ago" if beat else "no heartbeat in this journal"))
@@ -851,36 +853,26 @@ def _say_alive(db: str) -> None:
 
 
 def _send_command(db: str | None, config: str | None, kind: str, payload: dict) -> None:
-    """Queue a command for the running engine; wait briefly for its answer."""
-    import time  # noqa: PLC0415
-
-    from genesis.engine.journal import Journal, JournalError  # noqa: PLC0415
+    """Queue a command for the running engine; wait briefly for its answer (exit 0
+    applied or queued, 1 refused or not sent)."""
+    from genesis.engine.commandqueue import CommandQueue  # noqa: PLC0415
 
     if db is None:
         _, result = _load_config(config)
         db = journal_url(result.files.settings.data)
+    queue = CommandQueue(db, create=True)
     try:
-        journal = Journal(db)
-        command_id = journal.queue_command(kind, payload)
-        alive = time.time() * 1000 - journal.last_beat() < 3000
-        if not alive:
-            click.echo(f"queued (#{command_id}): no engine is running on this journal; it applies when "
-                       "`genesis run` next starts")
-            return
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            row = journal.command(command_id)
-            if row.status != "queued":
-                click.echo(f"{row.status}: {row.result}")
-                sys.exit(0 if row.status == "applied" else 1)
-            time.sleep(0.1)
-        click.echo(f"queued (#{command_id}): the engine has not answered yet; it applies the command in order")
-    except JournalError as exc:
-        click.echo(f"genesis: {exc}", err=True)
-        sys.exit(1)
+        answer = queue.send(kind, payload, wait_s=5.0)
     finally:
-        if "journal" in locals():
-            journal.engine.dispose()
+        queue.close()
+    if answer.status == "not sent":
+        click.echo(f"genesis: {answer.result}", err=True)
+        sys.exit(1)
+    if answer.status == "queued":
+        click.echo(f"queued (#{answer.command_id}): {answer.result}")
+        return
+    click.echo(f"{answer.status}: {answer.result}")
+    sys.exit(0 if answer.status == "applied" else 1)
 
 
 _DB = click.option("--db", callback=_checked_db, help="Journal URL of the engine (default: genesis.yaml storage.url).")

@@ -19,13 +19,13 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from genesis.durations import format_utc
+from genesis.engine.commandqueue import ALIVE_MS
 from genesis.engine.journal import (Journal, JournalError, commands, describe_error, entries, heartbeat, progress,
                                     runs, url_problem)
 from genesis.engine.journal import status as status_docs
 from genesis.engine.statusdoc import lock_lift
 from genesis.words import counted, usd
 
-ALIVE_MS = 3000        # an engine that beat within this is running (as the operator commands judge it)
 RECENT = 8             # decisions and alerts shown
 DECISION_KINDS = ("fire", "refused", "intent")
 LABEL = 11             # width of the label column of the text form

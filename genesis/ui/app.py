@@ -14,7 +14,7 @@ from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
-from genesis.ui.commands import Answer, CommandQueue
+from genesis.engine.commandqueue import Answer, CommandQueue
 from genesis.ui.dashboard import Dashboard
 
 

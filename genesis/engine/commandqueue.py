@@ -1,6 +1,6 @@
-"""Operator commands from `genesis ui`: queued in the journal's command queue exactly as
-`genesis order` and its siblings queue them, then followed until the engine answers.
-Blocking calls: the app runs them in worker threads."""
+"""Operator commands on their way to the engine: queued in the journal's command queue
+(by `genesis order` and its siblings, and by `genesis ui`), then followed until the
+engine answers. Blocking calls: the dashboard runs them in worker threads."""
 from __future__ import annotations
 
 import time
@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from genesis.engine.journal import Journal, JournalError
 
-ALIVE_WITHIN_MS = 3000    # an engine that beat this recently is running (as the CLI judges it)
+ALIVE_MS = 3000           # an engine that beat on the journal this recently is running
 ANSWER_WAIT_S = 10.0      # how long to follow a command before saying it is still queued
 
 
@@ -35,16 +35,18 @@ class Answer:
 
 
 class CommandQueue:
-    """The journal's command queue, for one `genesis ui`."""
+    """The journal's command queue. `create`: a journal that does not exist yet is made
+    (a command queued before the first `genesis run` waits for it); without it the
+    tables are the engine's and the database's settings are never changed."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, create: bool = False):
         self.url = url
+        self.create = create
         self._journal: Journal | None = None
 
     def _open(self) -> Journal:
         if self._journal is None:
-            # create=False: the tables are the engine's; never change the database's settings
-            self._journal = Journal(self.url, create=False)
+            self._journal = Journal(self.url, create=self.create)
         return self._journal
 
     def send(self, kind: str, payload: dict, wait_s: float = ANSWER_WAIT_S) -> Answer:
@@ -53,7 +55,7 @@ class CommandQueue:
         try:
             journal = self._open()
             command_id = journal.queue_command(kind, payload)
-            if time.time() * 1000 - journal.last_beat() >= ALIVE_WITHIN_MS:
+            if time.time() * 1000 - journal.last_beat() >= ALIVE_MS:
                 return Answer(command_id, kind, "queued", "no engine is running on this journal; it applies "
                                                           "when `genesis run` next starts")
             deadline = time.monotonic() + wait_s
@@ -64,7 +66,9 @@ class CommandQueue:
                 time.sleep(0.1)
             return Answer(command_id, kind, "queued", "the engine has not answered yet; it applies commands "
                                                       "in order")
-        except (JournalError, SQLAlchemyError) as exc:
+        except JournalError as exc:   # already in plain words
+            return Answer(0, kind, "not sent", str(exc))
+        except SQLAlchemyError as exc:
             return Answer(0, kind, "not sent", f"the journal cannot take commands right now: {_short(exc)}")
 
     def close(self) -> None:
