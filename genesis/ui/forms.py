@@ -84,6 +84,13 @@ class CommandForm(ModalScreen[dict | None]):
         """A field's text, trimmed."""
         return self.query_one(f"#{field}", Input).value.strip()
 
+    def required(self, field: str, problem: str) -> str:
+        """A field's text, trimmed; `problem` is said when it is blank."""
+        value = self.text(field)
+        if not value:
+            raise Problem(problem, field)
+        return value
+
     def number(self, field: str, what: str, example: str, required: bool = True) -> float | None:
         """A field's positive number (None when blank and not required)."""
         raw = self.text(field).replace(",", "")
@@ -125,9 +132,7 @@ class OrderForm(CommandForm):
         yield row("reason", Input(placeholder="why (asked for at tilt level 2)", id="reason", compact=True))
 
     def payload(self) -> dict:
-        symbol = self.text("symbol").upper()
-        if not symbol:
-            raise Problem("symbol: write the pair to trade, e.g. BTCUSDT", "symbol")
+        symbol = self.required("symbol", "symbol: write the pair to trade, e.g. BTCUSDT").upper()
         unknown = unknown_symbol(symbol, _markets())   # as `genesis order`: never queue what cannot be sent
         if unknown:
             raise Problem(f"symbol: {unknown}", "symbol")
@@ -162,10 +167,8 @@ class CancelForm(CommandForm):
         yield row("client id", Input(self.client_id, placeholder="e.g. g12", id="client_id", compact=True))
 
     def payload(self) -> dict:
-        client_id = self.text("client_id")
-        if not client_id:
-            raise Problem("client id: write the order's id, e.g. g12 (the Orders tab lists them)", "client_id")
-        return {"client_id": client_id}
+        return {"client_id": self.required("client_id", "client id: write the order's id, e.g. g12 (the Orders tab "
+                                                        "lists them)")}
 
 
 class AmendForm(CancelForm):
@@ -211,10 +214,7 @@ class ResetForm(CommandForm):
         yield row("rule", Input(placeholder="blank: the phrase picks the halt", id="rule", compact=True))
 
     def payload(self) -> dict:
-        phrase = self.text("phrase")
-        if not phrase:
-            raise Problem("phrase: type the phrase the halt asks for", "phrase")
-        payload = {"phrase": phrase}
+        payload = {"phrase": self.required("phrase", "phrase: type the phrase the halt asks for")}
         if self.text("rule"):
             payload["rule"] = self.text("rule")
         return payload
@@ -235,10 +235,7 @@ class OverrideForm(CommandForm):
         yield row("phrase", Input(placeholder="the override phrase", id="phrase", compact=True))
 
     def payload(self) -> dict:
-        phrase = self.text("phrase")
-        if not phrase:
-            raise Problem("phrase: type the override phrase", "phrase")
-        return {"phrase": phrase}
+        return {"phrase": self.required("phrase", "phrase: type the override phrase")}
 
 
 class JournalEditor(CommandForm):
