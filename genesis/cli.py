@@ -78,18 +78,21 @@ def validate(config: str | None, fmt: str) -> None:
 
 @cli.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-def docs(output: str | None) -> None:
+@click.option("--strategies", is_flag=True,
+              help="Only the strategy parameter and execution policy tables (as in the README).")
+def docs(output: str | None, strategies: bool) -> None:
     """Print the configuration reference as Markdown.
 
     Every key of every file, with its type, unit and default.
 
     \b
-    Example:
+    Examples:
       genesis docs -o docs/reference.md
+      genesis docs --strategies        # the README's strategy parameter tables
     """
-    from genesis.reference import render_reference  # noqa: PLC0415
+    from genesis.reference import execution_parameters, render_reference, strategy_parameters  # noqa: PLC0415
 
-    text = render_reference()
+    text = strategy_parameters() + "\n" + execution_parameters() if strategies else render_reference()
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:

@@ -114,6 +114,27 @@ def _table(file: str, node: dict, prefix: str = "") -> list[str]:
     return out + rows
 
 
+def strategy_parameters() -> str:
+    """The parameters of every strategy kind as Markdown tables (in docs/reference.md and,
+    verbatim, in the README: `genesis docs --strategies`)."""
+    schema_file = KINDS["strategies"]
+    schema = all_schemas()[schema_file]
+    parts: list[str] = []
+    for sk in schema["properties"]["strategies"]["items"]["properties"]["kind"]["enum"]:
+        parts += [f"### `params` of `{sk}`", "", schema["$defs"][sk]["description"], ""]
+        parts += _table(schema_file, schema["$defs"][sk], "params.")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def execution_parameters() -> str:
+    """The keys of a tier's `execution:` section (the execution algorithms) as a Markdown
+    table (in the README, verbatim: `genesis docs --strategies`)."""
+    schema_file = KINDS["tier"]
+    node = all_schemas()[schema_file]["properties"]["execution"]
+    return "\n".join(_table(schema_file, node, "execution.")) + "\n"
+
+
 def render_reference() -> str:
     """The whole configuration reference as Markdown."""
     schemas = all_schemas()
@@ -135,10 +156,7 @@ def render_reference() -> str:
         parts += _table(schema_file, schema)
         parts.append("")
         if kind == "strategies":
-            for sk in schema["properties"]["strategies"]["items"]["properties"]["kind"]["enum"]:
-                parts += [f"### `params` of `{sk}`", "", schema["$defs"][sk]["description"], ""]
-                parts += _table(schema_file, schema["$defs"][sk], "params.")
-                parts.append("")
+            parts += strategy_parameters().split("\n")
         if kind == "commands":
             for ck in schema["$defs"]["command"]["properties"]["kind"]["enum"]:
                 parts += [f"### `kind: {ck}`", "", schema["$defs"][ck]["description"], ""]

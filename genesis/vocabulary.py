@@ -76,12 +76,18 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                                "the request written to its connection (or handed to ccxt)"),
         "manual": (BOOL, "Placed by the operator"),
     }),
+    "clock": ("Live: time passed with no market data while a planned slice or an execution algorithm's wake was "
+              "due; it moves the engine's clock (logged like any input)", {}),
+    "volume_profile": ("Live start: the exchange's recent 1-minute volumes of a symbol (GET /api/v3/klines), for "
+                       "VWAP's volume profile", {}),
     "order_ack": ("The exchange acknowledged an order", {"latency_ms": (NUMBER, "Round trip in milliseconds")}),
     "order_canceled": ("An order was cancelled", {
         "age_s": (NUMBER, "Seconds the order lived"), "manual": (BOOL, "Cancelled by the operator"),
         "notional_usd": (NUMBER, "Order value in quote currency"),
         "by_exchange": (BOOL, "The exchange cancelled it (e.g. the unfilled rest of a market order), not a decision"),
         "by_rule": (BOOL, "A rule's cancel_all cancelled it (a safety action, not the trader's or a strategy's)"),
+        "by_algorithm": (BOOL, "A planned cancel of a strategy or an execution algorithm (a quote refresh, a "
+                               "re-pegged iceberg slice), not a decision of the moment"),
     }),
     "order_amended": ("An open order was moved to a new limit price", {
         "amendments": (NUMBER, "Amendments so far to this order"), "price": (NUMBER, "New limit price"),
@@ -104,19 +110,34 @@ EVENTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     }),
     "execution_done": ("A parent order (one admitted intent) finished executing: every slice the execution "
                        "policy planned was sent and ended (filled, cancelled, rejected) or never left (nothing "
-                       "left to sell, no price, a cancel_all before it was due). Paper and live alike", {
+                       "left to sell, no price, a cancel_all before it was due), or the algorithm working it "
+                       "stopped and its last slice ended. Paper and live alike (docs/strategies.md)", {
         "side": (TEXT, "'buy' or 'sell'"),
         "algo": (TEXT, "Execution algorithm: 'market', 'sliced', 'iceberg', 'twap', 'vwap' or 'limit'"),
         "manual": (BOOL, "Placed by the operator"),
         "notional_usd": (NUMBER, "Parent order value as planned (after pre-trade resizing and size multipliers)"),
-        "planned_slices": (NUMBER, "Slices the execution policy planned"),
-        "slices": (NUMBER, "Slices actually sent"),
+        "strategy": (TEXT, "The strategy instance (or 'operator', or a rule) whose intent it was"),
+        "planned_slices": (NUMBER, "Slices the execution policy planned (an iceberg's visible slices, a VWAP's "
+                                   "intervals)"),
+        "slices": (NUMBER, "Slices actually sent (re-posted iceberg slices included)"),
         "sent_usd": (NUMBER, "Value sent: each sent slice's quantity at the price it was sized with"),
         "filled_usd": (NUMBER, "Value filled (quantity x fill price, fees not included)"),
         "arrival_mid": (NUMBER, "Mid price when the execution was decided (0 when no price was known)"),
         "impact_pct": (NUMBER, "Market impact: the average fill price against arrival_mid, in %, positive when "
                                "adverse (a buy above the mid, a sell below it); 0 when nothing filled or "
                                "arrival_mid is 0"),
+        "filled_qty": (NUMBER, "Base quantity filled"),
+        "unfilled_usd": (NUMBER, "The parent's value that did not fill (0 when it filled in full or more)"),
+        "avg_price": (NUMBER, "Average fill price (0 when nothing filled)"),
+        "slippage_bps": (NUMBER, "The fills against the touch when each slice was sent, value-weighted, in basis "
+                                 "points, positive when adverse (a maker fill at its own price is negative)"),
+        "mid_move_bps": (NUMBER, "The mid when the execution ended against arrival_mid, in basis points, positive "
+                                 "when adverse: how far the market moved while the order worked"),
+        "duration_ms": (NUMBER, "Event time from the decision to the end, in ms"),
+        "end": (TEXT, "'done', 'aborted' (iceberg: abort_slippage_pct), 'expired' (VWAP held back by its "
+                      "participation cap) or 'cancelled' (a rule's cancel_all, or superseded by a decision the "
+                      "other way)"),
+        "abort_reason": (TEXT, "Why it aborted, expired or was cancelled ('' when done)"),
     }),
     "position_closed": ("A position was closed", {
         "pnl_usd": (NUMBER, "Realised P&L in quote currency, fees included"), "pnl_pct": (NUMBER, "P&L as % of entry value"),

@@ -39,18 +39,25 @@ def ticker(ts: int, mid: float) -> Event:
                                           "mid": mid, "spread_bps": 0.02 / mid * 1e4})
 
 
+def sold_down_to(ts: int, price: float, qty: float = 5.0) -> Event:
+    """A public sale printing at `price` (it trades through resting buys above it)."""
+    return Event("trade", ts, BTC, {"price": price, "qty": qty, "notional_usd": price * qty, "aggressor": "sell"})
+
+
 def buy(engine: Engine, usd: float) -> tuple[str, str]:
     return apply_command(engine, "order", {"side": "buy", "symbol": BTC, "notional_usd": usd, "reason": "plan"})
 
 
 def bought(engine: Engine, usd: float, ts: int, mid: float = 60_000.0) -> int:
-    """A manual buy at `ts`, then a flat minute so every slice has gone out; returns the time."""
+    """A manual buy at `ts`, then a flat minute with sales a tick under the bid every second,
+    so that every slice has gone out and filled (an iceberg's rest at the bid); returns the time."""
     status, said = buy(engine, usd)
     assert status == "applied", said
     for _ in range(60):
         ts += S
         engine.process(ticker(ts, mid))
-    assert not engine.scheduled and engine.account.positions[BTC].qty > 0
+        engine.process(sold_down_to(ts, round(mid, 2) - 0.02))
+    assert not engine.scheduled and not engine.algos and engine.account.positions[BTC].qty > 0
     return ts
 
 

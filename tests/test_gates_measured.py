@@ -29,12 +29,17 @@ rules:
 """
 
 
-def engine_for(tmp_path: Path, tier: str, rules: str = "rules: []\n", max_position_pct: float | None = None) -> Engine:
+def engine_for(tmp_path: Path, tier: str, rules: str = "rules: []\n", max_position_pct: float | None = None,
+               iceberg: bool = True) -> Engine:
     """The real engine on a copy of the shipped configuration (a journal in memory)."""
     root = config_dir(tmp_path, rules)
+    path = root / "tiers" / f"{tier}.yaml"
     if max_position_pct is not None:
-        path = root / "tiers" / f"{tier}.yaml"
         path.write_text(re.sub(r"max_position_pct: \d+", f"max_position_pct: {max_position_pct}", path.read_text()))
+    if not iceberg:
+        text = path.read_text()
+        assert "iceberg:\n    enabled: true" in text
+        path.write_text(text.replace("iceberg:\n    enabled: true", "iceberg:\n    enabled: false"))
     result = check_config(root)
     assert result.ok, [p.message for p in result.problems]
     journal = Journal("sqlite://")
@@ -53,17 +58,18 @@ def buy(engine: Engine, notional: float, manual: bool = True) -> None:
 
 
 def test_a_sliced_execution_reports_its_slices_fills_and_impact_against_the_arrival_mid(tmp_path):
-    """Hunter (here with a 100% position limit) slices a $600 buy (iceberg: over $200). The book moves up between slices,
+    """Hunter (here with a 100% position limit and no iceberg) slices a $600 buy in its
+    mandatory band ($500 to $2,000: 3 market slices 1 s apart). The book moves up between slices,
     which are sent at the first event at or after their due time: each slice's order_sent
     latency is that event-time wait (0 for the first). execution_done comes once the
     last slice filled: slices sent = planned, value sent and filled, and the impact is the
     average fill price against the mid when the buy was decided."""
-    engine = engine_for(tmp_path, "hunter", max_position_pct=100)
+    engine = engine_for(tmp_path, "hunter", max_position_pct=100, iceberg=False)
     mid = 60_000.0
     engine.process(ticker(T0, mid=mid))
     buy(engine, 600)
     [intent] = data(engine, "intent")
-    assert intent["algo"] == "iceberg" and intent["slices"] >= 3
+    assert intent["algo"] == "sliced" and intent["slices"] == 3
     ts = T0
     while not data(engine, "execution_done"):
         ts += 700   # a tick every 0.7 s, the price 6 USD higher each time
@@ -78,7 +84,7 @@ def test_a_sliced_execution_reports_its_slices_fills_and_impact_against_the_arri
     assert all(0 <= e["latency_ms"] < 700 for e in sent[1:])
     assert any(e["latency_ms"] > 0 for e in sent[1:])
     [done] = data(engine, "execution_done")
-    assert (done["algo"], done["side"], done["manual"]) == ("iceberg", "buy", True)
+    assert (done["algo"], done["side"], done["manual"]) == ("sliced", "buy", True)
     assert done["slices"] == done["planned_slices"] == intent["slices"]
     assert done["notional_usd"] == 600 and done["sent_usd"] == pytest.approx(600)
     filled = sum(f["qty"] * f["price"] for f in fills)
@@ -116,7 +122,7 @@ def test_a_single_market_order_over_200_usd_is_measured_as_not_sliced(tmp_path):
 def test_cancel_all_before_a_slice_is_due_ends_the_execution_with_the_slices_sent(tmp_path):
     """A rule's cancel_all drops the slices not yet due: the execution ends at once with
     the slices that did leave, and its planned count says what the policy meant to do."""
-    engine = engine_for(tmp_path, "hunter", rules=CANCEL_ON_DIAL, max_position_pct=100)
+    engine = engine_for(tmp_path, "hunter", rules=CANCEL_ON_DIAL, max_position_pct=100, iceberg=False)
     engine.process(ticker(T0))
     buy(engine, 600)
     [intent] = data(engine, "intent")

@@ -10,7 +10,7 @@ import pytest
 
 from genesis.config.checks import PRIMITIVES
 from genesis.config.schemas import all_schemas
-from genesis.reference import _resolve, render_reference
+from genesis.reference import _resolve, execution_parameters, render_reference, strategy_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +65,12 @@ def test_every_key_is_documented(file, path, node, required):
 def test_reference_is_current():
     committed = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     assert committed == render_reference(), "docs/reference.md is stale: run `genesis docs -o docs/reference.md`"
+
+
+def test_readme_has_every_strategy_parameter_and_execution_key():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for part in (strategy_parameters(), execution_parameters()):
+        assert part in readme, "README.md's strategy tables are stale: paste `genesis docs --strategies` in"
 
 
 def test_reference_lists_every_tier_key():

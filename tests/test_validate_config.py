@@ -258,7 +258,8 @@ SCHEMA_MISTAKES = [
      None, "cooldown: 1w", "1w", ["'1w' is not valid here", "a number followed by ms, s, m, h or d"]),
     ("bad-compound-duration", "rules/tilt.yaml", "cooldown: 30m", "cooldown: 30m1h",
      None, "cooldown: 30m1h", "30m1h", ["'30m1h' is not valid here", "largest unit first and each unit once"]),
-    ("unknown-strategy-kind", "strategies.yaml", "kind: mean_reversion", "kind: mean_revertion",
+    ("unknown-strategy-kind", "strategies.yaml", "id: btc_mean_reversion\n    kind: mean_reversion",
+     "id: btc_mean_reversion\n    kind: mean_revertion",
      None, "kind: mean_revertion", "mean_revertion",
      ["'mean_revertion' is not one of", "(did you mean 'mean_reversion'?)"]),
     ("unknown-action", "rules/risk.yaml", "      - reduce_only\n", "      - reduce_olny\n",
@@ -279,8 +280,8 @@ REFERENCE_MISTAKES = [
      None, "orders_6m", None, ["unknown metric 'orders_6m' (did you mean 'orders_60m'?)"]),
     ("unknown-tier-in-rule", "rules/risk.yaml", "tiers: [sniper]", "tiers: [snipper]",
      None, "snipper", None, ["unknown tier 'snipper' (did you mean 'sniper'?)"]),
-    ("unknown-tier-in-strategy", "strategies.yaml", "    symbols: [BTCUSDT]\n",
-     "    symbols: [BTCUSDT]\n    tiers: [huntr]\n",
+    ("unknown-tier-in-strategy", "strategies.yaml", "    symbols: [BTCUSDT]\n    params:\n",
+     "    symbols: [BTCUSDT]\n    tiers: [huntr]\n    params:\n",
      None, "huntr", None, ["unknown tier 'huntr' (did you mean 'hunter'?)"]),
     ("unknown-default-tier", "genesis.yaml", "tier: sniper", "tier: snipe",
      None, "tier: snipe", "snipe", ["unknown tier 'snipe' (did you mean 'sniper'?)"]),
@@ -423,7 +424,8 @@ def test_duplicated_rank_is_not_followed_by_echo_problems(config):
     assert all("rank" in p.message for p in found), listing(found)
 
 
-MEAN_REVERSION_IN_SNIPER = ("    symbols: [BTCUSDT]\n", "    symbols: [BTCUSDT]\n    tiers: [sniper]\n")
+MEAN_REVERSION_IN_SNIPER = ("    symbols: [BTCUSDT]\n    params:\n",   # btc_mean_reversion (the tick one has tiers)
+                            "    symbols: [BTCUSDT]\n    tiers: [sniper]\n    params:\n")
 
 
 def test_strategy_in_tier_that_does_not_unlock_its_kind(config):
@@ -511,7 +513,8 @@ MANY = [  # (file, old, new, context, target): each mistake is reported at `targ
     ("tiers/sniper.yaml", "max_open_positions: 1", "max_open_positon: 1", "max_open_positon", None),
     ("alerts.yaml", "critical: [console, log, pager]", "critical: [console, log, pagr]", "pagr", None),
     ("rules/tilt.yaml", "cooldown: 30m", "cooldown: 30 min", "cooldown: 30 min", "30 min"),
-    ("strategies.yaml", "kind: mean_reversion", "kind: mean_revertion", "mean_revertion", None),
+    ("strategies.yaml", "id: btc_mean_reversion\n    kind: mean_reversion",
+     "id: btc_mean_reversion\n    kind: mean_revertion", "mean_revertion", None),
     ("genesis.yaml", "tier: sniper", "tier: snipe", "tier: snipe", "snipe"),
     ("rules/risk.yaml", "      - reduce_only\n", "      - reduce_olny\n", "reduce_olny", None),
 ]

@@ -33,7 +33,8 @@ def tilted_session() -> list[dict]:
     for after, side, symbol in ((20, "buy", "BTCUSDT"), (30, "sell", "BTCUSDT"), (31, "buy", "ETHUSDT"),
                                 (35, "sell", "ETHUSDT"), (40, "buy", "BTCUSDT")):
         commands.append({"after": f"{after}s", "kind": "order", "side": side, "symbol": symbol, "notional_usd": 40})
-    resting = {"kind": "order", "side": "sell", "symbol": "BTCUSDT", "notional_usd": 10, "reason": REASON}
+    # $15: over BTCUSDT's $10 minimum order at 68,000-70,000 once rounded to its lot size
+    resting = {"kind": "order", "side": "sell", "symbol": "BTCUSDT", "notional_usd": 15, "reason": REASON}
     for n, after in zip(range(6, 11), range(50, 60, 2)):        # the five orders above are g1..g5
         commands += [{"after": f"{after}s", **resting, "limit": 70000},
                      {"after": f"{after + 1}s", "kind": "cancel", "client_id": f"g{n}"}]

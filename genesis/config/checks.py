@@ -21,6 +21,7 @@ from genesis.durations import parse_duration
 from genesis.expr.checker import NUM, TEXT, Checked, ExprError, Scope, check
 from genesis.notify.channels import NEEDS, SECRET_KEYS
 from genesis.expr.folding import constant_condition, offset_of, source_of, zero_divisors
+from genesis.strategies import registry as strategy_kinds   # importing the package registers the plugins
 
 EVENT_PRIMITIVES = ("count", "sum", "mean", "std", "min", "max", "last", "rate", "ewma", "zscore",
                     "since", "streak", "distinct")
@@ -53,6 +54,15 @@ _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 
 def _expr_type(kind: str) -> str:
     return TEXT if kind == voc.TEXT else NUM
+
+
+def unavailable_kind(kind: str) -> str | None:
+    """Why a strategy kind cannot run here (no plugin registers it), naming the kinds that
+    can; None when it is available. The plugins' registry decides, not the schema's list."""
+    if kind in strategy_kinds:
+        return None
+    available = ", ".join(sorted(strategy_kinds)) or "none"
+    return f"strategy kind '{kind}' is not available: no strategy plugin provides it (available kinds: {available})"
 
 
 @dataclass
@@ -278,6 +288,15 @@ class _Checker:
                                  f"expected {rank + 1}")
                 if top:
                     self.add(doc, ("promotion",), "the top tier cannot have a promotion section")
+
+    def check_tier_kinds(self) -> None:
+        """Each kind a tier unlocks must be a strategy plugin of this installation."""
+        for doc in self.files.tiers.values():
+            kinds = doc.data.get("strategies") if isinstance(doc.data, dict) else None
+            for j, kind in enumerate(kinds if isinstance(kinds, list) else []):
+                why = unavailable_kind(kind) if isinstance(kind, str) and doc.ok("strategies", j) else None
+                if why:   # entry by entry: a misspelt neighbour (a schema problem) hides nothing here
+                    self.add(doc, ("strategies", j), f"{why}; remove it from the tier's strategies")
 
     def _check_execution(self, doc: Document, ex: dict) -> None:
         ts = ex["three_slice"]
@@ -673,6 +692,15 @@ class _Checker:
             if sid in seen:
                 self.add(doc, path + ("id",), f"duplicate strategy id '{sid}' (first at line {seen[sid]})")
             seen.setdefault(sid, doc.mark(path + ("id",)).line)
+            for j, sym in enumerate(inst["symbols"]):
+                if symbols and sym not in symbols:
+                    self.add(doc, path + ("symbols", j),
+                             f"symbol '{sym}' is not in genesis.yaml symbols{suggestion(sym, symbols)}")
+            self._check_params(doc, path, kind, inst["params"])
+            why = unavailable_kind(kind)
+            if why:   # which tiers unlock it matters no more: it cannot run in any
+                self.add(doc, path + ("kind",), f"{why}; remove the instance '{sid}'")
+                continue
             unlocks = {t: self._tier_part(t, "strategies") for t in self.files.tier_files}
             unlocking = [t for t, kinds in unlocks.items() if kinds and kind in kinds]
             if not unlocking and all(k is not None for k in unlocks.values()):
@@ -684,11 +712,6 @@ class _Checker:
                     unlocked = ", ".join(unlocks[t]) or "nothing"
                     self.add(doc, path + ("tiers", j),
                              f"tier '{t}' does not unlock '{kind}' (it unlocks: {unlocked})")
-            for j, sym in enumerate(inst["symbols"]):
-                if symbols and sym not in symbols:
-                    self.add(doc, path + ("symbols", j),
-                             f"symbol '{sym}' is not in genesis.yaml symbols{suggestion(sym, symbols)}")
-            self._check_params(doc, path, kind, inst["params"])
             if inst["enabled"]:
                 for t in inst.get("tiers") or unlocking:
                     if t in unlocking:  # a tier that does not unlock the kind never runs it
@@ -798,6 +821,7 @@ class _Checker:
 
     def run(self) -> CheckedConfig:
         self.check_tiers()
+        self.check_tier_kinds()
         self.declare()
         self.check_metrics()
         self.check_cycles()

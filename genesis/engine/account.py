@@ -45,6 +45,7 @@ class Account:
         self.day_max_dd_pct = 0.0
         self.daily_returns: dict[str, deque] = {}
         self.day_open_mids: dict[str, float] = {}
+        self.first_mids: dict[str, float] = {}       # the first mid of each symbol in the run (the report)
         self.fees_usd = 0.0
         self.first_ts = start_ts
         self.uncorrelated_pairs = 0.0  # changes only when a day closes
@@ -65,6 +66,7 @@ class Account:
         if not hist or hist[-1][0] != minute:
             hist.append((minute, mid))
         self.day_open_mids.setdefault(symbol, mid)
+        self.first_mids.setdefault(symbol, mid)
         pos = self.positions.get(symbol)
         return pos is not None and pos.qty > 0
 

@@ -219,6 +219,29 @@ class OrderBook:
             return [(t[0], t[1])] if t[1] > 0 else []
         return [(t[2], t[3])] if t[3] > 0 else []
 
+    def displayed(self, side: str, price: float) -> float | None:
+        """The quantity the book shows at `price` on one side ('bid'/'buy' or
+        'ask'/'sell'); None when the book cannot tell.
+
+        Synced depth: the level's quantity, 0.0 when there is no level at that price.
+        bookTicker only: its size when `price` is that side's best price, 0.0 when
+        `price` is better than the best (nobody is there), None when it is worse (the
+        level is not shown) or when there is no data."""
+        self.catch_up()
+        bid = _is_bid_side(side)
+        if self.synced:
+            return (self._bids if bid else self._asks).get(price, 0.0)
+        t = self._ticker
+        if t is None:
+            return None
+        best, qty = (t[0], t[1]) if bid else (t[2], t[3])
+        if qty <= 0:
+            return None
+        if price == best:
+            return qty
+        better = price > best if bid else price < best
+        return 0.0 if better else None
+
     def depth(self) -> tuple[int, int]:
         """Number of (bid, ask) levels in the book."""
         self.catch_up()

@@ -8,6 +8,7 @@ of events and the exchange behind `submit` differ. Event time drives every decis
 """
 from __future__ import annotations
 
+import heapq
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -21,9 +22,11 @@ from genesis.engine.candles import CandleBuilder
 from genesis.engine.dayreport import DayStart, day_report, day_start, format_day_report
 from genesis.engine.events import MS_PER_DAY, Event
 from genesis.engine.exchange import Exchange
-from genesis.engine.execution import Slice, plan
+from genesis.engine.algos import Step, Touch
+from genesis.engine.execution import URGENT_REASONS, Slice, choose, plan, working_algo, works_over_time
 from genesis.engine.inflight import order_figures, sell_problem
 from genesis.engine.executions import Execution, Executions
+from genesis.engine.volume import MINUTE_MS, VolumeBook
 from genesis.engine.journal import Journal
 from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
@@ -31,7 +34,7 @@ from genesis.engine.paper import OrderRequest, PaperExchange
 from genesis.engine.rules import EVAL_ERRORS, Firing, RuleRunner
 from genesis.engine.state import STATE_CHANGES, TradingState, Transition, next_utc_midnight
 from genesis.vocabulary import STAGES
-from genesis.strategies import MarketView, OrderIntent, registry
+from genesis.strategies import CancelIntent, MarketView, OrderIntent, RestingOrder, registry
 
 MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
 FIGURES_ALWAYS = frozenset(("fill", "day_closed"))   # kinds after which the account figures are recomputed
@@ -147,7 +150,14 @@ class Engine:
         self.pending: deque = deque()
         self.scheduled: list = []          # (due, seq, OrderRequest-like dict)
         self.intent_reason: dict = {}      # client_id -> intent reason
+        self.order_owner: dict = {}        # client_id -> the strategy whose intent sent it, until settled
+        self.planned_cancels: set = set()  # client ids a strategy or an algorithm asked to cancel
         self.executions = Executions()     # parent orders from their planned slices to execution_done
+        self.volume = VolumeBook()         # traded volume: VWAP's participation cap and volume profile
+        self.touch = Touch(self.exchange, self.volume)
+        self.algos: dict = {}              # parent id -> the algorithm working it over time (genesis/engine/algos.py)
+        self.algo_wakes: list = []         # heap of (event time, seq, parent id): when an algorithm wants to look again
+        self.wake_seq = 0
         self.now = start_ts
         self.tier_since = start_ts
         self.stats = Stats()
@@ -242,6 +252,8 @@ class Engine:
             for produced in self.exchange.on_market(event):
                 self.pending.append(produced)
             self._market(event)
+        elif event.kind == "volume_profile":   # live start: the exchange's recent 1-minute volumes
+            self.volume.seed(event.symbol, event.fields["_candles"])
         if event.kind in EXCHANGE_REPORTS:   # live: the exchange reports on our orders; settle like paper's
             self.stats.by_kind[event.kind] -= 1
             self.pending.appendleft(event)
@@ -275,13 +287,18 @@ class Engine:
         if kind == "book_ticker":
             self.ticker_symbols.add(symbol)
             self.account.on_price(symbol, f["mid"], event.ts)
-        elif kind == "trade" and symbol not in self.candle_feed_symbols:
-            candle = self.candles.on_trade(event)
-            if candle is not None:
-                self.pending.append(candle)
+        elif kind == "trade":
+            self.volume.on_trade(symbol, f["qty"])
+            if symbol not in self.candle_feed_symbols:
+                candle = self.candles.on_trade(event)
+                if candle is not None:
+                    self.volume.on_candle(symbol, candle.ts - MINUTE_MS, candle.fields["volume"], counts=False)
+                    self.pending.append(candle)
         elif kind == "candle":
             if not f.get("_built"):
                 self.candle_feed_symbols.add(symbol)
+            if f["interval_s"] == 60:   # a candle from the feed: its volume is the market's
+                self.volume.on_candle(symbol, event.ts - MINUTE_MS, f["volume"], counts=True)
             self.account.on_price(symbol, f["close"], event.ts)
             if symbol not in self.ticker_symbols:
                 # a candle-only feed: the close is the price on both sides, with ample size
@@ -303,6 +320,11 @@ class Engine:
                 if event.kind == "order_canceled":
                     event.fields.setdefault("by_exchange", False)
                     event.fields.setdefault("by_rule", False)
+                    planned = event.fields.get("_client_id") in self.planned_cancels
+                    if planned:   # asked by a strategy or an algorithm (paper: now; live: reported later)
+                        self.planned_cancels.discard(event.fields["_client_id"])
+                        event.fields["by_rule"] = False
+                    event.fields["by_algorithm"] = planned
                 if event.ts < self.now:
                     event.ts = self.now
                 self.stats.by_kind[event.kind] += 1
@@ -324,9 +346,12 @@ class Engine:
     def _record(self, event: Event) -> None:
         """Journal the engine's own events and let the account see fills."""
         kind = event.kind
+        child_usd = parent = None
         if kind in ("fill", "order_canceled", "order_rejected"):
             self._settle(event)
-            self.pending.extend(self.executions.on_report(event))
+            parent = self.executions.parent_of(event.fields.get("_client_id"))
+            done, child_usd = self.executions.on_report(event, self._arrival_mid(event.symbol))
+            self.pending.extend(done)
         if kind == "fill":
             self.stats.fills += 1
             reason = self.intent_reason.get(event.fields.get("_client_id"), "signal")
@@ -351,6 +376,9 @@ class Engine:
                                                          *AMEND_KINDS):
                 data["client_id"] = event.fields["_client_id"]
             self._journal(event.ts, kind, "", event.symbol, data)
+        if child_usd is not None and parent in self.algos:   # a child of a working algorithm ended
+            working = self.algos[parent][0]
+            self._work(parent, working.child_ended(event.fields["_client_id"], child_usd, self.now, self.touch))
 
     def _settle(self, event: Event) -> None:
         """Keep `sent` (orders in flight) and `selling` in step with what orders have
@@ -368,6 +396,8 @@ class Engine:
             self.selling[symbol] = max(self.selling.get(symbol, 0.0) - done, 0.0)
         if sent[3] >= sent[2] - 1e-12:
             del self.sent[event.fields["_client_id"]]
+            self.order_owner.pop(event.fields["_client_id"], None)
+            self.planned_cancels.discard(event.fields["_client_id"])   # filled before the cancel reached it
 
     def _step(self, event: Event) -> None:
         """Metrics, account figures, rules and actions, then strategies, for one event."""
@@ -395,7 +425,10 @@ class Engine:
         if kind in MARKET_KINDS:
             for strategy in self.strategies:
                 for intent in strategy.on_event(event, self.view):
-                    self._submit_intent(intent)
+                    if isinstance(intent, CancelIntent):
+                        self._cancel_for(intent)
+                    else:
+                        self._submit_intent(intent)
 
     def _evaluate(self, event: Event, changed: set) -> None:
         """After `RuleRunner.begin_event` found something to look at: run the rule
@@ -625,8 +658,11 @@ class Engine:
             self.change_state("release", rid, rule=rid)
         elif name == "cancel_all":
             for _, _, req in self.scheduled:   # slices not due yet never leave
-                self.pending.extend(self.executions.dropped(req["parent"], now))
+                self._dropped(req)
             self.scheduled.clear()
+            for parent in list(self.algos):    # algorithms stop (their working children are cancelled below)
+                self._work(parent, Step(end="cancelled", reason=f"rule {rid} cancelled all orders"))
+            self.algo_wakes.clear()
             for produced in self.exchange.cancel_all(now, manual=False):
                 produced.fields["by_rule"] = True    # a safety rule's, not the trader's or a strategy's
                 self.pending.append(produced)
@@ -760,30 +796,44 @@ class Engine:
             if notional <= 0:
                 cut = ", ".join(self.state.zero_slots(intent.symbol, now))
                 return self._refuse(intent, "trading_state", f"sizes are at 0% for now ({cut})", record)
+        self._supersede(intent)
+        policy = self.config.tiers[self.tier]["execution"]
+        over_time = False
         if intent.limit_price:  # a resting order is one order: slicing is for orders that take the book
             algo, slices = "limit", [Slice(now, 1.0)]
         else:
-            algo, slices = plan(self.config.tiers[self.tier]["execution"], notional, now, f"p{self.order_seq + 1}")
-        if not slices:
+            urgent = intent.reason in URGENT_REASONS
+            algo = choose(policy, notional, urgent)
+            over_time = works_over_time(policy, algo)
+            slices = [] if over_time else plan(policy, algo, notional, now)
+        if not slices and not over_time:
             return self._refuse(intent, "execution", "no execution algorithm of this tier takes an order this large",
                                 record)
         best = self.exchange.best(intent.symbol)
         if not (intent.limit_price or ((best[1] if intent.side == "buy" else best[0]) if best else intent.price)):
             return self._refuse(intent, "execution", f"no price for {intent.symbol} yet", record)
-        record.update(algo=algo, slices=len(slices), notional_final=round(notional, 6))
+        parent = f"p{self.order_seq + 1}"
+        working = None
+        if over_time:
+            info = self.markets.get(intent.symbol)
+            working = working_algo(policy, algo, intent.symbol, intent.side, notional, now,
+                                   info.min_notional * 1.01 if info else 0.0, parent, self.touch)
+        planned = working.planned if working else len(slices)
+        record.update(algo=algo, slices=planned, notional_final=round(notional, 6))
         self._journal(now, "intent", intent.strategy, intent.symbol, record)
         self.stats.last_decision = f"{intent.strategy} {intent.side} {intent.symbol} ${notional:,.2f} ({algo})"
         result = Submitted()
-        parent = f"p{self.order_seq + 1}"
-        self.executions.start(Execution(parent, intent.symbol, intent.side, algo, intent.manual, notional, len(slices),
-                                        self._arrival_mid(intent.symbol)))
+        self.executions.start(Execution(parent, intent.symbol, intent.side, algo, intent.manual, notional, planned,
+                                        self._arrival_mid(intent.symbol), intent.strategy, now, over_time))
+        if working is not None:
+            self.order_seq += 1   # the parent's id is taken
+            self.algos[parent] = (working, intent)
+            self._work(parent, working.start(now, self.touch), result)
+            return result
         for s in slices:
             self.order_seq += 1
-            req = {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
-                   "notional": notional * s.fraction, "price": intent.price, "reason": intent.reason,
-                   "manual": intent.manual, "sell_all": intent.side == "sell" and s is slices[-1],
-                   "limit": intent.limit_price, "parent": parent, "due": s.due,
-                   "chosen": intent.notional_usd}   # the size decided, before rules and multipliers
+            req = self._child(intent, parent, notional * s.fraction, intent.limit_price, s.due,
+                              s is slices[-1] and self._exits_all(intent))
             if s.due <= now:
                 if self._send(req):
                     result.sent.append(req["client_id"])
@@ -791,6 +841,70 @@ class Engine:
                 self.scheduled.append((s.due, self.order_seq, req))
                 result.scheduled.append(req["client_id"])
         return result
+
+    def _exits_all(self, intent: OrderIntent) -> bool:
+        """Whether a sell leaves too little to be worth keeping: what would remain is worth
+        less than twice the exchange's minimum order value (it could hardly be sold on its
+        own). Then its last slice sells everything still held and free, lot-rounding dust
+        included; a smaller sell leaves the rest of the position held."""
+        if intent.side != "sell":
+            return False
+        held = self.account.positions.get(intent.symbol)
+        info = self.markets.get(intent.symbol)
+        least = 2 * info.min_notional if info else 0.0
+        return held is not None and held.qty * intent.price - intent.notional_usd < max(least, 1e-9)
+
+    def _supersede(self, intent: OrderIntent) -> None:
+        """A decision the other way on the same symbol by the same strategy stops what its
+        earlier parent orders still had to do there: their algorithms end `cancelled`
+        (working children cancelled) and their slices not yet due are dropped. An exit
+        then never races the rest of its own entry."""
+        for parent, (working, earlier) in list(self.algos.items()):
+            if earlier.strategy == intent.strategy and earlier.symbol == intent.symbol and earlier.side != intent.side:
+                self._work(parent, Step(cancel=list(working.working), end="cancelled",
+                                        reason=f"superseded by a {intent.side} of {intent.symbol} ({intent.reason})"))
+        if self.scheduled:
+            keep = []
+            for item in self.scheduled:
+                req = item[2]
+                if req["strategy"] == intent.strategy and req["symbol"] == intent.symbol and req["side"] != intent.side:
+                    self._dropped(req)
+                else:
+                    keep.append(item)
+            self.scheduled = keep
+
+    def _child(self, intent: OrderIntent, parent: str, notional: float, limit: float | None, due: int,
+               sell_all: bool) -> dict:
+        """The request for one child order of `parent` (client id from `order_seq`)."""
+        return {"client_id": f"g{self.order_seq}", "symbol": intent.symbol, "side": intent.side,
+                "notional": notional, "price": intent.price, "reason": intent.reason,
+                "manual": intent.manual, "sell_all": sell_all,
+                "limit": limit, "post_only": intent.post_only, "strategy": intent.strategy,
+                "parent": parent, "due": due,
+                "chosen": intent.notional_usd}   # the size decided, before rules and multipliers
+
+    def _work(self, parent: str, step: Step, result: Submitted | None = None) -> None:
+        """Carry out what the algorithm working `parent` asked for: cancels, children, its
+        next wake, its end."""
+        working, intent = self.algos[parent]
+        for client_id in step.cancel:
+            if client_id not in self.planned_cancels:   # asked once is enough (live: the answer may still come)
+                self._planned_cancel(client_id)
+        for child in step.send:
+            self.order_seq += 1
+            req = self._child(intent, parent, child.notional, child.limit, self.now,
+                              child.sell_all and self._exits_all(intent))
+            if self._send(req):
+                working.child_sent(req["client_id"], child.notional)
+                if result is not None:
+                    result.sent.append(req["client_id"])
+        if step.end:
+            del self.algos[parent]
+            self.pending.extend(self.executions.ended(parent, step.end, step.reason, self.now,
+                                                      self._arrival_mid(intent.symbol)))
+        elif step.wake is not None:
+            self.wake_seq += 1
+            heapq.heappush(self.algo_wakes, (step.wake, self.wake_seq, parent))
 
     def _pre_trade(self, intent: OrderIntent, record: dict) -> float | Submitted:
         """The pre-trade rules for one intent: the notional it may go out with, or the
@@ -800,7 +914,7 @@ class Engine:
         notional = intent.notional_usd
         fields = intent.fields()
         fields["hour_utc"] = (now // 3_600_000) % 24
-        fields.update(order_figures(self.sent, self.scheduled, self.account, intent.symbol, intent.side,
+        fields.update(order_figures(self.sent, self._planned_slices(), self.account, intent.symbol, intent.side,
                                     intent.notional_usd, m.get("same_direction_pct", 0.0)))
         firings, failed = self.rules.check_intent(fields, m, now, intent.symbol)
         if failed:
@@ -854,7 +968,7 @@ class Engine:
 
     def _dropped(self, req: dict) -> None:
         """A planned slice that does not leave (no price, nothing left to sell)."""
-        self.pending.extend(self.executions.dropped(req["parent"], self.now))
+        self.pending.extend(self.executions.dropped(req["parent"], self.now, self._arrival_mid(req["symbol"])))
 
     def _send(self, req: dict) -> bool:
         """Send one order (slice) to the exchange; False when there was nothing to send
@@ -881,14 +995,16 @@ class Engine:
         else:
             qty = req["notional"] / price
         self.sent[req["client_id"]] = [symbol, side, qty, 0.0, price]
-        kind = "limit" if limit else "market"
+        self.order_owner[req["client_id"]] = req["strategy"]
+        kind = ("limit_maker" if req.get("post_only") else "limit") if limit else "market"
         waited_ms = self.now - req["due"]   # event time from when the slice was due (its decision) to now
         order = OrderRequest(client_id=req["client_id"], symbol=symbol, side=side, type=kind, qty=qty,
                              price=limit, decision_price=ref, manual=req["manual"], waited_ms=waited_ms)
         self.intent_reason[req["client_id"]] = req["reason"]
         self.stats.orders += 1
         self._journal(self.now, "order", "", symbol, {"client_id": req["client_id"], "side": side,
-                                                      "qty": qty, "type": kind, "decision_price": ref}
+                                                      "qty": qty, "type": kind, "decision_price": ref,
+                                                      "strategy": req["strategy"], "parent": req["parent"]}
                       | ({"limit_price": limit} if limit else {}))
         if self.journal is not None and self.flush_before_send:
             self.journal.flush()  # the decision is durable before the order leaves the process
@@ -918,7 +1034,39 @@ class Engine:
         self._drain()
         return Amended(None, any(e.kind == "fill" for e in produced))
 
+    def strategy_orders(self, strategy: str, symbol: str | None = None) -> list[RestingOrder]:
+        """A strategy's orders open at the exchange (of one symbol), in the order they were sent."""
+        owner = self.order_owner
+        return [RestingOrder(cid, o.symbol, o.side, o.price, o.remaining)
+                for cid, o in self.exchange.open_orders.items()
+                if owner.get(cid) == strategy and (symbol is None or o.symbol == symbol)]
+
+    def _cancel_for(self, intent: CancelIntent) -> None:
+        """A strategy cancels one of its own open orders (others' are left alone)."""
+        if self.order_owner.get(intent.client_id) != intent.strategy:
+            return
+        self._planned_cancel(intent.client_id)
+
+    def _planned_cancel(self, client_id: str) -> None:
+        """Cancel an order as planned by a strategy or an execution algorithm (its cancel
+        event says `by_algorithm`: it is not counted as a decision of the moment)."""
+        self.planned_cancels.add(client_id)
+        produced = self.exchange.cancel(client_id, self.now, manual=False)
+        for event in produced:
+            event.fields["by_exchange"] = False
+            self.pending.append(event)
+        if produced:   # paper: settled now, so that what is decided next sees the order gone
+            self._drain()
+
     def _due_orders(self) -> None:
+        """Send the planned slices that are due, and wake the algorithms that asked to look again."""
+        wakes = self.algo_wakes
+        if wakes and wakes[0][0] <= self.now:
+            while wakes and wakes[0][0] <= self.now:
+                _, _, parent = heapq.heappop(wakes)
+                if parent in self.algos:
+                    self._work(parent, self.algos[parent][0].wake(self.now, self.touch))
+            self._drain()
         if not self.scheduled:
             return
         due = [s for s in self.scheduled if s[0] <= self.now]
@@ -928,6 +1076,23 @@ class Engine:
         for _, _, req in sorted(due, key=lambda s: (s[0], s[1])):
             self._send(req)
         self._drain()
+
+    def next_due(self) -> int | None:
+        """Event time of the next slice or algorithm wake that waits for time to pass (the
+        live session feeds a `clock` input then, when no market data comes), or None."""
+        dues = [due for due, _, _ in self.scheduled]
+        if self.algo_wakes:
+            dues.append(self.algo_wakes[0][0])
+        return min(dues) if dues else None
+
+    def _planned_slices(self) -> list:
+        """What is to be sent later: the slices scheduled, and what each working algorithm
+        has not sent yet (as one slice each), for the in-flight limits."""
+        if not self.algos:
+            return self.scheduled
+        later = [(0, 0, {"symbol": w.symbol, "side": w.side, "notional": w.unsent_usd()})
+                 for w, _ in self.algos.values()]
+        return self.scheduled + later
 
     def pin(self, values: dict) -> None:
         """Hold metric, account or flag values fixed from the next event on (rule tests)."""

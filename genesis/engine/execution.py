@@ -1,50 +1,82 @@
-"""Execution policy from the tier file: how an admitted intent becomes child orders.
+"""Execution policy from the tier file: which algorithm works an admitted intent, and the
+child orders of the algorithms that are planned once.
 
-Order of precedence: iceberg (where enabled, above its threshold), then a single
-market order below `market_max_usd`, then the mandatory slicing band, then TWAP and
-VWAP (time-spread slices) above it. Slices are spaced in event time; the iceberg's
-size jitter and spacing come from a generator seeded by the parent order's id, so a
-replay schedules exactly the same children.
+Order of precedence: iceberg (where enabled, above its threshold), then a single market
+order below `market_max_usd`, then the mandatory slicing band (`three_slice`), then VWAP,
+then TWAP. Urgent intents (stop losses and the engine's risk exits) go at once: one market
+order below `market_max_usd`, else the slicing band's market slices one second apart,
+whatever their size (never resting at the touch, never spread over minutes).
+
+A single market order, the slicing band and a TWAP with market children are planned at
+the decision: slices spaced in event time. The iceberg, VWAP and a TWAP with limit
+children react to the market while they work (genesis/engine/algos.py).
 """
 from __future__ import annotations
 
-import random
-import zlib
 from dataclasses import dataclass
+
+from genesis.engine.algos import Iceberg, LimitTwap, Touch, Vwap, WorkingAlgo
+
+URGENT_REASONS = frozenset(("stop_loss", "risk"))
 
 
 @dataclass
 class Slice:
-    """One child order of a parent intent."""
+    """One child order of a parent intent, planned at the decision."""
 
     due: int           # event time to send it (ms)
     fraction: float    # share of the parent notional
 
 
-def plan(policy: dict, notional: float, now: int, parent_id: str) -> tuple[str, list]:
-    """(algorithm name, slices) for an intent of `notional` USD under a tier's execution policy."""
+def choose(policy: dict, notional: float, urgent: bool) -> str:
+    """The algorithm for an intent of `notional` USD: iceberg, market, sliced, vwap, twap,
+    or none (no algorithm of the tier takes it)."""
+    band = policy["three_slice"]
+    if urgent:
+        return "sliced" if band["enabled"] and notional >= policy["market_max_usd"] else "market"
     ice = policy["iceberg"]
     if ice["enabled"] and notional > ice["min_usd"]:
-        rng = random.Random(zlib.crc32(parent_id.encode()))
-        n = rng.randint(ice["min_slices"], ice["max_slices"])
-        jitter = ice["size_jitter_pct"] / 100.0
-        weights = [1.0 + rng.uniform(-jitter, jitter) for _ in range(n)]
-        total = sum(weights)
-        due, slices = now, []
-        for w in weights:
-            slices.append(Slice(due, w / total))
-            due += int(rng.uniform(ice["min_interval_s"], ice["max_interval_s"]) * 1000)
-        return "iceberg", slices
+        return "iceberg"
     if notional < policy["market_max_usd"]:
-        return "market", [Slice(now, 1.0)]
-    band = policy["three_slice"]
+        return "market"
     if band["enabled"] and notional <= band["max_usd"]:
-        n = band["slices"]
-        return "sliced", [Slice(now + i * 1000, 1.0 / n) for i in range(n)]
+        return "sliced"
     for name in ("vwap", "twap"):
-        algo = policy[name]
-        if algo["enabled"]:
-            n = algo["slices"]
-            step = int(algo["duration_s"] * 1000 / n)
-            return name, [Slice(now + i * step, 1.0 / n) for i in range(n)]
-    return "none", []
+        if policy[name]["enabled"]:
+            return name
+    return "none"
+
+
+def works_over_time(policy: dict, algo: str) -> bool:
+    """Whether `algo` reacts to the market while it works (else its slices are planned now)."""
+    if algo in ("iceberg", "vwap"):
+        return True
+    return algo == "twap" and policy["twap"]["order_type"] == "limit"
+
+
+def plan(policy: dict, algo: str, notional: float, now: int) -> list[Slice]:
+    """The slices of an algorithm planned at the decision (market, sliced, market TWAP)."""
+    if algo == "market":
+        return [Slice(now, 1.0)]
+    if algo == "sliced":
+        n = policy["three_slice"]["slices"]
+        return [Slice(now + i * 1000, 1.0 / n) for i in range(n)]
+    if algo == "twap":
+        twap = policy["twap"]
+        n = twap["slices"]
+        step = int(twap["duration_s"] * 1000 / n)
+        return [Slice(now + i * step, 1.0 / n) for i in range(n)]
+    return []
+
+
+def working_algo(policy: dict, algo: str, symbol: str, side: str, notional: float, now: int, min_usd: float,
+                 parent: str, touch: Touch) -> WorkingAlgo:
+    """The algorithm object that works a parent order over time."""
+    if algo == "iceberg":
+        return Iceberg(symbol, side, notional, now, min_usd, policy["iceberg"], parent, touch)
+    if algo == "vwap":
+        v = policy["vwap"]
+        return Vwap(symbol, side, notional, now, min_usd, v["duration_s"], v["slices"], v["max_participation_pct"],
+                    v["profile_days"], touch)
+    t = policy["twap"]
+    return LimitTwap(symbol, side, notional, now, min_usd, t["duration_s"], t["slices"])

@@ -13,10 +13,23 @@ Matching model
   liquidity').
 - Limit orders that cross the book fill at once as taker, walking levels up to the
   limit price; what is left rests. A resting order fills as maker, at its limit price,
-  when a public trade prints at or through it (buy: trade price <= limit; sell:
-  trade price >= limit), for at most the trade's quantity. One trade's quantity is
-  shared by the resting orders in price-time priority. Queue position is not
-  modelled: a trade at exactly the limit price fills us.
+  for at most a public trade's quantity; one trade's quantity is shared by the
+  resting orders in price-time priority.
+- Queue position: a resting order waits behind the quantity the book displayed at its
+  price on its side when it was placed (`queue_ahead`): the synced depth book's level
+  (0 when there is none), or, while the bookTicker is the book, its size when the
+  price is the best price and 0 when the price improves on it. A price behind the
+  ticker's best is not visible: its queue is taken the first time the book shows it.
+  A trade at exactly the order's price first consumes the queue ahead and only then
+  fills the order; a trade through its price (buy: trade price < limit; sell: >)
+  fills it at once. When the level's displayed quantity shrinks below the queue ahead
+  (cancellations ahead of us), the queue ahead shrinks to it; growth is behind us and
+  changes nothing. Our own orders are not in the recorded book: each one's queue is
+  market quantity only, and a trade's market volume ahead of one of our orders at a
+  price is ahead of our later orders at that price too.
+- Post-only ('limit_maker', Binance LIMIT_MAKER): rests like a limit order, but one
+  that would take on arrival (buy price >= best ask, sell price <= best bid) is
+  rejected ('order would immediately match and take'). An amend keeps it post-only.
 - Our taker fills remove the liquidity they took from the local book until the
   exchange next updates those levels, so two orders in a row do not both take the
   same displayed quantity.
@@ -47,6 +60,8 @@ from genesis.engine.markets import Markets
 
 AMOUNT_DECIMALS = 8
 _EPS = 1e-12
+LIMIT_TYPES = ("limit", "limit_maker")
+WOULD_TAKE = "order would immediately match and take"
 
 
 @dataclass
@@ -54,7 +69,7 @@ class OrderRequest:
     client_id: str
     symbol: str
     side: str               # 'buy' | 'sell'
-    type: str               # 'market' | 'limit'
+    type: str               # 'market' | 'limit' | 'limit_maker' (post-only)
     qty: float              # base quantity
     price: float | None = None            # limit price
     decision_price: float | None = None   # price when the decision was made, for slippage
@@ -81,8 +96,9 @@ class OpenOrder:
     filled_qty: float = 0.0
     filled_notional: float = 0.0
     fees: float = 0.0
-    type: str = "limit"
+    type: str = "limit"     # 'limit' | 'limit_maker'
     amendments: int = 0
+    queue_ahead: float | None = 0.0   # displayed quantity ahead at our price; None: not seen yet
 
     @property
     def notional_usd(self) -> float:
@@ -127,18 +143,58 @@ class PaperExchange(Books):
         if kind == "depth":
             b = self.book(event.symbol)
             f = event.fields
-            if self.lazy_depth and not f.get("_snapshot"):
+            resting = self._resting.get(event.symbol)
+            # with orders resting, levels are read at once: a level that shrinks and grows
+            # back between two trades still shortens the queue ahead
+            if self.lazy_depth and not f.get("_snapshot") and not resting:
                 b.defer_diff(f["_first_id"], f["_last_id"], f.get("_bids", ()), f.get("_asks", ()))
                 return []
+            b.catch_up()
             b.on_event(event)
             bid, ask = b.best_bid(), b.best_ask()
             f["best_bid"] = 0.0 if bid is None else bid
             f["best_ask"] = 0.0 if ask is None else ask
+            if resting:
+                self._see_levels(b, resting)
             return []
+        if kind == "candle":
+            orders = self._resting.get(event.symbol)
+            return self._on_candle(event, orders) if orders else []
         if kind == "book_ticker":
             f = event.fields
-            self.book(event.symbol).apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
+            b = self.book(event.symbol)
+            b.apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
+            resting = self._resting.get(event.symbol)
+            if resting and not b.synced:
+                self._see_levels(b, resting)
         return []
+
+    @staticmethod
+    def _see_levels(book, orders: list[OpenOrder]) -> None:
+        """Shorten each resting order's queue ahead to what its level now displays (a
+        queue not seen yet is taken as displayed)."""
+        for o in orders:
+            shown = book.displayed(o.side, o.price)
+            if shown is None:
+                continue
+            if o.queue_ahead is None or shown < o.queue_ahead:
+                o.queue_ahead = shown
+
+    def _on_candle(self, event, orders: list[OpenOrder]) -> list[Event]:
+        """A candle from a candle feed (no trades known): its low traded through the resting
+        buys above it and its high through the sells below it, for at most its volume
+        each way. Only prices strictly passed fill (the queue at the low or high is unknown),
+        and only orders that rested since the candle opened (its low or high may be older)."""
+        f = event.fields
+        opened = event.ts - int(f["interval_s"] * 1000)
+        out: list[Event] = []
+        for side, price in (("buy", f["low"]), ("sell", f["high"])):
+            passed = [o for o in orders if o.side == side and o.created_ts <= opened
+                      and (o.price > price if side == "buy" else o.price < price)]
+            if passed:
+                out.extend(self._on_trade(Event("trade", event.ts, event.symbol, {"price": price, "qty": f["volume"]}),
+                                          passed))
+        return out
 
     def _on_trade(self, event, orders: list[OpenOrder]) -> list[Event]:
         f = event.fields
@@ -150,9 +206,21 @@ class PaperExchange(Books):
         # price priority (best for the counterparty first), then time priority
         hit.sort(key=lambda o: (-o.price if o.side == "buy" else o.price, o.seq))
         out: list[Event] = []
+        to_queue = 0.0       # this trade's volume that went to market quantity queued at its price
         for o in hit:
-            if avail <= _EPS:
-                break
+            if o.price != price:                 # traded through: the level ahead is gone
+                o.queue_ahead = 0.0
+            elif o.queue_ahead is None:          # level never shown: nothing known, no fill
+                continue
+            else:
+                ahead = _amt(o.queue_ahead - to_queue)
+                ahead = ahead if ahead > 0 else 0.0
+                take = ahead if ahead < avail else avail
+                avail = _amt(avail - take)
+                to_queue = _amt(to_queue + take)
+                o.queue_ahead = _amt(ahead - take)
+            if avail <= _EPS or o.queue_ahead > 0:
+                continue
             q = o.remaining if o.remaining <= avail else avail
             q = self.markets.round_qty_down(o.symbol, q)
             if q <= 0:
@@ -170,7 +238,7 @@ class PaperExchange(Books):
             return [self._reject(req, ts, "unknown symbol")]
         if req.side not in ("buy", "sell"):
             return [self._reject(req, ts, f"unknown side {req.side!r}")]
-        if req.type not in ("market", "limit"):
+        if req.type != "market" and req.type not in LIMIT_TYPES:
             return [self._reject(req, ts, f"unknown order type {req.type!r}")]
         if req.client_id in self.open_orders:
             return [self._reject(req, ts, "duplicate client order id")]
@@ -205,16 +273,20 @@ class PaperExchange(Books):
                 }))
             return out
 
-        # limit
+        # limit, limit_maker
         if req.price is None or not req.price > 0:
             return [self._reject(req, ts, "limit order needs a positive price")]
         price = self.markets.round_price(req.symbol, req.price, req.side)
         reason = self.markets.check(req.symbol, qty, price)
         if reason:
             return [self._reject(req, ts, reason)]
-        reason = self._funds_problem(m, buy, qty, price, max(self.taker_fee_pct, self.maker_fee_pct))
+        post_only = req.type == "limit_maker"
+        fee_pct = self.maker_fee_pct if post_only else max(self.taker_fee_pct, self.maker_fee_pct)
+        reason = self._funds_problem(m, buy, qty, price, fee_pct)
         if reason:
             return [self._reject(req, ts, reason)]
+        if post_only and self.would_take(req.symbol, req.side, price):
+            return [self._reject(req, ts, WOULD_TAKE)]
         out = []
         remaining = qty
         filled, vwap, worst = book.walk(req.side, qty, limit=price, consume=True)
@@ -226,7 +298,8 @@ class PaperExchange(Books):
             o = OpenOrder(client_id=req.client_id, symbol=req.symbol, side=req.side, price=price,
                           qty=qty, remaining=remaining, created_ts=ts, manual=req.manual,
                           decision_price=req.decision_price, seq=self._seq,
-                          filled_qty=filled)
+                          filled_qty=filled, type=req.type,
+                          queue_ahead=book.displayed(req.side, price))
             if buy:
                 o.locked_asset = m.quote
                 o.locked = _amt(remaining * price * (1 + self.maker_fee_pct / 100))
@@ -269,15 +342,17 @@ class PaperExchange(Books):
         new_price, problem = self.amend_price(o, price)
         if problem:
             return [], problem
+        if o.type == "limit_maker" and self.would_take(o.symbol, o.side, new_price):
+            return [], WOULD_TAKE
         m = self.markets.get(o.symbol)
         if o.side == "buy":
-            fee_pct = max(self.taker_fee_pct, self.maker_fee_pct)
+            fee_pct = self.maker_fee_pct if o.type == "limit_maker" else max(self.taker_fee_pct, self.maker_fee_pct)
             need = _amt(o.remaining * new_price * (1 + fee_pct / 100))
             have = _amt(self.balances.get(m.quote, 0.0) + o.locked)
             if need > have + _EPS:
                 return [], f"insufficient {m.quote} balance: need {need}, free {have}"
         self._close(o)
-        req = OrderRequest(client_id=client_id, symbol=o.symbol, side=o.side, type="limit", qty=o.remaining,
+        req = OrderRequest(client_id=client_id, symbol=o.symbol, side=o.side, type=o.type, qty=o.remaining,
                            price=new_price, decision_price=o.decision_price, manual=o.manual)
         amended = Event("order_amended", ts, o.symbol, {
             "amendments": o.amendments + 1, "price": new_price, "old_price": o.price, "manual": o.manual,
@@ -285,7 +360,7 @@ class PaperExchange(Books):
         out = self.submit(req, ts)
         again = self.open_orders.get(client_id)
         if again is not None:
-            again.amendments, again.created_ts, again.type = o.amendments + 1, o.created_ts, o.type
+            again.amendments, again.created_ts = o.amendments + 1, o.created_ts
         return [amended, *out], None
 
     def cancel_all(self, ts: int, symbol: str | None = None, manual: bool | None = None) -> list[Event]:
@@ -296,6 +371,17 @@ class PaperExchange(Books):
         for cid in ids:
             out.extend(self.cancel(cid, ts, manual))
         return out
+
+    def would_take(self, symbol: str, side: str, price: float) -> bool:
+        """True when a limit order at `price` would match the book on arrival (a buy at or
+        above the best ask, a sell at or below the best bid): what a post-only order may
+        not do."""
+        book = self.book(symbol)
+        if side == "buy":
+            ask = book.best_ask()
+            return ask is not None and price >= ask
+        bid = book.best_bid()
+        return bid is not None and price <= bid
 
     # -------------------------------------------------------------- internals
 

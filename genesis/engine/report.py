@@ -1,6 +1,6 @@
 """The replay report: dollars first, percent second. Built when a replay or a paper run
-ends; its tables by pair, strategy and day come from the run's journal
-(genesis.engine.runrecord)."""
+ends; its tables by pair, strategy and day, each strategy against buy-and-hold and the
+execution quality by algorithm come from the run's journal (genesis.engine.runrecord)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import textwrap
 from genesis.durations import format_utc
 from genesis.engine.engine import Engine
 from genesis.engine.events import MS_PER_DAY
-from genesis.engine.runrecord import RunRecord, read_record, utc_day
+from genesis.engine.runrecord import ExecutionDone, RunRecord, read_record, utc_day
 from genesis.words import counted, usd
 
 MIN_MINUTES_FOR_SHARPE = 30
@@ -37,6 +37,7 @@ def build_report(engine: Engine, feed, starting_equity: float, elapsed_s: float,
     in_mode = engine.time_in_mode_ms()
     total_ms = sum(in_mode.values()) or 1
     record = read_record(engine)
+    prices = price_moves(engine)
     return {
         "mode": mode,
         "tier": engine.tier,
@@ -66,6 +67,9 @@ def build_report(engine: Engine, feed, starting_equity: float, elapsed_s: float,
         "notifications": len(engine.notifications),
         "rule_errors": sum(engine.rules.errors.values()) + sum(engine.metrics.errors.values()),
         **breakdowns(record, engine, equity),
+        "prices": prices,
+        "vs_buy_and_hold": against_hold(record, engine, starting_equity, prices),
+        "execution_quality": execution_quality(record.executions),
     }
 
 
@@ -125,12 +129,108 @@ def _group(key: str, record: RunRecord, of_trade, of_fee) -> list[dict]:
     return [rows[name] for name in sorted(rows)]
 
 
+# --------------------------------------------------------------------------- against buy-and-hold
+def price_moves(engine: Engine) -> dict:
+    """Each symbol's first and last price in the run and the move between, in %."""
+    last, first = engine.account.mids, engine.account.first_mids
+    return {symbol: {"first_price": first[symbol], "last_price": last[symbol],
+                     "change_pct": round((last[symbol] / first[symbol] - 1) * 100, 6)}
+            for symbol in sorted(last) if first.get(symbol)}
+
+
+def _strategy_symbols(record: RunRecord, engine: Engine) -> dict[str, list]:
+    """Each strategy instance that runs at the end, placed an order or traded, with its
+    configured symbols; the operator (and unknown openers) with the symbols they ordered."""
+    configured = {inst["id"]: list(inst["symbols"]) for inst in engine.config.files.strategies.data["strategies"]}
+    out = {s.id: list(s.symbols) for s in engine.strategies}
+    acted = {name: set(symbols) for name, symbols in record.deciders.items()}
+    for item in [*record.trades, *record.fees]:
+        acted.setdefault(item.strategy, set()).add(item.symbol)
+    for name, symbols in acted.items():
+        out.setdefault(name, configured.get(name) or sorted(symbols))
+    return out
+
+
+def against_hold(record: RunRecord, engine: Engine, starting_equity: float, prices: dict) -> list[dict]:
+    """Per strategy: realised P&L beside buy-and-hold of its symbols over the same data.
+    The hold puts the strategy's peak exposure (the most it held at once, at cost) into
+    its symbols in equal parts at their first price and values it at their last price,
+    before fees; percentages are of the starting equity."""
+    if not record.journaled:
+        return []
+    rows = []
+    for name, symbols in sorted(_strategy_symbols(record, engine).items()):
+        trades = [t for t in record.trades if t.strategy == name]
+        realised = sum(t.pnl_usd for t in trades)
+        exposure = record.peak_exposure.get(name, 0.0)
+        moves = [prices[s]["change_pct"] for s in symbols if s in prices]
+        move = sum(moves) / len(moves) if moves and len(moves) == len(symbols) else None
+        hold = exposure * move / 100 if move is not None else None
+        rows.append({"strategy": name, "symbols": symbols, "trades": len(trades),
+                     "realised_pnl_usd": round(realised, ROW_DECIMALS),
+                     "realised_pnl_pct": _of(realised, starting_equity),
+                     "peak_exposure_usd": round(exposure, ROW_DECIMALS),
+                     "hold_move_pct": None if move is None else round(move, 6),
+                     "hold_pnl_usd": None if hold is None else round(hold, ROW_DECIMALS),
+                     "hold_pnl_pct": None if hold is None else _of(hold, starting_equity),
+                     "vs_hold_usd": None if hold is None else round(realised - hold, ROW_DECIMALS)})
+    return rows
+
+
+def _of(usd_value: float, starting_equity: float) -> float | None:
+    """A dollar figure as % of the starting equity."""
+    return round(usd_value / starting_equity * 100, 6) if starting_equity else None
+
+
+# --------------------------------------------------------------------------- execution quality
+def execution_quality(executions: list[ExecutionDone]) -> dict:
+    """The `execution_done` entries by algorithm, and all of them together."""
+    by_algo: dict[str, list] = {}
+    for ex in executions:
+        by_algo.setdefault(ex.data.get("algo") or "?", []).append(ex.data)
+    return {"by_algo": [quality_row(algo, items) for algo, items in sorted(by_algo.items())],
+            "total": quality_row("total", [ex.data for ex in executions])}
+
+
+def _weighted(pairs: list[tuple[float, float]]) -> float | None:
+    weight = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / weight if weight > 0 else None
+
+
+def quality_row(algo: str, items: list[dict]) -> dict:
+    """One row of the execution quality table. Slippage and impact are averaged weighted
+    by the value filled; a figure no entry carries is None."""
+    filled = sum(d.get("filled_usd", 0.0) for d in items)
+    notional = sum(d.get("notional_usd", 0.0) for d in items)
+    slips = [(d["slippage_bps"], d.get("filled_usd", 0.0)) for d in items
+             if d.get("slippage_bps") is not None and d.get("filled_usd", 0.0) > 0]
+    impacts = [(d["impact_pct"], d.get("filled_usd", 0.0)) for d in items
+               if d.get("impact_pct") is not None and d.get("filled_usd", 0.0) > 0]
+    durations = [d["duration_ms"] for d in items if d.get("duration_ms") is not None]
+    ends = [d["end"] for d in items if d.get("end") is not None]
+    avg_slip, avg_impact = _weighted(slips), _weighted(impacts)
+    return {"algo": algo, "executions": len(items), "slices": sum(d.get("slices", 0) for d in items),
+            "planned_slices": sum(d.get("planned_slices", 0) for d in items),
+            "notional_usd": round(notional, ROW_DECIMALS), "filled_usd": round(filled, ROW_DECIMALS),
+            "fill_ratio_pct": round(filled / notional * 100, 4) if notional > 0 else None,
+            "avg_slippage_bps": None if avg_slip is None else round(avg_slip, 4),
+            "worst_slippage_bps": round(max(v for v, _ in slips), 4) if slips else None,
+            "avg_impact_pct": None if avg_impact is None else round(avg_impact, 6),
+            "avg_duration_s": round(sum(durations) / len(durations) / 1000, 3) if durations else None,
+            "aborted": sum(end == "aborted" for end in ends) if ends else None}
+
+
 # --------------------------------------------------------------------------- text
 
 
 def win_rate(rate: float | None) -> str:
     """'62.5%', or 'n/a' without a trade."""
     return "n/a" if rate is None else f"{rate:.1f}%"
+
+
+def short_span(value: float) -> str:
+    """'0.4 s', '316 s': a short duration in a table cell."""
+    return f"{value:.1f} s" if value < 10 else f"{value:,.0f} s"
 
 
 def human_span(seconds: float) -> str:
@@ -206,11 +306,21 @@ def summary(report: dict) -> list[tuple[str, str]]:
         ("time in state", ", ".join(f"{k} {v:.1f}%" for k, v in report["time_in_state_pct"].items())),
         ("final state", report["final_state"]),
         ("rule firings", firings_text(report["rule_firings"])),
-    ]
+    ] + ([("prices", prices_text(report["prices"]))] if report.get("prices") else [])
+
+
+def prices_text(prices: dict) -> str:
+    """'BTCUSDT $61,837.63 -> $61,726.13 (-0.18%), ...': each symbol's first and last price."""
+    return ", ".join(f"{symbol} {usd(p['first_price'])} -> {usd(p['last_price'])} ({p['change_pct']:+.2f}%)"
+                     for symbol, p in prices.items())
 
 
 TABLES = (("pair", "By pair"), ("strategy", "By strategy (whose order opened the trade)"),
           ("day", "By day (UTC; P&L is the change in equity, open positions included)"))
+
+
+HOLD_TITLE = "Against buy-and-hold (peak exposure held first to last price, before fees)"
+QUALITY_TITLE = "Execution quality by algorithm (slippage and impact in bps, adverse positive)"
 
 
 def format_report(report: dict) -> str:
@@ -222,7 +332,50 @@ def format_report(report: dict) -> str:
         rows = report.get(f"by_{key}") or []
         if rows:
             lines += ["", title, *format_table(key, rows)]
+    rows = report.get("vs_buy_and_hold") or []
+    if rows:
+        headers, body = hold_cells(rows)
+        lines += ["", HOLD_TITLE, *aligned(headers, body[:TABLE_ROWS["strategy"]], None, len(body), "strategy")]
+    quality = report.get("execution_quality") or {}
+    if quality.get("by_algo"):
+        headers, body, footer = quality_cells(quality)
+        lines += ["", QUALITY_TITLE, *aligned(headers, body, footer if len(body) > 1 else None, len(body), "algo")]
     return "\n".join(lines)
+
+
+def _pct(value: float | None, decimals: int = 3) -> str:
+    """'+1.234%', never '-0.000%'; '-' when unknown."""
+    return "-" if value is None else f"{round(value, decimals) + 0.0:+.{decimals}f}%"
+
+
+def hold_cells(rows: list[dict], move: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The buy-and-hold comparison as text cells: (headers, one list per strategy); with
+    `move`, also the symbols' price move (the text report leaves it to the prices line)."""
+    headers = ["strategy", "realised", "%", "exposure"] + (["move"] if move else []) + ["hold", "%", "vs hold"]
+
+    def cells(row: dict) -> list[str]:
+        return ([row["strategy"], usd(row["realised_pnl_usd"]), _pct(row["realised_pnl_pct"]),
+                 usd(row["peak_exposure_usd"])] + ([_pct(row["hold_move_pct"], 2)] if move else [])
+                + [usd(row["hold_pnl_usd"]), _pct(row["hold_pnl_pct"]), usd(row["vs_hold_usd"], signed=True)])
+    return headers, [cells(row) for row in rows]
+
+
+def quality_cells(quality: dict) -> tuple[list[str], list[list[str]], list[str]]:
+    """The execution quality table as text cells: (headers, one list per algorithm, the total)."""
+    headers = ["algo", "execs", "slices", "filled", "fill", "slip", "worst", "impact", "time", "aborts"]
+
+    def number(value: float | None, decimals: int = 2, suffix: str = "") -> str:
+        """'1.23', never '-0.00'; '-' when unknown."""
+        return "-" if value is None else f"{round(value, decimals) + 0.0:.{decimals}f}{suffix}"
+
+    def cells(row: dict) -> list[str]:
+        return [row["algo"], f"{row['executions']:,}", f"{row['slices']:,}", usd(row["filled_usd"], decimals=0),
+                number(row["fill_ratio_pct"], 1, "%"), number(row["avg_slippage_bps"]),
+                number(row["worst_slippage_bps"]),
+                number(None if row["avg_impact_pct"] is None else row["avg_impact_pct"] * 100),
+                "-" if row["avg_duration_s"] is None else short_span(row["avg_duration_s"]),
+                "-" if row["aborted"] is None else f"{row['aborted']:,}"]
+    return headers, [cells(row) for row in quality["by_algo"]], cells(quality["total"])
 
 
 def table_cells(key: str, rows: list[dict]) -> tuple[list[str], list[list[str]], list[str]]:
@@ -247,8 +400,15 @@ def format_table(key: str, rows: list[dict]) -> list[str]:
     """One breakdown as aligned lines within WIDTH: at most TABLE_ROWS[key] rows, then
     "and N more", then the total."""
     headers, body, footer = table_cells(key, rows)
-    shown = body[:TABLE_ROWS[key]]
-    widths = [max(len(line[i]) for line in [headers, *shown, footer]) for i in range(len(headers))]
+    return aligned(headers, body[:TABLE_ROWS[key]], footer if len(body) > 1 else None, len(body), key)
+
+
+def aligned(headers: list[str], shown: list[list[str]], footer: list[str] | None, total_rows: int,
+            key: str) -> list[str]:
+    """Text cells as aligned lines within WIDTH (the first column cut to fit): the header,
+    the rows shown, "and N more `key`s" when `total_rows` is more, then the footer."""
+    widths = [max(len(line[i]) for line in [headers, *shown, *([footer] if footer else [])])
+              for i in range(len(headers))]
     room = WIDTH - 2 - sum(widths[1:]) - 2 * (len(widths) - 1)
     widths[0] = max(8, min(widths[0], room))
 
@@ -257,9 +417,10 @@ def format_table(key: str, rows: list[dict]) -> list[str]:
         return "  " + "  ".join([first.ljust(widths[0])] + [v.rjust(w) for v, w in zip(values[1:], widths[1:])])
 
     out = [line(headers)] + [line(values) for values in shown]
-    if len(body) > len(shown):
-        more = len(body) - len(shown)
-        out.append(f"  ... and {more:,} more {PLURALS[key] if more != 1 else key} (all in --json and --plot FILE.html)")
-    if len(body) > 1:
+    if total_rows > len(shown):
+        more = total_rows - len(shown)
+        out.append(f"  ... and {more:,} more {PLURALS.get(key, key + 's') if more != 1 else key} "
+                   "(all in --json and --plot FILE.html)")
+    if footer:
         out.append(line(footer))
     return out

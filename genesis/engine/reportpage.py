@@ -1,6 +1,7 @@
 """The replay report as one self-contained HTML page (`genesis replay --plot FILE.html`):
-the figures, the chart as inline SVG, the tables by pair, strategy and day in full, the
-rule firings and the trade list. No script, no stylesheet or font from elsewhere:
+the figures, the chart as inline SVG, the tables by pair, strategy and day in full, each
+strategy against buy-and-hold, the execution quality by algorithm, the rule firings and
+the trade list. No script, no stylesheet or font from elsewhere:
 opening it loads nothing from the network."""
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import re
 from html import escape
 
 from genesis.durations import format_utc
-from genesis.engine.report import TABLES, firings_text, headline, human_span, range_text, summary, table_cells
+from genesis.engine.report import (HOLD_TITLE, QUALITY_TITLE, TABLES, firings_text, headline, hold_cells,
+                                   human_span, quality_cells, range_text, summary, table_cells)
 from genesis.engine.runrecord import RunRecord
 from genesis.words import usd
 
@@ -64,6 +66,18 @@ def report_page(report: dict, record: RunRecord, svg: str) -> str:
             parts.append(_table(headers, body, footer if len(body) > 1 else None))
         else:
             parts.append('<p class="note">nothing traded</p>')
+    parts.append(f"<h2>{escape(HOLD_TITLE)}</h2>")
+    if report.get("vs_buy_and_hold"):
+        parts.append(_table(*hold_cells(report["vs_buy_and_hold"], move=True)))
+    else:
+        parts.append('<p class="note">no strategy ran</p>')
+    parts.append(f"<h2>{escape(QUALITY_TITLE)}</h2>")
+    quality = report.get("execution_quality") or {}
+    if quality.get("by_algo"):
+        headers, body, footer = quality_cells(quality)
+        parts.append(_table(headers, body, footer if len(body) > 1 else None))
+    else:
+        parts.append('<p class="note">no execution finished</p>')
     parts.append("<h2>Rule firings</h2>")
     parts.append(f"<p>{escape(firings_text(report['rule_firings'], shown=len(report['rule_firings'])))}</p>")
     if record.firings:

@@ -1,13 +1,15 @@
 """What a run did, read back from its journal for the replay report: each closed trade
 (who opened it, when, at what prices, its fees and P&L), the fee of every fill, each
-rule firing with its time, and the equity P&L of each UTC day.
+rule firing with its time, the equity P&L of each UTC day, each strategy's peak exposure
+and every `execution_done` entry.
 
 The journal holds the whole run, also the part before a resumed run's snapshot, so the
 record is complete where the engine's running figures may not be. A trade is a position
 from the fill that opened it to the `position_closed` entry that ended it (the engine's
 P&L, fees included); its strategy is the one whose order opened it ("operator" for a
-manual order). An order's strategy is that of the `intent` entry that planned it: each
-intent's slices take the next client ids g1, g2, ... in order.
+manual order). An order's strategy is the one its `order` entry names (`strategy`); in
+journals written before orders named it, that of the latest `intent` entry for the same
+symbol and side before it.
 """
 from __future__ import annotations
 
@@ -69,14 +71,27 @@ class Firing:
     symbol: str
 
 
+@dataclass(frozen=True)
+class ExecutionDone:
+    """One `execution_done` entry: a parent order's execution, as journaled. Its fields
+    are read with defaults (`data.get`), so older and newer journals both read."""
+
+    ts: int
+    symbol: str
+    data: dict
+
+
 @dataclass
 class RunRecord:
-    """The trades, fees, firings and day results of one run, in journal order."""
+    """The trades, fees, firings, day results and executions of one run, in journal order."""
 
     trades: list[Trade] = field(default_factory=list)
     fees: list[FillFee] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
     day_pnl: dict[str, float] = field(default_factory=dict)   # UTC day -> equity P&L of each closed day
+    peak_exposure: dict[str, float] = field(default_factory=dict)   # strategy -> most USD it held at once, at cost
+    deciders: dict[str, set] = field(default_factory=dict)   # strategy or "operator" -> symbols of its intents
+    executions: list[ExecutionDone] = field(default_factory=list)
     journaled: bool = True   # False: the run had no journal to read (the record is empty)
 
 
@@ -98,30 +113,58 @@ def record_of(rows) -> RunRecord:
     """The record of a run from its journal entries (rows with ts, kind, rule, symbol, data)."""
     record = RunRecord()
     by_order: dict[str, str] = {}       # client id -> strategy
-    planned = 0                         # client ids taken by the intents so far
+    latest: dict[tuple, str] = {}       # (symbol, side) -> strategy of the latest intent
     open_trades: dict[str, Trade] = {}  # symbol -> the trade its position belongs to
+    held: dict[str, list] = {}          # symbol -> [quantity, average cost in USD] of its open trade
     for row in rows:
         kind = row.kind
         if kind == "fire":
             record.firings.append(Firing(row.ts, row.rule, row.symbol))
         elif kind == "intent":
-            for _ in range(int(json.loads(row.data).get("slices", 1))):
-                planned += 1
-                by_order[f"g{planned}"] = row.rule
+            data = json.loads(row.data)
+            record.deciders.setdefault(row.rule, set()).add(row.symbol)
+            latest[(row.symbol, data.get("side"))] = row.rule
+        elif kind == "order":
+            data = json.loads(row.data)
+            by_order[data.get("client_id", "")] = (data.get("strategy")
+                                                   or latest.get((row.symbol, data.get("side")), UNKNOWN))
         elif kind == "fill":
             data = json.loads(row.data)
             strategy = by_order.get(data.get("client_id", ""), UNKNOWN)
             record.fees.append(FillFee(row.ts, row.symbol, strategy, data["fee_usd"]))
             _add_fill(open_trades, row, data, strategy)
+            _note_exposure(record, open_trades, held, row.symbol, data)
         elif kind == "position_closed":
             data = json.loads(row.data)
+            held.pop(row.symbol, None)
             trade = open_trades.pop(row.symbol, None) or Trade(row.symbol, UNKNOWN, row.ts)
             trade.closed_ms, trade.exit_reason, trade.hold_s = row.ts, data["exit_reason"], data["hold_s"]
             trade.pnl_usd, trade.pnl_pct = data["pnl_usd"], data["pnl_pct"]
             record.trades.append(trade)
         elif kind == "day_closed":
             record.day_pnl[utc_day(row.ts - 1)] = json.loads(row.data)["pnl_usd"]
+        elif kind == "execution_done":
+            record.executions.append(ExecutionDone(row.ts, row.symbol, json.loads(row.data)))
     return record
+
+
+def _note_exposure(record: RunRecord, open_trades: dict, held: dict, symbol: str, fill: dict) -> None:
+    """After a fill counted into its trade: what the trade holds at average cost (a buy adds
+    its value, a sell takes out its share of the cost), and the peak of the exposure of the
+    strategy the trade belongs to (all its open trades together)."""
+    trade = open_trades.get(symbol)
+    if trade is None:
+        return
+    position = held.setdefault(symbol, [0.0, 0.0])
+    if fill["side"] == "buy":
+        position[0] += fill["qty"]
+        position[1] += fill["notional_usd"]
+    elif position[0] > 0:
+        position[1] *= max(position[0] - fill["qty"], 0.0) / position[0]
+        position[0] -= fill["qty"]
+    exposure = sum(held[s][1] for s, t in open_trades.items() if t.strategy == trade.strategy and s in held)
+    if exposure > record.peak_exposure.get(trade.strategy, 0.0):
+        record.peak_exposure[trade.strategy] = exposure
 
 
 def _add_fill(open_trades: dict, row, data: dict, strategy: str) -> None:

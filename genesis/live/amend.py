@@ -57,7 +57,7 @@ async def send_amend(runner, order: LiveOrder) -> None:
         runner.reconcile_later(2.0)   # its fills arrive on the stream; this makes sure
         return
     try:
-        answer = await client.submit(new_id, order.symbol, order.side, "limit", float(left), price)
+        answer = await client.submit(new_id, order.symbol, order.side, order.type, float(left), price)
     except OrderRejected as exc:
         why = redact(str(exc))
         runner.say(f"amend of {cid}: the order was cancelled but the new one was refused: {why}")

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from genesis.engine.book import Books
 from genesis.engine.events import Event
 from genesis.engine.markets import Markets
-from genesis.engine.paper import OrderRequest
+from genesis.engine.paper import LIMIT_TYPES, OrderRequest
 
 NEW, OPEN, DONE, UNKNOWN = "new", "open", "done", "unknown"
 FILL_EPS = 5e-9   # quantities are multiples of at least 1e-8: below half of that is float noise
@@ -159,7 +159,8 @@ class LiveExchange(Books):
         if req.client_id in self.orders:
             return [self._reject(req.client_id, req.symbol, req.manual, ts, "duplicate client order id")]
         qty = self.markets.round_qty_down(req.symbol, req.qty)
-        price = self.markets.round_price(req.symbol, req.price, req.side) if req.type == "limit" else None
+        resting = req.type in LIMIT_TYPES
+        price = self.markets.round_price(req.symbol, req.price, req.side) if resting else None
         problem = self.markets.check(req.symbol, qty, price or req.decision_price)
         if problem:
             return [self._reject(req.client_id, req.symbol, req.manual, ts, problem)]
@@ -195,7 +196,7 @@ class LiveExchange(Books):
         o = self.open_orders.get(client_id)
         if o is None:
             return [], f"no open order {client_id!r}"
-        if o.type != "limit":
+        if o.type not in LIMIT_TYPES:
             return [], f"order {client_id} is not a resting limit order"
         if o.amend_price is not None:
             return [], f"an amend of order {client_id} is already under way"
@@ -515,7 +516,7 @@ class LiveExchange(Books):
             fields["_fee_base"] = fee_base
         elif fee_usd == 0.0 and commission and commission_asset:
             fields["_fee_other"] = [commission_asset, commission]   # e.g. BNB: for the balance check only
-        if order.type == "limit":
+        if order.type in LIMIT_TYPES:
             fields["_limit_price"] = order.price
         return [Event("fill", ts, order.symbol, fields)]
 

@@ -271,7 +271,7 @@ def _weight(method: str, path: str, params: dict) -> int:
     return _WEIGHTS.get((method, path), 1)
 
 
-_WEIGHTS = {("GET", "exchangeInfo"): 20, ("GET", "account"): 20, ("GET", "order"): 4,
+_WEIGHTS = {("GET", "klines"): 2, ("GET", "exchangeInfo"): 20, ("GET", "account"): 20, ("GET", "order"): 4,
             ("GET", "myTrades"): 20, ("GET", "allOrders"): 20, ("POST", "userDataStream"): 2,
             ("PUT", "userDataStream"): 2, ("DELETE", "userDataStream"): 2}
 
@@ -659,6 +659,15 @@ class ExchangeClient:
     async def depth_snapshot(self, symbol: str, limit: int = 1000) -> dict:
         """Raw {"lastUpdateId", "bids", "asks"} from GET /api/v3/depth."""
         return await self._call("public", "GET", "depth", {"symbol": symbol.upper(), "limit": int(limit)})
+
+    async def klines(self, symbol: str, interval: str = "1m", limit: int = 1000,
+                     end_ms: int | None = None) -> list[list]:
+        """Raw candles from GET /api/v3/klines, oldest first: [open ms, open, high, low,
+        close, volume (strings), close ms, ...]; the last `limit` up to `end_ms`."""
+        params: dict = {"symbol": symbol.upper(), "interval": interval, "limit": int(limit)}
+        if end_ms is not None:
+            params["endTime"] = int(end_ms)
+        return list(await self._call("public", "GET", "klines", params))
 
     async def ping(self) -> float:
         """GET /api/v3/ping; the round trip in ms."""

@@ -46,6 +46,7 @@ from genesis.config.snapshot import snapshot
 from genesis.durations import parse_duration
 from genesis.engine.journal import runs
 from genesis.engine.recovery import describe
+from genesis.engine.volume import MINUTES_PER_DAY, PROFILE_DAYS_KEPT
 from genesis.engine.statusdoc import publish as publish_status
 from genesis.engine.runner import STATUS_EVERY_S, Session, _after_event, _apply_queued_commands, disconnect, \
     open_session, reload_config
@@ -402,6 +403,42 @@ class LiveRunner:
         for symbol, first in cursors.items():
             self.exchange.trades_from[symbol] = max(int(first), self.exchange.trades_from.get(symbol, 0))
 
+    def clock_inputs(self) -> list:
+        """A `clock` input when a planned slice or an execution algorithm's wake is due and
+        no market data has come to move the engine's clock (a quiet symbol, a dropped
+        stream): logged like any input, so a recovery replays the same decisions."""
+        due = self.engine.next_due()
+        now = self.local_ts()
+        return [Event("clock", now, "", {})] if due is not None and due <= now else []
+
+    async def seed_volume_profile(self) -> None:
+        """VWAP's volume profile (genesis/engine/volume.py) starts from the exchange's recent
+        1-minute klines of each symbol, as one `volume_profile` input per symbol: logged,
+        so a recovery rebuilds the same profile. Skipped when no tier enables VWAP."""
+        tiers = self.engine.config.tiers
+        if not any(t["execution"]["vwap"]["enabled"] for t in tiers.values()):
+            return
+        minutes = PROFILE_DAYS_KEPT * MINUTES_PER_DAY
+        for symbol in self.symbols:
+            rows: list = []
+            end = None
+            try:
+                while len(rows) < minutes:
+                    page = await self.client.klines(symbol, "1m", 1000, end)
+                    if not page:
+                        break
+                    rows[:0] = page
+                    end = int(page[0][0]) - 1
+                    if len(page) < 1000:
+                        break
+            except Exception as exc:  # noqa: BLE001 - the profile is a refinement: VWAP falls back to even slices
+                self.say(f"volume profile of {symbol} not loaded ({redact(str(exc))}); VWAP slices evenly until "
+                         "enough candles have been seen")
+                continue
+            candles = [[int(r[0]), float(r[5])] for r in rows[:-1]]   # the last kline is still open
+            if candles:
+                self.process(Event("volume_profile", self.local_ts(), symbol, {"_candles": candles}))
+
     async def reconcile(self) -> dict:
         """Bring the engine in line with the exchange (see genesis/live/reconcile.py); a dry
         run has nothing on the exchange to reconcile with."""
@@ -439,6 +476,7 @@ class LiveRunner:
         self.log = InputLog(self.log_path)
         self.exchange.live = True
         summary = await self.reconcile()
+        await self.seed_volume_profile()
         self.say(f"dry run: {recovered} recorded inputs replayed; orders fill on paper against the live book"
                  if self.paper else f"live: {recovered} recorded inputs replayed; reconciled {summary}")
         gc.collect()
@@ -488,9 +526,10 @@ class LiveRunner:
                 while item is not None:
                     self.arrival_ns, self.input_ns = 0, time.time_ns()
                     if item is _TICK:
-                        pass
+                        events = self.clock_inputs()
                     elif item[0] == "reconcile":
                         self._reconcile_beside()   # its findings come back through the queue
+                        events = []
                     else:
                         try:
                             events = self.convert(item)
@@ -498,28 +537,28 @@ class LiveRunner:
                             self.bad_messages += 1   # counted and said, never fatal; the rest flows on
                             self.say(f"malformed exchange message skipped ({self.bad_messages} so far): {exc}")
                             events = []
-                        for event in events:
-                            began = time.perf_counter()
-                            if event.ts < self.engine.now:
-                                event.ts = self.engine.now
-                            self.log.write(event)
-                            self.exchange.apply(event)
-                            self.engine.begin(event)
-                            try:
-                                if self.send_outbox():
-                                    # the orders this input decided leave now, before the engine's
-                                    # book-keeping of them (nothing touches the engine meanwhile)
-                                    await asyncio.sleep(0)
-                            finally:
-                                self.engine.complete()
-                            _after_event(self.session, self.say)
-                            if self.watch is not None:
-                                self.watch.event_seconds.observe(time.perf_counter() - began)
-                                latency_ms = event.fields["latency_ms"] if event.kind == "order_ack" else 0.0
-                                if latency_ms > 0:   # 0: an order taken in by reconciliation
-                                    self.watch.order_seconds.observe(latency_ms / 1000.0)
-                        if item[0] == "found" and not item[2].done():
-                            item[2].set_result(events)   # the reconciliation works out its next finding
+                    for event in events:
+                        began = time.perf_counter()
+                        if event.ts < self.engine.now:
+                            event.ts = self.engine.now
+                        self.log.write(event)
+                        self.exchange.apply(event)
+                        self.engine.begin(event)
+                        try:
+                            if self.send_outbox():
+                                # the orders this input decided leave now, before the engine's
+                                # book-keeping of them (nothing touches the engine meanwhile)
+                                await asyncio.sleep(0)
+                        finally:
+                            self.engine.complete()
+                        _after_event(self.session, self.say)
+                        if self.watch is not None:
+                            self.watch.event_seconds.observe(time.perf_counter() - began)
+                            latency_ms = event.fields["latency_ms"] if event.kind == "order_ack" else 0.0
+                            if latency_ms > 0:   # 0: an order taken in by reconciliation
+                                self.watch.order_seconds.observe(latency_ms / 1000.0)
+                    if item[0] == "found" and not item[2].done():
+                        item[2].set_result(events)   # the reconciliation works out its next finding
                     if self.send_outbox():
                         await asyncio.sleep(0)   # let the request leave before the next input is processed
                     item = self.queue.get_nowait() if not self.queue.empty() else None

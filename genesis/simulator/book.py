@@ -91,6 +91,24 @@ class Book:
             return None
         return max(book) if side == "bids" else min(book)
 
+    def displayed(self, side: str, price: Decimal) -> Decimal | None:
+        """The quantity shown at `price` on one side ('BUY' -> bids, 'SELL' -> asks);
+        None when the book cannot tell. Synced: the level's quantity (0 when there is no
+        level). bookTicker only: its size when `price` is that side's best price, 0 when
+        `price` is better than it, None when worse (not shown) or without data."""
+        bid = side == "BUY"
+        if self.synced:
+            return (self.bids if bid else self.asks).get(price, ZERO)
+        t = self.ticker
+        if t is None:
+            return None
+        best, qty = (t[0], t[1]) if bid else (t[2], t[3])
+        if qty <= 0:
+            return None
+        if price == best:
+            return qty
+        return ZERO if (price > best if bid else price < best) else None
+
     def reference_price(self) -> Decimal | None:
         """Last trade price, else the mid price: the market-order notional reference."""
         if self.last_price is not None:

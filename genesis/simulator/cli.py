@@ -12,6 +12,7 @@ from .config import (
     DEFAULT_API_SECRET,
     DEFAULT_BALANCES,
     DEFAULT_PORT,
+    MAKER_FILLS,
     STP_MODES,
     SimConfig,
     parse_balances,
@@ -107,8 +108,10 @@ async def _serve(cfg: SimConfig, generated: bool, secret_given: bool) -> None:
               help="Starting balance, repeatable (default USDT=10000, BTC=0, ETH=0).")
 @click.option("--maker-fee", default="0.001", show_default=True, help="Maker fee rate (0.001 = 0.1%).")
 @click.option("--taker-fee", default="0.001", show_default=True, help="Taker fee rate.")
-@click.option("--maker-fill", type=click.Choice(["through", "touch"]), default="through", show_default=True,
-              help="Resting limit orders fill when a recorded trade prints through their price, or also at it.")
+@click.option("--maker-fill", type=click.Choice(list(MAKER_FILLS)), default="queue", show_default=True,
+              help="How resting limit orders fill from recorded trades: 'queue' after the quantity displayed "
+                   "ahead of them at their price has traded (or at once when a trade prints through it), "
+                   "'through' when a trade prints through their price, 'touch' also at it.")
 @click.option("--keep-timestamps", is_flag=True, help="Send recorded E/T unchanged instead of shifted to now.")
 @click.option("--weight-limit", default=6000, show_default=True, type=int, help="REQUEST_WEIGHT per minute.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of generated ids and random faults.")

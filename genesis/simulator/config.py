@@ -12,6 +12,8 @@ DEFAULT_BALANCES = {"USDT": "10000", "BTC": "0", "ETH": "0"}
 DEFAULT_PORT = 8765
 # self-trade prevention modes the simulator carries out (DECREMENT and TRANSFER are not offered)
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+# how resting orders fill from recorded trades: queue position (default), strictly through, or at the price too
+MAKER_FILLS = ("queue", "through", "touch")
 
 
 @dataclass
@@ -29,7 +31,7 @@ class SimConfig:
     balances: dict = field(default_factory=lambda: dict(DEFAULT_BALANCES))
     maker_fee: str = "0.001"
     taker_fee: str = "0.001"
-    maker_fill: str = "through"                    # through | touch
+    maker_fill: str = "queue"                      # queue | through | touch
     keep_timestamps: bool = False                  # True: recorded E/T unchanged
     weight_limit: int = 6000                       # REQUEST_WEIGHT per window
     weight_window_s: float = 60.0
@@ -46,8 +48,8 @@ class SimConfig:
         if not 0 <= int(self.port) <= 65535:
             raise ValueError(f"port {self.port}: not a TCP port")
         parse_speed(self.speed)
-        if self.maker_fill not in ("through", "touch"):
-            raise ValueError("maker_fill must be 'through' or 'touch'")
+        if self.maker_fill not in MAKER_FILLS:
+            raise ValueError(f"maker_fill must be one of {', '.join(MAKER_FILLS)}")
         for name in ("maker_fee", "taker_fee"):
             value = _decimal(getattr(self, name), name)
             if not 0 <= value < 1:

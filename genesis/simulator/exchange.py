@@ -6,9 +6,13 @@ Rules (see docs/simulator.md):
   the book cannot fill expires. ``quoteOrderQty`` spends (or raises) a quote amount.
 * LIMIT orders fill at once as taker up to their price (IOC: the rest expires; FOK: all
   or nothing); the rest of a GTC order rests, locks its funds, and fills as maker at its
-  own price when a recorded trade prints through it (strictly below a buy's price,
-  strictly above a sell's; ``maker_fill="touch"`` also fills at equal prices), for at
-  most the printed quantity per trade. LIMIT_MAKER that would take is rejected.
+  own price. ``maker_fill="queue"`` (the default): the order waits behind the quantity
+  the book displayed at its price when it rested; a recorded trade at its price first
+  consumes that queue, a trade through its price fills it at once, a level that
+  shrinks below the queue shortens it; one trade's quantity is shared by the resting
+  orders in price-time priority. ``"through"``: a trade strictly through its price
+  fills it; ``"touch"``: also a trade at its price; each order up to the printed
+  quantity. LIMIT_MAKER that would take is rejected.
 * Commission is charged on the asset received (buy: base, sell: quote), received
   amount x fee rate, half-up to 8 decimals, as Binance does without BNB.
 * Own orders never change the book (no market impact).
@@ -38,6 +42,7 @@ from .orders import ZERO, Account, Order, Trade, f8, round8
 from .rules import SymbolRules, check_decimal
 
 ORDER_TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER")
+_BOOLEAN = {"true": True, "false": False}
 _KNOWN_STP = (*STP_MODES, "DECREMENT", "TRANSFER")
 _CLIENT_ID = re.compile(r"^[.A-Za-z0-9:/_-]{1,36}$")
 _ALPHABET = string.ascii_letters + string.digits
@@ -113,7 +118,7 @@ class Exchange:
     """Books, rules and accounts of the simulated exchange."""
 
     def __init__(self, rules: dict[str, SymbolRules], books: dict[str, Book], accounts: dict[str, Account],
-                 faults: Faults, maker_fee: Decimal, taker_fee: Decimal, maker_fill: str = "through",
+                 faults: Faults, maker_fee: Decimal, taker_fee: Decimal, maker_fill: str = "queue",
                  seed: int = 0, emit: Callable[[Account, dict], None] | None = None):
         self.rules = rules
         self.books = books
@@ -153,12 +158,15 @@ class Exchange:
 
     # ------------------------------------------------------------------ new order
 
-    def place(self, acct: Account, p: dict, now: int) -> dict:
-        """POST /api/v3/order: validate, match, answer (raises ApiError)."""
+    def _validate(self, acct: Account, p: dict, new_id: bool = True) -> tuple:
+        """A new order's parameters and filter checks, as Binance makes them before the
+        matching engine: (symbol, rules, side, type, timeInForce, quantity,
+        quoteOrderQty, price, stp mode, client id, response type, book). Without
+        `new_id` a missing client id stays "" (the id generator is not drawn)."""
         symbol, rules = self._symbol(p)
         side, kind, tif, qty, quote_qty, price = _order_params(p, rules)
         stp = _stp_mode(p, rules)
-        cid = p.get("newClientOrderId") or ("web_" + self.new_id(18))
+        cid = p.get("newClientOrderId") or ("web_" + self.new_id(18) if new_id else "web_")
         if not _CLIENT_ID.match(cid):
             raise E.illegal("newClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
         resp_type = (p.get("newOrderRespType") or "FULL").upper()
@@ -171,6 +179,29 @@ class Exchange:
                 raise E.filter_failure(rules.notional_filter)
         else:
             rules.check(side, kind, qty, price, ref, len(acct.open_orders(symbol)))
+        return symbol, rules, side, kind, tif, qty, quote_qty, price, stp, cid, resp_type, book
+
+    def test_order(self, acct: Account, p: dict) -> dict:
+        """POST /api/v3/order/test: every check of a new order before the matching engine
+        (parameters, filters), nothing placed. ``{}``, or with computeCommissionRates=true
+        the commission rates the order would pay (raises ApiError)."""
+        compute = (p.get("computeCommissionRates") or "false").lower()
+        if compute not in _BOOLEAN:
+            raise E.illegal("computeCommissionRates", "true, false")
+        self._validate(acct, p, new_id=False)
+        if not _BOOLEAN[compute]:
+            return {}
+        zero = f8(ZERO)
+        return {"standardCommissionForOrder": {"maker": f8(self.maker_fee), "taker": f8(self.taker_fee)},
+                "specialCommissionForOrder": {"maker": zero, "taker": zero},
+                "taxCommissionForOrder": {"maker": zero, "taker": zero},
+                "discount": {"enabledForAccount": False, "enabledForSymbol": True, "discountAsset": "BNB",
+                             "discount": "0.25000000"}}
+
+    def place(self, acct: Account, p: dict, now: int) -> dict:
+        """POST /api/v3/order: validate, match, answer (raises ApiError)."""
+        (symbol, rules, side, kind, tif, qty, quote_qty, price, stp, cid, resp_type,
+         book) = self._validate(acct, p)
         if any(o.client_id == cid for o in acct.open_orders()):
             raise E.rejected(E.DUPLICATE_ORDER)
         if self.faults.take("reject_next", "reject_rate"):
@@ -377,6 +408,7 @@ class Exchange:
                 self._finish(acct, order, "EXPIRED", now)
             else:
                 order.locked = price * order.remaining if side == "BUY" else order.remaining
+                order.queue_ahead = book.displayed(side, price)
                 acct.change(lock_asset, -order.locked, order.locked)
                 self._resting.setdefault(symbol, {})[order.order_id] = (acct, order)
         self._flush(acct, now)
@@ -433,16 +465,64 @@ class Exchange:
         self._resting.get(order.symbol, {}).pop(order.order_id, None)
         self.emit(acct, order.report(exec_type or status, now, cancel_id=cancel_id, extra=extra))
 
+    def on_book_change(self, symbol: str) -> None:
+        """The recorded book of `symbol` changed: a resting order's queue ahead shrinks to
+        what its level now displays (growth is behind it); a queue not shown yet is
+        taken as displayed. Only in ``maker_fill="queue"``."""
+        resting = self._resting.get(symbol)
+        if not resting or self.maker_fill != "queue":
+            return
+        book = self.books[symbol]
+        for _, order in resting.values():
+            if order.pending_market:
+                continue
+            shown = book.displayed(order.side, order.price)
+            if shown is not None and (order.queue_ahead is None or shown < order.queue_ahead):
+                order.queue_ahead = shown
+
+    def _fill_queued(self, rules: SymbolRules, orders: list, price: Decimal, qty: Decimal, now: int) -> int:
+        """One recorded trade against resting orders in the queue-position model:
+        price-time priority; at the trade's price the queue ahead is consumed first; a
+        trade through an order's price fills it. Returns the number of fills."""
+        hit = [(a, o) for a, o in orders if (price <= o.price if o.side == "BUY" else price >= o.price)]
+        hit.sort(key=lambda ao: (-ao[1].price if ao[1].side == "BUY" else ao[1].price, ao[1].order_id))
+        avail, to_queue, n = qty, ZERO, 0
+        for acct, order in hit:
+            if order.price != price:
+                order.queue_ahead = ZERO
+            elif order.queue_ahead is None:
+                continue
+            else:
+                ahead = max(order.queue_ahead - to_queue, ZERO)
+                take = min(ahead, avail)
+                avail -= take
+                to_queue += take
+                order.queue_ahead = ahead - take
+            if avail <= 0 or order.queue_ahead > 0:
+                continue
+            q = min(avail, order.remaining)
+            avail -= q
+            self._fill(acct, rules, order, order.price, q, True, now)
+            self._flush(acct, now)
+            n += 1
+        return n
+
     def on_market_trade(self, symbol: str, price: Decimal, qty: Decimal, now: int) -> int:
-        """A recorded trade printed: fill resting orders it went through, and finish the
-        market remainders the partial-fill fault left. Returns the number of fills."""
+        """A recorded trade printed: fill resting orders it reaches (see `maker_fill`),
+        and finish the market remainders the partial-fill fault left. Returns the
+        number of fills."""
         resting = self._resting.get(symbol)
         if not resting:
             return 0
         rules = self.rules[symbol]
         touch = self.maker_fill == "touch"
+        queue = self.maker_fill == "queue"
+        queued = []
         n = 0
         for acct, order in list(resting.values()):
+            if queue and not order.pending_market:
+                queued.append((acct, order))
+                continue
             if order.pending_market:
                 fills = self._walk(self.books[symbol], rules, order.side, order.remaining, None)
                 if order.side == "BUY":
@@ -464,6 +544,8 @@ class Exchange:
                 self._fill(acct, rules, order, order.price, min(qty, order.remaining), True, now)
                 n += 1
             self._flush(acct, now)
+        if queued:
+            n += self._fill_queued(rules, queued, price, qty, now)
         return n
 
     @staticmethod

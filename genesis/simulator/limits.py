@@ -32,6 +32,8 @@ WEIGHTS = {
     ("GET", "depth"): _depth_weight,
     ("GET", "ticker/bookTicker"): lambda q: 2 if q.get("symbol") else 4,
     ("GET", "ticker/price"): lambda q: 2 if q.get("symbol") else 4,
+    ("GET", "klines"): 2,
+    ("POST", "order/test"): lambda q: 20 if (q.get("computeCommissionRates") or "").lower() == "true" else 1,
     ("GET", "account"): 20, ("POST", "order"): 1, ("DELETE", "order"): 1, ("GET", "order"): 4,
     ("GET", "openOrders"): lambda q: 6 if q.get("symbol") else 80, ("DELETE", "openOrders"): 1,
     ("GET", "allOrders"): 20, ("GET", "myTrades"): 20,

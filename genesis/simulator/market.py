@@ -96,6 +96,8 @@ class Replayer:
             book.apply_ticker(d["u"], d["b"], d["B"], d["a"], d["A"])
         elif kind in ("trade", "aggTrade"):
             book.last_price = Decimal(d["p"])
+            if kind == "trade":
+                self.sim.tape(rec.symbol).add(d["T"], d["p"], d["q"], d["m"])
         elif kind == "snapshot":
             book.apply_snapshot(d["lastUpdateId"], d["bids"], d["asks"])
         return book
@@ -115,6 +117,8 @@ class Replayer:
                 d["T"] = d["T"] + shift
             self.last_event_ms = d["E"]
         kind = rec.kind
+        if kind in ("depth", "bookTicker", "snapshot"):
+            self.sim.exchange.on_book_change(rec.symbol)
         if kind == "depth":
             hub.publish(f"{low}@depth@100ms", d)
             merged = self.mergers.setdefault(rec.symbol, DepthMerger()).add(d)

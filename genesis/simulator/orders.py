@@ -73,6 +73,7 @@ class Order:
     prevented_qty: Decimal = ZERO  # quantity expired by self-trade prevention
     prevented_match_id: int | None = None
     prevented_matches: list = field(default_factory=list)   # the taker's view, for its new-order answer
+    queue_ahead: Decimal | None = ZERO  # resting: recorded quantity ahead at its price (None: not shown yet)
     trades: list = field(default_factory=list)
 
     @property

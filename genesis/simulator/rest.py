@@ -15,6 +15,7 @@ from . import auth
 from . import errors as E
 from .errors import ApiError
 from .hub import SIM_KEY
+from .klines import DEFAULT_LIMIT, MAX_LIMIT, Grid, klines, parse_time_zone
 from .limits import weight_of
 from .orders import f8
 
@@ -116,6 +117,36 @@ def avg_price(sim: Simulator, p: dict, key):
     return {"mins": 5, "price": row["price"], "closeTime": sim.now_ms()}
 
 
+def _time_param(p: dict, name: str) -> int | None:
+    v = p.get(name)
+    if v is None or v == "":
+        return None
+    if not v.isdigit():
+        raise E.illegal(name, "^[0-9]{1,20}$")
+    return int(v)
+
+
+def get_klines(sim: Simulator, p: dict, key):
+    """GET /api/v3/klines from the trades replayed so far (see klines.py)."""
+    sym = p.get("symbol")
+    if not sym:
+        raise E.mandatory("symbol")
+    interval = p.get("interval")
+    if not interval:
+        raise E.mandatory("interval")
+    grid = Grid(interval, parse_time_zone(p.get("timeZone")))
+    sym = _symbol(sim, p)
+    start, end = _time_param(p, "startTime"), _time_param(p, "endTime")
+    if start is not None and end is not None and start > end:
+        raise E.ApiError(-1023, "Start time is greater than end time.")
+    limit = p.get("limit") or str(DEFAULT_LIMIT)
+    if not limit.lstrip("-").isdigit():
+        raise E.illegal("limit", "^[0-9]{1,20}$")
+    if int(limit) < 1:
+        raise E.ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+    return klines(sim.tapes.get(sym), grid, sim.replay.shift_ms, start, end, min(int(limit), MAX_LIMIT))
+
+
 # ----------------------------------------------------------------------- account
 
 
@@ -137,6 +168,11 @@ def account(sim: Simulator, p: dict, key):
 def new_order(sim: Simulator, p: dict, key):
     """POST /api/v3/order."""
     return sim.exchange.place(sim.accounts[key], p, sim.now_ms())
+
+
+def test_order(sim: Simulator, p: dict, key):
+    """POST /api/v3/order/test: validated as a new order, never placed."""
+    return sim.exchange.test_order(sim.accounts[key], p)
 
 
 def cancel_order(sim: Simulator, p: dict, key):
@@ -204,8 +240,10 @@ ROUTES = {
     ("GET", "ticker/bookTicker"): (book_ticker, PUBLIC),
     ("GET", "ticker/price"): (ticker_price, PUBLIC),
     ("GET", "avgPrice"): (avg_price, PUBLIC),
+    ("GET", "klines"): (get_klines, PUBLIC),
     ("GET", "account"): (account, SIGNED),
     ("POST", "order"): (new_order, SIGNED),
+    ("POST", "order/test"): (test_order, SIGNED),
     ("DELETE", "order"): (cancel_order, SIGNED),
     ("GET", "order"): (query_order, SIGNED),
     ("GET", "openOrders"): (open_orders, SIGNED),

@@ -19,6 +19,7 @@ from .config import STP_MODES, SimConfig, parse_speed
 from .exchange import Exchange
 from .faults import Faults, FaultSpec
 from .hub import SIM_KEY, Hub
+from .klines import TradeTape
 from .limits import Limits
 from .market import Replayer
 from .orders import Account
@@ -58,6 +59,7 @@ class Simulator:
         self._patch_stp_modes()
         self.rules = rules_by_symbol(self.exchange_info)
         self.books: dict[str, Book] = {s: Book(s) for s in self.rules}
+        self.tapes: dict[str, TradeTape] = {}           # symbol -> replayed trades, for klines
         self.secrets = {cfg.api_key: cfg.api_secret, **cfg.extra_keys}
         assets = {a for r in self.rules.values() for a in (r.base, r.quote)}
         start = {a: Decimal(0) for a in assets}
@@ -95,6 +97,13 @@ class Simulator:
         if b is None:
             b = self.books[symbol] = Book(symbol)
         return b
+
+    def tape(self, symbol: str) -> TradeTape:
+        """The replayed trades of a symbol (created empty on first use)."""
+        t = self.tapes.get(symbol)
+        if t is None:
+            t = self.tapes[symbol] = TradeTape()
+        return t
 
     def account_uid(self, key: str) -> int:
         return 1000 + list(self.accounts).index(key)

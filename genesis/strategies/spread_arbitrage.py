@@ -4,6 +4,12 @@ Spot cannot go short, so the strategy buys the leg that is cheap relative to the
 other (z beyond -entry_z: the first leg; beyond +entry_z: the second) and sells it
 when the spread comes back (|z| <= exit_z), stops out at |z| >= stop_z, or times out
 after max_hold. The spread is sampled at most once a second over `lookback`.
+
+It reads the mids that book tickers and candles set (view.mid), so it runs on tick
+captures and on candle replays alike. A leg with book tickers ignores its candles (on a
+capture, those built from trades); on candles it waits for both legs' candles of the same
+close time, so a candle replay never pairs one leg's new close with the other's previous
+one (one sample a minute on 1-minute candles: a lookback of an hour or more).
 """
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ import math
 from collections import deque
 
 from genesis.strategies.base import MarketView, OrderIntent, Strategy
+
+PRICE_KINDS = ("book_ticker", "candle")   # the market events that set view.mid
+MIN_SAMPLES = 30
 
 
 class SpreadArbitrage(Strategy):
@@ -29,6 +38,8 @@ class SpreadArbitrage(Strategy):
         self.entered = 0
         self.last_exit = -10**15
         self.z = 0.0
+        self.closed_at: dict[str, int] = {}   # each leg's last candle close time
+        self.quoted: set[str] = set()           # legs with book tickers
 
     def _sample(self, ts: int, spread: float) -> None:
         second = ts // 1000
@@ -44,15 +55,23 @@ class SpreadArbitrage(Strategy):
             self.total_sq -= old * old
 
     def on_event(self, event, view: MarketView) -> list[OrderIntent]:
-        if event.kind != "book_ticker" or event.symbol not in (self.a, self.b):
+        if event.kind not in PRICE_KINDS or event.symbol not in (self.a, self.b):
             return []
+        if event.kind == "book_ticker":
+            self.quoted.add(event.symbol)
+        elif event.symbol in self.quoted:
+            return []
+        else:
+            self.closed_at[event.symbol] = event.ts
+            if self.closed_at.get(self.a) != self.closed_at.get(self.b):
+                return []   # the other leg's candle of this close is still to come
         mid_a, mid_b = view.mid(self.a), view.mid(self.b)
         if not mid_a or not mid_b:
             return []
         spread = math.log(mid_a) - math.log(mid_b)
         self._sample(event.ts, spread)
         n = len(self.samples)
-        if n < 30 or (self.samples[-1][0] - self.samples[0][0]) < self.lookback_ms * 0.5:
+        if n < MIN_SAMPLES or (self.samples[-1][0] - self.samples[0][0]) < self.lookback_ms * 0.5:
             return []
         mean = self.total / n
         std = math.sqrt(max(self.total_sq / n - mean * mean, 0.0))
