@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from genesis import __version__
+from genesis.lazy_commands import LazyGroup
 from genesis.paths import SETTINGS_FILE, default_config_dir
 
 
@@ -24,7 +25,7 @@ def _config_dir(value: str | None) -> Path:
     return path
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="genesis")
 def cli() -> None:
     """Genesis: trading rules engine for one disciplined Binance spot trader."""
@@ -607,8 +608,6 @@ def replay(paths, tier, db, config, as_json, script, send_notifications, compare
       genesis replay data/*.gz --plot report.html --trades trades.csv"""
     import json  # noqa: PLC0415
 
-    from rich.progress import Progress  # noqa: PLC0415
-
     from genesis.engine.report import format_report  # noqa: PLC0415
     from genesis.engine.runner import replay as replay_feed  # noqa: PLC0415
     from genesis.engine.runrecord import read_record  # noqa: PLC0415
@@ -628,6 +627,8 @@ def replay(paths, tier, db, config, as_json, script, send_notifications, compare
     if as_json or not sys.stderr.isatty():
         report = replay_feed(session)
     else:
+        from rich.progress import Progress  # noqa: PLC0415 - only a terminal shows the bar
+
         with Progress(transient=True) as bar:
             task = bar.add_task("replaying", total=None)
             report = replay_feed(session, on_progress=lambda n: bar.update(task, completed=n))
@@ -722,6 +723,41 @@ def _what_if(paths, tier, root, result, compare, as_json, script) -> None:
             done = compare_replays(current, changed, open_run, on_progress=lambda label, n: bar.update(
                 task, description=f"replaying ({label})", completed=n))
     click.echo(json.dumps(comparison_json(done), indent=2) if as_json else format_comparison(done))
+
+
+@cli.command()
+@click.argument("sweep_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--config", "config", metavar="DIR", help="Configuration folder the trials start from (default: the "
+              "sweep file's `config`, else as for genesis replay).")
+@click.option("--workers", type=click.IntRange(min=1), help="Trials run at once (default: every local core).")
+@click.option("--out", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Results file: .json (everything) or .csv (a row per trial) (default: SWEEP.results.json).")
+@click.option("--best", metavar="FILE.yaml", type=click.Path(dir_okay=False),
+              help="The best trial's values as a YAML diff (default: SWEEP.best.yaml).")
+@click.option("--apply", "apply_diff", metavar="DIFF.yaml", type=click.Path(exists=True, dir_okay=False),
+              help="Instead of sweeping: write a diff's numbers into the --config folder, if it then validates.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def sweep(sweep_file, config, workers, out, best, apply_diff, as_json) -> None:
+    """Tune configuration numbers on recorded data.
+
+    Each trial is a deterministic replay under a validated copy of the configuration,
+    ranked by an objective. The sweep file names the data, the keys to vary and their values or ranges, the
+    objective and the search, grid or Optuna, optionally walk-forward (docs/sweep.md).
+
+    \b
+    Examples:
+      genesis sweep tune.yaml --workers 4 --out results.csv
+      genesis sweep --apply tune.best.yaml --config ~/genesis-config"""
+    from genesis.sweep.command import apply_command, sweep_command  # noqa: PLC0415
+
+    if apply_diff:
+        if sweep_file:
+            raise click.UsageError("--apply writes a diff into --config; give it without a sweep file")
+        return apply_command(apply_diff, _config_dir(config))
+    if not sweep_file:
+        raise click.UsageError("name a sweep file (docs/sweep.md), or --apply DIFF.yaml")
+    sweep_command(sweep_file, lambda from_file: _config_dir(config or (str(from_file) if from_file else None)),
+                  workers, out, best, as_json)
 
 
 @cli.command()
@@ -1390,13 +1426,8 @@ def restore(backup_ref, force, db, config) -> None:
                f"{logs}{resume}")
 
 
-def _register_simulate() -> None:
-    from genesis.simulator.cli import simulate  # noqa: PLC0415
-
-    cli.add_command(simulate, "simulate")
-
-
-_register_simulate()
+# imported only when it runs: the simulator pulls in aiohttp, which would slow every other command's start
+cli.add_lazy_command("simulate", "genesis.simulator.cli:simulate", "Run a Binance-like test exchange on 127.0.0.1.")
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ("bench_pipeline.py", ["--limit", "4000"], "same decisions:"),
     ("bench_live_latency.py", ["--speed", "8", "--decisions", "40", "--capture"], "order request written to its socket"),
     ("bench_restart.py", ["--lengths", "10m,20m", "--rounds", "1"], "snapshot restart against the 10m run"),
+    ("bench_sweep.py", ["--trials", "2"], "same results on 1 and 2 workers: yes"),
+    ("bench_startup.py", ["--rounds", "1"], "floor: python -c pass (baseline)"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,

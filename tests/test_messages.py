@@ -69,12 +69,15 @@ def rows(db: Path, sql: str, **params) -> list:
 
 
 def commands_of(path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
-    """Every command and subcommand of `genesis`, with the words that call it."""
+    """Every command and subcommand of `genesis` (lazily registered ones loaded), with the
+    words that call it."""
+    ctx = click.Context(genesis_cli)
     group = genesis_cli
     for word in path:
-        group = group.commands[word]
+        group = group.get_command(ctx, word)
     out = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         out.append(((*path, name), command))
         if isinstance(command, click.Group):
             out += commands_of((*path, name))

@@ -12,15 +12,14 @@ from __future__ import annotations
 import copy
 from functools import lru_cache
 
-from jsonschema import validators
-from jsonschema.exceptions import _RefResolutionError
-from referencing.exceptions import Unresolvable
-
 from genesis.config.schemas import validator
 
 
 def _default_of(v, sub: dict):
     """The default a property schema declares, here or at the end of its `$ref`."""
+    from jsonschema.exceptions import _RefResolutionError  # noqa: PLC0415 - loaded with the filler already
+    from referencing.exceptions import Unresolvable  # noqa: PLC0415
+
     seen = 0
     while isinstance(sub, dict) and "default" not in sub and "$ref" in sub and seen < 10:
         try:
@@ -32,6 +31,8 @@ def _default_of(v, sub: dict):
 
 
 def _with_defaults(cls):
+    from jsonschema import validators  # noqa: PLC0415 - imported when a document is filled, not with the loader
+
     check_properties = cls.VALIDATORS["properties"]
 
     def properties(v, props, instance, schema):

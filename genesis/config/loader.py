@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genesis.config.defaults import fill_defaults
+from genesis.config.checkcache import document_key, keep, kept
 from genesis.config.problems import Problem
-from genesis.config.schemas import validate_document
 from genesis.config.yamlsrc import Mark, SourceMap, YamlError, load_yaml
 from genesis.paths import SETTINGS_FILE
 
@@ -120,10 +119,20 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     if data is None:
         out.problems.append(Problem(rel, 1, 1, "file is empty"))
         return None
+    key = document_key(kind, text)
+    filled = kept(key)
+    if filled is not None:   # this very text passed before: no schema walk (genesis/config/checkcache.py)
+        return Document(rel, kind, filled, smap, [], data)
+    # jsonschema is imported only when a document is checked afresh
+    from genesis.config.defaults import fill_defaults  # noqa: PLC0415
+    from genesis.config.schemas import validate_document  # noqa: PLC0415
+
     schema_problems, bad_paths = validate_document(kind, data, smap, rel)
     out.problems.extend(schema_problems)
     given = copy.deepcopy(data)
     fill_defaults(kind, data)
+    if not schema_problems and not bad_paths:
+        keep(key, data)
     return Document(rel, kind, data, smap, bad_paths, given)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING
 
 from genesis.config.problems import Problem, suggestion
 from genesis.config.yamlsrc import SourceMap
 from genesis.paths import schema_dir
+
+if TYPE_CHECKING:   # jsonschema is imported when a document is checked, not with this module
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 KINDS = {
     "settings": "settings.schema.json",
@@ -29,32 +30,34 @@ _TYPE_WORDS = {"string": "text", "number": "a number", "integer": "a whole numbe
 
 
 @lru_cache(maxsize=1)
-def _registry_and_schemas():
-    folder = schema_dir()
-    schemas = {}
-    resources = []
-    for path in sorted(folder.glob("*.schema.json")):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        schemas[path.name] = schema
-        resources.append((path.name, Resource.from_contents(schema)))
-    return Registry().with_resources(resources), schemas
+def _schemas() -> dict:
+    return {path.name: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(schema_dir().glob("*.schema.json"))}
+
+
+@lru_cache(maxsize=1)
+def _registry():
+    from referencing import Registry, Resource  # noqa: PLC0415
+
+    return Registry().with_resources((name, Resource.from_contents(schema)) for name, schema in _schemas().items())
 
 
 @lru_cache(maxsize=None)
 def validator(kind: str) -> Draft202012Validator:
     """A compiled validator for one file kind."""
-    registry, schemas = _registry_and_schemas()
-    return Draft202012Validator(schemas[KINDS[kind]], registry=registry)
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+
+    return Draft202012Validator(_schemas()[KINDS[kind]], registry=_registry())
 
 
 def schema_for(kind: str) -> dict:
     """The raw schema of a file kind."""
-    return _registry_and_schemas()[1][KINDS[kind]]
+    return _schemas()[KINDS[kind]]
 
 
 def all_schemas() -> dict:
     """Every schema file by name."""
-    return _registry_and_schemas()[1]
+    return _schemas()
 
 
 def _type_name(value) -> str:

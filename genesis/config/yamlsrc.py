@@ -19,6 +19,10 @@ MAX_DEPTH = 64
 
 Path = tuple  # a JSON path: tuple of str keys and int indexes
 
+# libyaml, when PyYAML was built with it, gives the same nodes and marks about 20 times faster; the
+# pure-Python parser stays the reference: it words every problem (a file refused is parsed again by it)
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+
 _OPEN = (yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken,
          yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)
 _CLOSE = (yaml.BlockEndToken, yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)
@@ -139,11 +143,25 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlError:
     return YamlError(f"YAML syntax error: {message}", where)
 
 
-def _check_depth(text: str) -> None:
+def _parse(text: str, loader_class) -> tuple[Any, SourceMap]:
+    """Data and source map of one YAML document, read with `loader_class`."""
+    _check_depth(text, loader_class)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, SourceMap(text=text)
+        builder = _Builder(loader, text)
+        return builder.build(node, (), 0), builder.smap
+    finally:
+        loader.dispose()
+
+
+def _check_depth(text: str, loader_class=yaml.SafeLoader) -> None:
     """Refuse nesting deeper than MAX_DEPTH before the (recursive) composer sees it."""
     depth = 0
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        for token in yaml.scan(text, Loader=loader_class):
             if isinstance(token, _OPEN):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -184,7 +202,7 @@ class _Builder:
     def _scalar(self, node, path: Path) -> Any:
         if node.tag not in _PLAIN_TAGS:
             raise YamlError(f"unsupported YAML tag {node.tag!r}", _mark(node))
-        self.smap.scalar_styles[path] = node.style
+        self.smap.scalar_styles[path] = node.style or None   # libyaml marks a plain scalar '', PyYAML None
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # dates stay text; no key of ours is a date
         value = self.loader.construct_object(node, deep=True)
@@ -220,17 +238,13 @@ def load_yaml(text: str, name: str = "<string>") -> tuple[Any, SourceMap]:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise YamlError(f"file is larger than {MAX_FILE_BYTES} bytes; configuration files are small, "
                         "is this the right file?", Mark(1, 1))
-    try:
-        _check_depth(text)
-        loader = yaml.SafeLoader(text)
+    if _FAST_LOADER is not None:
         try:
-            node = loader.get_single_node()
-            if node is None:
-                return None, SourceMap(text=text)
-            builder = _Builder(loader, text)
-            return builder.build(node, (), 0), builder.smap
-        finally:
-            loader.dispose()
+            return _parse(text, _FAST_LOADER)
+        except (YamlError, yaml.YAMLError, RecursionError, ValueError):
+            pass   # parsed again below, for the reference parser's message and position
+    try:
+        return _parse(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc) from None
     except yaml.YAMLError as exc:

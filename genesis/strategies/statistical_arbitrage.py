@@ -34,11 +34,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from genesis.strategies.base import MarketView, OrderIntent, Strategy
-from genesis.strategies.pair_statistics import KalmanHedge, PairFit, fit_pair
+
+if TYPE_CHECKING:
+    from genesis.strategies.pair_statistics import KalmanHedge, PairFit
 
 MIN_SAMPLES = 20
 PRICE_KINDS = ("book_ticker", "candle")   # the market events that set view.mid
@@ -104,6 +105,11 @@ class StatisticalArbitrage(Strategy):
 
     def _refit(self, now: int) -> None:
         """Fit every pair on the window; choose the traded pair."""
+        # numpy is imported at the first fit, not with the strategy registry (every command loads that)
+        import numpy as np  # noqa: PLC0415
+
+        from genesis.strategies.pair_statistics import KalmanHedge, fit_pair  # noqa: PLC0415
+
         p = self.params
         data = np.array([logs for _, logs in self.samples])
         sample_s = self.sample_ms / 1000.0
