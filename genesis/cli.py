@@ -730,6 +730,8 @@ def _what_if(paths, tier, root, result, compare, as_json, script) -> None:
 @click.option("--config", "config", metavar="DIR", help="Configuration folder the trials start from (default: the "
               "sweep file's `config`, else as for genesis replay).")
 @click.option("--workers", type=click.IntRange(min=1), help="Trials run at once (default: every local core).")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help="Run the trials as Ray tasks on the cluster whose head "
+              "is at HOST:PORT (e.g. 127.0.0.1:6379) instead of on local cores; needs genesis-trader[ray].")
 @click.option("--out", metavar="FILE", type=click.Path(dir_okay=False),
               help="Results file: .json (everything) or .csv (a row per trial) (default: SWEEP.results.json).")
 @click.option("--best", metavar="FILE.yaml", type=click.Path(dir_okay=False),
@@ -737,7 +739,7 @@ def _what_if(paths, tier, root, result, compare, as_json, script) -> None:
 @click.option("--apply", "apply_diff", metavar="DIFF.yaml", type=click.Path(exists=True, dir_okay=False),
               help="Instead of sweeping: write a diff's numbers into the --config folder, if it then validates.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def sweep(sweep_file, config, workers, out, best, apply_diff, as_json) -> None:
+def sweep(sweep_file, config, workers, ray_address, out, best, apply_diff, as_json) -> None:
     """Tune configuration numbers on recorded data.
 
     Each trial is a deterministic replay under a validated copy of the configuration,
@@ -747,6 +749,7 @@ def sweep(sweep_file, config, workers, out, best, apply_diff, as_json) -> None:
     \b
     Examples:
       genesis sweep tune.yaml --workers 4 --out results.csv
+      genesis sweep tune.yaml --ray 127.0.0.1:6379
       genesis sweep --apply tune.best.yaml --config ~/genesis-config"""
     from genesis.sweep.command import apply_command, sweep_command  # noqa: PLC0415
 
@@ -756,8 +759,10 @@ def sweep(sweep_file, config, workers, out, best, apply_diff, as_json) -> None:
         return apply_command(apply_diff, _config_dir(config))
     if not sweep_file:
         raise click.UsageError("name a sweep file (docs/sweep.md), or --apply DIFF.yaml")
+    if ray_address and workers:
+        raise click.UsageError("--workers counts local processes; with --ray the cluster's CPUs run the trials")
     sweep_command(sweep_file, lambda from_file: _config_dir(config or (str(from_file) if from_file else None)),
-                  workers, out, best, as_json)
+                  workers, out, best, as_json, ray_address)
 
 
 @cli.command()

@@ -30,10 +30,12 @@ def apply_command(diff: str, config_root: Path) -> None:
 
 
 def sweep_command(sweep_file: str, config_root, workers: int | None, out: str | None, best: str | None,
-                  as_json: bool) -> None:
-    """Run the sweep file's trials and report (see `genesis sweep --help`)."""
+                  as_json: bool, ray_address: str | None = None) -> None:
+    """Run the sweep file's trials, locally or on the Ray cluster at `ray_address`, and report
+    (see `genesis sweep --help`)."""
     from genesis.sweep.report import format_table, outcome_json, write_diff, write_results  # noqa: PLC0415
     from genesis.sweep.sweeprun import run_sweep  # noqa: PLC0415
+    from genesis.sweep.raypool import ClusterError, RayPool  # noqa: PLC0415
     from genesis.sweep.workers import LocalPool, default_workers  # noqa: PLC0415
 
     try:
@@ -53,15 +55,21 @@ def sweep_command(sweep_file: str, config_root, workers: int | None, out: str | 
     for path, option in ((out_path, "--out"), (best_path, "--best")):
         if not path.resolve().parent.is_dir():
             raise click.BadParameter(f"{path}: no folder {path.resolve().parent}", param_hint=option)
-    count = workers or default_workers()
+    try:
+        pool = RayPool(ray_address) if ray_address else LocalPool(workers or default_workers())
+    except ClusterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ray") from None
 
     def say(result) -> None:
         if not as_json:
             click.echo(f"trial {result.number}: {result.status}", err=True)
 
     try:
-        with LocalPool(count) as pool:
+        with pool:
             outcome = run_sweep(sweep, root, pool, on_result=say)
+    except ClusterError as exc:
+        click.echo(f"genesis: --ray {ray_address}: {exc}; nothing was written", err=True)
+        sys.exit(1)
     except (ConfigKeyError, ValueError) as exc:
         click.echo(f"genesis: {sweep_file}: {exc}", err=True)
         sys.exit(1)
