@@ -12,10 +12,13 @@ warm-up run. The baseline, measured in the same run, is the interpreter's floor:
   report and all: an upper bound of start-up to the first event (configuration read and
   compiled, journal opened in memory, feed opened, the event processed).
 
-`validate` and `replay` are timed twice: on a configuration read before (its checked
-documents kept in a cache folder of this run, genesis/config/checkcache.py: what a
-trader's second command gets) and with the cache off (GENESIS_CACHE_DIR empty: a first
-run, or an edited configuration). The configuration is the checkout's own.
+`validate` and `replay` are timed on a configuration read before (its checked documents
+and compiled rule sets kept in a cache folder of this run, genesis/config/checkcache.py and
+genesis/expr/codecache.py: what a trader's second command gets) and with the cache off
+(GENESIS_CACHE_DIR empty: a first run, or an edited configuration); `validate` also with
+the checked documents kept but no compiled rule set (the *.code files removed before each
+run), which shows what keeping the compiled rules saves. The configuration is the
+checkout's own.
 
     python bench/bench_startup.py [--rounds 7]
 """
@@ -46,8 +49,10 @@ def one_event_file(folder: Path) -> Path:
     return path
 
 
-def timed(argv: list[str], env: dict) -> float:
-    """Wall seconds of one whole process; exits with its error when it fails."""
+def timed(argv: list[str], env: dict, before=None) -> float:
+    """Wall seconds of one whole process (after `before()`, untimed); exits with its error when it fails."""
+    if before is not None:
+        before()
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
     elapsed = time.perf_counter() - started
@@ -56,10 +61,18 @@ def timed(argv: list[str], env: dict) -> float:
     return elapsed
 
 
-def median_time(argv: list[str], env: dict, rounds: int) -> float:
+def median_time(argv: list[str], env: dict, rounds: int, before=None) -> float:
     """Median wall seconds of `rounds` runs, after one warm-up run (.pyc files, the kept documents)."""
-    timed(argv, env)
-    return statistics.median(timed(argv, env) for _ in range(rounds))
+    timed(argv, env, before)
+    return statistics.median(timed(argv, env, before) for _ in range(rounds))
+
+
+def forget_compiled(cache: Path):
+    """A `before` that removes the kept compiled rule sets (the checked documents stay)."""
+    def remove() -> None:
+        for store in cache.glob("*.code"):
+            store.unlink()
+    return remove
 
 
 def main() -> None:
@@ -72,7 +85,8 @@ def main() -> None:
     genesis = [sys.executable, "-m", "genesis"]
     with tempfile.TemporaryDirectory() as tmp:
         one = one_event_file(Path(tmp))
-        kept = {**os.environ, "GENESIS_CONFIG": str(ROOT), "GENESIS_CACHE_DIR": str(Path(tmp) / "cache")}
+        cache = Path(tmp) / "cache"
+        kept = {**os.environ, "GENESIS_CONFIG": str(ROOT), "GENESIS_CACHE_DIR": str(cache)}
         kept.pop("GENESIS_DEBUG", None)
         fresh = {**kept, "GENESIS_CACHE_DIR": ""}
         replay_one = genesis + ["replay", "--json", str(one)]
@@ -80,11 +94,13 @@ def main() -> None:
             ("floor: python -c pass (baseline)", python + ["-c", "pass"], kept),
             ("genesis --help", genesis + ["--help"], kept),
             ("genesis validate", genesis + ["validate"], kept),
+            ("genesis validate, rule sets compiled afresh (documents kept)", genesis + ["validate"], kept,
+             forget_compiled(cache)),
             ("genesis validate, cache off (first run)", genesis + ["validate"], fresh),
             ("genesis replay, one event (start-up to the first event, upper bound)", replay_one, kept),
             ("genesis replay, one event, cache off (first run)", replay_one, fresh),
         ]
-        results = [(label, median_time(argv, env, args.rounds)) for label, argv, env in cases]
+        results = [(label, median_time(argv, env, args.rounds, *before)) for label, argv, env, *before in cases]
     floor = results[0][1]
     print(f"start-up, whole processes, median of {args.rounds} (configuration: {ROOT})")
     print(f"{'case':<72} {'seconds':>8} {'x floor':>8} {'/ target':>9}")

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("aiohttp", "ccxt", "genesis.simulator", "matplotlib", "textual", "numpy", "smtplib", "jsonschema")
+HEAVY = ("aiohttp", "ccxt", "genesis.simulator", "matplotlib", "textual", "numpy", "smtplib", "jsonschema",
+         "sqlalchemy")   # a replay's journal in memory is written with sqlite3
 
 # runs one command in a fresh interpreter, then prints which heavy modules it had imported
 PROBE = """

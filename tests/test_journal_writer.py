@@ -74,8 +74,8 @@ def test_a_journal_another_process_is_creating_at_the_same_moment_opens(tmp_path
             other.close()
 
     event.listen(progress, "before_create", another_process_creates_it_first)
-    try:
-        journal = Journal(f"sqlite:///{path}")
+    try:   # through SQLAlchemy (a driver named): plain sqlite:/// files are created with IF NOT EXISTS
+        journal = Journal(f"sqlite+pysqlite:///{path}")
     finally:
         event.remove(progress, "before_create", another_process_creates_it_first)
     assert raced

@@ -107,21 +107,22 @@ def keep(key: str | None, data: Any) -> None:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-        _trim(folder)
+        trim_folder(folder, "*.json", MAX_ENTRIES)
     except (OSError, TypeError, ValueError):
         return
 
 
-def _trim(folder: Path) -> None:
-    """Keep the folder under MAX_ENTRIES entries: past it, remove the older half (by when written)."""
-    entries = list(folder.glob("*.json"))
-    if len(entries) <= MAX_ENTRIES:
+def trim_folder(folder: Path, pattern: str, keep: int) -> None:
+    """Keep at most `keep` files matching `pattern` in a cache folder: past it, remove the
+    older half (by when written)."""
+    files = list(folder.glob(pattern))
+    if len(files) <= keep:
         return
     dated = []
-    for entry in entries:
+    for file in files:
         try:
-            dated.append((entry.stat().st_mtime_ns, entry))
+            dated.append((file.stat().st_mtime_ns, file))
         except OSError:   # removed meanwhile by another process
             continue
-    for _, entry in sorted(dated)[:len(dated) // 2]:
-        entry.unlink(missing_ok=True)
+    for _, file in sorted(dated)[:len(dated) // 2]:
+        file.unlink(missing_ok=True)

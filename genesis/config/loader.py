@@ -10,6 +10,7 @@ ever written back to a file (`genesis set` edits the text, genesis/config/edit.p
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class Document:
     smap: SourceMap      # positions of what the file holds (filled-in keys have none)
     bad_paths: list = field(default_factory=list)  # paths with schema errors
     given: Any = None    # the data as written, before defaults were filled in
+    text_digest: str = ""  # SHA-256 of the file's bytes (the configuration's digest is made of these)
 
     def ok(self, *prefix) -> bool:
         """True when no schema error lies at or below `prefix` (or above it)."""
@@ -90,6 +92,13 @@ class ConfigFiles:
         docs = [self.settings, *self.tiers.values(), *self.rulebooks, self.strategies]
         return [d for d in docs if d is not None]
 
+    def digest(self) -> str:
+        """SHA-256 of every document read (its path, kind and bytes): the configuration's digest."""
+        digest = hashlib.sha256()
+        for doc in self.documents():
+            digest.update(f"{doc.file}\0{doc.kind}\0{doc.text_digest}\n".encode())
+        return digest.hexdigest()
+
     def routing(self) -> dict:
         """alerts.yaml `routing`: severity (or route) -> channel names."""
         return next((rb.data["routing"] for rb in self.rulebooks if rb.kind == "alerts"), {})
@@ -122,7 +131,7 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     key = document_key(kind, text)
     filled = kept(key)
     if filled is not None:   # this very text passed before: no schema walk (genesis/config/checkcache.py)
-        return Document(rel, kind, filled, smap, [], data)
+        return Document(rel, kind, filled, smap, [], data, hashlib.sha256(raw).hexdigest())
     # jsonschema is imported only when a document is checked afresh
     from genesis.config.defaults import fill_defaults  # noqa: PLC0415
     from genesis.config.schemas import validate_document  # noqa: PLC0415
@@ -133,7 +142,7 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     fill_defaults(kind, data)
     if not schema_problems and not bad_paths:
         keep(key, data)
-    return Document(rel, kind, data, smap, bad_paths, given)
+    return Document(rel, kind, data, smap, bad_paths, given, hashlib.sha256(raw).hexdigest())
 
 
 def load_config_files(root: Path) -> ConfigFiles:

@@ -38,6 +38,11 @@ BUY_SIDES = ("buy", "bid", "bids")
 SELL_SIDES = ("sell", "ask", "asks")
 
 
+# diffs held unapplied at most: enough to batch the per-level work, few enough that a
+# book nobody reads does not hold megabytes of levels (bench/bench_memory.py, symbols)
+DEFERRED_DIFFS_MAX = 128
+
+
 class OrderBook:
     """The order book of one symbol."""
 
@@ -68,7 +73,7 @@ class OrderBook:
         Used when nothing reads depth on every update: the per-level work then leaves
         the per-event path and runs in one batch when a price or a walk is needed."""
         self._deferred.append((first_id, last_id, bids, asks))
-        if len(self._deferred) >= 512:
+        if len(self._deferred) >= DEFERRED_DIFFS_MAX:
             self.catch_up()
 
     def catch_up(self) -> None:

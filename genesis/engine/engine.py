@@ -20,6 +20,7 @@ from genesis.engine import exits
 from genesis.engine.account import Account
 from genesis.engine.candles import CandleBuilder
 from genesis.engine.dayreport import DayStart, day_report, day_start, format_day_report
+from genesis.engine.equitymarks import EquityMarks
 from genesis.engine.events import MS_PER_DAY, Event
 from genesis.engine.exchange import Exchange
 from genesis.engine.algos import Step, Touch
@@ -94,7 +95,7 @@ class Stats:
     orders: int = 0
     fills: int = 0
     last_decision: str = ""
-    equity_marks: list = field(default_factory=list)   # (minute, equity)
+    equity_marks: EquityMarks = field(default_factory=EquityMarks)   # (minute, equity), one a minute
 
 
 def _notifies(actions) -> bool:
@@ -577,8 +578,7 @@ class Engine:
         st.max_drawdown_usd = max(st.max_drawdown_usd, figures["drawdown_usd"])
         st.max_drawdown_pct = max(st.max_drawdown_pct, figures["drawdown_pct"])
         minute = now // 60_000
-        if not st.equity_marks or st.equity_marks[-1][0] != minute:
-            st.equity_marks.append((minute, figures["equity_usd"]))
+        st.equity_marks.add(minute, figures["equity_usd"])
 
     # ------------------------------------------------------------------ trading state
     def change_state(self, change: str, by: str, **args) -> list[Transition]:

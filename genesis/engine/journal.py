@@ -10,101 +10,96 @@ Recovery: the pipeline is deterministic, so after a crash the input is replayed 
 the start and produces the same entries in the same order; entries up to the last
 sequence number already in the journal are not written again. The journal of a
 recovered run is therefore identical to that of an uninterrupted one.
+
+Start-up: a SQLite journal (`sqlite://` in memory, `sqlite:///FILE`) is opened, created and
+written with the standard library's sqlite3, in the same tables SQLAlchemy would create
+(SQLITE_DDL); SQLAlchemy is imported only for what else reads or writes it (`Journal.engine`,
+made on first use: a resumed run, commands, status, snapshots listed) and for other
+databases. Every write is the same transaction on the same file either way.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, bindparam,
-                        create_engine, event, func, insert, inspect, select)
-from sqlalchemy import text as sql_text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 SCHEMA_VERSION = 2
-metadata = MetaData()
-
-runs = Table(
-    "runs", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("schema_version", Integer, nullable=False),
-    Column("tier", String(32), nullable=False),
-    Column("config_digest", String(64), nullable=False),
-    Column("feed_digest", Text, nullable=False),   # a feed digest, with a script's or an exchange URL: longer than 64
-    Column("feed_paths", Text, nullable=False),
-    Column("mode", String(16), nullable=False),
-    Column("finished", Integer, nullable=False, default=0),
-    Column("config_files", Text, nullable=False, default="{}"),  # the configuration the run started with
-)
-
 ENTRY_COLUMNS = ("run_id", "seq", "ts", "kind", "rule", "symbol", "data")
+_TABLES = (   # the names genesis/engine/journaltables.py defines (TABLE_NAMES)
+    "metadata", "runs", "entries", "commands", "heartbeat", "progress", "status", "snapshots")
 
-entries = Table(
-    "entries", metadata,
-    Column("run_id", Integer, primary_key=True),
-    Column("seq", BigInteger, primary_key=True),
-    Column("ts", BigInteger, nullable=False),
-    Column("kind", String(24), nullable=False),
-    Column("rule", String(64), nullable=False, default=""),
-    Column("symbol", String(20), nullable=False, default=""),
-    Column("data", Text, nullable=False),
+# The tables of genesis/engine/journaltables.py as SQLAlchemy creates them in SQLite
+# (tests/test_journal_sqlite.py checks that they are the same statements).
+SQLITE_DDL = (
+    "CREATE TABLE IF NOT EXISTS commands (\n\tid INTEGER NOT NULL, \n\tkind VARCHAR(16) NOT NULL, \n\tpayload TEXT "
+    "NOT NULL, \n\tstatus VARCHAR(12) NOT NULL, \n\tresult TEXT NOT NULL, \n\trun_id INTEGER NOT NULL, \n\tat_event "
+    "BIGINT NOT NULL, \n\tseq BIGINT NOT NULL, \n\tPRIMARY KEY (id)\n)",
+    "CREATE TABLE IF NOT EXISTS entries (\n\trun_id INTEGER NOT NULL, \n\tseq BIGINT NOT NULL, \n\tts BIGINT NOT "
+    "NULL, \n\tkind VARCHAR(24) NOT NULL, \n\trule VARCHAR(64) NOT NULL, \n\tsymbol VARCHAR(20) NOT NULL, \n\tdata "
+    "TEXT NOT NULL, \n\tPRIMARY KEY (run_id, seq)\n)",
+    "CREATE TABLE IF NOT EXISTS heartbeat (\n\trun_id INTEGER NOT NULL, \n\twall_ms BIGINT NOT NULL, \n\tPRIMARY "
+    "KEY (run_id)\n)",
+    "CREATE TABLE IF NOT EXISTS progress (\n\trun_id INTEGER NOT NULL, \n\tevents BIGINT NOT NULL, \n\tts BIGINT "
+    "NOT NULL, \n\tequity FLOAT NOT NULL, \n\tPRIMARY KEY (run_id)\n)",
+    "CREATE TABLE IF NOT EXISTS runs (\n\tid INTEGER NOT NULL, \n\tschema_version INTEGER NOT NULL, \n\ttier "
+    "VARCHAR(32) NOT NULL, \n\tconfig_digest VARCHAR(64) NOT NULL, \n\tfeed_digest TEXT NOT NULL, \n\tfeed_paths "
+    "TEXT NOT NULL, \n\tmode VARCHAR(16) NOT NULL, \n\tfinished INTEGER NOT NULL, \n\tconfig_files TEXT NOT NULL, "
+    "\n\tPRIMARY KEY (id)\n)",
+    "CREATE TABLE IF NOT EXISTS snapshots (\n\tid INTEGER NOT NULL, \n\trun_id INTEGER NOT NULL, \n\tseq BIGINT NOT "
+    "NULL, \n\tinputs BIGINT NOT NULL, \n\tsegment INTEGER NOT NULL, \n\tts BIGINT NOT NULL, \n\tversion INTEGER "
+    "NOT NULL, \n\tstatic_digest VARCHAR(64) NOT NULL, \n\tdigest VARCHAR(64) NOT NULL, \n\tmeta TEXT NOT NULL, "
+    "\n\tstate BLOB NOT NULL, \n\tPRIMARY KEY (id)\n)",
+    "CREATE INDEX IF NOT EXISTS ix_snapshots_run_id ON snapshots (run_id)",
+    "CREATE TABLE IF NOT EXISTS status (\n\trun_id INTEGER NOT NULL, \n\tts BIGINT NOT NULL, \n\tdoc TEXT NOT NULL, "
+    "\n\tPRIMARY KEY (run_id)\n)",
 )
+_INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
+_SNAPSHOT_COLUMNS = ("run_id", "seq", "inputs", "segment", "ts", "version", "static_digest", "digest", "meta", "state")
 
-commands = Table(
-    "commands", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("status", String(12), nullable=False, default="queued"),   # queued | applied | refused
-    Column("result", Text, nullable=False, default=""),
-    Column("run_id", Integer, nullable=False, default=0),
-    Column("at_event", BigInteger, nullable=False, default=0),
-    # the journal seq of its `operator` entry: where it applied among the run's entries, so
-    # that a rebuild re-applies it before or after an edit made at the same event count
-    Column("seq", BigInteger, nullable=False, default=0),
-)
 
-heartbeat = Table(
-    "heartbeat", metadata,
-    Column("run_id", Integer, primary_key=True),
-    Column("wall_ms", BigInteger, nullable=False),   # wall clock: only to tell a CLI that an engine is alive
-)
+def __getattr__(name: str):
+    """The SQLAlchemy tables (`from genesis.engine.journal import runs`), imported on first use."""
+    if name in _TABLES:
+        from genesis.engine import journaltables  # noqa: PLC0415 - SQLAlchemy only when a table is asked for
 
-progress = Table(
-    "progress", metadata,
-    Column("run_id", Integer, primary_key=True),
-    Column("events", BigInteger, nullable=False),
-    Column("ts", BigInteger, nullable=False),
-    Column("equity", Float, nullable=False),
-)
+        return getattr(journaltables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-status = Table(
-    "status", metadata,   # the latest status document of each run (genesis.engine.statusdoc), for screens
-    Column("run_id", Integer, primary_key=True),
-    Column("ts", BigInteger, nullable=False),        # event time
-    Column("doc", Text, nullable=False),             # JSON
-)
 
-snapshots = Table(
-    "snapshots", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("run_id", Integer, nullable=False, index=True),
-    Column("seq", BigInteger, nullable=False),       # the journal seq when taken: entries up to it are stored
-    Column("inputs", BigInteger, nullable=False),    # input events processed
-    Column("segment", Integer, nullable=False),      # live: the input-log segment that follows it
-    Column("ts", BigInteger, nullable=False),        # event time
-    Column("version", Integer, nullable=False),      # genesis.engine.snapshots.STATE_VERSION
-    Column("static_digest", String(64), nullable=False),   # the compiled configuration's layout
-    Column("digest", String(64), nullable=False),    # sha256 of `state`
-    Column("meta", Text, nullable=False),            # JSON: tier, configuration files, the session's pending work
-    Column("state", LargeBinary, nullable=False),
-)
+def _database_errors() -> tuple:
+    """SQLAlchemy's database errors, which the journal raises (imported when one is caught)."""
+    from sqlalchemy.exc import DatabaseError, OperationalError  # noqa: PLC0415
+
+    return DatabaseError, OperationalError
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a plain SQLite URL (":memory:" for `sqlite://`), which the journal opens
+    with sqlite3; None for any other URL (another database, a driver, options after '?')."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        return ":memory:"
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///") and not any(c in url for c in "?%#"):
+        return url[len("sqlite:///"):]
+    return None
+
+
+class _Row(NamedTuple):
+    """One journal entry as read back (the columns of `entries`)."""
+
+    run_id: int
+    seq: int
+    ts: int
+    kind: str
+    rule: str
+    symbol: str
+    data: str
 
 
 class StoredSnapshot(NamedTuple):
@@ -138,6 +133,8 @@ def recorded_changes(conn, run_id: int, scripted: bool = False) -> list[Change]:
     with `scripted`, every command the run applied, a replay's --commands script
     included), ordered by the journal seq they applied at. An edit and a command at the
     same event count are re-applied in the order they happened, whichever came first."""
+    from genesis.engine.journaltables import commands, entries, select  # noqa: PLC0415
+
     changes = []
     for r in conn.execute(select(entries.c.seq, entries.c.data).where(
             entries.c.run_id == run_id, entries.c.kind == "config").order_by(entries.c.seq)):
@@ -187,6 +184,8 @@ def journal_url(settings: dict, db: str | None = None) -> str:
     password = os.environ.get(name) if name else None
     if not password or url.startswith("sqlite"):
         return url
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
     parsed = make_url(url)
     if parsed.password:
         return url
@@ -201,6 +200,11 @@ def _shown(url: str) -> str:
 def url_problem(url: str) -> str | None:
     """Why `url` cannot name a journal database (not a URL, or a kind of database
     SQLAlchemy does not know), or None. Never shows what comes before an '@'."""
+    if sqlite_file(url) is not None:
+        return None
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
     try:
         make_url(url).get_dialect()
     except ArgumentError:   # NoSuchModuleError (an unknown database kind) is one too
@@ -224,7 +228,8 @@ def describe_error(exc: Exception, url: str) -> str:
 
 
 class Journal:
-    """Batched, append-only journal over any SQLAlchemy URL (SQLite WAL by default)."""
+    """Batched, append-only journal over any SQLAlchemy URL (SQLite WAL by default; a
+    SQLite journal this process writes is opened with sqlite3, see the module's docstring)."""
 
     def __init__(self, url: str, batch_size: int = 500, create: bool = True):
         self.url = url
@@ -242,18 +247,61 @@ class Journal:
         # that failed: entries, a checkpoint, a heartbeat
         self._raw = None     # the DBAPI connection entries are inserted through (see _write)
         self._poll_raw = None   # the poll thread's: has_queued_commands() and beat()
+        self._engine = None     # the SQLAlchemy engine, made on first use (see `engine`)
+        self._poll_sql = None   # the poll thread's statements for this database, compiled on first use
+        self._create = create
+        # a SQLite journal of our own: one sqlite3 connection (any thread, one at a time)
+        self._path = sqlite_file(url) if create else None
+        self._connection = None
+        self._lock = threading.RLock()
+        if self._path is None:
+            self._open_with_sqlalchemy(url, create)
+            return
+        self._errors: tuple = (sqlite3.Error,)
         try:
-            self.engine = create_engine(url, future=True)
-            if url.startswith("sqlite"):
-                @event.listens_for(self.engine, "connect")
-                def _pragmas(dbapi_conn, _record):
-                    cur = dbapi_conn.cursor()
-                    cur.execute("PRAGMA busy_timeout=2000")
-                    if create:  # switching to WAL writes to the file: only for our own journal
-                        cur.execute("PRAGMA journal_mode=WAL")
-                        cur.execute("PRAGMA synchronous=NORMAL")
-                    cur.close()
-            with self.engine.connect() as conn:  # touch the file: a corrupt one fails here
+            db = self._db
+            columns = {table: {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                       for table in ("runs", "commands")}
+            if columns["runs"] and "config_files" not in columns["runs"]:
+                self._close_sqlite()
+                raise JournalError(f"the journal {_shown(url)} was written by an older Genesis; move it aside "
+                                   "to start a new one (nothing was changed in it)")
+            for statement in SQLITE_DDL:
+                db.execute(statement)
+            if columns["commands"] and "seq" not in columns["commands"]:   # from before commands kept their seq
+                db.execute("ALTER TABLE commands ADD COLUMN seq BIGINT NOT NULL DEFAULT 0")
+            db.commit()
+        except sqlite3.Error as exc:
+            self._close_sqlite()
+            raise JournalError(describe_error(exc, url)) from None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The sqlite3 connection of a SQLite journal, opened again when used after close()."""
+        if self._connection is None:
+            db = sqlite3.connect(self._path, check_same_thread=False)
+            try:
+                db.execute("PRAGMA busy_timeout=2000")
+                db.execute("PRAGMA journal_mode=WAL")   # writes to the file: only for our own journal
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error:
+                db.close()
+                raise
+            self._connection = db
+        return self._connection
+
+    def _close_sqlite(self) -> None:
+        db, self._connection = self._connection, None
+        if db is not None:
+            db.close()
+
+    def _open_with_sqlalchemy(self, url: str, create: bool) -> None:
+        from genesis.engine.journaltables import DatabaseError, OperationalError, metadata  # noqa: PLC0415
+        from genesis.engine.journaltables import inspect, sql_text  # noqa: PLC0415
+
+        try:
+            engine = self.engine
+            with engine.connect() as conn:  # touch the file: a corrupt one fails here
                 tables = inspect(conn)
                 if tables.has_table("runs") and "config_files" not in {c["name"] for c in tables.get_columns("runs")}:
                     raise JournalError(f"the journal {_shown(url)} was written by an older Genesis; move it aside "
@@ -263,24 +311,64 @@ class Journal:
             if create:
                 for attempt in range(len(metadata.tables) + 1):
                     try:
-                        metadata.create_all(self.engine)
+                        metadata.create_all(engine)
                         break
                     except OperationalError as exc:   # another process created a table between check and create
                         if "already exists" not in str(exc) or attempt == len(metadata.tables):
                             raise
                 if no_seq:   # a journal from before commands recorded their seq
-                    with self.engine.begin() as conn:
+                    with engine.begin() as conn:
                         conn.execute(sql_text("ALTER TABLE commands ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(describe_error(exc, url)) from None
-        # the entry insert, compiled once for this database's dialect and parameter style
-        self._insert_sql, self._insert_order = self._compiled(insert(entries), ENTRY_COLUMNS)
-        self._dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        self._queued_sql = str(select(commands.c.id).where(commands.c.status == "queued").limit(1).compile(
-            dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
-        self._beat_delete, self._beat_delete_order = self._compiled(
-            heartbeat.delete().where(heartbeat.c.run_id == bindparam("run_id")))
-        self._beat_insert, self._beat_insert_order = self._compiled(insert(heartbeat), ("run_id", "wall_ms"))
+        self._errors = (engine.dialect.loaded_dbapi.Error, DatabaseError, OperationalError)
+
+    @property
+    def engine(self):
+        """The SQLAlchemy engine over this journal (imports SQLAlchemy; made on first use).
+        A journal in memory is the one sqlite3 connection, shared."""
+        if self._engine is None:
+            from genesis.engine.journaltables import create_engine, event  # noqa: PLC0415
+
+            if self._path == ":memory:":
+                from sqlalchemy.pool import StaticPool  # noqa: PLC0415
+
+                self._engine = create_engine("sqlite://", creator=lambda: self._db, poolclass=StaticPool)
+                return self._engine
+            engine = create_engine(self.url, future=True)
+            if self.url.startswith("sqlite"):
+                create = self._create
+
+                @event.listens_for(engine, "connect")
+                def _pragmas(dbapi_conn, _record):
+                    cur = dbapi_conn.cursor()
+                    cur.execute("PRAGMA busy_timeout=2000")
+                    if create:  # switching to WAL writes to the file: only for our own journal
+                        cur.execute("PRAGMA journal_mode=WAL")
+                        cur.execute("PRAGMA synchronous=NORMAL")
+                    cur.close()
+            self._engine = engine
+        return self._engine
+
+    @staticmethod
+    def _sql_error(exc: sqlite3.Error, statement: str) -> Exception:
+        """A sqlite3 error as SQLAlchemy raises it (callers catch SQLAlchemy's errors)."""
+        from sqlalchemy.exc import DBAPIError  # noqa: PLC0415 - only on a failure
+
+        return DBAPIError.instance(statement, None, exc, sqlite3.Error)
+
+    def _run(self, statements: list) -> None:
+        """[(SQL, parameters)] in one transaction on the sqlite3 connection; a failure is
+        rolled back and raised as SQLAlchemy's error."""
+        with self._lock:
+            sql = ""
+            try:
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+                self._db.commit()
+            except sqlite3.Error as exc:
+                self._db.rollback()
+                raise self._sql_error(exc, sql) from exc
 
     def _compiled(self, statement, column_keys=None) -> tuple[str, tuple | None]:
         """(SQL text for this database's DBAPI, the parameter names in order when its
@@ -294,6 +382,13 @@ class Journal:
         A continued run brings back the configuration it started with and every edit
         accepted during it, so that replaying its input reproduces its journal."""
         digest = hashlib.sha256(json.dumps(config_files, sort_keys=True).encode()).hexdigest()
+        if self._path is not None:
+            started = self._start_run(tier, config_files, digest, feed_digest, feed_paths, mode)
+            if started is not None:
+                return started
+        from genesis.engine.journaltables import DatabaseError, OperationalError  # noqa: PLC0415
+        from genesis.engine.journaltables import entries, func, insert, runs, select  # noqa: PLC0415
+
         try:
             with self.engine.begin() as conn:
                 row = conn.execute(
@@ -315,6 +410,28 @@ class Journal:
                 return RunInfo(self.run_id, False, 0, config_files, [])
         except (DatabaseError, OperationalError) as exc:
             raise JournalError(describe_error(exc, self.url)) from None
+
+    def _start_run(self, tier: str, config_files: dict, digest: str, feed_digest: str, feed_paths: list,
+                   mode: str) -> RunInfo | None:
+        """open_run on the sqlite3 connection: a new run, or None when an unfinished one
+        is there to continue (that is read through SQLAlchemy)."""
+        with self._lock:
+            try:
+                if self._db.execute("SELECT id FROM runs WHERE tier = ? AND feed_digest = ? AND mode = ? AND "
+                                    "finished = 0 LIMIT 1", (tier, feed_digest, mode)).fetchone() is not None:
+                    return None
+                cursor = self._db.execute(
+                    "INSERT INTO runs (schema_version, tier, config_digest, feed_digest, feed_paths, mode, finished, "
+                    "config_files) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                    (SCHEMA_VERSION, tier, digest, feed_digest, json.dumps([os.fspath(p) for p in feed_paths]), mode,
+                     json.dumps(config_files, sort_keys=True)))
+                self._db.commit()
+            except sqlite3.Error as exc:
+                self._db.rollback()
+                raise JournalError(describe_error(exc, self.url)) from None
+        self.run_id = cursor.lastrowid
+        self.skip_until = 0
+        return RunInfo(self.run_id, False, 0, config_files, [])
 
     def append(self, ts: int, kind: str, rule: str = "", symbol: str = "", data: dict | None = None) -> int:
         """Add one entry (buffered); returns its sequence number."""
@@ -366,22 +483,16 @@ class Journal:
         rows = self._unwritten + rows
         if not rows:
             return
-        # one DBAPI connection from SQLAlchemy's pool and the precompiled insert: a third
-        # of the interpreter time of a Core insert per batch, which matters because the
-        # live session's writer thread holds the GIL for it while market data waits
-        order = self._insert_order
-        params = [tuple(row[k] for k in order) for row in rows] if order is not None else rows
+        # one DBAPI connection (sqlite3's, else one from SQLAlchemy's pool) and a precompiled
+        # insert: a third of the interpreter time of a Core insert per batch, which matters
+        # because the live session's writer thread holds the GIL for it while market data waits
         started = time.perf_counter()
         try:
-            if self._raw is None:
-                self._raw = self.engine.raw_connection()
-            cursor = self._raw.cursor()
-            try:
-                cursor.executemany(self._insert_sql, params)
-            finally:
-                cursor.close()
-            self._raw.commit()
-        except (self._dbapi_error, DatabaseError, OperationalError) as exc:
+            if self._path is not None:
+                self._write_sqlite(rows)
+            else:
+                self._write_dbapi(rows)
+        except self._errors as exc:
             self._unwritten = rows
             self._drop_raw()
             error = describe_error(exc, self.url)
@@ -393,6 +504,30 @@ class Journal:
         took = time.perf_counter() - started
         if self._slowest_write_s is None or took > self._slowest_write_s:
             self._slowest_write_s = took
+
+    def _write_sqlite(self, rows: list) -> None:
+        with self._lock:
+            try:
+                self._db.executemany(_INSERT_ENTRY, [tuple(row[k] for k in ENTRY_COLUMNS) for row in rows])
+                self._db.commit()
+            except sqlite3.Error:
+                self._db.rollback()
+                raise
+
+    def _write_dbapi(self, rows: list) -> None:
+        if self._raw is None:
+            from genesis.engine.journaltables import entries, insert  # noqa: PLC0415
+
+            self._insert_sql, self._insert_order = self._compiled(insert(entries), ENTRY_COLUMNS)
+            self._raw = self.engine.raw_connection()
+        order = self._insert_order
+        params = [tuple(row[k] for k in order) for row in rows] if order is not None else rows
+        cursor = self._raw.cursor()
+        try:
+            cursor.executemany(self._insert_sql, params)
+        finally:
+            cursor.close()
+        self._raw.commit()
 
     def take_slowest_write_ms(self) -> float | None:
         """The slowest write since the previous call, in ms; None when there was none.
@@ -408,7 +543,7 @@ class Journal:
             try:
                 raw.rollback()
                 raw.close()
-            except self._dbapi_error:
+            except self._errors[0]:
                 raw.invalidate()
 
     def checkpoint(self, events: int, ts: int, equity: float) -> None:
@@ -429,6 +564,13 @@ class Journal:
         self._progress(events, ts, equity)
 
     def _progress(self, events: int, ts: int, equity: float) -> None:
+        if self._path is not None:
+            self._run([("DELETE FROM progress WHERE run_id = ?", (self.run_id,)),
+                       ("INSERT INTO progress (run_id, events, ts, equity) VALUES (?, ?, ?, ?)",
+                        (self.run_id, events, ts, equity))])
+            return
+        from genesis.engine.journaltables import insert, progress  # noqa: PLC0415
+
         with self.engine.begin() as conn:
             conn.execute(progress.delete().where(progress.c.run_id == self.run_id))
             conn.execute(insert(progress).values(run_id=self.run_id, events=events, ts=ts, equity=equity))
@@ -444,6 +586,16 @@ class Journal:
             self._publish_status(row)
 
     def _publish_status(self, row: dict) -> None:
+        if self._path is not None:
+            try:
+                self._run([("DELETE FROM status WHERE run_id = ?", (row["run_id"],)),
+                           ("INSERT INTO status (run_id, ts, doc) VALUES (?, ?, ?)", (row["run_id"], row["ts"],
+                                                                                     row["doc"]))])
+            except _database_errors():
+                pass   # only a screen's view: the journal's own writes report the database's trouble
+            return
+        from genesis.engine.journaltables import DatabaseError, OperationalError, insert, status  # noqa: PLC0415
+
         try:
             with self.engine.begin() as conn:
                 conn.execute(status.delete().where(status.c.run_id == row["run_id"]))
@@ -471,11 +623,27 @@ class Journal:
             self._store_snapshot(record, keep)
         except JournalError:
             return   # the rows are kept for the next write; a snapshot is only ever stored after them
-        except (DatabaseError, OperationalError) as exc:
+        except _database_errors() as exc:
             if self.on_write_failed is not None:
                 self.on_write_failed(describe_error(exc, self.url), 0.0)
 
     def _store_snapshot(self, record: dict, keep: int) -> None:
+        if self._path is not None:
+            with self._lock:
+                sql = f"INSERT INTO snapshots ({', '.join(_SNAPSHOT_COLUMNS)}) VALUES " \
+                      f"({', '.join('?' * len(_SNAPSHOT_COLUMNS))})"
+                try:
+                    self._db.execute(sql, tuple(record[k] for k in _SNAPSHOT_COLUMNS))
+                    sql = "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots WHERE run_id = ? " \
+                          "ORDER BY id DESC LIMIT -1 OFFSET ?)"
+                    self._db.execute(sql, (self.run_id, keep))
+                    self._db.commit()
+                except sqlite3.Error as exc:
+                    self._db.rollback()
+                    raise self._sql_error(exc, sql) from exc
+            return
+        from genesis.engine.journaltables import insert, select, snapshots  # noqa: PLC0415
+
         with self.engine.begin() as conn:
             conn.execute(insert(snapshots).values(**record))
             old = conn.execute(select(snapshots.c.id).where(snapshots.c.run_id == self.run_id)
@@ -485,6 +653,8 @@ class Journal:
 
     def snapshots(self, run_id: int | None = None) -> list[StoredSnapshot]:
         """The run's snapshots, newest first (without their state)."""
+        from genesis.engine.journaltables import select, snapshots  # noqa: PLC0415
+
         cols = [c for c in snapshots.c if c.name not in ("run_id", "state")]
         with self.engine.connect() as conn:
             rows = conn.execute(select(*cols).where(snapshots.c.run_id == (run_id or self.run_id))
@@ -493,6 +663,8 @@ class Journal:
 
     def snapshot_state(self, snapshot_id: int) -> bytes:
         """One snapshot's state, checked against its digest (SnapshotDamaged when it differs)."""
+        from genesis.engine.journaltables import select, snapshots  # noqa: PLC0415
+
         with self.engine.connect() as conn:
             row = conn.execute(select(snapshots.c.state, snapshots.c.digest)
                                .where(snapshots.c.id == snapshot_id)).first()
@@ -504,6 +676,8 @@ class Journal:
     # ------------------------------------------------------------------ operator commands
     def queue_command(self, kind: str, payload: dict) -> int:
         """Queue an operator command for the running (or next) engine; returns its id."""
+        from genesis.engine.journaltables import commands, insert  # noqa: PLC0415
+
         with self.engine.begin() as conn:
             result = conn.execute(insert(commands).values(kind=kind, payload=json.dumps(payload, sort_keys=True),
                                                           status="queued", result="", run_id=0, at_event=0))
@@ -513,8 +687,10 @@ class Journal:
         """Whether an operator command waits. The live session asks five times a second
         from a worker thread, so this is one precompiled query on a kept DBAPI
         connection, not a Core select (a fifth of the interpreter time)."""
+        queued = self._poll_statements()["queued"]
+
         def ask(cursor):
-            cursor.execute(self._queued_sql)
+            cursor.execute(queued)
             return cursor.fetchone() is not None
 
         return self._on_poll_connection(ask, commit=False)
@@ -535,14 +711,29 @@ class Journal:
             else:
                 self._poll_raw.rollback()
             return result
-        except self._dbapi_error as exc:
+        except self._errors[0] as exc:
             raw, self._poll_raw = self._poll_raw, None
             if raw is not None:
                 raw.invalidate()
             raise JournalError(describe_error(exc, self.url)) from None
 
+    def _poll_statements(self) -> dict:
+        """The poll thread's statements, compiled once for this database's dialect:
+        "queued" (SQL), "beat_delete" and "beat_insert" ((SQL, parameter order))."""
+        if self._poll_sql is None:
+            from genesis.engine.journaltables import bindparam, commands, heartbeat, insert, select  # noqa: PLC0415
+
+            self._poll_sql = {
+                "queued": str(select(commands.c.id).where(commands.c.status == "queued").limit(1).compile(
+                    dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})),
+                "beat_delete": self._compiled(heartbeat.delete().where(heartbeat.c.run_id == bindparam("run_id"))),
+                "beat_insert": self._compiled(insert(heartbeat), ("run_id", "wall_ms"))}
+        return self._poll_sql
+
     def queued_commands(self) -> list:
         """Commands not applied yet, oldest first."""
+        from genesis.engine.journaltables import commands, select  # noqa: PLC0415
+
         with self.engine.connect() as conn:
             return conn.execute(select(commands).where(commands.c.status == "queued").order_by(commands.c.id)).all()
 
@@ -550,6 +741,8 @@ class Journal:
         """Mark the commands of `kinds` still waiting as dropped (never applied, never
         replayed): readings queued as a run ended must not reach the next run. Returns
         how many."""
+        from genesis.engine.journaltables import commands  # noqa: PLC0415
+
         with self.engine.begin() as conn:
             return conn.execute(commands.update().where(commands.c.status == "queued", commands.c.kind.in_(kinds))
                                 .values(status="dropped", result=why)).rowcount
@@ -557,24 +750,30 @@ class Journal:
     def settle_command(self, command_id: int, status: str, result: str, at_event: int, seq: int = 0) -> None:
         """Record what became of a command, and where it applied: `at_event` input events
         processed, `seq` the journal seq of its `operator` entry."""
+        from genesis.engine.journaltables import commands  # noqa: PLC0415
+
         with self.engine.begin() as conn:
             conn.execute(commands.update().where(commands.c.id == command_id).values(
                 status=status, result=result, run_id=self.run_id, at_event=at_event, seq=seq))
 
     def command(self, command_id: int):
         """One command row."""
+        from genesis.engine.journaltables import commands, select  # noqa: PLC0415
+
         with self.engine.connect() as conn:
             return conn.execute(select(commands).where(commands.c.id == command_id)).first()
 
     def beat(self, wall_ms: int) -> None:
         """Tell command-line tools that an engine is running on this journal (from the
         live session's poll thread: precompiled statements on its kept connection)."""
-        def write(cursor):
-            cursor.execute(self._beat_delete, self._beat_params({"run_id": self.run_id}, self._beat_delete_order))
-            cursor.execute(self._beat_insert, self._beat_params({"run_id": self.run_id, "wall_ms": int(wall_ms)},
-                                                                self._beat_insert_order))
-
         started = time.perf_counter()
+        statements = self._poll_statements()
+        (delete, delete_order), (insert, insert_order) = statements["beat_delete"], statements["beat_insert"]
+
+        def write(cursor):
+            cursor.execute(delete, self._beat_params({"run_id": self.run_id}, delete_order))
+            cursor.execute(insert, self._beat_params({"run_id": self.run_id, "wall_ms": int(wall_ms)}, insert_order))
+
         try:
             self._on_poll_connection(write, commit=True)
         except JournalError as exc:   # a write that failed, like any other
@@ -588,12 +787,20 @@ class Journal:
 
     def last_beat(self) -> int:
         """Wall time (ms) of the latest heartbeat of any run, 0 if none."""
+        from genesis.engine.journaltables import func, heartbeat, select  # noqa: PLC0415
+
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.max(heartbeat.c.wall_ms))).scalar() or 0)
 
     def finish(self) -> None:
         """Mark the run complete (a later start with the same inputs begins a new run)."""
         self.flush()
+        if self._path is not None:
+            self._run([("UPDATE runs SET finished = 1 WHERE id = ?", (self.run_id,)),
+                       ("DELETE FROM heartbeat WHERE run_id = ?", (self.run_id,))])
+            return
+        from genesis.engine.journaltables import heartbeat, runs  # noqa: PLC0415
+
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == self.run_id).values(finished=1))
             conn.execute(heartbeat.delete().where(heartbeat.c.run_id == self.run_id))
@@ -612,18 +819,38 @@ class Journal:
                 if raw is not None:
                     try:
                         raw.close()
-                    except self._dbapi_error:
+                    except self._errors[0]:
                         pass
-            self.engine.dispose()
+            if self._engine is not None:
+                self._engine.dispose()
+            if self._path is not None:
+                with self._lock:
+                    self._close_sqlite()
 
     def entries_of_kind(self, kind: str) -> list:
         """Every run's entries of one kind, oldest run first, in order."""
+        from genesis.engine.journaltables import entries, select  # noqa: PLC0415
+
         with self.engine.connect() as conn:
             return conn.execute(select(entries).where(entries.c.kind == kind)
                                 .order_by(entries.c.run_id, entries.c.seq)).all()
 
     def entries(self, run_id: int | None = None) -> list:
         """All entries of a run (the latest by default), in order."""
+        if self._path is not None:
+            columns = ", ".join(ENTRY_COLUMNS)
+            with self._lock:
+                try:
+                    rid = run_id or self._db.execute("SELECT max(id) FROM runs").fetchone()[0]
+                    rows = self._db.execute(f"SELECT {columns} FROM entries WHERE run_id = ? ORDER BY seq",
+                                            (rid,)).fetchall()
+                except sqlite3.Error as exc:
+                    raise self._sql_error(exc, "SELECT ... FROM entries") from exc
+                finally:
+                    self._db.rollback()   # end the read: the next one sees later commits
+            return [_Row(*row) for row in rows]
+        from genesis.engine.journaltables import entries, func, runs, select  # noqa: PLC0415
+
         with self.engine.connect() as conn:
             rid = run_id or conn.execute(select(func.max(runs.c.id))).scalar()
             rows = conn.execute(select(entries).where(entries.c.run_id == rid).order_by(entries.c.seq)).all()

@@ -86,7 +86,18 @@ class MetricSet:
             self.m[name] = 0.0
         self.timers = Timers()
         self.scheduled: dict = {}
+        self.held: dict[str, set] = {}             # symbol -> names that moved at `held_at` while out of view
+        self.held_at = 0
         self.shown_names = sorted(n for n in self.m if n in self.symbol_names)
+        # a per-symbol value that moves while its symbol is out of view goes straight to
+        # `unseen` (compared with what its rules last saw); with per-symbol derived names
+        # the symbol is viewed instead, so that what derives from it is recomputed
+        self.direct_unseen = not any(name in self.symbol_names for name, _ in self.derived)
+        self.cached: dict[str, dict] = {}          # symbol -> {name: value} of its per-symbol metrics
+        self.derived_by_input: dict[str, tuple] = {}   # name -> positions in `derived` of what reads it
+        for position, (_, expr) in enumerate(self.derived):
+            for name in expr.reads:
+                self.derived_by_input[name] = self.derived_by_input.get(name, ()) + (position,)
         self.group = ""
         self.now = 0
         self.next_tick = 0
@@ -121,15 +132,30 @@ class MetricSet:
             del self.health[(name, group)]
             self.recovered.append((name, group))
 
-    def _show(self, metric: Metric, group: str, changed: set) -> None:
-        """Copy a group's value into m when that group is the one in view."""
-        if group != (self.group if metric.by_symbol else ""):
-            self.dirty_groups.add(group)
-            return
+    def _show(self, metric: Metric, group: str, changed: set, held: bool = False) -> None:
+        """Copy a group's value into m when that group is the one in view; a per-symbol
+        value is also kept for its symbol, in view or not."""
         value = metric.value(group, self.now)
-        if self.m.get(metric.name) != value:
-            self.m[metric.name] = value
-            changed.add(metric.name)
+        name = metric.name
+        if metric.by_symbol:
+            values = self.cached.get(group)
+            if values is None:
+                values = self.cached[group] = {}
+            values[name] = value
+            if group != self.group:
+                last = self.last_shown.get(group)
+                if last is None or not self.direct_unseen:
+                    self.dirty_groups.add(group)
+                elif last.get(name) != value:
+                    if held:
+                        self.held.setdefault(group, set()).add(name)
+                        self.held_at = self.now
+                    else:
+                        self.unseen.setdefault(group, set()).add(name)
+                return
+        if self.m.get(name) != value:
+            self.m[name] = value
+            changed.add(name)
 
     def _source_value(self, metric: SampledMetric, group: str) -> float:
         source = self.by_name.get(metric.source)
@@ -144,6 +170,8 @@ class MetricSet:
         if group and group not in self.groups_seen:
             self.groups_seen.append(group)
         for metric in self.sampled_every:
+            if metric.by_symbol and not group:
+                continue   # a per-symbol sampler has nothing to sample for events of no symbol
             g = group if metric.by_symbol else ""
             if (metric.name, g) not in self._started_groups:
                 self._started_groups.add((metric.name, g))
@@ -151,9 +179,22 @@ class MetricSet:
                 self._schedule(metric, g)
 
     # ------------------------------------------------------------------ updates
+    def _release_held(self) -> None:
+        """The clock moved past the held moment: what moved for symbols that did not come
+        into view meanwhile goes to `unseen`."""
+        for group, names in self.held.items():
+            last = self.last_shown.get(group)
+            values = self.cached.get(group, {})
+            moved = {name for name in names if last is None or values.get(name) != last.get(name)}
+            if moved:
+                self.unseen.setdefault(group, set()).update(moved)
+        self.held = {}
+
     def advance(self, now: int, changed: set) -> None:
         """Move the clock: expire windows, take due samples, refresh time-based values."""
         self.now = now
+        if self.held and now > self.held_at:
+            self._release_held()
         for key in self.timers.pop_due(now):
             if self.scheduled.get(key) is None:
                 continue
@@ -167,12 +208,17 @@ class MetricSet:
                 metric.take(group, due, self._source_value(metric, group))
             else:
                 metric.expire(group, now)
-            self._show(metric, group, changed)
+            # a symbol out of view whose window or sample falls due exactly now: its rules
+            # see the move with that symbol's own events of this moment (the next candle of
+            # each pair has the same time), or when the clock moves on, not half-applied first
+            self._show(metric, group, changed, held=due == now)
             self._schedule(metric, group)
         if now >= self.next_tick:
             self.next_tick = now - now % TICK_MS + TICK_MS
             for metric in self.time_dependent:
-                self._show(metric, self._group_of(metric, self.group), changed)
+                group = self.group if metric.by_symbol else ""
+                if group in metric.groups:   # with nothing recorded it stays at its default
+                    self._show(metric, group, changed)
 
     def on_event(self, event: Event, changed: set) -> None:
         """Update every metric the event touches; add changed names to `changed`."""
@@ -228,11 +274,20 @@ class MetricSet:
         if not group:
             return
         shown: set = set()
+        values = self.cached.get(group)
+        if values is None:
+            values = self.cached[group] = {}
+        now = self.now
         for metric in self.by_symbol:
-            value = metric.value(group, self.now)
-            if m.get(metric.name) != value:
-                m[metric.name] = value
-                shown.add(metric.name)
+            name = metric.name
+            value = None if metric.time_dependent else values.get(name)
+            if value is None:
+                value = metric.value(group, now)
+                if not metric.time_dependent:
+                    values[name] = value
+            if m.get(name) != value:
+                m[name] = value
+                shown.add(name)
         if self.symbol_flags:
             own = self.flag_values.get(group, {})
             for name, default in self.symbol_flags.items():
@@ -241,8 +296,10 @@ class MetricSet:
                     m[name] = value
                     shown.add(name)
         self.recompute_derived(shown)
+        if self.held:
+            self.held.pop(group, None)   # what moved for it is found below
         last = self.last_shown.get(group)
-        moved = set(self.shown_names) if last is None else {name for name in shown if m[name] != last[name]}
+        moved = set(self.shown_names) if last is None else {name for name in self.shown_names if m[name] != last[name]}
         if moved:
             self.unseen.setdefault(group, set()).update(moved)
 
@@ -267,9 +324,18 @@ class MetricSet:
         """Re-evaluate derived metrics whose inputs changed, in dependency order."""
         if not changed:
             return
-        m = self.m
-        for name, expr in self.derived:
-            if expr.reads & changed:
+        by_input = self.derived_by_input
+        todo: set = set()
+        for name in changed:
+            positions = by_input.get(name)
+            if positions:
+                todo.update(positions)
+        if not todo:
+            return
+        m, derived = self.m, self.derived
+        for position in range(min(todo), len(derived)):
+            if position in todo:
+                name, expr = derived[position]
                 try:
                     value = expr.fn(m, None, None)
                 except EVAL_ERRORS as exc:
@@ -281,6 +347,7 @@ class MetricSet:
                 if m.get(name) != value:
                     m[name] = value
                     changed.add(name)
+                    todo.update(by_input.get(name, ()))   # what reads it comes later in `derived`
 
     def _recompute_all_derived(self) -> None:
         for name, expr in self.derived:
@@ -305,6 +372,7 @@ class MetricSet:
         self.flag_values = {g: {k: v for k, v in values.items() if k in self.symbol_flags}
                             for g, values in old.flag_values.items()}
         self.timers, self.scheduled = old.timers, old.scheduled
+        self.held, self.held_at = old.held, old.held_at
         self.group, self.now = old.group, old.now
         self.groups_seen, self._started_groups = old.groups_seen, old._started_groups
         self.last_shown, self.unseen = old.last_shown, old.unseen

@@ -27,12 +27,9 @@ def build_report(engine: Engine, feed, starting_equity: float, elapsed_s: float,
     m = engine.metrics.m
     equity = m["equity_usd"]
     pnl = equity - starting_equity
-    marks = [eq for _, eq in engine.stats.equity_marks]
-    returns = [b / a - 1 for a, b in zip(marks, marks[1:]) if a > 0]
+    returns, mean, std = engine.stats.equity_marks.return_stats()
     sharpe = None  # meaningless on a few minutes of data
-    if len(returns) >= MIN_MINUTES_FOR_SHARPE:
-        mean = sum(returns) / len(returns)
-        std = math.sqrt(sum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
+    if returns >= MIN_MINUTES_FOR_SHARPE:
         sharpe = round(mean / std * math.sqrt(525_600), 3) if std > 0 else 0.0
     in_mode = engine.time_in_mode_ms()
     total_ms = sum(in_mode.values()) or 1

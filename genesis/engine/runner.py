@@ -16,7 +16,7 @@ from genesis.config.snapshot import changed_files, load_snapshot, snapshot
 from genesis.durations import parse_duration
 from genesis.engine.engine import Engine
 from genesis.engine.events import Event
-from genesis.engine.journal import Journal, progress
+from genesis.engine.journal import Journal
 from genesis.engine.markets import Markets
 from genesis.engine.operator import apply_command
 from genesis.engine.recovery import Restored, Snapshotter, restore_latest, wants_snapshots
@@ -313,6 +313,8 @@ def run(session: Session, speed: float | None, config_root: Path, status=None, s
     engine, journal = session.engine, session.journal
     done_events = 0
     if session.resumed and journal is not None:
+        from genesis.engine.journaltables import progress  # noqa: PLC0415 - SQLAlchemy: only to resume
+
         with journal.engine.connect() as conn:
             row = conn.execute(progress.select().where(progress.c.run_id == journal.run_id)).first()
             done_events = row.events if row else 0

@@ -31,7 +31,7 @@ def status_document(engine: Engine) -> dict:
         "daily_pnl_usd": _num(m.get("daily_pnl_usd")),
         "drawdown_usd": _num(m.get("drawdown_usd")), "drawdown_pct": _num(m.get("drawdown_pct")),
         "equity_history": [[minute * 60_000, round(eq, 2)] for minute, eq in
-                           engine.stats.equity_marks[-EQUITY_POINTS:]],
+                           engine.stats.equity_marks.tail(EQUITY_POINTS)],
         "ladder": ladder(engine),
         "state": trading_state(engine),
         "tilt": tilt(engine),

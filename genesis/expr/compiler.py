@@ -71,12 +71,23 @@ def to_python(checked: Checked, tier: dict | None = None, event_names: frozenset
     return ast.unparse(ast.fix_missing_locations(body))
 
 
-def make_function(name: str, body: str) -> FunctionType:
-    code = compile(f"def {name}(m, e, o):\n    return {body}\n", f"<genesis:{name}>", "exec")
+def _code(name: str, body: str):
+    return compile(f"def {name}(m, e, o):\n    return {body}\n", f"<genesis:{name}>", "exec")
+
+
+def _function(name: str, code) -> FunctionType:
     # `bool` is for generated rule wrappers only: the checker never lets a user call it.
     namespace = {"__builtins__": {}, "bool": bool, **FUNCTIONS}
     exec(code, namespace)  # noqa: S102 - body is generated from a whitelisted syntax tree
     return namespace[name]
+
+
+def make_function(name: str, body: str, cache=None) -> FunctionType:
+    """The function `name(m, e, o)` returning the Python expression `body`; its code is
+    taken from `cache` (a genesis.expr.codecache.CodeCache) when it holds it."""
+    if cache is None:
+        return _function(name, _code(name, body))
+    return _function(name, cache.get(("function", name, body), lambda: _code(name, body)))
 
 
 @dataclass(frozen=True)
@@ -97,10 +108,19 @@ class CompiledExpr:
 
 
 def compile_checked(checked: Checked, tier: dict | None = None, event_names: frozenset = frozenset(),
-                    name: str = "expr") -> CompiledExpr:
-    """Compile an already checked expression for one tier."""
-    python = to_python(checked, tier, event_names)
-    return CompiledExpr(checked, python, make_function(name, python))
+                    name: str = "expr", cache=None) -> CompiledExpr:
+    """Compile an already checked expression for one tier. With `cache` (a CodeCache
+    whose key covers `tier`), the Python source and code are taken from it when it holds them."""
+    if cache is None:
+        python = to_python(checked, tier, event_names)
+        return CompiledExpr(checked, python, make_function(name, python))
+
+    def make():
+        python = to_python(checked, tier, event_names)
+        return python, _code(name, python)
+
+    python, code = cache.get(("expr", name, checked.source, tuple(sorted(event_names))), make)
+    return CompiledExpr(checked, python, _function(name, code))
 
 
 def compile_expr(source: str, scope: Scope, tier: dict | None = None) -> CompiledExpr:
@@ -111,9 +131,9 @@ def compile_expr(source: str, scope: Scope, tier: dict | None = None) -> Compile
     return compile_checked(checked, tier, scope.event_names)
 
 
-def compile_stage(bodies: list[str], name: str = "stage") -> FunctionType:
+def compile_stage(bodies: list[str], name: str = "stage", cache=None) -> FunctionType:
     """One function f(m, e, o) returning a tuple with the value of every Python body
     (each the `.python` of a CompiledExpr, or several joined with `and`)."""
     if not bodies:
-        return make_function(name, "()")
-    return make_function(name, "(" + ", ".join(f"({b})" for b in bodies) + ",)")
+        return make_function(name, "()", cache)
+    return make_function(name, "(" + ", ".join(f"({b})" for b in bodies) + ",)", cache)

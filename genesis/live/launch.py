@@ -112,6 +112,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials | No
     order_budget = float(exchange["order_limit_use_pct"])
     recv_window_ms = int(exchange["recv_window_ms"])
     order_connection = bool(exchange["order_connection"])
+    streams_per_connection = int(exchange["streams_per_connection"])
     user_timeout_s = parse_duration(exchange["user_stream_timeout"])
     give_up_s = parse_duration(exchange["start_timeout"]) if exchange.get("start_timeout") is not None else None
     if dry_run:
@@ -134,7 +135,8 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials | No
 
         client.on_system = on_system
 
-        market, user = runner_streams(ws_url, client, symbols, user_timeout_s=user_timeout_s)
+        market, user = runner_streams(ws_url, client, symbols, user_timeout_s=user_timeout_s,
+                                      streams_per_connection=streams_per_connection)
         runner = LiveRunner(session, client, market, user, log_path, symbols, say=say, status=status,
                             config_root=root, poll_s=poll_s, watch=watch)
         stopped_by: list[int] = []

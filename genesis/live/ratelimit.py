@@ -211,6 +211,7 @@ _INTERVAL_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 _HEADER_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ORDER_HEADER = "x-mbx-order-count-"
 _HEADER_SLACK_S = 1.0   # an exchange count may include own orders sent up to this much before its window
+_SETTLED_WINDOWS_S = 60.0   # windows this short or shorter count an answered order from its answer
 
 
 def order_limits_from(rate_limits) -> list[tuple[float, int]]:
@@ -305,6 +306,7 @@ class OrderGate:
         self.waited_s = 0.0                 # total time acquire() made callers wait
         self.waits = 0                      # acquires that found no free slot (or others waiting)
         self.granted = 0                    # slots handed out
+        self.last_slot_at = 0.0             # the clock when the latest slot was taken (for settle)
         self.peak_pct = 0.0                 # highest use of a limit right after a slot was taken
 
     # ------------------------------------------------------------------ reading
@@ -425,9 +427,28 @@ class OrderGate:
             if w.server_used is not None:
                 w.since_server += 1
         self.granted += 1
+        self.last_slot_at = now
         if peak > self.peak_pct:
             self.peak_pct = peak
         return True
+
+    def settle(self, slot_at: float) -> None:
+        """The exchange answered the order whose slot was taken at `slot_at` (the gate's
+        clock, `last_slot_at` right after taking it): it counted the order somewhere
+        between the send and now, so in the short windows the order's time becomes now.
+        A slot is then freed an interval after the answer, never before the exchange
+        frees it, however long the way there took (a slow send would otherwise leave
+        the exchange still counting an order this gate has let go)."""
+        now = self._clock()
+        for w in self._windows:
+            if w.interval > _SETTLED_WINDOWS_S:   # a day's window: a second makes no difference
+                continue
+            sent = w.sent
+            for i in range(len(sent) - 1, -1, -1):
+                if sent[i] == slot_at:
+                    del sent[i]
+                    sent.append(now)   # every other time in it is an earlier reading of the clock
+                    break
 
     async def acquire(self) -> None:
         """Wait (asyncio sleep) until one more new order keeps every ORDERS window at or

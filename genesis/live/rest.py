@@ -332,6 +332,7 @@ class SentOrder:
     waiter: asyncio.Future = field(repr=False)      # its WireAnswer
     url: str = field(repr=False)                    # signed: never logged
     started: float              # time.perf_counter() of the write
+    slot_at: float              # OrderGate.last_slot_at of its ORDERS slot
 
 
 class ExchangeClient:
@@ -512,13 +513,16 @@ class ExchangeClient:
                 pass
 
     async def _attempt(self, make_call, weight: int, new_order: bool = False, *,
-                       started: float | None = None) -> Failure | None:
+                       started: float | None = None, slot: float | None = None) -> Failure | None:
         """One request: gate, send, classify, report. None when it succeeded. With
-        `started` (perf_counter of its send), the request was sent already, gates taken."""
+        `started` (perf_counter of its send), the request was sent already, gates taken
+        (`slot`: its ORDERS slot's time, OrderGate.last_slot_at)."""
+        slot_at = slot
         if started is None:
             await self.gate.acquire(weight)
             if new_order:   # ORDERS limits, after any weight wait: the slot's time is the send time
                 await self.order_gate.acquire()
+                slot_at = self.order_gate.last_slot_at
             started = time.perf_counter()
         failure: Failure | None = None
         try:
@@ -537,6 +541,8 @@ class ExchangeClient:
         except ccxt_async.BaseError as e:
             failure = self._transport_failure(e)
         latency_ms = (time.perf_counter() - started) * 1000
+        if slot_at is not None:   # answered, or gone for good: the exchange has counted it by now if ever
+            self.order_gate.settle(slot_at)
         if failure is None or failure.kind != "local":
             self._emit("api_response", {"ok": failure is None, "latency_ms": round(latency_ms, 3)})
         if failure is None:
@@ -630,7 +636,7 @@ class ExchangeClient:
         async def call():
             box["r"] = await self._wire_answer(sent.waiter, sent.url)
 
-        failure = await self._attempt(call, 0, started=sent.started)
+        failure = await self._attempt(call, 0, started=sent.started, slot=sent.slot_at)
         return box.get("r"), failure
 
     async def _call(self, api: str, method: str, path: str, params: dict):
@@ -750,6 +756,7 @@ class ExchangeClient:
         # (a harmless over-estimate); the other way round would over-count an order slot
         if not self.gate.try_take(_weight("POST", "order", params)) or not self.order_gate.try_take():
             return None
+        slot_at = self.order_gate.last_slot_at
         self.last_sent[client_id] = time.monotonic()
         url, headers, _ = signer.request("POST", params, self.server_time_ms(), self.recv_window_ms)
         started = time.perf_counter()
@@ -757,7 +764,7 @@ class ExchangeClient:
         if waiter is None:                  # cannot happen after ready(); submit sends it
             return None
         self.first_sent_ns.setdefault(client_id, time.time_ns())
-        return SentOrder(params, waiter, url, started)
+        return SentOrder(params, waiter, url, started, slot_at)
 
     async def submit(self, client_id: str, symbol: str, side: str, type_: str, qty: float,
                      price: float | None = None, *, time_in_force: str = "GTC",

@@ -1,8 +1,14 @@
 """Binance spot websocket streams for the live session (``websockets`` asyncio client).
 
-``MarketStream``: one combined-stream connection
-(``<ws_url>/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms/...``).
-Every message's ``data`` goes to ``on_message(stream, data, recv_ns)`` (``recv_ns``:
+``MarketStream``: combined-stream connections
+(``<ws_url>/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms/...``),
+as many as the streams need: at most ``max_streams`` streams on one (default 1024,
+Binance's limit; genesis.yaml ``exchange.streams_per_connection``) and a ``streams=``
+query of at most ``max_url_chars`` (4000: a long request line is refused by many
+servers and proxies, aiohttp's at 8190 bytes), the streams in order (a symbol's channels
+stay together unless a cut falls between them). Each connection deduplicates,
+watches for silence and reconnects on its own, as below; all deliver to the same
+callback. Every message's ``data`` goes to ``on_message(stream, data, recv_ns)`` (``recv_ns``:
 ``time.time_ns()`` at receipt), except
 
 * exact duplicates: the same id as the last delivered message of that stream (trade
@@ -14,12 +20,15 @@ Every message's ``data`` goes to ``on_message(stream, data, recv_ns)`` (``recv_n
   the order book (genesis.engine.book.OrderBook) detects and resyncs from a REST
   snapshot.
 
-The connection is reopened after any drop, with exponential backoff (``backoff_s`` =
-(first, max) seconds, jittered from a seeded ``random.Random``); the combined url
-subscribes again. A connection that delivers nothing for ``stale_after_s`` is taken
+A connection is reopened after any drop, with exponential backoff (``backoff_s`` =
+(first, max) seconds, jittered from a seeded ``random.Random``, seed + its number); the
+combined url subscribes again. A connection that delivers nothing for ``stale_after_s`` is taken
 for half-open (a live market never goes quiet that long): it is aborted and reopened.
-``on_status(connected, reason)`` is called on every change; ``reconnects`` counts the
-connections made after the first.
+``on_status(connected, reason)`` is called on every change of the whole stream: connected
+once every connection is up, disconnected as soon as one is down (some symbols have no
+data then); with several connections the reason names the one that changed
+("connection 2 of 3: dropped ..."). The counters (``messages``, ``duplicates``,
+``reconnects``: connections made after each one's first, ...) add up the connections'.
 
 ``UserStream``: the account's user-data stream over a listenKey
 (``<ws_url>/ws/<listenKey>``). Before every (re)connect it asks
@@ -61,6 +70,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 log = logging.getLogger("genesis.live.streams")
 
 _decode = msgspec.json.decode
+MAX_STREAMS_PER_CONNECTION = 1024   # Binance: at most 1024 streams on one connection
+MAX_URL_CHARS = 4000                # the combined-stream query kept under common 4-8 KB request-line limits
 _KEY_RE = re.compile(r"(/ws/)[A-Za-z0-9]{8,}")
 
 
@@ -176,17 +187,31 @@ class _Reconnecting:
                 transport.abort()
 
 
-class MarketStream(_Reconnecting):
-    """Market data over one combined-stream connection, deduplicated, always reconnecting."""
+def split_streams(streams: list[str], max_streams: int = MAX_STREAMS_PER_CONNECTION,
+                  max_url_chars: int = MAX_URL_CHARS) -> list[list[str]]:
+    """`streams` in order, cut into consecutive groups of at most `max_streams` whose
+    ``streams=a/b/c`` query is at most `max_url_chars` long: one connection each."""
+    if max_streams < 1:
+        raise ValueError("at least one stream per connection")
+    groups: list[list[str]] = []
+    size = 0
+    for stream in streams:
+        if not groups or len(groups[-1]) >= max_streams or size + 1 + len(stream) > max_url_chars:
+            groups.append([])
+            size = len("streams=")
+        groups[-1].append(stream)
+        size += len(stream) + (len(groups[-1]) > 1)
+    return groups
 
-    def __init__(self, ws_url: str, symbols: list[str], on_message, on_status, stale_after_s: float = 10.0,
-                 backoff_s: tuple[float, float] = (0.05, 5.0), channels=("trade", "bookTicker", "depth@100ms"),
-                 *, seed: int = 0, open_timeout_s: float = 10.0):
-        super().__init__(on_status, backoff_s, seed, open_timeout_s, "market stream")
-        if not symbols or not channels:
-            raise ValueError("a market stream needs at least one symbol and one channel")
-        self.streams = [f"{s.lower()}@{c}" for s in symbols for c in channels]
-        self.url = ws_url.rstrip("/") + "/stream?streams=" + "/".join(self.streams)
+
+class _MarketConnection(_Reconnecting):
+    """One combined-stream connection of a MarketStream, deduplicated, always reconnecting."""
+
+    def __init__(self, ws_url: str, streams: list[str], on_message, on_status, stale_after_s: float,
+                 backoff_s: tuple[float, float], seed: int, open_timeout_s: float, label: str):
+        super().__init__(on_status, backoff_s, seed, open_timeout_s, label)
+        self.streams = streams
+        self.url = ws_url.rstrip("/") + "/stream?streams=" + "/".join(streams)
         self.on_message = on_message
         self.stale_after_s = float(stale_after_s)
         self.duplicates = 0
@@ -194,7 +219,7 @@ class MarketStream(_Reconnecting):
         self.messages = 0                       # delivered to on_message
         self.bad_messages = 0                   # not JSON, or not a stream envelope
         self.stale = 0                          # connections closed for silence
-        self._keys = {s: _id_key(s) for s in self.streams}
+        self._keys = {s: _id_key(s) for s in streams}
         self._last: dict[str, int] = {}
         self._last_rx = 0.0
 
@@ -260,7 +285,7 @@ class MarketStream(_Reconnecting):
             idle = loop.time() - self._last_rx
             if idle >= stale:
                 self.stale += 1
-                log.warning("market stream: no message for %.1f s; reconnecting", idle)
+                log.warning("%s: no message for %.1f s; reconnecting", self._label, idle)
                 self._abort(f"stale: no message for {stale:g} s")
                 return
             await asyncio.sleep(stale - idle + 0.01)
@@ -270,7 +295,7 @@ class MarketStream(_Reconnecting):
             msg = _decode(raw)
         except (msgspec.DecodeError, TypeError):
             self.bad_messages += 1
-            log.warning("market stream: undecodable message skipped")
+            log.warning("%s: undecodable message skipped", self._label)
             return
         if not isinstance(msg, dict):
             self.bad_messages += 1
@@ -279,7 +304,7 @@ class MarketStream(_Reconnecting):
         data = msg.get("data")
         if stream is None or data is None:
             if "error" in msg:
-                log.warning("market stream: error message %s", str(msg.get("error"))[:200])
+                log.warning("%s: error message %s", self._label, str(msg.get("error"))[:200])
             else:
                 self.bad_messages += 1
             return
@@ -300,6 +325,109 @@ class MarketStream(_Reconnecting):
         self.messages += 1
         self.last_message_ns = recv_ns
         await _maybe_await(self.on_message(stream, data, recv_ns))
+
+
+class MarketStream:
+    """Market data over one or more combined-stream connections (at most
+    `max_streams` streams and a `max_url_chars` query each), each deduplicated and
+    reconnecting on its own, all delivering to the same `on_message`."""
+
+    def __init__(self, ws_url: str, symbols: list[str], on_message, on_status, stale_after_s: float = 10.0,
+                 backoff_s: tuple[float, float] = (0.05, 5.0), channels=("trade", "bookTicker", "depth@100ms"),
+                 *, seed: int = 0, open_timeout_s: float = 10.0, max_streams: int = MAX_STREAMS_PER_CONNECTION,
+                 max_url_chars: int = MAX_URL_CHARS):
+        if not symbols or not channels:
+            raise ValueError("a market stream needs at least one symbol and one channel")
+        if not 1 <= int(max_streams) <= MAX_STREAMS_PER_CONNECTION:
+            raise ValueError(f"streams per connection: between 1 and {MAX_STREAMS_PER_CONNECTION} (Binance's limit)")
+        self.streams = [f"{s.lower()}@{c}" for s in symbols for c in channels]
+        self.on_status = on_status
+        groups = split_streams(self.streams, int(max_streams), int(max_url_chars))
+        n = len(groups)
+        self.parts = [
+            _MarketConnection(ws_url, group, on_message, self._part_status(i), stale_after_s, backoff_s, seed + i,
+                              open_timeout_s, "market stream" if n == 1 else f"market stream {i + 1}/{n}")
+            for i, group in enumerate(groups)]
+        self._up = [False] * n
+        self._reported: bool | None = None
+        self._by_stream = {s: part for part in self.parts for s in part.streams}
+
+    @property
+    def url(self) -> str:
+        """The first connection's url (the only one when every stream fits in one)."""
+        return self.parts[0].url
+
+    @property
+    def urls(self) -> list[str]:
+        """Every connection's url."""
+        return [p.url for p in self.parts]
+
+    @property
+    def connected(self) -> bool:
+        """Every connection is up."""
+        return all(p.connected for p in self.parts)
+
+    def _total(self, name: str) -> int:
+        return sum(getattr(p, name) for p in self.parts)
+
+    duplicates = property(lambda self: self._total("duplicates"), doc="Exact repeats dropped.")
+    out_of_order = property(lambda self: self._total("out_of_order"), doc="Older messages dropped.")
+    messages = property(lambda self: self._total("messages"), doc="Messages delivered to on_message.")
+    bad_messages = property(lambda self: self._total("bad_messages"), doc="Not JSON, or not a stream envelope.")
+    stale = property(lambda self: self._total("stale"), doc="Connections closed for silence.")
+    reconnects = property(lambda self: self._total("reconnects"), doc="Connections made after each one's first.")
+    connections = property(lambda self: self._total("connections"), doc="Connections made.")
+
+    @property
+    def last_message_ns(self) -> int | None:
+        """Receipt time of the last message delivered on any connection."""
+        return max((p.last_message_ns for p in self.parts if p.last_message_ns is not None), default=None)
+
+    def last_id(self, stream: str) -> int | None:
+        """The id of the last message delivered on `stream`."""
+        part = self._by_stream.get(stream)
+        return part.last_id(stream) if part is not None else None
+
+    def _part_status(self, i: int):
+        """Connection i's status changes, folded into the stream's: connected once every
+        connection is up, disconnected as soon as one is down."""
+        async def changed(connected: bool, reason: str) -> None:
+            self._up[i] = connected
+            n = len(self.parts)
+            why = reason if n == 1 else f"connection {i + 1} of {n}: {reason}"
+            if connected and all(self._up) and self._reported is not True:
+                if self._reported is None and n > 1:   # the first time every connection is up
+                    why = f"connected ({n} connections)"
+                self._reported = True
+                if self.on_status is not None:
+                    await _maybe_await(self.on_status(True, why))
+            elif not connected and self._reported is not False:
+                self._reported = False
+                if self.on_status is not None:
+                    await _maybe_await(self.on_status(False, why))
+        return changed
+
+    def stop(self) -> None:
+        """End run(): close every connection and stop reconnecting."""
+        for part in self.parts:
+            part.stop()
+
+    async def run(self) -> None:
+        """Run every connection until stop(); an exception of one (raised by a callback)
+        stops the others and ends run() with it."""
+        tasks = [asyncio.ensure_future(p.run()) for p in self.parts]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failed = next((t for t in done if not t.cancelled() and t.exception() is not None), None)
+            if failed is not None:
+                self.stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise failed.exception()
+        finally:
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class UserStream(_Reconnecting):
@@ -500,7 +628,8 @@ class UserStream(_Reconnecting):
         return True
 
 
-def runner_streams(ws_url: str, client, symbols: list[str], user_timeout_s: float | None = None):
+def runner_streams(ws_url: str, client, symbols: list[str], user_timeout_s: float | None = None,
+                   streams_per_connection: int = MAX_STREAMS_PER_CONNECTION):
     """(market, user): the two stream factories a LiveRunner is built with. Each takes
     the runner and returns a stream that puts what it receives, and every connect and
     drop as a `ws_status` system event naming the stream ('market' or 'user'), on the
@@ -509,13 +638,19 @@ def runner_streams(ws_url: str, client, symbols: list[str], user_timeout_s: floa
     between the start-up reconciliation (or the drop) and the connect is found.
     `user_timeout_s` (genesis.yaml `exchange.user_stream_timeout`): how long the user
     stream may stay quiet before a ping (which must be answered as fast), and how soon
-    an order's report must follow its answer (UserStream defaults when None)."""
+    an order's report must follow its answer (UserStream defaults when None).
+    `streams_per_connection` (genesis.yaml `exchange.streams_per_connection`): the most
+    market streams one connection carries; more symbols open more connections, all
+    feeding the same queue, and 'market' is connected while every one of them is."""
     def status(runner, stream: str):
         return lambda up, _why: runner.put(("system", "ws_status", {"connected": up, "stream": stream}))
 
     def market(runner):
-        return MarketStream(ws_url, symbols, on_message=lambda stream, data, ns: runner.put(("market", stream, data, ns)),
-                            on_status=status(runner, "market"))
+        def deliver(stream, data, ns):
+            runner.put(("market", stream, data, ns))
+
+        return MarketStream(ws_url, symbols, on_message=deliver, on_status=status(runner, "market"),
+                            max_streams=streams_per_connection)
 
     def user(runner):
         timeouts = {} if user_timeout_s is None else {

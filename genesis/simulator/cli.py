@@ -22,7 +22,8 @@ from .faults import FaultSpec, load_fault_file, parse_flags
 
 def _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_flags, api_key, api_secret,
                   generate_keys, balances, maker_fee, taker_fee, maker_fill, keep_timestamps, weight_limit,
-                  seed, stp_default="EXPIRE_MAKER") -> tuple[SimConfig, bool]:
+                  seed, stp_default="EXPIRE_MAKER", derived_symbols=0,
+                  derived_offset_ms=100.0) -> tuple[SimConfig, bool]:
     fault_spec = {}
     if faults_file:
         fault_spec.update(load_fault_file(faults_file))
@@ -39,7 +40,7 @@ def _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_fl
                     api_key=api_key or DEFAULT_API_KEY, api_secret=api_secret or DEFAULT_API_SECRET,
                     balances=bal, maker_fee=maker_fee, taker_fee=taker_fee, maker_fill=maker_fill,
                     keep_timestamps=keep_timestamps, weight_limit=weight_limit, faults=fault_spec, seed=seed,
-                    stp_default=stp_default)
+                    stp_default=stp_default, derived_symbols=derived_symbols, derived_offset_ms=derived_offset_ms)
     cfg.validate()
     return cfg, generated
 
@@ -61,6 +62,8 @@ def _banner(sim, cfg: SimConfig, generated: bool, secret_given: bool) -> str:
         f"  API key     {cfg.api_key}",
         f"  {secret_line}",
         f"  replay   {feeds}: {len(sim.capture.records):,} records, speed {cfg.speed}",
+        *([f"  derived  {len(sim.clones)} symbols: {sim.clones[0].symbol} ... {sim.clones[-1].symbol} "
+           f"(clones of {', '.join(sorted({c.source for c in sim.clones}))})"] if sim.clones else []),
         "ccxt:  from genesis.simulator import ccxt_config",
         f"       ex = ccxt.binance(ccxt_config({sim.rest_url!r}, API_KEY, API_SECRET))",
         "Ctrl-C stops.",
@@ -118,9 +121,14 @@ async def _serve(cfg: SimConfig, generated: bool, secret_given: bool) -> None:
 @click.option("--stp-default", type=click.Choice(list(STP_MODES)), default="EXPIRE_MAKER", show_default=True,
               help="Self-trade prevention mode of orders that name none (symbols whose exchangeInfo gives no "
                    "defaultSelfTradePreventionMode).")
+@click.option("--derived-symbols", default=0, show_default=True, type=click.IntRange(0, 999),
+              help="Serve N more symbols cloned from the capture's (BTC001USDT, ETH002USDT, ...: the source's "
+                   "filters, its recorded messages k x --derived-offset-ms ahead).")
+@click.option("--derived-offset-ms", default=100.0, show_default=True, type=click.FloatRange(0),
+              help="How far ahead in the recording each derived symbol replays, times its number, ms.")
 def simulate(host, port, speed, feeds, exchange_info, faults_file, fault_flags, api_key, api_secret,
              generate_keys, balances, maker_fee, taker_fee, maker_fill, keep_timestamps, weight_limit, seed,
-             stp_default) -> None:
+             stp_default, derived_symbols, derived_offset_ms) -> None:
     """Run a Binance-like test exchange on 127.0.0.1.
 
     A Binance-spot-compatible exchange replaying recorded data: REST /api/v3, market
@@ -131,16 +139,20 @@ def simulate(host, port, speed, feeds, exchange_info, faults_file, fault_flags, 
     Examples:
       genesis simulate --port 8765
       genesis simulate --port 8765 --fault http_error_after_next=1
+      genesis simulate --port 8765 --derived-symbols 100
     """
     try:
         cfg, generated = _build_config(host, port, speed, feeds, exchange_info, faults_file, fault_flags,
                                        api_key, api_secret, generate_keys, balances, maker_fee, taker_fee,
-                                       maker_fill, keep_timestamps, weight_limit, seed, stp_default)
+                                       maker_fill, keep_timestamps, weight_limit, seed, stp_default,
+                                       derived_symbols, derived_offset_ms)
     except (ValueError, OSError) as e:
         raise click.UsageError(str(e)) from None
     try:
         asyncio.run(_serve(cfg, generated, bool(api_secret)))
     except KeyboardInterrupt:
         pass
+    except ValueError as e:      # e.g. derived symbols from a capture the exchangeInfo does not list
+        raise click.UsageError(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None

@@ -41,6 +41,8 @@ class SimConfig:
     stp_default: str = "EXPIRE_MAKER"              # defaultSelfTradePreventionMode of symbols that name none
     faults: dict = field(default_factory=dict)     # a fault spec (see faults.FaultSpec)
     seed: int = 0                                  # ids (order/listen key) and, unless set, faults
+    derived_symbols: int = 0                       # more symbols cloned from the capture's (derived.py)
+    derived_offset_ms: float = 100.0               # clone k replays k times this ahead of its source
 
     def validate(self) -> None:
         """Raise ValueError on a setting the simulator cannot run with."""
@@ -59,6 +61,10 @@ class SimConfig:
                 raise ValueError(f"balance {asset}: must not be negative")
         if self.stp_default not in STP_MODES:
             raise ValueError(f"stp_default {self.stp_default!r}: one of {', '.join(STP_MODES)}")
+        if not 0 <= int(self.derived_symbols) <= 999:
+            raise ValueError(f"derived_symbols {self.derived_symbols}: between 0 and 999")
+        if not float(self.derived_offset_ms) >= 0:
+            raise ValueError(f"derived_offset_ms {self.derived_offset_ms}: must not be negative")
         if not self.api_key or not self.api_secret:
             raise ValueError("an API key and secret are required")
 

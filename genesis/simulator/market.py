@@ -86,8 +86,10 @@ class Replayer:
             first = self.records[self.pos].recv_ns // 1_000_000
         self.shift_ms = 0 if self.keep or first is None else now_ms - first
 
-    def _apply(self, rec: Record) -> Book:
-        book = self.sim.book(rec.symbol)
+    def _apply(self, rec: Record, symbol: str | None = None) -> Book:
+        """Apply one record to the book (and trade tape) of `symbol` (default: its own)."""
+        symbol = symbol or rec.symbol
+        book = self.sim.book(symbol)
         d = rec.data
         kind = rec.kind
         if kind == "depth":
@@ -97,31 +99,44 @@ class Replayer:
         elif kind in ("trade", "aggTrade"):
             book.last_price = Decimal(d["p"])
             if kind == "trade":
-                self.sim.tape(rec.symbol).add(d["T"], d["p"], d["q"], d["m"])
+                self.sim.tape(symbol).add(d["T"], d["p"], d["q"], d["m"])
         elif kind == "snapshot":
             book.apply_snapshot(d["lastUpdateId"], d["bids"], d["asks"])
         return book
+
+    def _next_ns(self) -> int:
+        """Recorded receive time of the next record to replay (not finished)."""
+        return self.records[self.pos].recv_ns
 
     def step_one(self) -> None:
         """Replay the next record: book, websocket subscribers, then own resting orders."""
         rec = self.records[self.pos]
         self.pos += 1
         self._apply(rec)
+        self._emit(rec, rec.symbol, self.shift_ms)
+
+    def _emit(self, rec: Record, symbol: str, shift: int) -> None:
+        """Publish one applied record as `symbol`'s events, times moved by `shift` ms, then
+        match own resting orders against it."""
         d = rec.data
         hub = self.sim.hub
-        low = rec.symbol.lower()
-        shift = self.shift_ms
-        if "E" in d:
-            d = {**d, "E": d["E"] + shift}
-            if "T" in d:
-                d["T"] = d["T"] + shift
-            self.last_event_ms = d["E"]
+        low = symbol.lower()
+        renamed = symbol != rec.symbol
+        if "E" in d or renamed:
+            d = dict(d)             # the record is never changed
+            if renamed and "s" in d:
+                d["s"] = symbol
+            if "E" in d:
+                d["E"] += shift
+                if "T" in d:
+                    d["T"] += shift
+                self.last_event_ms = d["E"]
         kind = rec.kind
         if kind in ("depth", "bookTicker", "snapshot"):
-            self.sim.exchange.on_book_change(rec.symbol)
+            self.sim.exchange.on_book_change(symbol)
         if kind == "depth":
             hub.publish(f"{low}@depth@100ms", d)
-            merged = self.mergers.setdefault(rec.symbol, DepthMerger()).add(d)
+            merged = self.mergers.setdefault(symbol, DepthMerger()).add(d)
             if merged is not None:
                 hub.publish(f"{low}@depth", merged)
                 hub.publish(f"{low}@depth@1000ms", merged)
@@ -133,7 +148,7 @@ class Replayer:
                 hub.publish(f"{low}@aggTrade", {"e": "aggTrade", "E": d["E"], "s": d["s"], "a": d["t"],
                                                  "p": d["p"], "q": d["q"], "f": d["t"], "l": d["t"],
                                                  "T": d["T"], "m": d["m"], "M": d.get("M", True)})
-            self.fills += self.sim.exchange.on_market_trade(rec.symbol, Decimal(d["p"]), Decimal(d["q"]),
+            self.fills += self.sim.exchange.on_market_trade(symbol, Decimal(d["p"]), Decimal(d["q"]),
                                                              self.sim.now_ms())
         elif kind == "aggTrade":
             hub.publish(f"{low}@aggTrade", d)
@@ -143,14 +158,13 @@ class Replayer:
         (bounded by `n` when given). Returns the position report."""
         done = 0
         start_fills = self.fills
-        recs = self.records
         limit_ns = None
         if ms is not None and not self.finished:
-            limit_ns = recs[self.pos].recv_ns + int(ms) * 1_000_000
+            limit_ns = self._next_ns() + int(ms) * 1_000_000
         while not self.finished:
             if n is not None and done >= n:
                 break
-            if limit_ns is not None and recs[self.pos].recv_ns >= limit_ns:
+            if limit_ns is not None and self._next_ns() >= limit_ns:
                 break
             if n is None and limit_ns is None and not until_fill:
                 break
@@ -179,10 +193,9 @@ class Replayer:
     async def run(self, speed: float | str) -> None:
         """Replay in the background at `speed` (a number, or 'max')."""
         loop = asyncio.get_running_loop()
-        recs = self.records
         if self.finished:
             return
-        t0, r0 = loop.time(), recs[self.pos].recv_ns
+        t0, r0 = loop.time(), self._next_ns()
         while not self.finished:
             if speed == "max":
                 for _ in range(200):
@@ -191,11 +204,11 @@ class Replayer:
                     self.step_one()
                 await asyncio.sleep(0)
                 continue
-            due = t0 + (recs[self.pos].recv_ns - r0) / 1e9 / speed
+            due = t0 + (self._next_ns() - r0) / 1e9 / speed
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             now = loop.time()
-            while not self.finished and t0 + (recs[self.pos].recv_ns - r0) / 1e9 / speed <= now:
+            while not self.finished and t0 + (self._next_ns() - r0) / 1e9 / speed <= now:
                 self.step_one()
         self.flush_mergers()

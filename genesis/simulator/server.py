@@ -16,6 +16,7 @@ from aiohttp import web
 from . import admin, rest, ws
 from .book import Book
 from .config import STP_MODES, SimConfig, parse_speed
+from .derived import DerivedReplayer, derive
 from .exchange import Exchange
 from .faults import Faults, FaultSpec
 from .hub import SIM_KEY, Hub
@@ -57,6 +58,9 @@ class Simulator:
         self.exchange_info = load_exchange_info(cfg.exchange_info or _default_exchange_info())
         self._patch_rate_limits()
         self._patch_stp_modes()
+        self.capture = load_capture(cfg.feeds or _default_feeds())
+        self.exchange_info, self.clones = derive(self.exchange_info, self.capture, cfg.derived_symbols,
+                                                 cfg.derived_offset_ms)
         self.rules = rules_by_symbol(self.exchange_info)
         self.books: dict[str, Book] = {s: Book(s) for s in self.rules}
         self.tapes: dict[str, TradeTape] = {}           # symbol -> replayed trades, for klines
@@ -71,8 +75,8 @@ class Simulator:
         self.hub = Hub(self.faults)
         self.exchange = Exchange(self.rules, self.books, self.accounts, self.faults, Decimal(cfg.maker_fee),
                                  Decimal(cfg.taker_fee), cfg.maker_fill, cfg.seed, self._emit)
-        self.capture = load_capture(cfg.feeds or _default_feeds())
-        self.replay = Replayer(self, self.capture, cfg.keep_timestamps)
+        self.replay = (DerivedReplayer(self, self.capture, cfg.keep_timestamps, self.clones) if self.clones
+                       else Replayer(self, self.capture, cfg.keep_timestamps))
         self.clock_offset_ms = 0
         self.listen_keys: dict[str, list] = {}          # listenKey -> [api key, expires ms]
         self.stopping = asyncio.Event()
