@@ -137,3 +137,16 @@ def test_opening_and_writing_a_sqlite_journal_imports_no_sqlalchemy(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_a_new_journal_file_appears_with_its_tables_and_leaves_nothing_else(tmp_path):
+    """The file is made beside it and linked into place: whoever sees it finds every table."""
+    db = tmp_path / "journal.db"
+    journal = Journal(f"sqlite:///{db}")
+    journal.close()
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "entries", "commands", "heartbeat", "progress", "status", "snapshots"} <= tables
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("journal.db")) == []
+    with pytest.raises(JournalError):
+        Journal(f"sqlite:///{tmp_path / 'no-such-folder' / 'journal.db'}")
+    assert not (tmp_path / "no-such-folder").exists()

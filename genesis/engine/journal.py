@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -88,6 +89,38 @@ def sqlite_file(url: str) -> str | None:
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///") and not any(c in url for c in "?%#"):
         return url[len("sqlite:///"):]
     return None
+
+
+def _create_sqlite_file(path: str) -> None:
+    """Make a new journal file with its tables in a temporary file beside it and link it
+    into place, so that a reader (`genesis status`, a screen) never opens a journal whose
+    tables are not there yet. When that cannot be done (a folder that does not exist,
+    another process made the file first), nothing is left behind and opening goes on as
+    usual, which says what is wrong."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=".journal-", suffix=".db")
+    except OSError:
+        return
+    os.close(handle)
+    try:
+        db = sqlite3.connect(temp)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            for statement in SQLITE_DDL:
+                db.execute(statement)
+            db.commit()
+        finally:
+            db.close()
+        os.link(temp, path)
+    except (OSError, sqlite3.Error):
+        pass   # made meanwhile by another process, or no links here: opened as usual
+    finally:
+        for leftover in (temp, temp + "-wal", temp + "-shm"):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
 
 
 class _Row(NamedTuple):
@@ -258,6 +291,8 @@ class Journal:
             self._open_with_sqlalchemy(url, create)
             return
         self._errors: tuple = (sqlite3.Error,)
+        if self._path != ":memory:" and not os.path.exists(self._path):
+            _create_sqlite_file(self._path)
         try:
             db = self._db
             columns = {table: {r[1] for r in db.execute(f"PRAGMA table_info({table})")}

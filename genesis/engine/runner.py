@@ -188,8 +188,11 @@ STATUS_EVERY_S = 1.0   # wall seconds between status documents of a paced run (g
 MEASUREMENT_KINDS = ("observe", "notify_failure")   # queued by Genesis itself, not typed by the operator
 
 
-def _apply_queued_commands(session: Session, say) -> None:
+def _apply_queued_commands(session: Session, say) -> bool:
+    """Apply the operator's queued commands; True when one of them was the operator's
+    (not a measurement Genesis queued itself)."""
     journal = session.journal
+    typed = False
     for row in journal.queued_commands():
         at_event = session.engine.stats.events
         status, message = operate(session, row.kind, json.loads(row.payload))
@@ -199,6 +202,8 @@ def _apply_queued_commands(session: Session, say) -> None:
         journal.flush()
         if row.kind not in MEASUREMENT_KINDS or status != "applied":   # a probe every 15 s is not news
             say(f"operator {row.kind}: {message}" if status == "applied" else f"operator {row.kind} {status}: {message}")
+        typed = typed or row.kind not in MEASUREMENT_KINDS
+    return typed
 
 
 def _replay_recorded(session: Session) -> None:
@@ -386,13 +391,16 @@ class _Chores:
         session, journal = self.session, self.session.journal
         wall = time.monotonic()
         if not catching_up and (not self.caught_up or wall >= self.next_check):
+            if not self.caught_up:
+                self.next_publish = 0.0   # the state rebuilt after a restart is on the screens at once
             self.caught_up = True  # the first live moment also picks up edits made while stopped
             self.next_check = wall + self.reload_every_s
             reload_config(session, self.config_root, self.say)
         if journal is not None and not catching_up and wall >= self.next_poll:
             self.next_poll = wall + 0.2
             journal.beat(int(time.time() * 1000))
-            _apply_queued_commands(session, self.say)
+            if _apply_queued_commands(session, self.say):
+                self.next_publish = 0.0   # what an operator's command did shows in `genesis status` at once
         if self.status is not None and wall >= self.next_status:
             self.next_status = wall + 0.5
             self.status(session.engine, catching_up)
