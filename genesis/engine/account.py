@@ -62,11 +62,14 @@ class Account:
             return False
         self.mids[symbol] = mid
         minute = ts // 60_000
-        hist = self.history.setdefault(symbol, deque(maxlen=self.direction_minutes + 1))
+        hist = self.history.get(symbol)
+        if hist is None:   # the symbol's first price
+            hist = self.history[symbol] = deque(maxlen=self.direction_minutes + 1)
+            self.first_mids.setdefault(symbol, mid)
         if not hist or hist[-1][0] != minute:
             hist.append((minute, mid))
-        self.day_open_mids.setdefault(symbol, mid)
-        self.first_mids.setdefault(symbol, mid)
+        if symbol not in self.day_open_mids:
+            self.day_open_mids[symbol] = mid
         pos = self.positions.get(symbol)
         return pos is not None and pos.qty > 0
 

@@ -195,7 +195,8 @@ class MetricSet:
         self.now = now
         if self.held and now > self.held_at:
             self._release_held()
-        for key in self.timers.pop_due(now):
+        heap = self.timers.heap
+        for key in (self.timers.pop_due(now) if heap and heap[0][0] <= now else ()):
             if self.scheduled.get(key) is None:
                 continue
             name, group = key
