@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -98,11 +98,10 @@ def _create_sqlite_file(path: str) -> None:
     another process made the file first), nothing is left behind and opening goes on as
     usual, which says what is wrong."""
     folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=".journal-", suffix=".db")
-    except OSError:
+    if not os.path.isdir(folder):
         return
-    os.close(handle)
+    # sqlite3 makes the file itself, with the permissions it always gives a new journal
+    temp = os.path.join(folder, f".journal-{os.getpid()}-{secrets.token_hex(6)}.db")
     try:
         db = sqlite3.connect(temp)
         try:
