@@ -6,12 +6,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+from scenario_helpers import edited_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("aiohttp", "ccxt", "genesis.simulator", "matplotlib", "textual", "numpy", "smtplib", "jsonschema",
@@ -68,16 +68,6 @@ def test_help_lists_simulate_with_its_own_summary():
 
 # ------------------------------------------------------------ kept schema-checked documents
 
-def _config_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
-    for name in ("genesis.yaml", "alerts.yaml", "strategies.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "rules", root / "rules")
-    shutil.copytree(ROOT / "tiers", root / "tiers")
-    return root
-
-
 def _read(root: Path, cache: Path | str, monkeypatch):
     from genesis.config.loader import load_config_files
 
@@ -87,7 +77,7 @@ def _read(root: Path, cache: Path | str, monkeypatch):
 
 
 def test_kept_documents_read_back_as_checked_afresh(tmp_path, monkeypatch):
-    root, cache = _config_copy(tmp_path), tmp_path / "cache"
+    root, cache = edited_copy(tmp_path), tmp_path / "cache"
     fresh = _read(root, "", monkeypatch)                  # no cache: the reference
     assert fresh[0] == [] and not cache.exists()
     assert _read(root, cache, monkeypatch) == fresh       # checked, and kept
@@ -101,7 +91,7 @@ def test_kept_documents_read_back_as_checked_afresh(tmp_path, monkeypatch):
 
 
 def test_an_edited_or_wrong_document_is_checked_afresh(tmp_path, monkeypatch):
-    root, cache = _config_copy(tmp_path), tmp_path / "cache"
+    root, cache = edited_copy(tmp_path), tmp_path / "cache"
     _read(root, cache, monkeypatch)
     kept = set(cache.glob("*.json"))
     settings = root / "genesis.yaml"

@@ -296,7 +296,7 @@ def test_an_interrupted_run_is_resumed_by_the_same_command(tmp_path, finished_ru
 
 
 def test_an_edit_made_while_a_run_was_stopped_is_applied_once_it_has_caught_up(tmp_path):
-    root = _config_copy(tmp_path)
+    root = edited_copy(tmp_path)
     db = tmp_path / "edited.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("GENESIS_DEBUG", None)
@@ -464,16 +464,6 @@ class ListFeed:
         return "crafted-events"
 
 
-def _config_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
-    for name in ("genesis.yaml", "alerts.yaml", "strategies.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "rules", root / "rules")
-    shutil.copytree(ROOT / "tiers", root / "tiers")
-    return root
-
-
 def ticker(ts: int, mid: float = 60_000.0) -> Event:
     return Event("book_ticker", ts, "BTCUSDT", {"bid": mid - 0.01, "bid_qty": 5.0, "ask": mid + 0.01, "ask_qty": 5.0,
                                                 "mid": mid, "spread_bps": 0.02 / mid * 1e4})
@@ -485,7 +475,7 @@ def _tickers(n: int) -> list:
 
 def _run_with_edits(tmp_path: Path, edits: list, n_events: int = 60):
     """run() over crafted events; the status callback applies one edit per call, in order."""
-    root = _config_copy(tmp_path)
+    root = edited_copy(tmp_path)
     config = check_config(root)
     assert config.ok
     session = open_session(root, config, "sniper", ListFeed(_tickers(n_events)), "sqlite://", "paper")
@@ -564,7 +554,7 @@ class EditingFeed(ListFeed):
 
 
 def test_hot_reload_after_a_refused_edit_takes_the_fixed_file(tmp_path):
-    root = _config_copy(tmp_path)
+    root = edited_copy(tmp_path)
     config = check_config(root)
     edits = {10: _edit_tier("  daily_loss_usd: 25 ", "  daily_loss_usdd: 20 "),
              20: _edit_tier("  daily_loss_usdd: 20 ", "  daily_loss_usd: 21 # fixed\n  ")}
@@ -583,7 +573,7 @@ def test_hot_reload_after_a_refused_edit_takes_the_fixed_file(tmp_path):
 
 
 def test_hot_reload_of_a_metric_window_applies_to_its_history(tmp_path):
-    root = _config_copy(tmp_path)
+    root = edited_copy(tmp_path)
     book = root / "rules" / "test_reload.yaml"
     book.write_text("metrics:\n  pings: {count: operator_disconnect, window: 10m}\nrules: []\n", encoding="utf-8")
     config = check_config(root)

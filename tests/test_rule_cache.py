@@ -14,18 +14,9 @@ from pathlib import Path
 from genesis.config.checks import check_config
 from genesis.config.ruleset import code_sources, compile_ruleset, ruleset_key
 from genesis.expr.codecache import CodeCache, code_digest
+from scenario_helpers import edited_copy
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _config_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
-    for name in ("genesis.yaml", "alerts.yaml", "strategies.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "rules", root / "rules")
-    shutil.copytree(ROOT / "tiers", root / "tiers")
-    return root
 
 
 def _compiled(ruleset) -> dict:
@@ -82,7 +73,7 @@ def test_validate_started_again_uses_the_kept_rule_sets(tmp_path):
 
 def test_a_changed_threshold_or_code_changes_the_key(tmp_path, monkeypatch):
     monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path / "cache"))
-    root = _config_copy(tmp_path)
+    root = edited_copy(tmp_path)
     before = check_config(root)
     keys = {tier: ruleset_key(before, tier) for tier in before.tiers}
     assert ruleset_key(check_config(root), "sniper") == keys["sniper"]   # the same files: the same key
