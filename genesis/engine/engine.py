@@ -479,7 +479,7 @@ class Engine:
                 if firings:
                     self._act_on(firings, event, "", glob, local, made_glob, made_local)
                     (plan, symbol_work), plans = self._plan(glob, local), {}
-                if not symbol_work:
+                if not symbol_work or stage not in rules.symbol_stages:
                     continue
                 if glob & rules.symbol_rule_reads:
                     groups = metrics.groups_seen

@@ -92,6 +92,7 @@ class Metric:
     """One declared metric over events of one kind (base class)."""
 
     time_dependent = False  # value changes with time alone (re-read on timer ticks)
+    sampled = False         # a statistic of another metric's samples (SampledMetric)
 
     def __init__(self, name: str, spec: dict, exprs: dict):
         self.name = name
@@ -133,6 +134,10 @@ class Metric:
     def next_due(self, group: str) -> int | None:
         return None
 
+    def family(self) -> type:
+        """Definitions of the same family can take over each other's history (`adopt`)."""
+        return type(self)
+
     def adopt(self, old: "Metric", now: int) -> None:
         """Take over another definition's history where the primitive allows it
         (windows are re-cut to this metric's window); otherwise start empty."""
@@ -170,10 +175,16 @@ class WindowMetric(Metric):
         return _Window(self.window_ms, self.samples, self.primitive in ("min", "max"))
 
     def on_event(self, ts, group, m, fields) -> bool:
-        if not self.matches(m, fields):
+        # matches(), state() and sample() inlined: this runs for every event of the kind
+        if self.where is not None and not self.where(m, fields, None):
             return False
-        st = self.state(group)
-        value = self.sample(m, fields)
+        st = self.groups.get(group)
+        if st is None:
+            st = self.groups[group] = self.new_state()
+        if self.value_fn is not None:
+            value = float(self.value_fn(m, fields, None))
+        else:
+            value = float(fields[self.field]) if self.field else 1.0
         if isinstance(st, list):
             before = st[0]
             st[0] = max(self.floor, st[0] + value)
@@ -210,13 +221,54 @@ class WindowMetric(Metric):
         std = math.sqrt(var)
         return 0.0 if std == 0 else (st.items[-1][1] - st.total / n) / std
 
+    def family(self) -> type:
+        return WindowMetric
+
     def expire(self, group, now) -> bool:
         st = self.groups.get(group)
         return st.expire(now) if isinstance(st, _Window) else False
 
     def next_due(self, group) -> int | None:
+        if self.window_ms is None:
+            return None
         st = self.groups.get(group)
-        return st.next_expiry() if isinstance(st, _Window) else None
+        return st.items[0][0] + self.window_ms if isinstance(st, _Window) and st.items else None
+
+
+# mean, std and zscore without a floor (the commonest windows): the same value as
+# WindowMetric.value, without its dispatch on the primitive
+
+class MeanMetric(WindowMetric):
+    """mean over a window."""
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        if st is None or not st.items:
+            return self.default
+        return st.total / len(st.items)
+
+
+class StdMetric(WindowMetric):
+    """Standard deviation over a window."""
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        if st is None or not st.items:
+            return self.default
+        n = len(st.items)
+        return math.sqrt(max(st.total_sq / n - (st.total / n) ** 2, 0.0))
+
+
+class ZscoreMetric(WindowMetric):
+    """z-score of the latest value against its window."""
+
+    def value(self, group, now) -> float:
+        st = self.groups.get(group)
+        if st is None or not st.items:
+            return self.default
+        n = len(st.items)
+        std = math.sqrt(max(st.total_sq / n - (st.total / n) ** 2, 0.0))
+        return 0.0 if std == 0 else (st.items[-1][1] - st.total / n) / std
 
 
 class LastMetric(Metric):
@@ -357,6 +409,8 @@ class DistinctMetric(Metric):
 class SampledMetric(Metric):
     """baseline and percentile: statistics of another metric's sampled values."""
 
+    sampled = True
+
     def __init__(self, name, spec, exprs, primitive: str):
         super().__init__(name, spec, exprs)
         self.primitive = primitive
@@ -369,37 +423,36 @@ class SampledMetric(Metric):
         self.k = float(spec["k"])
 
     def new_state(self):
-        # times, values in arrival order; sorted values; first sample time; next sample time; cached value
-        return {"items": deque(), "sorted": [], "first": None, "next": None, "value": self.default}
+        return _Samples(self.default)
 
     def take(self, group: str, now: int, source_value: float) -> bool:
         """Record one sample of the source metric; True when the statistic changed."""
-        st = self.state(group)
-        if st["first"] is None:
-            st["first"] = now
-        st["items"].append((now, source_value))
-        insort(st["sorted"], source_value)
-        self._expire(st, now)
+        st = self.groups.get(group)
+        if st is None:
+            st = self.groups[group] = _Samples(self.default)
+        if st.first is None:
+            st.first = now
+        items, values = st.items, st.sorted
+        items.append((now, source_value))
+        insort(values, source_value)
+        cutoff = now - self.window_ms
+        while items[0][0] <= cutoff:
+            del values[bisect_left(values, items.popleft()[1])]
         if self.every_ms:
-            st["next"] = now + self.every_ms
-        before = st["value"]
-        st["value"] = self._compute(st, now, source_value)
-        return st["value"] != before
-
-    def _expire(self, st, now) -> None:
-        while st["items"] and st["items"][0][0] <= now - self.window_ms:
-            _, old = st["items"].popleft()
-            del st["sorted"][bisect_left(st["sorted"], old)]
+            st.next = now + self.every_ms
+        before = st.value
+        st.value = self._compute(st, now, source_value)
+        return st.value != before
 
     def _compute(self, st, now, current) -> float:
-        values = st["sorted"]
+        values = st.sorted
         if not values:
             return self.default
         if self.primitive == "percentile":
             # samples equal to the current value (up to rounding) do not count as below it
             below = bisect_left(values, current - abs(current) * 1e-9 - 1e-12)
             return 100.0 * below / len(values)
-        if now - st["first"] < self.calibration_ms:
+        if now - st.first < self.calibration_ms:
             return self.default
         median = _quantile(values, 0.5)
         iqr = _quantile(values, 0.75) - _quantile(values, 0.25)
@@ -408,11 +461,25 @@ class SampledMetric(Metric):
 
     def value(self, group, now) -> float:
         st = self.groups.get(group)
-        return self.default if st is None else st["value"]
+        return self.default if st is None else st.value
 
     def next_due(self, group) -> int | None:
         st = self.groups.get(group)
-        return None if st is None else st["next"]
+        return None if st is None else st.next
+
+
+class _Samples:
+    """One group's samples: (time, value) in arrival order, the values sorted, the first
+    sample's time, the next sample's time and the statistic's current value."""
+
+    __slots__ = ("items", "sorted", "first", "next", "value")
+
+    def __init__(self, value: float):
+        self.items: deque = deque()
+        self.sorted: list = []
+        self.first: int | None = None
+        self.next: int | None = None
+        self.value = value
 
 
 def _quantile(sorted_values: list, q: float) -> float:
@@ -423,8 +490,13 @@ def _quantile(sorted_values: list, q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+_WINDOW_CLASSES = {"mean": MeanMetric, "std": StdMetric, "zscore": ZscoreMetric}
+
+
 def build_metric(name: str, primitive: str, spec: dict, exprs: dict) -> Metric:
     """The runtime object for one declared (non-derived) metric."""
+    if primitive in _WINDOW_CLASSES and spec.get("floor") is None:
+        return _WINDOW_CLASSES[primitive](name, spec, exprs, primitive)
     if primitive in ("count", "sum", "mean", "std", "min", "max", "rate", "zscore"):
         return WindowMetric(name, spec, exprs, primitive)
     if primitive == "last":

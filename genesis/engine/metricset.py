@@ -7,6 +7,7 @@ so the rule stage re-evaluates only the rules that read them.
 from __future__ import annotations
 
 from collections import Counter
+from heapq import heappop
 
 from genesis import vocabulary as voc
 from genesis.config.ruleset import Ruleset
@@ -132,11 +133,20 @@ class MetricSet:
             del self.health[(name, group)]
             self.recovered.append((name, group))
 
-    def _show(self, metric: Metric, group: str, changed: set, held: bool = False) -> None:
+    def _show(self, metric: Metric, group: str, changed: set, held: bool = False, schedule: bool = False) -> None:
         """Copy a group's value into m when that group is the one in view; a per-symbol
-        value is also kept for its symbol, in view or not."""
+        value is also kept for its symbol, in view or not. With `schedule`, the metric's
+        next due time for the group (a window's next expiry, the next sample) is set too."""
         value = metric.value(group, self.now)
         name = metric.name
+        if schedule:
+            due = metric.next_due(group)
+            if due is not None:
+                key = (name, group)
+                current = self.scheduled.get(key)
+                if current is None or due < current or current <= self.now:
+                    self.scheduled[key] = due
+                    self.timers.add(due, key)
         if metric.by_symbol:
             values = self.cached.get(group)
             if values is None:
@@ -175,7 +185,7 @@ class MetricSet:
             g = group if metric.by_symbol else ""
             if (metric.name, g) not in self._started_groups:
                 self._started_groups.add((metric.name, g))
-                metric.state(g)["next"] = self.now
+                metric.state(g).next = self.now
                 self._schedule(metric, g)
 
     # ------------------------------------------------------------------ updates
@@ -196,24 +206,24 @@ class MetricSet:
         if self.held and now > self.held_at:
             self._release_held()
         heap = self.timers.heap
-        for key in (self.timers.pop_due(now) if heap and heap[0][0] <= now else ()):
-            if self.scheduled.get(key) is None:
-                continue
-            name, group = key
-            metric = self.by_name[name]
-            due = self.scheduled.pop(key)
-            if due > now:  # superseded entry; keep the live schedule
-                self.scheduled[key] = due
-                continue
-            if isinstance(metric, SampledMetric):
-                metric.take(group, due, self._source_value(metric, group))
-            else:
-                metric.expire(group, now)
-            # a symbol out of view whose window or sample falls due exactly now: its rules
-            # see the move with that symbol's own events of this moment (the next candle of
-            # each pair has the same time), or when the clock moves on, not half-applied first
-            self._show(metric, group, changed, held=due == now)
-            self._schedule(metric, group)
+        if heap and heap[0][0] <= now:
+            scheduled, by_name = self.scheduled, self.by_name
+            while heap and heap[0][0] <= now:
+                key = heappop(heap)[2]
+                due = scheduled.get(key)
+                if due is None or due > now:   # cancelled, or superseded by a later schedule
+                    continue
+                del scheduled[key]
+                name, group = key
+                metric = by_name[name]
+                if metric.sampled:
+                    metric.take(group, due, self._source_value(metric, group))
+                else:
+                    metric.expire(group, now)
+                # a symbol out of view whose window or sample falls due exactly now: its rules
+                # see the move with that symbol's own events of this moment (the next candle of
+                # each pair has the same time), or when the clock moves on, not half-applied first
+                self._show(metric, group, changed, held=due == now, schedule=True)
         if now >= self.next_tick:
             self.next_tick = now - now % TICK_MS + TICK_MS
             for metric in self.time_dependent:
@@ -253,8 +263,7 @@ class MetricSet:
             if self.health:
                 self._healthy(metric.name, group)
             if touched:
-                self._show(metric, group, changed)
-                self._schedule(metric, group)
+                self._show(metric, group, changed, schedule=True)
         for metric in self.sample_on.get(kind, ()):
             group = self._group_of(metric, symbol)
             metric.take(group, event.ts, self._source_value(metric, group))
@@ -274,11 +283,38 @@ class MetricSet:
         self.group = group
         if not group:
             return
-        shown: set = set()
         values = self.cached.get(group)
         if values is None:
             values = self.cached[group] = {}
         now = self.now
+        if self.direct_unseen:   # nothing derived reads a per-symbol name: no need to know what the switch moved
+            for metric in self.by_symbol:
+                name = metric.name
+                if metric.time_dependent:
+                    m[name] = metric.value(group, now)
+                    continue
+                value = values.get(name)
+                if value is None:
+                    value = values[name] = metric.value(group, now)
+                m[name] = value
+            if self.symbol_flags:
+                own = self.flag_values.get(group, {})
+                for name, default in self.symbol_flags.items():
+                    m[name] = own.get(name, default)
+        else:
+            self._view_tracked(group, values, now)
+        if self.held:
+            self.held.pop(group, None)   # what moved for it is found below
+        last = self.last_shown.get(group)
+        moved = set(self.shown_names) if last is None else {name for name in self.shown_names if m[name] != last[name]}
+        if moved:
+            self.unseen.setdefault(group, set()).update(moved)
+
+    def _view_tracked(self, group: str, values: dict, now: int) -> None:
+        """`view`'s copy of a group's values when derived names read per-symbol ones:
+        what the switch moved is recomputed."""
+        m = self.m
+        shown: set = set()
         for metric in self.by_symbol:
             name = metric.name
             value = None if metric.time_dependent else values.get(name)
@@ -297,12 +333,6 @@ class MetricSet:
                     m[name] = value
                     shown.add(name)
         self.recompute_derived(shown)
-        if self.held:
-            self.held.pop(group, None)   # what moved for it is found below
-        last = self.last_shown.get(group)
-        moved = set(self.shown_names) if last is None else {name for name in self.shown_names if m[name] != last[name]}
-        if moved:
-            self.unseen.setdefault(group, set()).update(moved)
 
     def set_values(self, values: dict, changed: set) -> None:
         """Set account figures or flags (a per-symbol flag for the symbol in view)."""
@@ -362,7 +392,7 @@ class MetricSet:
         (a tier change or an accepted configuration edit keeps every history)."""
         for name, metric in self.by_name.items():
             previous = old.by_name.get(name)
-            if previous is None or type(previous) is not type(metric):
+            if previous is None or previous.family() is not metric.family():
                 continue
             if previous.spec == metric.spec:
                 metric.groups = previous.groups

@@ -115,6 +115,7 @@ class RuleRunner:
         self.symbol_names = ruleset.symbol_names
         self.has_symbol_rules = any(r.per_symbol for r in self.state_rules)
         self.symbol_rule_reads = frozenset().union(*(r.reads for r in self.state_rules if r.per_symbol))
+        self.symbol_stages = frozenset(r.rule.stage for r in self.state_rules if r.per_symbol)
         self.read_names = frozenset(self.readers)   # every name some state rule reads
         # per-symbol? -> name -> the state rules of that kind that read it
         self.kind_readers: dict[bool, dict[str, list[CompiledRule]]] = {False: {}, True: {}}
@@ -192,8 +193,18 @@ class RuleRunner:
 
     def _step(self, rule: CompiledRule, group: str, now: int, m, fields, out: list) -> None:
         spec = rule.rule
-        st = self.state(spec.id, group)
-        holds = self._check(rule, group, now, m, fields, None)
+        key = (spec.id, group)
+        st = self.states.get(key)
+        if st is None:
+            st = self.states[key] = RuleState()
+        try:   # _check() inlined for the common case: the condition evaluates
+            holds = rule.check(m, fields, None)
+        except EVAL_ERRORS:
+            holds = self._check(rule, group, now, m, fields, None)   # records the error
+        else:
+            if self.health and key in self.health:
+                del self.health[key]
+                self.recovered.append(key)
         if holds is None:
             return                 # an error is not a decision: the state stays as it was
         if not holds:
