@@ -22,7 +22,7 @@ the feed reader are not counted (the feed reader's own peak is printed as its sl
   The clones are market data only: exchangeInfo (genesis/data/exchange_info.json, which
   the replay always reads) knows BTCUSDT, ETHUSDT and ETHBTC, so the strategies keep
   trading BTCUSDT and ETHUSDT, and every clone costs what the engine keeps per symbol
-  it sees (order book, deferred depth diffs, metrics, candles, volume). Tier Sniper.
+  it sees (order book, merged levels of deferred depth diffs, metrics, candles, volume). Tier Sniper.
 
 Each series prints its table and the least-squares slopes (MB of RSS and heap blocks per
 million events, per day of candles, per symbol) fitted over the points after the first,

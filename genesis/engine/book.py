@@ -19,6 +19,13 @@ While the depth book is not synced (or there never was depth data), the last
 bookTicker is the book: one level on each side. While it is synced the depth levels
 are the book and bookTicker updates are only remembered.
 
+Diffs can also be deferred (`defer_diff`): the sequence rules run at once (ids, sync,
+gaps, drops and the snapshot buffer are always as if each diff had been applied), and
+the levels of accepted diffs are merged into one pending update per price and side
+(the last quantity wins). The pending levels are written into the book when it is next
+read (`catch_up`) or when they grow past PENDING_LEVELS_MAX, so a level updated by many
+diffs is written once.
+
 Storage: one dict price -> quantity per side, plus one ascending list of the prices
 per side kept sorted with `bisect` (a new level or a deleted level costs a binary
 search and one memmove; the whole book is never re-sorted). The best bid is the last
@@ -38,9 +45,10 @@ BUY_SIDES = ("buy", "bid", "bids")
 SELL_SIDES = ("sell", "ask", "asks")
 
 
-# diffs held unapplied at most: enough to batch the per-level work, few enough that a
-# book nobody reads does not hold megabytes of levels (bench/bench_memory.py, symbols)
-DEFERRED_DIFFS_MAX = 128
+# merged (side, price) updates held unapplied at most: enough to batch the per-level work
+# over a few hundred diffs, few enough that a book nobody reads stays small
+# (bench/bench_memory.py, symbols)
+PENDING_LEVELS_MAX = 4096
 
 
 class OrderBook:
@@ -48,7 +56,7 @@ class OrderBook:
 
     __slots__ = (
         "symbol", "_bids", "_asks", "_bid_px", "_ask_px", "last_update_id", "synced",
-        "gaps", "dropped", "_buffer", "_ticker", "_deferred",
+        "gaps", "dropped", "_buffer", "_ticker", "_pend_bids", "_pend_asks",
     )
 
     def __init__(self, symbol: str, buffer_limit: int = 1000):
@@ -63,31 +71,48 @@ class OrderBook:
         self.dropped = 0                   # stale or duplicate diffs ignored
         self._buffer: deque = deque(maxlen=buffer_limit)   # diffs waiting for a snapshot
         self._ticker: list[float] | None = None            # [bid, bid_qty, ask, ask_qty]
-        self._deferred: list = []                          # diffs not applied until the book is read
+        self._pend_bids: dict[float, float] = {}           # merged levels of deferred diffs,
+        self._pend_asks: dict[float, float] = {}           # not written until the book is read
 
     # ----------------------------------------------------------------- deferral
 
     def defer_diff(self, first_id: int, last_id: int, bids: Levels, asks: Levels) -> None:
-        """Queue a diff; it is applied, in order, the next time the book is read.
+        """Take a diff with the sequence rules of `apply_diff`, but only merge its levels
+        into the pending updates; they are written the next time the book is read.
 
         Used when nothing reads depth on every update: the per-level work then leaves
-        the per-event path and runs in one batch when a price or a walk is needed."""
-        self._deferred.append((first_id, last_id, bids, asks))
-        if len(self._deferred) >= DEFERRED_DIFFS_MAX:
+        the per-event path and runs once per price. Call `catch_up` before `apply_diff`
+        on a book with deferred diffs."""
+        if not self._accepts(first_id, last_id, bids, asks):   # a hole drops pending levels too
+            return
+        pb = self._pend_bids
+        pa = self._pend_asks
+        pb.update(bids)
+        pa.update(asks)
+        self.last_update_id = last_id
+        if len(pb) + len(pa) > PENDING_LEVELS_MAX:
             self.catch_up()
 
     def catch_up(self) -> None:
-        """Apply every deferred diff."""
-        if self._deferred:
-            pending, self._deferred = self._deferred, []
-            for diff in pending:
-                self.apply_diff(*diff)
+        """Write the pending levels of deferred diffs into the book.
+
+        Diffs carry absolute quantities, so a level's state depends only on its last
+        update, and the book ends as if the diffs had been applied one by one."""
+        pb = self._pend_bids
+        if pb:
+            self._apply_side(self._bids, self._bid_px, pb.items())
+            pb.clear()
+        pa = self._pend_asks
+        if pa:
+            self._apply_side(self._asks, self._ask_px, pa.items())
+            pa.clear()
 
     # ----------------------------------------------------------------- updates
 
     def apply_snapshot(self, last_update_id: int, bids: Levels, asks: Levels) -> None:
         """Replace the depth levels by a REST snapshot, then replay buffered diffs."""
-        self.catch_up()
+        self._pend_bids.clear()       # pending levels are older than the snapshot's
+        self._pend_asks.clear()
         self._bids.clear()
         self._asks.clear()
         for price, qty in bids:
@@ -110,6 +135,17 @@ class OrderBook:
 
         Returns True when the diff changed the book, False when it was buffered,
         dropped as stale, or caused a gap."""
+        if not self._accepts(first_id, last_id, bids, asks):
+            return False
+        self._apply_side(self._bids, self._bid_px, bids)
+        self._apply_side(self._asks, self._ask_px, asks)
+        self.last_update_id = last_id
+        return True
+
+    def _accepts(self, first_id: int, last_id: int, bids: Levels, asks: Levels) -> bool:
+        """The sequence rules for one diff: True when its levels are to be applied (the
+        caller then moves `last_update_id` on); otherwise it is buffered (no snapshot
+        yet, or a hole that loses sync) or dropped as stale, and counted."""
         if not self.synced:
             self._buffer.append((first_id, last_id, bids, asks))
             return False
@@ -123,9 +159,6 @@ class OrderBook:
             return False
         # here U <= last + 1 <= u: the first diff after a snapshot straddles
         # lastUpdateId + 1, each later one continues the previous u
-        self._apply_side(self._bids, self._bid_px, bids)
-        self._apply_side(self._asks, self._ask_px, asks)
-        self.last_update_id = last_id
         return True
 
     @staticmethod
@@ -147,6 +180,8 @@ class OrderBook:
         self._asks.clear()
         self._bid_px.clear()
         self._ask_px.clear()
+        self._pend_bids.clear()
+        self._pend_asks.clear()
         self._buffer.clear()
 
     def apply_ticker(self, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
@@ -190,7 +225,7 @@ class OrderBook:
         return len(self._buffer)
 
     def best_bid(self) -> float | None:
-        if self._deferred:
+        if self._pend_bids or self._pend_asks:
             self.catch_up()
         if self.synced:
             return self._bid_px[-1] if self._bid_px else None
@@ -198,7 +233,7 @@ class OrderBook:
         return t[0] if t is not None and t[1] > 0 else None
 
     def best_ask(self) -> float | None:
-        if self._deferred:
+        if self._pend_bids or self._pend_asks:
             self.catch_up()
         if self.synced:
             return self._ask_px[0] if self._ask_px else None
