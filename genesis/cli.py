@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -665,13 +664,14 @@ def _no_usable_events(feed) -> None:
 
 def _check_report_files(trades_csv: str | None, plot: str | None, compare: str | None) -> None:
     """Refuse `--trades` / `--plot` paths that could not be written, before replaying."""
-    from genesis.engine.chart import PLOT_SUFFIXES  # noqa: PLC0415 - matplotlib itself loads only to draw
-
     if compare is not None and (trades_csv or plot):
         raise click.UsageError("--trades and --plot are for one replay; leave them out with --compare")
-    if plot and Path(plot).suffix.lower() not in PLOT_SUFFIXES:
-        raise click.BadParameter(f"{plot}: name a file ending in .html (a page with the chart and the tables), "
-                                 ".png or .svg", param_hint="--plot")
+    if plot:
+        from genesis.engine.chart import PLOT_SUFFIXES  # noqa: PLC0415 - only for --plot (matplotlib only to draw)
+
+        if Path(plot).suffix.lower() not in PLOT_SUFFIXES:
+            raise click.BadParameter(f"{plot}: name a file ending in .html (a page with the chart and the tables), "
+                                     ".png or .svg", param_hint="--plot")
     for path, option in ((trades_csv, "--trades"), (plot, "--plot")):
         if path and not Path(path).resolve().parent.is_dir():
             raise click.BadParameter(f"{path}: no folder {Path(path).resolve().parent}", param_hint=option)
@@ -795,6 +795,8 @@ def status(db, config, alive, as_json, watch) -> None:
 
     def render() -> str:
         view = read_view(db)
+        import shutil  # noqa: PLC0415 - only the status screen asks the terminal's width
+
         return json.dumps(view, indent=2) if as_json else format_status(view, shutil.get_terminal_size().columns)
 
     try:

@@ -2,11 +2,13 @@
 
 Reading a configuration spends most of its time in JSON Schema: checking each document,
 then filling the defaults it leaves out. Both depend only on the document's text and on
-the code and schemas that read it, so a document that passed is kept, filled, in the
+the code and schemas that read it, so a document that passed is kept, filled (with the
+data as written and the positions of its values, so that it is not even parsed again), in the
 user's cache folder under a SHA-256 key of: Genesis's version; the source of the YAML
 reader, the schema checker and the default filler; where jsonschema and referencing are
 installed and when; every schema file; the file's kind and its text. The next read of
-the same text under the same installation skips both walks (and importing jsonschema).
+the same text under the same installation skips the YAML parse and both walks (and importing
+PyYAML and jsonschema).
 
 Only a document without a problem is kept: problems are always found afresh. An entry
 is used only when it reads back whole and names its own key; anything else is a miss,
@@ -19,7 +21,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,13 @@ def document_key(kind: str, text: str) -> str | None:
 
 def kept(key: str | None) -> Any | None:
     """The filled data kept under `key`, or None (no entry, or one that does not read back whole)."""
+    entry = kept_entry(key)
+    return None if entry is None else entry["data"]
+
+
+def kept_entry(key: str | None) -> dict | None:
+    """The whole entry kept under `key`: its "key", its "data" and the parts kept with them
+    (`keep`'s `parts`); None when there is none or it does not read back whole."""
     folder = cache_dir()
     if key is None or folder is None:
         return None
@@ -86,18 +94,22 @@ def kept(key: str | None) -> Any | None:
         return None
     if not isinstance(entry, dict) or entry.get("key") != key or "data" not in entry:
         return None
-    return entry["data"]
+    return entry
 
 
-def keep(key: str | None, data: Any) -> None:
-    """Keep a checked, filled document under `key` (written whole or not at all; failures are ignored)."""
+def keep(key: str | None, data: Any, **parts: Any) -> None:
+    """Keep a checked, filled document under `key`, with any other JSON `parts` of it (the loader
+    keeps the data as written and its source map); written whole or not at all; failures are ignored."""
     folder = cache_dir()
     if key is None or folder is None:
         return
     try:
-        text = json.dumps({"key": key, "data": data}, allow_nan=True)
-        if json.loads(text)["data"] != data:   # a value JSON does not carry back unchanged: not kept
+        entry = {**parts, "key": key, "data": data}
+        text = json.dumps(entry, allow_nan=True)
+        if json.loads(text) != entry:   # a value JSON does not carry back unchanged: not kept
             return
+        import tempfile  # noqa: PLC0415 - only a miss writes; a warm start reads
+
         folder.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genesis.config.checkcache import document_key, keep, kept
+from genesis.config.checkcache import document_key, keep, kept_entry
 from genesis.config.problems import Problem
 from genesis.config.yamlsrc import Mark, SourceMap, YamlError, load_yaml
 from genesis.paths import SETTINGS_FILE
@@ -120,6 +120,12 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
         out.problems.append(Problem(rel, line, col, f"file is not UTF-8 text: byte 0x{raw[exc.start]:02x} "
                                                     "cannot be read; save the file as UTF-8"))
         return None
+    key = document_key(kind, text)
+    entry = kept_entry(key)
+    if entry is not None and "given" in entry and "smap" in entry:
+        # this very text was read and passed before: no YAML parse, no schema walk (genesis/config/checkcache.py)
+        return Document(rel, kind, entry["data"], SourceMap.from_json(entry["smap"], text), [], entry["given"],
+                        hashlib.sha256(raw).hexdigest())
     try:
         data, smap = load_yaml(text, rel)
     except YamlError as exc:
@@ -128,10 +134,6 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     if data is None:
         out.problems.append(Problem(rel, 1, 1, "file is empty"))
         return None
-    key = document_key(kind, text)
-    filled = kept(key)
-    if filled is not None:   # this very text passed before: no schema walk (genesis/config/checkcache.py)
-        return Document(rel, kind, filled, smap, [], data, hashlib.sha256(raw).hexdigest())
     # jsonschema is imported only when a document is checked afresh
     from genesis.config.defaults import fill_defaults  # noqa: PLC0415
     from genesis.config.schemas import validate_document  # noqa: PLC0415
@@ -141,7 +143,7 @@ def _read(root: Path, path: Path, kind: str, out: ConfigFiles) -> Document | Non
     given = copy.deepcopy(data)
     fill_defaults(kind, data)
     if not schema_problems and not bad_paths:
-        keep(key, data)
+        keep(key, data, given=given, smap=smap.to_json())
     return Document(rel, kind, data, smap, bad_paths, given, hashlib.sha256(raw).hexdigest())
 
 

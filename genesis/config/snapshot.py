@@ -2,7 +2,6 @@
 resumed with exactly the configuration (and the edits) it ran with."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from genesis.config.checks import CheckedConfig, check_config
@@ -25,6 +24,8 @@ def snapshot(root: Path) -> dict:
 
 def load_snapshot(files: dict) -> CheckedConfig:
     """Check a configuration held as data (written to a temporary folder)."""
+    import tempfile  # noqa: PLC0415 - only a resumed run that changed its configuration needs it
+
     with tempfile.TemporaryDirectory(prefix="genesis-config-") as tmp:
         for rel, text in files.items():
             path = Path(tmp) / rel

@@ -11,21 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 MAX_FILE_BYTES = 256_000   # the default configuration's largest file is about 10 KB
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 Path = tuple  # a JSON path: tuple of str keys and int indexes
 
-# libyaml, when PyYAML was built with it, gives the same nodes and marks about 20 times faster; the
-# pure-Python parser stays the reference: it words every problem (a file refused is parsed again by it)
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-
-_OPEN = (yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken,
-         yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)
-_CLOSE = (yaml.BlockEndToken, yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)
+# PyYAML is imported by the functions that parse (import yaml  # noqa: PLC0415), not here: a warm
+# start reads every configuration document, source map included, from the cache
+# (genesis/config/loader.py), and importing PyYAML costs more than reading them all back.
 _SPACE = " \t\r\n"
 
 
@@ -93,6 +87,31 @@ class SourceMap:
         line = self.text.count("\n", 0, index) + 1
         return Mark(line, index - self.text.rfind("\n", 0, index))
 
+    def to_json(self) -> dict:
+        """The map as JSON data, without `text`: every path once ("paths"), then flat lists that
+        name a path by its index (few containers: a warm start decodes it quickly)."""
+        paths = list(dict.fromkeys([*self.values, *self.keys, *self.scalar_styles, *self.spans, *self.scalars]))
+        index = {p: i for i, p in enumerate(paths)}
+        return {"paths": [list(p) for p in paths],
+                "values": [n for p, m in self.values.items() for n in (index[p], m.line, m.col)],
+                "keys": [n for p, m in self.keys.items() for n in (index[p], m.line, m.col)],
+                "scalar_styles": [x for p, style in self.scalar_styles.items() for x in (index[p], style)],
+                "spans": [n for p, (start, end) in self.spans.items() for n in (index[p], start, end)],
+                "scalars": [x for p, value in self.scalars.items() for x in (index[p], value)]}
+
+    @classmethod
+    def from_json(cls, data: dict, text: str) -> SourceMap:
+        """The map `to_json` gave as `data`, of the document `text`."""
+        paths = [tuple(p) for p in data["paths"]]
+        values, keys, styles, spans, scalars = (data[k] for k in ("values", "keys", "scalar_styles", "spans",
+                                                                  "scalars"))
+        return cls(values={paths[values[n]]: Mark(values[n + 1], values[n + 2]) for n in range(0, len(values), 3)},
+                   keys={paths[keys[n]]: Mark(keys[n + 1], keys[n + 2]) for n in range(0, len(keys), 3)},
+                   scalar_styles={paths[styles[n]]: styles[n + 1] for n in range(0, len(styles), 2)},
+                   spans={paths[spans[n]]: (spans[n + 1], spans[n + 2]) for n in range(0, len(spans), 3)},
+                   scalars={paths[scalars[n]]: scalars[n + 1] for n in range(0, len(scalars), 2)},
+                   text=text)
+
 
 class YamlError(Exception):
     """A YAML file that cannot be read; carries the position of the problem."""
@@ -130,7 +149,8 @@ def _mark(node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlError:
+def _syntax_error(exc) -> YamlError:
+    """The YamlError for PyYAML's MarkedYAMLError `exc`, in plain words."""
     mark = exc.problem_mark or exc.context_mark
     where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
     detail = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
@@ -157,24 +177,32 @@ def _parse(text: str, loader_class) -> tuple[Any, SourceMap]:
         loader.dispose()
 
 
-def _check_depth(text: str, loader_class=yaml.SafeLoader) -> None:
+def _check_depth(text: str, loader_class=None) -> None:
     """Refuse nesting deeper than MAX_DEPTH before the (recursive) composer sees it."""
+    import yaml  # noqa: PLC0415 - only a document parsed afresh needs PyYAML
+
+    opening = (yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken,
+               yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)
+    closing = (yaml.BlockEndToken, yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)
     depth = 0
     try:
-        for token in yaml.scan(text, Loader=loader_class):
-            if isinstance(token, _OPEN):
+        for token in yaml.scan(text, Loader=loader_class or yaml.SafeLoader):
+            if isinstance(token, opening):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise YamlError(f"YAML nesting is too deep (more than {MAX_DEPTH} levels)",
                                     Mark(token.start_mark.line + 1, token.start_mark.column + 1))
-            elif isinstance(token, _CLOSE):
+            elif isinstance(token, closing):
                 depth -= 1
     except yaml.YAMLError:
         return  # a syntax error: the parser reports the first problem with its own position
 
 
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader, text: str):
+    def __init__(self, loader, text: str):
+        import yaml  # noqa: PLC0415 - only a document parsed afresh needs PyYAML
+
+        self.yaml = yaml
         self.loader = loader
         self.smap = SourceMap(text=text)
         self.count = 0
@@ -189,13 +217,13 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise YamlError(f"YAML nesting is too deep (more than {MAX_DEPTH} levels)", _mark(node))
         self.smap.values[path] = _mark(node)
-        if isinstance(node, yaml.ScalarNode):
+        if isinstance(node, self.yaml.ScalarNode):
             return self._scalar(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, self.yaml.SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 raise YamlError(f"unsupported YAML tag {node.tag!r}", _mark(node))
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, self.yaml.MappingNode):
             return self._mapping(node, path, depth)
         raise YamlError("unsupported YAML node", _mark(node))  # pragma: no cover
 
@@ -220,7 +248,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlError("merge keys (<<) are not supported; write the keys out", _mark(key_node))
-            if not isinstance(key_node, yaml.ScalarNode):
+            if not isinstance(key_node, self.yaml.ScalarNode):
                 raise YamlError("a key must be a plain name, not a list or mapping", _mark(key_node))
             # Keys are names in every Genesis file: keep their literal text, so that
             # `on:` or `yes:` stay words instead of YAML 1.1 booleans.
@@ -238,9 +266,14 @@ def load_yaml(text: str, name: str = "<string>") -> tuple[Any, SourceMap]:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise YamlError(f"file is larger than {MAX_FILE_BYTES} bytes; configuration files are small, "
                         "is this the right file?", Mark(1, 1))
-    if _FAST_LOADER is not None:
+    import yaml  # noqa: PLC0415 - imported on the first parse, not by a warm start (see above)
+
+    # libyaml, when PyYAML was built with it, gives the same nodes and marks about 20 times faster; the
+    # pure-Python parser stays the reference: it words every problem (a file refused is parsed again by it)
+    fast_loader = getattr(yaml, "CSafeLoader", None)
+    if fast_loader is not None:
         try:
-            return _parse(text, _FAST_LOADER)
+            return _parse(text, fast_loader)
         except (YamlError, yaml.YAMLError, RecursionError, ValueError):
             pass   # parsed again below, for the reference parser's message and position
     try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -100,6 +99,8 @@ def _create_sqlite_file(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         return
+    import secrets  # noqa: PLC0415 - only a new journal file needs it (a replay's journal is in memory)
+
     # sqlite3 makes the file itself, with the permissions it always gives a new journal
     temp = os.path.join(folder, f".journal-{os.getpid()}-{secrets.token_hex(6)}.db")
     try:

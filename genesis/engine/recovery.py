@@ -20,7 +20,9 @@ from genesis.config.ruleset import compile_ruleset
 from genesis.config.snapshot import load_snapshot
 from genesis.durations import parse_duration
 from genesis.engine.journal import JournalError
-from genesis.engine.snapshots import STATE_VERSION, SnapshotError, StaticIndex, freeze, thaw
+
+# genesis.engine.snapshots (and pickle) is imported where a snapshot is taken or restored: a
+# replay into a journal in memory never does either
 
 
 class Restored(NamedTuple):
@@ -54,7 +56,7 @@ class Snapshotter:
         self.keep = int(settings["snapshots_kept"])
         self.next_ts = 0
         self.last_wall = float("-inf")   # time.monotonic() of the last snapshot
-        self.index: StaticIndex | None = None
+        self.index = None   # the snapshots.StaticIndex of the first snapshot, made then
         self.taken = 0
         self.failed = ""   # why the last attempt failed, said once
 
@@ -77,6 +79,8 @@ class Snapshotter:
     def take(self, inputs: int, segment: int = 0) -> bool:
         """Snapshot the session now (after `inputs` input events; live: the input log's
         next segment is `segment`). False, and a journal notice, when it cannot be."""
+        from genesis.engine.snapshots import STATE_VERSION, SnapshotError, StaticIndex, freeze  # noqa: PLC0415
+
         session, engine = self.session, self.session.engine
         now = engine.now
         if self.every_ms:
@@ -131,6 +135,8 @@ def restore_latest(session) -> Restored | None:
 
 def _restore(session, snap) -> str | None:
     """Restore one snapshot; why not, or None when done."""
+    from genesis.engine.snapshots import STATE_VERSION, SnapshotError, StaticIndex, thaw  # noqa: PLC0415
+
     journal, engine = session.journal, session.engine
     if snap.version != STATE_VERSION:
         return f"written by another Genesis (state version {snap.version}, this one reads {STATE_VERSION})"

@@ -13,7 +13,6 @@ symbol and side before it.
 """
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -205,6 +204,8 @@ def trade_row(trade: Trade) -> dict:
 
 def write_trades_csv(path: str | Path, trades: list[Trade]) -> None:
     """The trade list as CSV: a header of TRADE_COLUMNS, then one row per closed trade."""
+    import csv  # noqa: PLC0415 - only --trades writes CSV
+
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=TRADE_COLUMNS)
         writer.writeheader()

@@ -21,7 +21,6 @@ import importlib.util
 import marshal
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -86,6 +85,8 @@ class CodeCache:
         if self.folder is None or not self.made:
             return
         try:
+            import tempfile  # noqa: PLC0415 - only a miss writes; a warm start reads
+
             body = marshal.dumps((self.key, self.entries))
             self.folder.mkdir(parents=True, exist_ok=True)
             handle, temp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
