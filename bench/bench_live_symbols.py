@@ -50,7 +50,6 @@ sys.path.insert(0, str(ROOT))
 from bench_live_latency import cpus_for  # noqa: E402
 
 from genesis.config.checks import check_config  # noqa: E402
-from genesis.engine.markets import Markets  # noqa: E402
 from genesis.live.rest import ExchangeClient  # noqa: E402
 from genesis.live.session import LiveRunner, open_live_session  # noqa: E402
 from genesis.live.streams import MAX_STREAMS_PER_CONNECTION, MarketStream, runner_streams  # noqa: E402
@@ -228,11 +227,7 @@ async def genesis_path(sim: RemoteSim, per_conn: int, warmup_s: float, seconds: 
     session, log_path = open_live_session(root, config, "strategist", f"sqlite:///{root / 'bench.db'}", None,
                                           sim.rest_url, dry_run=True)
     client = ExchangeClient(sim.rest_url, "", "")
-    await client.start()
-    # the engine knows the bundled exchangeInfo's symbols only (genesis/engine/runner.py
-    # open_session: Markets.load()); the derived ones' rules come from the exchange's
-    info = {"symbols": [m["info"] for m in client.markets.values()]}
-    session.engine.markets.symbols.update(Markets.from_exchange_info(info, set(sim.symbols)).symbols)
+    await client.start()   # the derived symbols' rules: the exchange's, taken by LiveRunner.run()
     market, user = runner_streams(sim.ws_url, client, sim.symbols, streams_per_connection=per_conn)
     runner = LiveRunner(session, client, market, user, log_path, sim.symbols, say=lambda t: None, config_root=None)
     probe = Probe(runner, sim.symbols, gap_ms)

@@ -116,6 +116,14 @@ def _load_config(config: str | None, option: str = "--config"):
     return root, result
 
 
+def _traded_symbols(config: str | None) -> tuple:
+    """The symbols of the configuration (genesis.yaml `symbols`), or none when it does not validate."""
+    from genesis.config.checks import check_config  # noqa: PLC0415
+
+    result = check_config(_config_dir(config))
+    return tuple(result.files.settings.data["symbols"]) if result.ok else ()
+
+
 def journal_url(settings: dict, db: str | None = None) -> str:
     """`--db`, else storage.url, with the password from storage.password_env (see
     genesis.engine.journal.journal_url; imported here only when a command needs it).
@@ -937,8 +945,9 @@ _CONFIG = click.option("--config", "config", metavar="DIR", help="Configuration 
 def order(side, symbol, notional_usd, reason, limit, db, config) -> None:
     """Place a manual order through every pre-trade rule.
 
-    SYMBOL must be one Genesis has market rules for; a market order for a symbol
-    with no price yet waits and is decided as soon as it has one.
+    SYMBOL must be one Genesis has market rules for (the bundled exchangeInfo, or
+    genesis.yaml `symbols`: a live run takes their rules from the exchange); a market
+    order for a symbol with no price yet waits and is decided as soon as it has one.
 
     \b
     Examples:
@@ -950,6 +959,8 @@ def order(side, symbol, notional_usd, reason, limit, db, config) -> None:
     from genesis.engine.operator import unknown_symbol  # noqa: PLC0415
 
     problem = unknown_symbol(symbol.upper(), Markets.load())   # the engine's market rules
+    if problem:   # a live run trades the configuration's symbols by the exchange's rules
+        problem = unknown_symbol(symbol.upper(), Markets.load(), _traded_symbols(config))
     if problem:   # an order that could never be sent is not queued
         click.echo(f"genesis: {problem}; nothing was queued", err=True)
         sys.exit(1)

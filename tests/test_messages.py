@@ -21,7 +21,7 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
-from scenario_helpers import config_copy
+from scenario_helpers import config_copy, edited_copy
 from sqlalchemy import create_engine, text
 
 from genesis.cli import cli as genesis_cli
@@ -183,6 +183,22 @@ def test_a_queued_order_for_an_unknown_symbol_is_refused_before_it_is_queued(tmp
     assert done.stderr == (f"genesis: unknown symbol DOGEUSDT: Genesis has market rules for {known}; "
                            "nothing was queued\n")
     assert rows(db, "SELECT id FROM commands") == []
+
+
+def test_a_queued_order_for_a_configured_symbol_the_bundled_rules_lack_is_queued(tmp_path):
+    """A live run trades genesis.yaml's symbols by the rules the exchange announces, so
+    `genesis order` queues an order for one of them (the engine decides it); a symbol
+    neither known nor configured is still refused, and named with the configured ones."""
+    db = tmp_path / "journal.db"
+    config = edited_copy(tmp_path, {"genesis.yaml": {"symbols: [BTCUSDT, ETHUSDT]": "symbols: [BTCUSDT, ETHUSDT, SOLUSDT]"}})
+    queued = cli("order", "buy", "solusdt", "40", "--db", f"sqlite:///{db}", "--config", str(config))
+    assert queued.returncode == 0 and queued.stdout.startswith("queued (#1): "), queued.stdout + queued.stderr
+    assert rows(db, "SELECT kind FROM commands") == [("order",)]
+    refused = cli("order", "buy", "dogeusdt", "40", "--db", f"sqlite:///{db}", "--config", str(config))
+    known = ", ".join(sorted({*Markets.load().symbols, "SOLUSDT"}))
+    assert refused.returncode == 1 and refused.stderr == (
+        f"genesis: unknown symbol DOGEUSDT: Genesis has market rules for {known}; nothing was queued\n")
+    assert rows(db, "SELECT kind FROM commands") == [("order",)]
 
 
 def test_a_queued_order_for_a_symbol_with_no_price_yet_waits_for_its_first_price(tmp_path):

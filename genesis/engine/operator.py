@@ -182,11 +182,13 @@ def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def unknown_symbol(symbol: str, markets) -> str | None:
-    """Why an order for `symbol` could never be sent (no market rules for it), or None."""
-    if symbol in markets:
+def unknown_symbol(symbol: str, markets, traded=()) -> str | None:
+    """Why an order for `symbol` could never be sent (no market rules for it, and not one
+    of `traded`: the configuration's symbols, whose rules a live run takes from the
+    exchange), or None."""
+    if symbol in markets or symbol in traded:
         return None
-    return f"unknown symbol {symbol}: Genesis has market rules for {', '.join(sorted(markets.symbols))}"
+    return f"unknown symbol {symbol}: Genesis has market rules for {', '.join(sorted({*markets.symbols, *traded}))}"
 
 
 def _order(engine: Engine, payload: dict) -> tuple[str, str]:

@@ -18,7 +18,6 @@ from genesis.engine.engine import Engine
 from genesis.engine.feeds import open_feed
 from genesis.engine.gates import NOT_MEASURED, gates
 from genesis.engine.journal import Journal, JournalError, describe_error, progress, recorded_changes, runs
-from genesis.engine.markets import Markets
 from genesis.engine.recovery import Restored, restore_latest
 from genesis.engine.runner import Session, _after_event
 
@@ -53,8 +52,12 @@ def rebuild(url: str) -> tuple[Engine, dict]:
         equity = json.loads(start.read_text(encoding="utf-8"))["balances"].get("USDT", 0.0) if start.exists() else None
         from genesis.live.dryrun import DryRunExchange  # noqa: PLC0415
         from genesis.live.exchange import LiveExchange  # noqa: PLC0415
+        from genesis.live.marketrules import run_markets  # noqa: PLC0415
 
-        markets = Markets.load()
+        try:
+            markets = run_markets(paths[0])   # the symbol rules the run started with
+        except InputLogError as exc:
+            raise JournalError(str(exc)) from None
         if run.mode == "dry-run":   # paper fills against the logged live book
             live = DryRunExchange.for_config(markets, config)
         else:

@@ -102,6 +102,7 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials | No
     from genesis.live.ratelimit import OrderGate, WeightGate  # noqa: PLC0415
     from genesis.live.rest import ExchangeClient, ExchangeError  # noqa: PLC0415
     from genesis.live.segment import InputLogError  # noqa: PLC0415
+    from genesis.live.marketrules import UnlistedSymbols  # noqa: PLC0415
     from genesis.live.session import LiveRunner, RecoveryFailed, open_live_session  # noqa: PLC0415
     from genesis.durations import parse_duration  # noqa: PLC0415
     from genesis.live.streams import runner_streams  # noqa: PLC0415
@@ -117,7 +118,11 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials | No
     give_up_s = parse_duration(exchange["start_timeout"]) if exchange.get("start_timeout") is not None else None
     if dry_run:
         creds = Credentials(Secret(""), Secret(""))   # no key: nothing can be signed, no order can leave
-    session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify, dry_run=dry_run)
+    try:
+        session, log_path = open_live_session(root, config, tier, db_url, creds, rest_url, notify=notify,
+                                              dry_run=dry_run)
+    except InputLogError as exc:   # the run's recorded symbol rules are damaged
+        raise LaunchRefused(f"{exc}; nothing was started") from None
 
     async def main() -> int | None:
         try:
@@ -163,7 +168,8 @@ def run_live(root: Path, config, tier: str, db_url: str, creds: Credentials | No
         except ExchangeError as exc:
             raise LaunchRefused(f"the exchange refused: {redact(str(exc), creds.key, creds.secret)}; "
                                 "trading stopped, the journal is saved") from None
-        except (RecoveryFailed, InputLogError) as exc:   # nothing is processed that the log does not hold
+        # nothing is processed that the log does not hold, nor a symbol the exchange does not list
+        except (RecoveryFailed, InputLogError, UnlistedSymbols) as exc:
             raise LaunchRefused(str(exc)) from None
         finally:
             if ran:

@@ -54,6 +54,7 @@ from genesis.live.amend import send_amend
 from genesis.live.credentials import Credentials, redact
 from genesis.live.dryrun import DryRunExchange
 from genesis.live.exchange import LiveExchange, LiveOrder
+from genesis.live.marketrules import adopt, recorded, run_rules
 from genesis.live.messages import BadMessage, market_event, snapshot_event, system_event
 from genesis.live.reconcile import reconcile, trade_cursors
 from genesis.live.rest import ExchangeError
@@ -109,11 +110,20 @@ def open_live_session(config_root: Path, config, tier: str, db_url: str, creds: 
         feed.log_path, feed.sources = path, [path]
         return path
 
+    def with_run_rules(markets, journal) -> Path:
+        # a continued run's symbol rules are the ones it recorded at its start, in place
+        # before a snapshot is restored (its layout includes them) or anything replayed
+        path = run_log(journal)
+        kept = recorded(path)
+        if kept is not None:
+            adopt(markets, kept)
+        return path
+
     def live_exchange(markets, journal, _config) -> LiveExchange:
-        return LiveExchange(markets, prefix=f"G{run_log(journal).name.split('-')[1]}-")
+        return LiveExchange(markets, prefix=f"G{with_run_rules(markets, journal).name.split('-')[1]}-")
 
     def paper_exchange(markets, journal, run_config) -> DryRunExchange:
-        run_log(journal)
+        with_run_rules(markets, journal)
         return DryRunExchange.for_config(markets, run_config)
 
     session = open_session(config_root, config, tier, feed, db_url, "dry-run" if dry_run else "live", notify=notify,
@@ -373,6 +383,16 @@ class LiveRunner:
             self.engine.quiet = False
         return count
 
+    def adopt_market_rules(self) -> None:
+        """Trade by the symbol rules the exchange announced when the client started (its
+        exchangeInfo), recorded beside the input log before the first input; a continued
+        run reads back the ones it started with (genesis/live/marketrules.py).
+        UnlistedSymbols names a configured symbol the exchange does not list."""
+        where = f"the exchange at {self.client.rest_url}" if hasattr(self.client, "rest_url") else "the exchange"
+        info = run_rules(self.log_path, getattr(self.client, "markets", None), self.symbols, where)
+        if info is not None:
+            adopt(self.engine.markets, info)
+
     async def load_start_balances(self) -> None:
         """The account's balances when the run began (kept beside the log): what
         reconciliation measures Genesis's own fills against. A dry run's are the paper
@@ -461,6 +481,7 @@ class LiveRunner:
     async def run(self) -> None:
         """Recover, reconcile, then trade until `stop()`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.adopt_market_rules()   # before anything is replayed or processed
         await self.load_start_balances()
         quote = self.start_balances.get("USDT", 0.0)
         if self.engine.stats.events == 0:
