@@ -871,7 +871,7 @@ def ui(db, config, refresh) -> None:
         sys.exit(1)
     from genesis.ui.app import GenesisApp  # noqa: PLC0415
 
-    GenesisApp(db, refresh_s=refresh, first_view=view).run()
+    GenesisApp(db, refresh_s=refresh, first_view=view, traded=_traded_symbols(config)).run()
 
 
 def _say_alive(db: str) -> None:

@@ -231,6 +231,25 @@ def test_an_order_with_an_unknown_symbol_or_a_bad_amount_says_what_to_write_and_
     assert payload == {"side": "buy", "symbol": "ETHUSDT", "notional_usd": 25.0, "limit": 2500.0, "reason": REASON}
 
 
+def test_an_order_for_a_configured_symbol_outside_the_bundled_rules_is_sent(journal):
+    """As `genesis order`: a symbol of the configuration (`genesis ui` passes genesis.yaml's
+    symbols; a live run trades them by the exchange's rules) is queued, not refused."""
+    async def act(app, pilot):
+        await pilot.press("o")
+        form = app.screen
+        assert isinstance(form, forms.OrderForm)
+        form.query_one("#symbol", Input).focus()
+        await type_text(pilot, "solusdt")
+        await pilot.press("tab")
+        await type_text(pilot, "30")
+        await pilot.press("enter")
+        await answered(app, pilot, 1)
+
+    run(act, journal, traded=("BTCUSDT", "SOLUSDT"))
+    [(_, kind, payload, status)] = queued(journal)
+    assert kind == "order" and status == "queued" and payload["symbol"] == "SOLUSDT"
+
+
 def test_the_journal_editor_counts_words_against_what_the_lock_needs(journal, replayed):
     con = sqlite3.connect(replayed)
     try:

@@ -32,9 +32,10 @@ class GenesisApp(App):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, url: str, refresh_s: float = 1.0, first_view: dict | None = None,
-                 reader: Callable[[str], dict] = _default_reader):
+                 reader: Callable[[str], dict] = _default_reader, traded: tuple = ()):
         super().__init__()
         self.url, self.refresh_s, self.reader = url, refresh_s, reader
+        self.traded = traded   # the configuration's symbols: orders for them are accepted as `genesis order` does
         self.view: dict | None = first_view
         self.queue = CommandQueue(url)
         self.answers: list[Answer] = []   # every answer this session, oldest first
@@ -42,7 +43,7 @@ class GenesisApp(App):
 
     def on_mount(self) -> None:
         self.theme = "nord"
-        self.dashboard = Dashboard(self.view)
+        self.dashboard = Dashboard(self.view, self.traded)
         self.push_screen(self.dashboard)
 
     def start_reading(self) -> None:

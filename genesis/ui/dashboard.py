@@ -41,9 +41,10 @@ class Dashboard(Screen):
         *(Binding(key, f"tab('{tab}')", label, show=False) for tab, label, key in TABS),
     ]
 
-    def __init__(self, view: dict | None = None):
+    def __init__(self, view: dict | None = None, traded: tuple = ()):
         super().__init__()
         self.view: dict = view or {}
+        self.traded = traded
 
     def compose(self) -> ComposeResult:
         yield Static("Genesis · reading the journal…", id="title")
@@ -116,7 +117,7 @@ class Dashboard(Screen):
 
     def action_order(self) -> None:
         """Open the order dialog (the symbol of the selected position, if any)."""
-        self._ask(forms.OrderForm(self._selected("positions")))
+        self._ask(forms.OrderForm(self._selected("positions"), self.traded))
 
     def action_cancel_order(self) -> None:
         """Open the cancel dialog for the selected open order."""

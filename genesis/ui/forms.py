@@ -116,9 +116,10 @@ class OrderForm(CommandForm):
     kind = "order"
     heading = "Order"
 
-    def __init__(self, symbol: str = ""):
+    def __init__(self, symbol: str = "", traded: tuple = ()):
         super().__init__()
         self.symbol = symbol
+        self.traded = traded   # the configuration's symbols (a live run trades them by the exchange's rules)
 
     def note(self) -> str:
         return "Goes through every pre-trade rule, like a strategy's order."
@@ -133,7 +134,7 @@ class OrderForm(CommandForm):
 
     def payload(self) -> dict:
         symbol = self.required("symbol", "symbol: write the pair to trade, e.g. BTCUSDT").upper()
-        unknown = unknown_symbol(symbol, _markets())   # as `genesis order`: never queue what cannot be sent
+        unknown = unknown_symbol(symbol, _markets(), self.traded)   # as `genesis order`: never queue what cannot be sent
         if unknown:
             raise Problem(f"symbol: {unknown}", "symbol")
         payload = {"side": self.query_one("#side", Select).value, "symbol": symbol,
