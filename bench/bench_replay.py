@@ -39,6 +39,10 @@ SAMPLE = sorted((ROOT / "genesis" / "data" / "sample").glob("btcusdt_*.gz"))
 CANDLES = sorted((SHARED / "binance_spot_ohlcv").glob("*.json.gz"))
 FREQTRADE_PROTECTIONS_S = 21.2
 
+# an installed Genesis runs from compiled modules (pip or the first run writes them): a
+# PYTHONDONTWRITEBYTECODE inherited from the shell would time Python's compiler instead
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONHASHSEED": "0"}
+
 FLOOR_TICKS = """
 import gzip, json, sys
 n = 0
@@ -63,7 +67,7 @@ print(n)
 def run(argv: list[str]) -> tuple[float, str]:
     """Wall seconds and stdout of one whole process; exits with its error when it fails."""
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=CHILD_ENV)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv[:4])} ... failed ({done.returncode}): {done.stderr[-800:]}")

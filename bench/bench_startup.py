@@ -88,6 +88,9 @@ def main() -> None:
         cache = Path(tmp) / "cache"
         kept = {**os.environ, "GENESIS_CONFIG": str(ROOT), "GENESIS_CACHE_DIR": str(cache)}
         kept.pop("GENESIS_DEBUG", None)
+        # an installed Genesis runs from compiled modules (pip or the first run writes them):
+        # a PYTHONDONTWRITEBYTECODE inherited from the shell would time Python's compiler
+        kept.pop("PYTHONDONTWRITEBYTECODE", None)
         fresh = {**kept, "GENESIS_CACHE_DIR": ""}
         replay_one = genesis + ["replay", "--json", str(one)]
         cases = [
