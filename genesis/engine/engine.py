@@ -37,13 +37,13 @@ from genesis.engine.state import STATE_CHANGES, TradingState, Transition, next_u
 from genesis.vocabulary import STAGES
 from genesis.strategies import CancelIntent, MarketView, OrderIntent, RestingOrder, registry
 
-MARKET_KINDS = ("book_ticker", "trade", "depth", "candle")
+MARKET_KINDS = frozenset(("book_ticker", "trade", "depth", "candle"))
 FIGURES_ALWAYS = frozenset(("fill", "day_closed"))   # kinds after which the account figures are recomputed
 FIGURES_WITH_POSITIONS = frozenset(("book_ticker", "candle"))   # ... and these while a position is held
 # input events about our own account (live): settled and journaled like the paper exchange's
 AMEND_KINDS = ("order_amended", "order_amend_rejected")   # live: the exchange's answer to an amend
-EXCHANGE_REPORTS = ("fill", "order_canceled", "order_rejected", "external_order", "external_fill", "position_mismatch",
-                    "reconciled", "order_sent", *AMEND_KINDS)
+EXCHANGE_REPORTS = frozenset(("fill", "order_canceled", "order_rejected", "external_order", "external_fill",
+                              "position_mismatch", "reconciled", "order_sent", *AMEND_KINDS))
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
@@ -250,8 +250,9 @@ class Engine:
         self.stats.events += 1
         self.stats.by_kind[event.kind] += 1
         if event.kind in MARKET_KINDS:
-            for produced in self.exchange.on_market(event):
-                self.pending.append(produced)
+            produced = self.exchange.on_market(event)
+            if produced:
+                self.pending.extend(produced)
             self._market(event)
         elif event.kind == "volume_profile":   # live start: the exchange's recent 1-minute volumes
             self.volume.seed(event.symbol, event.fields["_candles"])
@@ -263,10 +264,12 @@ class Engine:
 
     def complete(self) -> None:
         """The second half of `process`: everything the input event caused."""
-        self._drain()
+        if self.pending:
+            self._drain()
         if self.waiting_orders:
             self._release_waiting()
-        self._due_orders()
+        if self.algo_wakes or self.scheduled:
+            self._due_orders()
         if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
             self.journal.checkpoint(self.stats.events, self.current.ts, self.metrics.m["equity_usd"])
         self._running = False

@@ -840,7 +840,8 @@ class Feed:
             yield ev
             try:
                 entry[0] = entry[1]()
-                heapreplace(heap, entry)
+                if len(heap) > 1:   # one stream (a single capture or its continuation): nothing to merge
+                    heapreplace(heap, entry)
             except StopIteration:
                 heappop(heap)
 
