@@ -40,7 +40,6 @@ class _Walker:
     """Fills the defaults of one validator's schema; see the module docstring."""
 
     def __init__(self, plain):
-        from jsonschema import _keywords  # noqa: PLC0415 - loaded with the validator already
         from jsonschema.exceptions import _RefResolutionError  # noqa: PLC0415
         from referencing.exceptions import Unresolvable  # noqa: PLC0415
 
@@ -51,7 +50,6 @@ class _Walker:
                       "patternProperties": self._patterns, "items": self._items, "prefixItems": self._prefix,
                       "propertyNames": self._names, "$ref": self._ref, "allOf": self._all_of,
                       "anyOf": self._any_of, "oneOf": self._one_of, "if": self._if, "not": self._not}
-        self._keywords = _keywords
         # Kept: (base URI, $ref) -> referencing's Resolved, and (id of a property schema,
         # base URI) -> its default. The validator holds every schema it reaches, so the
         # ids stay theirs while this walker lives.
@@ -142,7 +140,7 @@ class _Walker:
             return
         if not isinstance(extra, dict):
             if judged:
-                yield from self._keywords.additionalProperties(self.plain, extra, instance, schema)
+                yield from self.checks["additionalProperties"](self.plain, extra, instance, schema)
             return
         props = schema.get("properties", {})
         patterns = "|".join(schema.get("patternProperties", {}))
@@ -163,7 +161,7 @@ class _Walker:
             return
         if items is False:
             if judged:
-                yield from self._keywords.items(self.plain, items, instance, schema)
+                yield from self.checks["items"](self.plain, items, instance, schema)
             return
         for index in range(len(schema.get("prefixItems", [])), len(instance)):
             yield from self._descend(items, instance[index], resolver, judged)
