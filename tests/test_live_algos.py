@@ -191,7 +191,8 @@ def test_the_volume_profile_is_seeded_from_the_exchanges_klines(session):
     """VWAP is enabled (on one tier): at start one `volume_profile` input per symbol holds
     the simulator's closed 1-minute klines, [open ms, base volume]."""
     profiles = session.live.inputs("volume_profile")
-    assert sorted(p["_symbol"] for p in profiles) == ["BTCUSDT", "ETHUSDT"]
+    # fetched for every symbol at once, logged in the configuration's order (a recovery reads the same)
+    assert [p["_symbol"] for p in profiles] == ["BTCUSDT", "ETHUSDT"]
     for p in profiles:
         candles, klines = p["_candles"], session.klines[p["_symbol"]]
         assert candles, p["_symbol"]

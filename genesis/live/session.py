@@ -65,6 +65,9 @@ _TICK = ("tick",)   # a queue item that only wakes the run loop
 LIVE_SWITCH_INTERVAL_S = 0.0001
 GC_YOUNG_THRESHOLD = 700   # objects, as CPython's default first-generation threshold
 HEARTBEAT_S = 1.0   # seconds between heartbeats (genesis status calls an engine alive for 3 s after one)
+# symbols whose klines are fetched at once at start (VWAP's volume profile: 11 pages of
+# weight 2 a symbol); at 50+ symbols one at a time would take a minute of round trips
+PROFILE_FETCHES_AT_ONCE = 8
 
 
 class RecoveryFailed(Exception):
@@ -434,30 +437,44 @@ class LiveRunner:
     async def seed_volume_profile(self) -> None:
         """VWAP's volume profile (genesis/engine/volume.py) starts from the exchange's recent
         1-minute klines of each symbol, as one `volume_profile` input per symbol: logged,
-        so a recovery rebuilds the same profile. Skipped when no tier enables VWAP."""
+        so a recovery rebuilds the same profile. Skipped when no tier enables VWAP. The
+        symbols' klines are asked for PROFILE_FETCHES_AT_ONCE symbols at a time (each
+        symbol's pages in turn; the weight gate paces them all), and the inputs are
+        processed in the configuration's symbol order once all have answered."""
         tiers = self.engine.config.tiers
         if not any(t["execution"]["vwap"]["enabled"] for t in tiers.values()):
             return
-        minutes = PROFILE_DAYS_KEPT * MINUTES_PER_DAY
-        for symbol in self.symbols:
-            rows: list = []
-            end = None
-            try:
-                while len(rows) < minutes:
-                    page = await self.client.klines(symbol, "1m", 1000, end)
-                    if not page:
-                        break
-                    rows[:0] = page
-                    end = int(page[0][0]) - 1
-                    if len(page) < 1000:
-                        break
-            except Exception as exc:  # noqa: BLE001 - the profile is a refinement: VWAP falls back to even slices
-                self.say(f"volume profile of {symbol} not loaded ({redact(str(exc))}); VWAP slices evenly until "
-                         "enough candles have been seen")
-                continue
-            candles = [[int(r[0]), float(r[5])] for r in rows[:-1]]   # the last kline is still open
+        at_once = asyncio.Semaphore(PROFILE_FETCHES_AT_ONCE)
+
+        async def one(symbol: str) -> list | None:
+            async with at_once:
+                return await self._recent_volumes(symbol)
+
+        profiles = await asyncio.gather(*(one(symbol) for symbol in self.symbols))
+        for symbol, candles in zip(self.symbols, profiles):
             if candles:
                 self.process(Event("volume_profile", self.local_ts(), symbol, {"_candles": candles}))
+
+    async def _recent_volumes(self, symbol: str) -> list | None:
+        """[open time, volume] of `symbol`'s closed 1-minute klines over the profile's
+        days; None (said) when the exchange could not give them."""
+        minutes = PROFILE_DAYS_KEPT * MINUTES_PER_DAY
+        rows: list = []
+        end = None
+        try:
+            while len(rows) < minutes:
+                page = await self.client.klines(symbol, "1m", 1000, end)
+                if not page:
+                    break
+                rows[:0] = page
+                end = int(page[0][0]) - 1
+                if len(page) < 1000:
+                    break
+        except Exception as exc:  # noqa: BLE001 - the profile is a refinement: VWAP falls back to even slices
+            self.say(f"volume profile of {symbol} not loaded ({redact(str(exc))}); VWAP slices evenly until "
+                     "enough candles have been seen")
+            return None
+        return [[int(r[0]), float(r[5])] for r in rows[:-1]]   # the last kline is still open
 
     async def reconcile(self) -> dict:
         """Bring the engine in line with the exchange (see genesis/live/reconcile.py); a dry
