@@ -362,9 +362,15 @@ class LiveRunner:
             self.put(("reconcile",))
         asyncio.get_running_loop().call_later(delay_s, due)
 
+    @property
+    def depth_levels(self) -> int:
+        """Levels a side of a REST depth snapshot (genesis.yaml exchange.depth_snapshot_levels,
+        read from the configuration in force)."""
+        return int(self.engine.config.files.settings.data["exchange"]["depth_snapshot_levels"])
+
     async def _fetch_snapshot(self, symbol: str) -> None:
         try:
-            snap = await self.client.depth_snapshot(symbol)
+            snap = await self.client.depth_snapshot(symbol, self.depth_levels)
         except Exception as exc:  # noqa: BLE001 - any failure: ask again on the next gap
             self.snapshot_pending.discard(symbol)
             self.say(f"depth snapshot for {symbol} failed: {redact(str(exc))}")
