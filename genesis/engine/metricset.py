@@ -140,13 +140,7 @@ class MetricSet:
         value = metric.value(group, self.now)
         name = metric.name
         if schedule:
-            due = metric.next_due(group)
-            if due is not None:
-                key = (name, group)
-                current = self.scheduled.get(key)
-                if current is None or due < current or current <= self.now:
-                    self.scheduled[key] = due
-                    self.timers.add(due, key)
+            self._schedule(metric, group)
         if metric.by_symbol:
             values = self.cached.get(group)
             if values is None:
