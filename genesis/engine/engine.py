@@ -230,7 +230,10 @@ class Engine:
             return
         try:
             self.begin(event)
-            self.complete()
+            # complete() when it has something to do: most market events leave nothing
+            if self.pending or self.waiting_orders or self.algo_wakes or self.scheduled \
+                    or self.stats.events % CHECKPOINT_EVERY == 0:
+                self.complete()
         finally:
             self._running = False
 
@@ -246,35 +249,8 @@ class Engine:
             self.account.start(event.ts)
             self.tier_since = event.ts
             self._internal(Event("engine_started", event.ts))
-        self._clock(event.ts)
-        self.stats.events += 1
-        self.stats.by_kind[event.kind] += 1
-        if event.kind in MARKET_KINDS:
-            produced = self.exchange.on_market(event)
-            if produced:
-                self.pending.extend(produced)
-            self._market(event)
-        elif event.kind == "volume_profile":   # live start: the exchange's recent 1-minute volumes
-            self.volume.seed(event.symbol, event.fields["_candles"])
-        if event.kind in EXCHANGE_REPORTS:   # live: the exchange reports on our orders; settle like paper's
-            self.stats.by_kind[event.kind] -= 1
-            self.pending.appendleft(event)
-        else:
-            self._step(event)
-
-    def complete(self) -> None:
-        """The second half of `process`: everything the input event caused."""
-        if self.pending:
-            self._drain()
-        if self.waiting_orders:
-            self._release_waiting()
-        if self.algo_wakes or self.scheduled:
-            self._due_orders()
-        if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
-            self.journal.checkpoint(self.stats.events, self.current.ts, self.metrics.m["equity_usd"])
-        self._running = False
-
-    def _clock(self, ts: int) -> None:
+        # the clock: event time never goes back; a new UTC day closes the last; locks expire
+        ts = event.ts
         if ts < self.now:
             ts = self.now
         if not self.mode_since:
@@ -285,29 +261,55 @@ class Engine:
                 self._internal(day)
         if self.state.locks:
             self.change_state("expire_locks", "expiry", now=ts)
+        kind = event.kind
+        stats = self.stats
+        stats.events += 1
+        stats.by_kind[kind] += 1
+        if kind in MARKET_KINDS:   # the exchange's books, then prices, volumes and candles built from trades
+            produced = self.exchange.on_market(event)
+            if produced:
+                self.pending.extend(produced)
+            symbol, f = event.symbol, event.fields
+            if kind == "book_ticker":
+                self.ticker_symbols.add(symbol)
+                self.account.on_price(symbol, f["mid"], event.ts)
+            elif kind == "trade":
+                self.volume.on_trade(symbol, f["qty"])
+                if symbol not in self.candle_feed_symbols:
+                    candle = self.candles.on_trade(event)
+                    if candle is not None:
+                        self.volume.on_candle(symbol, candle.ts - MINUTE_MS, candle.fields["volume"], counts=False)
+                        self.pending.append(candle)
+            elif kind == "candle":
+                if not f.get("_built"):
+                    self.candle_feed_symbols.add(symbol)
+                if f["interval_s"] == 60:   # a candle from the feed: its volume is the market's
+                    self.volume.on_candle(symbol, event.ts - MINUTE_MS, f["volume"], counts=True)
+                self.account.on_price(symbol, f["close"], event.ts)
+                if symbol not in self.ticker_symbols:
+                    # a candle-only feed: the close is the price on both sides, with ample size
+                    # (documented simplification; no spread or depth is known)
+                    self.exchange.book(symbol).apply_ticker(f["close"], CANDLE_BOOK_QTY, f["close"], CANDLE_BOOK_QTY)
+        elif kind == "volume_profile":   # live start: the exchange's recent 1-minute volumes
+            self.volume.seed(event.symbol, event.fields["_candles"])
+        if kind in EXCHANGE_REPORTS:   # live: the exchange reports on our orders; settle like paper's
+            stats.by_kind[kind] -= 1
+            self.pending.appendleft(event)
+        else:
+            self._step(event)
 
-    def _market(self, event: Event) -> None:
-        kind, symbol, f = event.kind, event.symbol, event.fields
-        if kind == "book_ticker":
-            self.ticker_symbols.add(symbol)
-            self.account.on_price(symbol, f["mid"], event.ts)
-        elif kind == "trade":
-            self.volume.on_trade(symbol, f["qty"])
-            if symbol not in self.candle_feed_symbols:
-                candle = self.candles.on_trade(event)
-                if candle is not None:
-                    self.volume.on_candle(symbol, candle.ts - MINUTE_MS, candle.fields["volume"], counts=False)
-                    self.pending.append(candle)
-        elif kind == "candle":
-            if not f.get("_built"):
-                self.candle_feed_symbols.add(symbol)
-            if f["interval_s"] == 60:   # a candle from the feed: its volume is the market's
-                self.volume.on_candle(symbol, event.ts - MINUTE_MS, f["volume"], counts=True)
-            self.account.on_price(symbol, f["close"], event.ts)
-            if symbol not in self.ticker_symbols:
-                # a candle-only feed: the close is the price on both sides, with ample size
-                # (documented simplification; no spread or depth is known)
-                self.exchange.book(symbol).apply_ticker(f["close"], CANDLE_BOOK_QTY, f["close"], CANDLE_BOOK_QTY)
+    def complete(self) -> None:
+        """The second half of `process`: everything the input event caused. (`process`
+        calls it only when one of the conditions below holds: keep both in step.)"""
+        if self.pending:
+            self._drain()
+        if self.waiting_orders:
+            self._release_waiting()
+        if self.algo_wakes or self.scheduled:
+            self._due_orders()
+        if self.journal is not None and self.stats.events % CHECKPOINT_EVERY == 0:
+            self.journal.checkpoint(self.stats.events, self.current.ts, self.metrics.m["equity_usd"])
+        self._running = False
 
     def _internal(self, event: Event) -> None:
         self.pending.append(event)

@@ -228,7 +228,15 @@ class MetricSet:
     def on_event(self, event: Event, changed: set) -> None:
         """Update every metric the event touches; add changed names to `changed`."""
         kind, symbol = event.kind, event.symbol
-        if symbol and symbol != self.group and kind in self.interesting:
+        if kind not in self.interesting:   # most market events: only the clock may move something
+            ts = event.ts
+            heap = self.timers.heap
+            if ts < self.next_tick and not self.held and (not heap or heap[0][0] > ts):
+                self.now = ts
+            else:
+                self.advance(ts, changed)
+            return
+        if symbol and symbol != self.group:
             # the event's symbol comes into view first: what the clock changes for the
             # symbol that was in view marks that symbol dirty, not this one
             if event.ts > self.now:
@@ -237,8 +245,6 @@ class MetricSet:
             if self.unseen:
                 changed.update(self.unseen.pop(symbol, ()))
         self.advance(event.ts, changed)
-        if kind not in self.interesting:
-            return
         if symbol not in self._sampler_groups:
             self._start_samplers(symbol)
         m, fields = self.m, event.fields

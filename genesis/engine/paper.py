@@ -137,6 +137,14 @@ class PaperExchange(Books):
 
         'depth' events get `best_bid` / `best_ask` (0.0 when a side is empty)."""
         kind = event.kind
+        if kind == "book_ticker":   # the commonest: first
+            f = event.fields
+            b = self.books.get(event.symbol) or self.book(event.symbol)
+            b.apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
+            resting = self._resting.get(event.symbol)
+            if resting and not b.synced:
+                self._see_levels(b, resting)
+            return []
         if kind == "trade":
             orders = self._resting.get(event.symbol)
             return self._on_trade(event, orders) if orders else []
@@ -160,13 +168,6 @@ class PaperExchange(Books):
         if kind == "candle":
             orders = self._resting.get(event.symbol)
             return self._on_candle(event, orders) if orders else []
-        if kind == "book_ticker":
-            f = event.fields
-            b = self.book(event.symbol)
-            b.apply_ticker(f["bid"], f["bid_qty"], f["ask"], f["ask_qty"])
-            resting = self._resting.get(event.symbol)
-            if resting and not b.synced:
-                self._see_levels(b, resting)
         return []
 
     @staticmethod
