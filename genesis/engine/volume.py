@@ -35,9 +35,13 @@ class VolumeBook:
         if start <= self.last_start.get(symbol, -1):
             return   # a minute the profile has already (klines given again after a restart)
         self.last_start[symbol] = start
-        recent = self.minutes.setdefault(symbol, deque(maxlen=60))
+        recent = self.minutes.get(symbol)
+        if recent is None:
+            recent = self.minutes[symbol] = deque(maxlen=60)
         recent.append((start, volume))
-        by_minute = self.profile.setdefault(symbol, {})
+        by_minute = self.profile.get(symbol)
+        if by_minute is None:
+            by_minute = self.profile[symbol] = {}
         slot = (start // MINUTE_MS) % MINUTES_PER_DAY
         days = by_minute.get(slot)
         if days is None:
