@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
+from struct import pack, unpack
 from typing import Iterable
 
 Levels = Iterable[tuple[float, float]]
@@ -358,6 +359,44 @@ class OrderBook:
     def __repr__(self) -> str:
         return (f"OrderBook({self.symbol!r}, source={self.source!r}, bid={self.best_bid()}, "
                 f"ask={self.best_ask()}, gaps={self.gaps})")
+
+    # ----------------------------------------------------------------- snapshots
+
+    def __getstate__(self) -> dict:
+        """The book as a snapshot pickles it: each side's levels (and pending levels) as
+        packed arrays of prices and quantities, not thousands of float objects for the
+        pickler to visit one by one; the sorted price lists are rebuilt from them."""
+        return {"symbol": self.symbol, "bids": _pack(self._bids), "asks": _pack(self._asks),
+                "pending_bids": _pack(self._pend_bids), "pending_asks": _pack(self._pend_asks),
+                "last_update_id": self.last_update_id, "synced": self.synced, "gaps": self.gaps,
+                "dropped": self.dropped, "buffer": self._buffer, "ticker": self._ticker}
+
+    def __setstate__(self, state: dict) -> None:
+        self.symbol = state["symbol"]
+        self._bids = _unpack(state["bids"])
+        self._asks = _unpack(state["asks"])
+        self._bid_px = sorted(self._bids)
+        self._ask_px = sorted(self._asks)
+        self._pend_bids = _unpack(state["pending_bids"])
+        self._pend_asks = _unpack(state["pending_asks"])
+        self.last_update_id = state["last_update_id"]
+        self.synced = state["synced"]
+        self.gaps = state["gaps"]
+        self.dropped = state["dropped"]
+        self._buffer = state["buffer"]
+        self._ticker = state["ticker"]
+
+
+def _pack(levels: dict[float, float]) -> tuple[bytes, bytes]:
+    """(prices, quantities) as native doubles, in the dict's order (exact both ways)."""
+    form = f"{len(levels)}d"
+    return pack(form, *levels.keys()), pack(form, *levels.values())
+
+
+def _unpack(packed: tuple[bytes, bytes]) -> dict[float, float]:
+    prices, qtys = packed
+    form = f"{len(prices) // 8}d"
+    return dict(zip(unpack(form, prices), unpack(form, qtys)))
 
 
 def _is_bid_side(side: str) -> bool:
