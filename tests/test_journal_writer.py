@@ -4,6 +4,8 @@ never have a hole (a restart skips regenerated entries up to the highest stored 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import zlib
 
 import pytest
 
@@ -101,3 +103,27 @@ def test_the_password_comes_from_storage_password_env_and_is_never_shown(monkeyp
     assert journal_url(settings, "sqlite:///other.db") == "sqlite:///other.db"   # --db for SQLite: untouched
     with_password = {"storage": dict(settings["storage"], url="postgresql+psycopg://genesis:given@db.local/g")}
     assert journal_url(with_password) == with_password["storage"]["url"]      # a URL's own password stays
+
+
+def test_a_snapshot_given_as_a_function_is_made_and_stored_in_the_writer_thread(tmp_path):
+    """Live: the run loop hands over the pickled state; compressing it and taking its
+    digest happen in the journal's writer thread, and what is stored reads back intact."""
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    journal.open_run("sniper", {"genesis.yaml": "x"}, "digest", [], "live")
+    journal.use_writer_thread()
+    journal.append(1, "note")
+    made_in: list[str] = []
+    raw = b"engine state " * 1000
+
+    def state() -> bytes:
+        made_in.append(threading.current_thread().name)
+        return zlib.compress(raw, 1)
+
+    journal.save_snapshot({"seq": journal.seq, "inputs": 1, "segment": 0, "ts": 1, "version": 1,
+                           "static_digest": "s", "meta": {"tier": "sniper"}}, state, keep=2)
+    journal.writer.submit(lambda: None).result(timeout=30)   # what was handed over before is done
+    assert len(made_in) == 1 and made_in[0].startswith("genesis-journal")
+    (stored,) = journal.snapshots()
+    assert stored.seq == 1
+    assert zlib.decompress(journal.snapshot_state(stored.id)) == raw   # read back against its digest
+    journal.close()

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import msgspec
 
@@ -639,23 +639,24 @@ class Journal:
             pass   # only a screen's view: the journal's own writes report the database's trouble
 
     # ------------------------------------------------------------------ snapshots
-    def save_snapshot(self, record: dict, state: bytes, keep: int) -> None:
+    def save_snapshot(self, record: dict, state: bytes | Callable[[], bytes], keep: int) -> None:
         """Store a snapshot of the engine (`record`: seq, inputs, segment, ts, version,
         static_digest, meta) once the entries up to its seq are; keep the newest `keep`
-        of the run. With a writer thread this does not wait."""
-        record = dict(record, run_id=self.run_id, state=state, digest=hashlib.sha256(state).hexdigest(),
-                      meta=json.dumps(record["meta"], sort_keys=True))
+        of the run. `state` is the snapshot's bytes, or a function that makes them (it is
+        called where the snapshot is written). With a writer thread this does not wait,
+        and `state` runs in that thread."""
+        record = dict(record, run_id=self.run_id, meta=json.dumps(record["meta"], sort_keys=True))
         rows, self.buffer = self.buffer, []
         if self.writer is not None:
-            self.writer.submit(self._save_snapshot, rows, record, keep)
+            self.writer.submit(self._save_snapshot, rows, record, state, keep)
             return
         self._write(rows)
-        self._store_snapshot(record, keep)
+        self._store_snapshot(_with_state(record, state), keep)
 
-    def _save_snapshot(self, rows: list, record: dict, keep: int) -> None:
+    def _save_snapshot(self, rows: list, record: dict, state, keep: int) -> None:
         try:
             self._write(rows)
-            self._store_snapshot(record, keep)
+            self._store_snapshot(_with_state(record, state), keep)
         except JournalError:
             return   # the rows are kept for the next write; a snapshot is only ever stored after them
         except _database_errors() as exc:
@@ -923,3 +924,11 @@ def _plain(value):
     if isinstance(value, set):
         return sorted(value)
     return str(value)
+
+
+def _with_state(record: dict, state: bytes | Callable[[], bytes]) -> dict:
+    """A snapshot's row: `record` with its state (made now when given as a function) and
+    the state's digest."""
+    if callable(state):
+        state = state()
+    return dict(record, state=state, digest=hashlib.sha256(state).hexdigest())

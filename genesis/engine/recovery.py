@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from typing import NamedTuple
 
 from genesis.config.ruleset import compile_ruleset
@@ -79,7 +80,7 @@ class Snapshotter:
     def take(self, inputs: int, segment: int = 0) -> bool:
         """Snapshot the session now (after `inputs` input events; live: the input log's
         next segment is `segment`). False, and a journal notice, when it cannot be."""
-        from genesis.engine.snapshots import STATE_VERSION, SnapshotError, StaticIndex, freeze  # noqa: PLC0415
+        from genesis.engine.snapshots import STATE_VERSION, SnapshotError, StaticIndex, compress, freeze  # noqa: PLC0415
 
         session, engine = self.session, self.session.engine
         now = engine.now
@@ -88,7 +89,7 @@ class Snapshotter:
         try:
             if self.index is None or not self.index.covers(engine):
                 self.index = StaticIndex.of(engine)
-            state = freeze(engine, self.index)
+            frozen = freeze(engine, self.index)
         except SnapshotError as exc:
             if str(exc) != self.failed:   # said once, on stderr: the journal must not depend on snapshots
                 self.failed = str(exc)
@@ -99,7 +100,7 @@ class Snapshotter:
                 "script": [list(item) for item in session.script], "starting_equity": session.starting_equity}
         session.journal.save_snapshot({"seq": session.journal.seq, "inputs": inputs, "segment": segment, "ts": now,
                                        "version": STATE_VERSION, "static_digest": self.index.digest, "meta": meta},
-                                      state, self.keep)
+                                      partial(compress, frozen), self.keep)   # compressed by the journal's writer
         self.taken += 1
         self.last_wall = time.monotonic()
         return True

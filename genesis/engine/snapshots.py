@@ -150,7 +150,8 @@ class _Unpickler(pickle.Unpickler):
 
 
 def freeze(engine, index: StaticIndex) -> bytes:
-    """The engine's state (and its exchange's), compressed."""
+    """The engine's state (and its exchange's), pickled: what `compress` makes a stored
+    snapshot of (the run loop pickles; compressing can wait for a worker thread)."""
     if not index.covers(engine):
         raise SnapshotError("the static index is not that of the engine's configuration")
     buf = io.BytesIO()
@@ -159,7 +160,12 @@ def freeze(engine, index: StaticIndex) -> bytes:
                                            "exchange_type": type(engine.exchange).__qualname__})
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"the engine's state cannot be saved: {exc}") from None
-    return zlib.compress(buf.getvalue(), 1)
+    return buf.getvalue()
+
+
+def compress(frozen: bytes) -> bytes:
+    """A stored snapshot: `freeze`'s bytes compressed (what `thaw` reads)."""
+    return zlib.compress(frozen, 1)
 
 
 def thaw(engine, blob: bytes, index: StaticIndex) -> None:
