@@ -49,11 +49,13 @@ class Account:
         self.fees_usd = 0.0
         self.first_ts = start_ts
         self.uncorrelated_pairs = 0.0  # changes only when a day closes
+        self.moved = True   # what the money figures depend on changed since `figures` last made them
 
     def start(self, ts: int) -> None:
         """The first event: the trading day and the trader's history begin here."""
         self.first_ts = ts
         self.day = ts // MS_PER_DAY
+        self.moved = True
 
     # ------------------------------------------------------------------ prices
     def on_price(self, symbol: str, mid: float, ts: int) -> bool:
@@ -71,13 +73,17 @@ class Account:
         if symbol not in self.day_open_mids:
             self.day_open_mids[symbol] = mid
         pos = self.positions.get(symbol)
-        return pos is not None and pos.qty > 0
+        if pos is not None and pos.qty > 0:
+            self.moved = True
+            return True
+        return False
 
     # ------------------------------------------------------------------ fills
     def on_fill(self, fill: Event, reason: str) -> list[Event]:
         """Apply a fill; returns a position_closed event when a holding is closed."""
         f = fill.fields
         symbol, side, qty, notional, fee = fill.symbol, f["side"], f["qty"], f["notional_usd"], f["fee_usd"]
+        self.moved = True
         self.fees_usd += fee
         self.day_traded = True
         pos = self.positions.setdefault(symbol, Position())
@@ -137,8 +143,14 @@ class Account:
                 count += 1
         return count
 
-    def figures(self, now: int) -> dict:
-        """Every account metric at `now`."""
+    def figures(self, now: int, full: bool = False) -> dict:
+        """The account metrics at `now`: every one when something the money figures depend
+        on changed since the last call (a fill, a held symbol's price, a new day, a rebase)
+        or with `full`; otherwise only `trader_days`, the one that moves with time alone."""
+        trader_days = (now - self.first_ts) / MS_PER_DAY
+        if not (self.moved or full):
+            return {"trader_days": trader_days}
+        self.moved = False
         equity = self.equity()
         if equity > self.peak:
             self.peak = equity
@@ -159,12 +171,13 @@ class Account:
             "exposure_usd": exposure, "exposure_pct": exposure / equity * 100 if equity > 0 else 0.0,
             "same_direction_pct": self.same_direction_pct(),
             "uncorrelated_pairs_30d": self.uncorrelated_pairs,
-            "trader_days": (now - self.first_ts) / MS_PER_DAY,
+            "trader_days": trader_days,
         }
 
     def rebase_peak(self) -> float:
         """Restart the rebased peak at the current equity (the all-time peak stays); returns it."""
         self.rebased_peak = self.equity()
+        self.moved = True
         return self.rebased_peak
 
     def check_recovery(self, now: int) -> list[Event]:
@@ -194,6 +207,7 @@ class Account:
             self.day_open_equity = equity
             self.day_traded = False
             self.day_max_dd_pct = 0.0
+            self.moved = True
         return out
 
 

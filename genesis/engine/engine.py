@@ -172,6 +172,7 @@ class Engine:
         self.closed_trades: list = []
         self.day_start = DayStart()   # the running totals when the current day began (daily report)
         self.pinned: dict = {}  # values held fixed over the engine's own (rule tests)
+        self.released = False   # pinned values were released: the next account figures are all made
         self.last_override: int | None = None   # event time of the last accepted emergency override
         self.waiting_orders: list[OrderIntent] = []   # operator market orders for a symbol with no price yet
         # live mode turns this off: its input log, written before each input is processed,
@@ -571,19 +572,23 @@ class Engine:
                 self._journal(self.now, "rule_recovered", name, group, {})
 
     def _account_figures(self, changed: set) -> None:
+        """Account figures into the metrics: the money figures when the account moved (or
+        all of them after pinned ones were released), the time-based ones every time."""
         now = self.now
         self.next_account_tick = now - now % 1000 + 1000
-        figures = self.account.figures(now)
+        figures = self.account.figures(now, full=self.released)
+        self.released = False
         figures["size_factor"] = self.state.size_factor(now)
         figures["days_at_tier"] = (now - self.tier_since) / MS_PER_DAY
         figures["uptime_s"] = (now - self.account.first_ts) / 1000.0
         figures.update(self.pinned)
-        self.metrics.set_values(figures, changed)
-        st = self.stats
-        st.max_drawdown_usd = max(st.max_drawdown_usd, figures["drawdown_usd"])
-        st.max_drawdown_pct = max(st.max_drawdown_pct, figures["drawdown_pct"])
+        metrics = self.metrics
+        metrics.set_values(figures, changed)
+        m, st = metrics.m, self.stats
+        st.max_drawdown_usd = max(st.max_drawdown_usd, m["drawdown_usd"])
+        st.max_drawdown_pct = max(st.max_drawdown_pct, m["drawdown_pct"])
         minute = now // 60_000
-        st.equity_marks.add(minute, figures["equity_usd"])
+        st.equity_marks.add(minute, m["equity_usd"])
 
     # ------------------------------------------------------------------ trading state
     def change_state(self, change: str, by: str, **args) -> list[Transition]:
@@ -1108,6 +1113,7 @@ class Engine:
         """Release pinned account figures: the engine's own apply again from the next event."""
         for name in names:
             self.pinned.pop(name, None)
+        self.released = True   # every figure again, not only those the account moved
         self.next_account_tick = 0
 
     def submit(self, intent: OrderIntent) -> Submitted:
