@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("bench_memory.py", ["--quick", "--only", "candles,symbols", "--days", "1,2", "--symbols", "1,2",
                          "--symbol-lines", "2000"], "per symbol, engine"),
     ("bench_live_symbols.py", ["--symbols", "2", "--seconds", "2", "--warmup-s", "1", "--capture"], "p99<=1ms"),
+    ("bench_snapshot.py", ["--symbols", "1,2", "--symbol-lines", "2000", "--rounds", "1"], "ratio loop/baseline"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
