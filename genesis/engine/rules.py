@@ -191,42 +191,6 @@ class RuleRunner:
         """Groups with a timer due this event."""
         return list(self.due)
 
-    def _step(self, rule: CompiledRule, group: str, now: int, m, fields, out: list) -> None:
-        spec = rule.rule
-        key = (spec.id, group)
-        st = self.states.get(key)
-        if st is None:
-            st = self.states[key] = RuleState()
-        try:   # _check() inlined for the common case: the condition evaluates
-            holds = rule.check(m, fields, None)
-        except EVAL_ERRORS:
-            holds = self._check(rule, group, now, m, fields, None)   # records the error
-        else:
-            if self.health and key in self.health:
-                del self.health[key]
-                self.recovered.append(key)
-        if holds is None:
-            return                 # an error is not a decision: the state stays as it was
-        if not holds:
-            st.pending_since = None
-            if st.firing:
-                st.firing = False
-                out.append(Firing(rule, "resolve", now, seen_values(rule, m, fields, None), group))
-            return
-        if st.firing:
-            return
-        if st.pending_since is None:
-            st.pending_since = now
-        due = st.pending_since + int(spec.for_s * 1000)
-        if spec.cooldown_s and st.last_fire is not None:
-            due = max(due, st.last_fire + int(spec.cooldown_s * 1000))
-        if now >= due:
-            st.firing = True
-            st.last_fire = now
-            out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None), group))
-        else:
-            self.timers.add(due, (spec.id, group))
-
     def plan(self, group: str, changed: set) -> dict[str, list[CompiledRule]]:
         """State rules to evaluate for `group` ('' = account-wide rules) after the names
         in `changed` changed, by stage, each in rule-book order: readers of those names,
@@ -275,11 +239,47 @@ class RuleRunner:
         self.started_groups.update(groups)
 
     def evaluate(self, rules: list, group: str, event, m) -> list[Firing]:
-        """Evaluate state rules for one group, in rule-book order."""
+        """Evaluate state rules for one group, in rule-book order: each rule's state moves
+        (pending while its condition holds for less than `for:`, firing, resolved) and
+        what fires or resolves is returned."""
         out: list[Firing] = []
         now, fields = event.ts, event.fields
+        states, health = self.states, self.health
         for rule in rules:
-            self._step(rule, group, now, m, fields, out)
+            spec = rule.rule
+            key = (spec.id, group)
+            st = states.get(key)
+            if st is None:
+                st = states[key] = RuleState()
+            try:   # _check() inlined for the common case: the condition evaluates
+                holds = rule.check(m, fields, None)
+            except EVAL_ERRORS:
+                holds = self._check(rule, group, now, m, fields, None)   # records the error
+            else:
+                if health and key in health:
+                    del health[key]
+                    self.recovered.append(key)
+            if holds is None:
+                continue               # an error is not a decision: the state stays as it was
+            if not holds:
+                st.pending_since = None
+                if st.firing:
+                    st.firing = False
+                    out.append(Firing(rule, "resolve", now, seen_values(rule, m, fields, None), group))
+                continue
+            if st.firing:
+                continue
+            if st.pending_since is None:
+                st.pending_since = now
+            due = st.pending_since + int(spec.for_s * 1000)
+            if spec.cooldown_s and st.last_fire is not None:
+                due = max(due, st.last_fire + int(spec.cooldown_s * 1000))
+            if now >= due:
+                st.firing = True
+                st.last_fire = now
+                out.append(Firing(rule, "fire", now, seen_values(rule, m, fields, None), group))
+            else:
+                self.timers.add(due, key)
         return out
 
     def evaluate_events(self, stage: str, event, m) -> list[Firing]:
