@@ -58,10 +58,10 @@ class Account:
         self.moved = True
 
     # ------------------------------------------------------------------ prices
-    def on_price(self, symbol: str, mid: float, ts: int) -> bool:
-        """A new mid price; True when equity may have changed."""
+    def on_price(self, symbol: str, mid: float, ts: int) -> None:
+        """A new mid price; a held symbol's moves the account (`moved`)."""
         if mid <= 0:
-            return False
+            return
         self.mids[symbol] = mid
         minute = ts // 60_000
         hist = self.history.get(symbol)
@@ -75,8 +75,6 @@ class Account:
         pos = self.positions.get(symbol)
         if pos is not None and pos.qty > 0:
             self.moved = True
-            return True
-        return False
 
     # ------------------------------------------------------------------ fills
     def on_fill(self, fill: Event, reason: str) -> list[Event]:
