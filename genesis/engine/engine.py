@@ -47,6 +47,7 @@ EXCHANGE_REPORTS = frozenset(("fill", "order_canceled", "order_rejected", "exter
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
+STAGE_POSITION = {stage: position for position, stage in enumerate(STAGE_ORDER)}
 MAX_SWEEPS = 64   # a guard only: validate rejects action cycles, so chains settle long before
 
 
@@ -445,12 +446,22 @@ class Engine:
 
         Within a stage: account-wide rules first, then each symbol's per-symbol rules
         (the event's symbol first), each group in rule-book order, with `m` showing that
-        symbol's values."""
+        symbol's values.
+
+        The common case (only the symbol in view has anything to look at: no other
+        symbol's values moved, no timer is due, no event rule runs, every group has
+        started) takes the sweep `RuleRunner.steps` planned once for these names; the
+        first firing hands over to `_sweeps` where that sweep had got to."""
         rules, metrics = self.rules, self.metrics
         home = metrics.group
-        event_rules = event.kind in rules.event_rules
-        symbol_names = metrics.symbol_names
-        glob = changed - symbol_names
+        if not (metrics.dirty_groups or metrics.unseen or rules.due) and event.kind not in rules.event_rules:
+            started = rules.started_groups
+            if "" in started and home in started and started.issuperset(metrics.groups_seen):
+                steps = rules.steps(changed, metrics.symbol_names)
+                if steps is not None:
+                    self._run_steps(event, changed, steps, home)
+                    return
+        glob = changed - metrics.symbol_names
         local: dict = {home: changed - glob} if home else {}
         if metrics.dirty_groups:   # a window of another symbol moved: what moved for it goes to `unseen`
             for group in sorted(metrics.dirty_groups):
@@ -465,15 +476,57 @@ class Engine:
             for group in rules.groups_due():
                 if group:
                     local.setdefault(group, set())
+        self._sweeps(event, glob, local, home, event.kind in rules.event_rules)
+
+    def _run_steps(self, event: Event, changed: set, steps: tuple, home: str) -> None:
+        """`_evaluate`'s common case: each stage's account-wide rules, then the rules of
+        the symbol in view, as `_sweeps` would run them; on the first firing, its
+        actions are applied and `_sweeps` goes on from there."""
+        rules, m = self.rules, self.metrics.m
+        for position, account, own in steps:
+            if account:
+                firings = rules.evaluate(account, "", event, m)
+                if firings:   # next: this stage's per-symbol rules
+                    self._hand_over(event, changed, home, firings, "", position)
+                    return
+            if own:
+                firings = rules.evaluate(own, home, event, m)
+                if firings:   # next: the following stage
+                    self._hand_over(event, changed, home, firings, home, position + 1)
+                    return
+
+    def _hand_over(self, event: Event, changed: set, home: str, firings: list, group: str, position: int) -> None:
+        """Apply firings `_run_steps` met and let `_sweeps` finish the sweep from stage
+        `position` (its account-wide part skipped when the firings were account-wide)."""
+        glob = changed - self.metrics.symbol_names
+        local: dict = {home: changed - glob} if home else {}
+        made_glob: set = set()
+        made_local: dict = {}
+        self._act_on(firings, event, group, glob, local, made_glob, made_local)
+        self._sweeps(event, glob, local, home, False, (position, not group, made_glob, made_local))
+
+    def _sweeps(self, event: Event, glob: set, local: dict, home: str, event_rules: bool,
+                resume: tuple | None = None) -> None:
+        """The stages in order, sweep after sweep until nothing changes (see `_evaluate`).
+        `resume` = (stage position, account-wide part done, names made so far) starts
+        the first sweep part-way, where `_run_steps` stopped."""
+        rules, metrics = self.rules, self.metrics
         for _ in range(MAX_SWEEPS):
             made_glob: set = set()
             made_local: dict = {}
+            first, account_done = 0, -1
+            if resume is not None:
+                first, skip_account, made_glob, made_local = resume
+                account_done = first if skip_account else -1
+                resume = None
             plan, symbol_work = self._plan(glob, local)
             plans: dict = {}   # group -> its plan for this sweep
             event_stages = rules.event_stages.get(event.kind, ()) if event_rules else ()
             # the stages with work: those of the plan (in stage order), or all while per-symbol or event rules may run
             for stage in STAGE_ORDER if symbol_work or event_stages else tuple(plan):
-                todo = plan.get(stage)
+                if first and STAGE_POSITION[stage] < first:
+                    continue
+                todo = plan.get(stage) if account_done < 0 or STAGE_POSITION[stage] != account_done else None
                 if not todo and not symbol_work and stage not in event_stages:
                     continue
                 rules, metrics = self.rules, self.metrics   # a tier change swaps both: go on with the new ones

@@ -133,6 +133,7 @@ class RuleRunner:
         self.recovered: list[tuple] = []            # (rule id, group) healthy again
         self.started_groups: set = set()
         self._plans: dict[tuple, dict] = {}          # (per-symbol?, names) -> plan, for groups that started
+        self._steps: dict[frozenset, tuple | None] = {}   # changed names -> `steps`
 
     # ------------------------------------------------------------------ state
     def state(self, rid: str, group: str) -> RuleState:
@@ -217,6 +218,26 @@ class RuleRunner:
                 if rule is not None and rule.per_symbol == per_symbol and rule not in picked:
                     picked.append(rule)
         return self._by_stage(picked)
+
+    def steps(self, changed: set, symbol_names) -> tuple | None:
+        """The sweep for `changed` when only the symbol in view can have work (every group
+        started, no timer due): (stage position, account-wide rules, the symbol's rules)
+        for each stage with work, in order, as `plan` gives them. None when an
+        account-wide name that per-symbol rules read changed: every symbol has work."""
+        key = frozenset(changed)
+        if key in self._steps:
+            return self._steps[key]
+        account_names = key - symbol_names
+        steps = None
+        if account_names.isdisjoint(self.symbol_rule_reads):
+            account = self._by_stage(self._readers_of(account_names & self.kind_reads[False], False))
+            own = self._by_stage(self._readers_of(key & self.kind_reads[True], True))
+            steps = tuple((position, account.get(stage, ()), own.get(stage, ()))
+                          for position, stage in enumerate(self.stages) if stage in account or stage in own)
+        if len(self._steps) >= 512:
+            self._steps.clear()
+        self._steps[key] = steps
+        return steps
 
     def _readers_of(self, names, per_symbol: bool) -> list[CompiledRule]:
         readers = self.kind_readers[per_symbol]
