@@ -99,6 +99,7 @@ class MetricSet:
         for position, (_, expr) in enumerate(self.derived):
             for name in expr.reads:
                 self.derived_by_input[name] = self.derived_by_input.get(name, ()) + (position,)
+        self.derived_inputs = frozenset(self.derived_by_input)
         self.group = ""
         self.now = 0
         self.next_tick = 0
@@ -136,7 +137,9 @@ class MetricSet:
     def _show(self, metric: Metric, group: str, changed: set, held: bool = False, schedule: bool = False) -> None:
         """Copy a group's value into m when that group is the one in view; a per-symbol
         value is also kept for its symbol, in view or not. With `schedule`, the metric's
-        next due time for the group (a window's next expiry, the next sample) is set too."""
+        next due time for the group (a window's next expiry, the next sample) is set too.
+        (`advance` and `on_event` inline this and `_schedule` for the group in view, the
+        common case, a call less per metric moved: keep the three in step.)"""
         value = metric.value(group, self.now)
         name = metric.name
         if schedule:
@@ -201,7 +204,7 @@ class MetricSet:
             self._release_held()
         heap = self.timers.heap
         if heap and heap[0][0] <= now:
-            scheduled, by_name = self.scheduled, self.by_name
+            scheduled, by_name, timers, cached, m = self.scheduled, self.by_name, self.timers, self.cached, self.m
             while heap and heap[0][0] <= now:
                 key = heappop(heap)[2]
                 due = scheduled.get(key)
@@ -214,10 +217,28 @@ class MetricSet:
                     metric.take(group, due, self._source_value(metric, group))
                 else:
                     metric.expire(group, now)
-                # a symbol out of view whose window or sample falls due exactly now: its rules
-                # see the move with that symbol's own events of this moment (the next candle of
-                # each pair has the same time), or when the clock moves on, not half-applied first
-                self._show(metric, group, changed, held=due == now, schedule=True)
+                by_symbol = metric.by_symbol
+                if by_symbol and group != self.group:
+                    # a symbol out of view whose window or sample falls due exactly now: its rules
+                    # see the move with that symbol's own events of this moment (the next candle of
+                    # each pair has the same time), or when the clock moves on, not half-applied first
+                    self._show(metric, group, changed, held=due == now, schedule=True)
+                    continue
+                value = metric.value(group, now)
+                due = metric.next_due(group)
+                if due is not None:
+                    current = scheduled.get(key)
+                    if current is None or due < current or current <= now:
+                        scheduled[key] = due
+                        timers.add(due, key)
+                if by_symbol:
+                    values = cached.get(group)
+                    if values is None:
+                        values = cached[group] = {}
+                    values[name] = value
+                if m.get(name) != value:
+                    m[name] = value
+                    changed.add(name)
         if now >= self.next_tick:
             self.next_tick = now - now % TICK_MS + TICK_MS
             for metric in self.time_dependent:
@@ -247,14 +268,16 @@ class MetricSet:
         self.advance(event.ts, changed)
         if symbol not in self._sampler_groups:
             self._start_samplers(symbol)
-        m, fields = self.m, event.fields
+        m, fields, ts = self.m, event.fields, event.ts
+        scheduled, cached = self.scheduled, self.cached
         for metric in self.reset_on.get(kind, ()):
             metric.reset(self._group_of(metric, symbol) if metric.by_symbol else None)
             self._show(metric, self._group_of(metric, symbol), changed)
         for metric in self.by_kind.get(kind, ()):
-            group = symbol if metric.by_symbol else ""
+            by_symbol = metric.by_symbol
+            group = symbol if by_symbol else ""
             try:
-                touched = metric.on_event(event.ts, group, m, fields)
+                touched = metric.on_event(ts, group, m, fields)
             except EVAL_ERRORS as exc:
                 expression = " / ".join(f.checked.source for f in (metric.where, metric.value_fn) if f is not None)
                 self._failed(metric.name, group, expression or f"field {metric.field}", exc,
@@ -263,7 +286,27 @@ class MetricSet:
             if self.health:
                 self._healthy(metric.name, group)
             if touched:
-                self._show(metric, group, changed, schedule=True)
+                if by_symbol and group != self.group:
+                    self._show(metric, group, changed, schedule=True)
+                    continue
+                # _show and _schedule inlined for the group in view (or account-wide): every event of the kind
+                name = metric.name
+                value = metric.value(group, ts)
+                due = metric.next_due(group)
+                if due is not None:
+                    key = (name, group)
+                    current = scheduled.get(key)
+                    if current is None or due < current or current <= ts:
+                        scheduled[key] = due
+                        self.timers.add(due, key)
+                if by_symbol:
+                    values = cached.get(group)
+                    if values is None:
+                        values = cached[group] = {}
+                    values[name] = value
+                if m.get(name) != value:
+                    m[name] = value
+                    changed.add(name)
         for metric in self.sample_on.get(kind, ()):
             group = self._group_of(metric, symbol)
             metric.take(group, event.ts, self._source_value(metric, group))
@@ -353,7 +396,7 @@ class MetricSet:
 
     def recompute_derived(self, changed: set) -> None:
         """Re-evaluate derived metrics whose inputs changed, in dependency order."""
-        if not changed:
+        if not changed or changed.isdisjoint(self.derived_inputs):   # most events: nothing derived reads what moved
             return
         by_input = self.derived_by_input
         todo: set = set()
