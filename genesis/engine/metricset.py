@@ -75,6 +75,9 @@ class MetricSet:
                 metric.by_symbol = bool(source and source.by_symbol)
             if metric.by_symbol:
                 self.by_symbol.append(metric)
+        # view()'s lists: per-symbol values kept as they move, and those that move with time alone
+        self.symbol_kept = [(metric.name, metric) for metric in self.by_symbol if not metric.time_dependent]
+        self.symbol_timed = [(metric.name, metric) for metric in self.by_symbol if metric.time_dependent]
         self.derived = ruleset.derived
         self.derived_exprs = dict(ruleset.derived)
         # kinds that touch some metric: only these move the per-symbol view (other
@@ -331,15 +334,13 @@ class MetricSet:
             values = self.cached[group] = {}
         now = self.now
         if self.direct_unseen:   # nothing derived reads a per-symbol name: no need to know what the switch moved
-            for metric in self.by_symbol:
-                name = metric.name
-                if metric.time_dependent:
-                    m[name] = metric.value(group, now)
-                    continue
+            for name, metric in self.symbol_kept:
                 value = values.get(name)
                 if value is None:
                     value = values[name] = metric.value(group, now)
                 m[name] = value
+            for name, metric in self.symbol_timed:
+                m[name] = metric.value(group, now)
             if self.symbol_flags:
                 own = self.flag_values.get(group, {})
                 for name, default in self.symbol_flags.items():
