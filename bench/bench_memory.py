@@ -295,7 +295,9 @@ def cloned_symbols(folder: Path, count: int, lines: int) -> list[Path]:
 
 
 def config_copy(folder: Path, symbols: list[str] | None = None) -> Path:
-    """The checkout's configuration; with `symbols`, genesis.yaml lists those."""
+    """The checkout's configuration; with `symbols`, genesis.yaml lists those. Snapshots
+    are taken at every `recovery.snapshot_every` of event time, as in a run that lasts
+    (`min_interval: 0s`: a replay shorter than min_interval would take none)."""
     if folder.is_dir():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -309,6 +311,8 @@ def config_copy(folder: Path, symbols: list[str] | None = None) -> Path:
         if n != 1:
             sys.exit("genesis.yaml has no one-line `symbols:` list to rewrite")
         settings.write_text(text)
+    with (folder / "genesis.yaml").open("a") as fh:
+        fh.write("\nrecovery:\n  min_interval: 0s\n")
     return folder
 
 

@@ -56,7 +56,9 @@ class Snapshotter:
         self.min_wall_s = parse_duration(settings["min_interval"])
         self.keep = int(settings["snapshots_kept"])
         self.next_ts = 0
-        self.last_wall = float("-inf")   # time.monotonic() of the last snapshot
+        # time.monotonic() of the last snapshot; the start counts as one: a replay shorter than
+        # min_interval takes none (replaying it again costs less than the snapshot)
+        self.last_wall = time.monotonic()
         self.index = None   # the snapshots.StaticIndex of the first snapshot, made then
         self.taken = 0
         self.failed = ""   # why the last attempt failed, said once

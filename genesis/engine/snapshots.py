@@ -20,6 +20,7 @@ holds them (the session, the live runner) goes on with the restored state.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -91,6 +92,7 @@ def _key(key, position: int):
     return ("#", position)
 
 
+@functools.cache
 def _slots(cls) -> list:
     names = []
     for klass in cls.__mro__:
