@@ -12,7 +12,8 @@ account-wide firing, after a per-symbol firing). The rule book has chains both w
 read by a later per-symbol rule and by one of its own stage, a tier-stage `set` read by
 a market_state rule in the next sweep), rules that fire and resolve, `for:` rules, and
 two symbols interleaving. A small second rule book has a firing that gives a later
-stage work it did not have when the sweep was planned.
+stage work it did not have when the sweep started: that stage runs in the same sweep,
+before the stages after it.
 """
 from __future__ import annotations
 
@@ -342,16 +343,20 @@ rules:
 """
 
 
-def test_a_later_stage_given_work_by_an_account_wide_firing_runs_as_in_the_general_sweeps(tmp_path, monkeypatch):
-    """A journal_entry moves only `dial`, no per-symbol name: the sweep planned for it has
-    work in market_state and alerts only. x_first (market_state) fires on the fast path
-    and sets g_first, which gives the risk stage work; x_last (alerts) sets g_last.
-    Whether x_middle (risk) runs in this sweep, seeing g_first without g_last, or in the
-    next, seeing both, the fast path's hand-over must decide it as the general sweeps do."""
+def test_a_later_stage_given_work_by_an_account_wide_firing_runs_in_the_same_sweep(tmp_path, monkeypatch):
+    """A journal_entry moves only `dial`, no per-symbol name: the sweep has work in
+    market_state and alerts only when it starts. x_first (market_state) fires on the
+    fast path and sets g_first, which gives the risk stage work. As the README's stage
+    order says, the risk stage reads it before alerts run: x_middle fires seeing g_first
+    without g_last, then x_last (alerts) sets g_last and x_middle resolves in the next
+    sweep. The general sweeps do the same (they once left x_middle for the next sweep,
+    after alerts, when no per-symbol name had moved)."""
     twins = Twins(tmp_path, monkeypatch, rules="", header=LATER)
     twins.step((T0, "", 0))
     twins.step((T0 + S, "", 1))
     assert twins.hand_overs == [("", "", 0)]                      # the fast engine took the fast path, x_first fired
-    assert [(k, r) for k, r, _, _ in entries(twins.fast) if k in ("fire", "resolve")] == \
-        [(k, r) for k, r, _, _ in entries(twins.general) if k in ("fire", "resolve")]
+    for engine in (twins.fast, twins.general):
+        assert [(k, r) for k, r, _, _ in entries(engine) if k in ("fire", "resolve")] == [
+            ("fire", "x_first"), ("fire", "x_middle"), ("fire", "x_last"), ("resolve", "x_middle")]
+        assert [n.text for n in engine.notifications] == ["the first flag without the last"]
     assert snapshot(twins.fast) == snapshot(twins.general)

@@ -487,35 +487,30 @@ class Engine:
             if account:
                 firings = rules.evaluate(account, "", event, m)
                 if firings:   # next: this stage's per-symbol rules
-                    self._hand_over(event, changed, home, firings, "", position, steps)
+                    self._hand_over(event, changed, home, firings, "", position)
                     return
             if own:
                 firings = rules.evaluate(own, home, event, m)
                 if firings:   # next: the following stage
-                    self._hand_over(event, changed, home, firings, home, position + 1, steps)
+                    self._hand_over(event, changed, home, firings, home, position + 1)
                     return
 
-    def _hand_over(self, event: Event, changed: set, home: str, firings: list, group: str, position: int,
-                   steps: tuple) -> None:
+    def _hand_over(self, event: Event, changed: set, home: str, firings: list, group: str, position: int) -> None:
         """Apply firings `_run_steps` met and let `_sweeps` finish the sweep from stage
-        `position` (its account-wide part skipped when the firings were account-wide),
-        over the stages that sweep had planned before any rule ran: all of them when a
-        per-symbol name moved, else those of `steps` (a stage that only the firings gave
-        work waits for the next sweep, as in `_sweeps`)."""
+        `position` (its account-wide part skipped when the firings were account-wide)."""
         glob = changed - self.metrics.symbol_names
         local: dict = {home: changed - glob} if home else {}
-        stages = STAGE_ORDER if self.rules.has_symbol_rules and any(local.values()) \
-            else tuple(STAGE_ORDER[step[0]] for step in steps)
         made_glob: set = set()
         made_local: dict = {}
         self._act_on(firings, event, group, glob, local, made_glob, made_local)
-        self._sweeps(event, glob, local, home, False, (stages, position, not group, made_glob, made_local))
+        self._sweeps(event, glob, local, home, False, (position, not group, made_glob, made_local))
 
     def _sweeps(self, event: Event, glob: set, local: dict, home: str, event_rules: bool,
                 resume: tuple | None = None) -> None:
         """The stages in order, sweep after sweep until nothing changes (see `_evaluate`).
-        `resume` = (the sweep's stages, stage position, account-wide part done, names
-        made so far) starts the first sweep part-way, where `_run_steps` stopped."""
+        `resume` = (stage position, account-wide part done, names made so far) starts
+        the first sweep part-way, where `_run_steps` stopped. Every stage is visited:
+        one that a firing of an earlier stage gave work runs in the same sweep."""
         rules, metrics = self.rules, self.metrics
         for _ in range(MAX_SWEEPS):
             made_glob: set = set()
@@ -523,14 +518,12 @@ class Engine:
             plan, symbol_work = self._plan(glob, local)
             plans: dict = {}   # group -> its plan for this sweep
             event_stages = rules.event_stages.get(event.kind, ()) if event_rules else ()
-            # the stages with work: those of the plan (in stage order), or all while per-symbol or event rules may run
-            stages = STAGE_ORDER if symbol_work or event_stages else tuple(plan)
             first, account_done = 0, -1
             if resume is not None:
-                stages, first, skip_account, made_glob, made_local = resume
+                first, skip_account, made_glob, made_local = resume
                 account_done = first if skip_account else -1
                 resume = None
-            for stage in stages:
+            for stage in STAGE_ORDER:
                 if first and STAGE_POSITION[stage] < first:
                     continue
                 todo = plan.get(stage) if account_done < 0 or STAGE_POSITION[stage] != account_done else None
