@@ -47,7 +47,6 @@ EXCHANGE_REPORTS = frozenset(("fill", "order_canceled", "order_rejected", "exter
 CANDLE_BOOK_QTY = 1e6  # base units offered at a candle close when the feed has no book
 CHECKPOINT_EVERY = 5000
 STAGE_ORDER = tuple(s for s in STAGES if s != "pre_trade")   # pre_trade runs per order intent
-STAGE_POSITION = {stage: position for position, stage in enumerate(STAGE_ORDER)}
 MAX_SWEEPS = 64   # a guard only: validate rejects action cycles, so chains settle long before
 
 
@@ -523,10 +522,10 @@ class Engine:
                 first, skip_account, made_glob, made_local = resume
                 account_done = first if skip_account else -1
                 resume = None
-            for stage in STAGE_ORDER:
-                if first and STAGE_POSITION[stage] < first:
+            for position, stage in enumerate(STAGE_ORDER):
+                if position < first:
                     continue
-                todo = plan.get(stage) if account_done < 0 or STAGE_POSITION[stage] != account_done else None
+                todo = plan.get(stage) if position != account_done else None
                 if not todo and not symbol_work and stage not in event_stages:
                     continue
                 rules, metrics = self.rules, self.metrics   # a tier change swaps both: go on with the new ones
