@@ -85,3 +85,55 @@ def test_percentile_over_its_window_matches_a_direct_count(samples):
         below = bisect_left(window, value - abs(value) * 1e-9 - 1e-12)
         assert metric.value("BTCUSDT", now) == 100.0 * below / len(window)
         assert metric.next_due("BTCUSDT") == now + 60_000
+
+
+FUSED_SPECS = [
+    *[{p: "candle", "field": "x", "default": 0.0, **size} for p in ("mean", "std", "zscore")
+      for size in ({"window": "60s"}, {"samples": 5}, {"window": "60s", "samples": 5})],
+    *[{p: "candle", "field": "x", "default": 0.0, "window": "60s"} for p in ("count", "sum", "min", "max", "rate")],
+    {"sum": "candle", "field": "x", "default": 0.0, "floor": 0},
+    {"last": "candle", "field": "x", "default": 7.0},
+    {"since": "candle", "default": 1e9},
+    {"distinct": "candle", "field": "x", "default": 0.0, "window": "60s"},
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(STEPS, st.sampled_from(FUSED_SPECS))
+def test_fused_update_and_timer_equal_the_three_steps(steps, spec):
+    """`update` (an event) and `on_due` (a timer) return exactly the (value, next due)
+    that `on_event` or `expire`, then `value` and `next_due` give; None when the event
+    changed nothing."""
+    primitive = next(iter(spec))
+    fused, stepwise = (build_metric("x", primitive, dict(spec), {}) for _ in range(2))
+    now = 0
+    for gap, value in steps:
+        now += gap
+        stepwise.expire("BTCUSDT", now)
+        assert fused.on_due("BTCUSDT", now, now, {}) == (stepwise.value("BTCUSDT", now),
+                                                          stepwise.next_due("BTCUSDT"))
+        fields = {"x": round(value, 1)}
+        touched = stepwise.on_event(now, "BTCUSDT", {}, fields)
+        expected = (stepwise.value("BTCUSDT", now), stepwise.next_due("BTCUSDT")) if touched else None
+        assert fused.update(now, "BTCUSDT", {}, fields) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), min_size=1, max_size=40))
+def test_a_sampler_timer_samples_its_source_metric_or_what_m_shows(samples):
+    """A percentile's timer takes its sample, at its due time even when the clock has
+    moved past it, from the metric it names (per symbol) or, for a name that is not a
+    declared metric, from `m`; it returns the new rank and the next sample time."""
+    spec = {"percentile": "src", "window": "10m", "sample_every": "1m", "default": 50.0, "calibration": "0s",
+            "stat": "median", "k": 1.5}
+    from_metric, from_m, direct = (build_metric("rank", "percentile", dict(spec), {}) for _ in range(3))
+    source = build_metric("src", "last", {"last": "candle", "field": "x", "default": 0.0, "by": "symbol"}, {})
+    from_metric.source_metric = source
+    for i, value in enumerate(samples):
+        now = i * 60_000
+        source.on_event(now, "BTCUSDT", {}, {"x": value})
+        source.on_event(now, "ETHUSDT", {}, {"x": -value})   # another symbol's value is not sampled
+        direct.take("BTCUSDT", now, value)
+        expected = (direct.value("BTCUSDT", now), now + 60_000)
+        assert from_metric.on_due("BTCUSDT", now, now + 30_000, {"src": 999.0}) == expected
+        assert from_m.on_due("BTCUSDT", now, now + 30_000, {"src": value}) == expected

@@ -125,6 +125,13 @@ class Metric:
         """Update from a matching-kind event; True when the group's value changed."""
         raise NotImplementedError
 
+    def update(self, ts: int, group: str, m, fields) -> tuple | None:
+        """`on_event` fused with `value` and `next_due`: the group's value and next due
+        time when the event changed it, else None."""
+        if not self.on_event(ts, group, m, fields):
+            return None
+        return self.value(group, ts), self.next_due(group)
+
     def value(self, group: str, now: int) -> float:
         raise NotImplementedError
 
@@ -133,6 +140,13 @@ class Metric:
 
     def next_due(self, group: str) -> int | None:
         return None
+
+    def on_due(self, group: str, when: int, now: int, m) -> tuple:
+        """A timer set from `next_due` came due at `when`, the clock now at `now`: what
+        left the window is dropped. Returns the group's value and its next due time
+        (None when nothing is due). Subclasses fuse the three steps (a call each)."""
+        self.expire(group, now)
+        return self.value(group, now), self.next_due(group)
 
     def family(self) -> type:
         """Definitions of the same family can take over each other's history (`adopt`)."""
@@ -235,37 +249,64 @@ class WindowMetric(Metric):
         return st.items[0][0] + self.window_ms if isinstance(st, _Window) and st.items else None
 
 
-# mean, std and zscore without a floor (the commonest windows): the same value as
-# WindowMetric.value, without its dispatch on the primitive
+class StatWindowMetric(WindowMetric):
+    """mean, std or zscore without a floor (the commonest windows): the value from the
+    window's running sums (`window_value`), without WindowMetric.value's dispatch on the
+    primitive; an event's update and a timer's expiry each fused into one call."""
 
-class MeanMetric(WindowMetric):
-    """mean over a window."""
+    def window_value(self, st: _Window) -> float:
+        """The statistic of a window that holds at least one value."""
+        raise NotImplementedError
 
     def value(self, group, now) -> float:
         st = self.groups.get(group)
         if st is None or not st.items:
             return self.default
+        return self.window_value(st)
+
+    def update(self, ts, group, m, fields) -> tuple | None:
+        if self.where is not None and not self.where(m, fields, None):
+            return None
+        st = self.groups.get(group)
+        if st is None:
+            st = self.groups[group] = self.new_state()
+        if self.value_fn is not None:
+            st.add(ts, float(self.value_fn(m, fields, None)))
+        else:
+            st.add(ts, float(fields[self.field]) if self.field else 1.0)
+        window_ms = self.window_ms
+        return self.window_value(st), (None if window_ms is None else st.items[0][0] + window_ms)
+
+    def on_due(self, group, when, now, m) -> tuple:
+        st = self.groups.get(group)
+        if st is None:
+            return self.default, None
+        st.expire(now)
+        if not st.items:
+            return self.default, None
+        window_ms = self.window_ms
+        return self.window_value(st), (None if window_ms is None else st.items[0][0] + window_ms)
+
+
+class MeanMetric(StatWindowMetric):
+    """mean over a window."""
+
+    def window_value(self, st) -> float:
         return st.total / len(st.items)
 
 
-class StdMetric(WindowMetric):
+class StdMetric(StatWindowMetric):
     """Standard deviation over a window."""
 
-    def value(self, group, now) -> float:
-        st = self.groups.get(group)
-        if st is None or not st.items:
-            return self.default
+    def window_value(self, st) -> float:
         n = len(st.items)
         return math.sqrt(max(st.total_sq / n - (st.total / n) ** 2, 0.0))
 
 
-class ZscoreMetric(WindowMetric):
+class ZscoreMetric(StatWindowMetric):
     """z-score of the latest value against its window."""
 
-    def value(self, group, now) -> float:
-        st = self.groups.get(group)
-        if st is None or not st.items:
-            return self.default
+    def window_value(self, st) -> float:
         n = len(st.items)
         std = math.sqrt(max(st.total_sq / n - (st.total / n) ** 2, 0.0))
         return 0.0 if std == 0 else (st.items[-1][1] - st.total / n) / std
@@ -421,9 +462,24 @@ class SampledMetric(Metric):
         self.calibration_ms = _ms(spec["calibration"])
         self.stat = spec["stat"]
         self.k = float(spec["k"])
+        self.source_metric: Metric | None = None   # the metric sampled when it is a declared one (the metric set sets it)
 
     def new_state(self):
         return _Samples(self.default)
+
+    def source_value(self, group: str, now: int, m) -> float:
+        """The sampled metric's value now: its value for `group` when it is a declared
+        metric (`source_metric`), else what `m` shows (an account figure, a derived metric)."""
+        source = self.source_metric
+        if source is not None:
+            return source.value(group if source.by_symbol else "", now)
+        return float(m.get(self.source, 0.0))
+
+    def on_due(self, group, when, now, m) -> tuple:
+        """The sample due at `when` is taken."""
+        self.take(group, when, self.source_value(group, now, m))
+        st = self.groups[group]
+        return st.value, st.next
 
     def take(self, group: str, now: int, source_value: float) -> bool:
         """Record one sample of the source metric; True when the statistic changed."""

@@ -71,7 +71,7 @@ class MetricSet:
                 self.time_dependent.append(metric)
         for metric in self.metrics:  # sampled metrics follow their source's grouping
             if isinstance(metric, SampledMetric):
-                source = self.by_name.get(metric.source)
+                source = metric.source_metric = self.by_name.get(metric.source)
                 metric.by_symbol = bool(source and source.by_symbol)
             if metric.by_symbol:
                 self.by_symbol.append(metric)
@@ -115,9 +115,11 @@ class MetricSet:
 
     def _schedule(self, metric: Metric, group: str) -> None:
         due = metric.next_due(group)
-        if due is None:
-            return
-        key = (metric.name, group)
+        if due is not None:
+            self._schedule_at((metric.name, group), due)
+
+    def _schedule_at(self, key: tuple, due: int) -> None:
+        """Set (metric name, group)'s next due time, unless an earlier one is pending."""
         current = self.scheduled.get(key)
         if current is None or due < current or current <= self.now:
             self.scheduled[key] = due
@@ -141,37 +143,40 @@ class MetricSet:
         """Copy a group's value into m when that group is the one in view; a per-symbol
         value is also kept for its symbol, in view or not. With `schedule`, the metric's
         next due time for the group (a window's next expiry, the next sample) is set too.
-        (`advance` and `on_event` inline this and `_schedule` for the group in view, the
-        common case, a call less per metric moved: keep the three in step.)"""
+        (`advance` and `on_event` inline the group-in-view part, a call less per metric
+        moved: keep the three in step.)"""
         value = metric.value(group, self.now)
         name = metric.name
         if schedule:
             self._schedule(metric, group)
         if metric.by_symbol:
+            if group != self.group:
+                self._show_out(name, group, value, held)
+                return
             values = self.cached.get(group)
             if values is None:
                 values = self.cached[group] = {}
             values[name] = value
-            if group != self.group:
-                last = self.last_shown.get(group)
-                if last is None or not self.direct_unseen:
-                    self.dirty_groups.add(group)
-                elif last.get(name) != value:
-                    if held:
-                        self.held.setdefault(group, set()).add(name)
-                        self.held_at = self.now
-                    else:
-                        self.unseen.setdefault(group, set()).add(name)
-                return
         if self.m.get(name) != value:
             self.m[name] = value
             changed.add(name)
 
-    def _source_value(self, metric: SampledMetric, group: str) -> float:
-        source = self.by_name.get(metric.source)
-        if source is not None:
-            return source.value(group if source.by_symbol else "", self.now)
-        return float(self.m.get(metric.source, 0.0))
+    def _show_out(self, name: str, group: str, value, held: bool) -> None:
+        """A per-symbol value moved for a symbol out of view: kept for it, and marked
+        for its rules (`dirty_groups`, `held` with `held`, else `unseen`)."""
+        values = self.cached.get(group)
+        if values is None:
+            values = self.cached[group] = {}
+        values[name] = value
+        last = self.last_shown.get(group)
+        if last is None or not self.direct_unseen:
+            self.dirty_groups.add(group)
+        elif last.get(name) != value:
+            if held:
+                self.held.setdefault(group, set()).add(name)
+                self.held_at = self.now
+            else:
+                self.unseen.setdefault(group, set()).add(name)
 
     def _start_samplers(self, group: str) -> None:
         if group in self._sampler_groups:
@@ -216,29 +221,25 @@ class MetricSet:
                 del scheduled[key]
                 name, group = key
                 metric = by_name[name]
-                if metric.sampled:
-                    metric.take(group, due, self._source_value(metric, group))
-                else:
-                    metric.expire(group, now)
-                by_symbol = metric.by_symbol
-                if by_symbol and group != self.group:
-                    # a symbol out of view whose window or sample falls due exactly now: its rules
-                    # see the move with that symbol's own events of this moment (the next candle of
-                    # each pair has the same time), or when the clock moves on, not half-applied first
-                    self._show(metric, group, changed, held=due == now, schedule=True)
-                    continue
-                value = metric.value(group, now)
-                due = metric.next_due(group)
-                if due is not None:
-                    current = scheduled.get(key)
-                    if current is None or due < current or current <= now:
-                        scheduled[key] = due
-                        timers.add(due, key)
-                if by_symbol:
+                value, due_next = metric.on_due(group, due, now, m)
+                if metric.by_symbol:
+                    if group != self.group:
+                        # a symbol out of view whose window or sample falls due exactly now: its rules
+                        # see the move with that symbol's own events of this moment (the next candle of
+                        # each pair has the same time), or when the clock moves on, not half-applied first
+                        if due_next is not None:
+                            self._schedule_at(key, due_next)
+                        self._show_out(name, group, value, due == now)
+                        continue
                     values = cached.get(group)
                     if values is None:
                         values = cached[group] = {}
                     values[name] = value
+                if due_next is not None:
+                    current = scheduled.get(key)
+                    if current is None or due_next < current or current <= now:
+                        scheduled[key] = due_next
+                        timers.add(due_next, key)
                 if m.get(name) != value:
                     m[name] = value
                     changed.add(name)
@@ -280,7 +281,7 @@ class MetricSet:
             by_symbol = metric.by_symbol
             group = symbol if by_symbol else ""
             try:
-                touched = metric.on_event(ts, group, m, fields)
+                moved = metric.update(ts, group, m, fields)
             except EVAL_ERRORS as exc:
                 expression = " / ".join(f.checked.source for f in (metric.where, metric.value_fn) if f is not None)
                 self._failed(metric.name, group, expression or f"field {metric.field}", exc,
@@ -288,31 +289,32 @@ class MetricSet:
                 continue
             if self.health:
                 self._healthy(metric.name, group)
-            if touched:
-                if by_symbol and group != self.group:
-                    self._show(metric, group, changed, schedule=True)
+            if moved is None:
+                continue
+            value, due = moved
+            name = metric.name
+            key = (name, group)
+            if by_symbol:
+                if group != self.group:
+                    if due is not None:
+                        self._schedule_at(key, due)
+                    self._show_out(name, group, value, False)
                     continue
-                # _show and _schedule inlined for the group in view (or account-wide): every event of the kind
-                name = metric.name
-                value = metric.value(group, ts)
-                due = metric.next_due(group)
-                if due is not None:
-                    key = (name, group)
-                    current = scheduled.get(key)
-                    if current is None or due < current or current <= ts:
-                        scheduled[key] = due
-                        self.timers.add(due, key)
-                if by_symbol:
-                    values = cached.get(group)
-                    if values is None:
-                        values = cached[group] = {}
-                    values[name] = value
-                if m.get(name) != value:
-                    m[name] = value
-                    changed.add(name)
+                values = cached.get(group)
+                if values is None:
+                    values = cached[group] = {}
+                values[name] = value
+            if due is not None:
+                current = scheduled.get(key)
+                if current is None or due < current or current <= ts:
+                    scheduled[key] = due
+                    self.timers.add(due, key)
+            if m.get(name) != value:
+                m[name] = value
+                changed.add(name)
         for metric in self.sample_on.get(kind, ()):
             group = self._group_of(metric, symbol)
-            metric.take(group, event.ts, self._source_value(metric, group))
+            metric.take(group, ts, metric.source_value(group, ts, m))
             self._show(metric, group, changed)
 
     def view(self, group: str) -> None:
