@@ -497,17 +497,15 @@ class SampledMetric(Metric):
         if self.every_ms:
             st.next = now + self.every_ms
         before = st.value
-        st.value = self._compute(st, now, source_value)
+        if self.primitive == "percentile":   # the sample just taken is in the window, so it is not empty
+            # samples equal to the current value (up to rounding) do not count as below it
+            st.value = 100.0 * bisect_left(values, source_value - abs(source_value) * 1e-9 - 1e-12) / len(values)
+        else:
+            st.value = self._baseline(st, now)
         return st.value != before
 
-    def _compute(self, st, now, current) -> float:
+    def _baseline(self, st, now) -> float:
         values = st.sorted
-        if not values:
-            return self.default
-        if self.primitive == "percentile":
-            # samples equal to the current value (up to rounding) do not count as below it
-            below = bisect_left(values, current - abs(current) * 1e-9 - 1e-12)
-            return 100.0 * below / len(values)
         if now - st.first < self.calibration_ms:
             return self.default
         median = _quantile(values, 0.5)
