@@ -23,8 +23,11 @@ from live_helpers import LiveProc, agreement
 from scenario_helpers import edited_copy
 from test_live_chaos import quiet, traffic
 
+from genesis.config.checks import check_config
 from genesis.engine.engine import CHECKPOINT_EVERY
 from genesis.engine.events import Event
+from genesis.engine.feeds import open_feed, sample_paths
+from genesis.engine.runner import open_session, replay
 from genesis.live.segment import InputLog, InputLogError, compact, read_inputs, segments
 from genesis.simulator import SimulatorThread
 
@@ -245,3 +248,26 @@ def test_a_killed_live_engine_recovers_from_snapshots_after_old_segments_are_gon
             assert tier.returncode == 0 and tier.stdout.startswith("tier sniper"), tier.stdout + tier.stderr
         finally:
             live.stop()
+
+
+def test_a_prepared_index_serves_every_snapshot_until_the_rule_set_changes(tmp_path):
+    """`Snapshotter.prepare` (a live run calls it before it trades) indexes the compiled
+    configuration, so the first snapshot does not stop the run loop for it: the replay's
+    snapshots use that index; after a tier change the next one indexes the new rule set."""
+    root = _config(tmp_path, "10s")
+    session = open_session(root, check_config(root), "sniper", open_feed(sample_paths()),
+                           f"sqlite:///{tmp_path / 'run.db'}", "replay")
+    snaps = session.snapshots
+    assert snaps is not None and snaps.index is None   # a replay indexes at its first snapshot
+    snaps.prepare()
+    index = snaps.index
+    assert index is not None and index.covers(session.engine)
+    snaps.prepare()
+    assert snaps.index is index                       # done once
+    replay(session)
+    assert snaps.taken >= 2 and snaps.index is index
+    session.engine.change_tier(+1, "test")
+    assert not index.covers(session.engine)
+    assert snaps.take(session.engine.stats.events) and snaps.index is not index
+    assert snaps.index.covers(session.engine)
+    session.journal.close()

@@ -59,7 +59,7 @@ class Snapshotter:
         # time.monotonic() of the last snapshot; the start counts as one: a replay shorter than
         # min_interval takes none (replaying it again costs less than the snapshot)
         self.last_wall = time.monotonic()
-        self.index = None   # the snapshots.StaticIndex of the first snapshot, made then
+        self.index = None   # the snapshots.StaticIndex of the compiled configuration (`prepare`)
         self.taken = 0
         self.failed = ""   # why the last attempt failed, said once
 
@@ -79,18 +79,28 @@ class Snapshotter:
             return False
         return True
 
+    def prepare(self) -> None:
+        """Index the engine's compiled configuration now, unless that is done: about 30 ms
+        that the first snapshot would otherwise take from the run loop. A live run calls
+        this before it trades; a replay leaves it to its first snapshot (a short one takes
+        none). After a tier change or an accepted edit the next snapshot indexes again."""
+        from genesis.engine.snapshots import StaticIndex  # noqa: PLC0415
+
+        engine = self.session.engine
+        if self.index is None or not self.index.covers(engine):
+            self.index = StaticIndex.of(engine)
+
     def take(self, inputs: int, segment: int = 0) -> bool:
         """Snapshot the session now (after `inputs` input events; live: the input log's
         next segment is `segment`). False, and a journal notice, when it cannot be."""
-        from genesis.engine.snapshots import STATE_VERSION, SnapshotError, StaticIndex, compress, freeze  # noqa: PLC0415
+        from genesis.engine.snapshots import STATE_VERSION, SnapshotError, compress, freeze  # noqa: PLC0415
 
         session, engine = self.session, self.session.engine
         now = engine.now
         if self.every_ms:
             self.next_ts = now - now % self.every_ms + self.every_ms
         try:
-            if self.index is None or not self.index.covers(engine):
-                self.index = StaticIndex.of(engine)
+            self.prepare()
             frozen = freeze(engine, self.index)
         except SnapshotError as exc:
             if str(exc) != self.failed:   # said once, on stderr: the journal must not depend on snapshots

@@ -523,6 +523,8 @@ class LiveRunner:
         await self.seed_volume_profile()
         self.say(f"dry run: {recovered} recorded inputs replayed; orders fill on paper against the live book"
                  if self.paper else f"live: {recovered} recorded inputs replayed; reconciled {summary}")
+        if self.session.snapshots is not None:
+            self.session.snapshots.prepare()   # the first snapshot then does not stop the loop to index
         gc.collect()
         gc.freeze()   # what start-up built (config, markets, ccxt, the rebuilt state) is never scanned again
         # automatic collection would stop whatever allocates at the threshold, often a
