@@ -462,7 +462,7 @@ class SampledMetric(Metric):
         self.calibration_ms = _ms(spec["calibration"])
         self.stat = spec["stat"]
         self.k = float(spec["k"])
-        self.source_metric: Metric | None = None   # the metric sampled when it is a declared one (the metric set sets it)
+        self.source_metric: Metric | None = None   # the metric sampled, when declared (the metric set sets it)
 
     def new_state(self):
         return _Samples(self.default)
