@@ -10,7 +10,8 @@ with `f_trace_opcodes`) counts, per function, every bytecode executed from the f
 event to the last (start-up, the configuration check and the report are left out). It
 prints the count per event and the functions that execute the most; with `--base REV`,
 the same for REV checked out beside the same data, and the ratio current/base. String
-hashing is seeded the same in every run, so the count of a tree is the same every time.
+hashing is seeded the same in every run, so the count of a tree is the same every time
+to a few bytecodes in millions (the journal keeps the time of its slowest write).
 The tracer slows the replay about thirty times: a cut of a few thousand events takes
 seconds. Bytecodes are not all equally dear (a call or a dict lookup costs more than a
 jump), so this measures the interpreter's work, not time: `bench_replay.py` times it.
