@@ -44,6 +44,10 @@ metrics:
   w_balance: {sum: journal_entry, value: "words - 10", floor: 0}
   w_double: {expr: "w_sum * 2"}
   w_quad: {expr: "w_double * 2"}
+  d_sum: {expr: "w_sum + 0.5"}
+  d_count: {expr: "w_count + 0.25"}
+  d_count_twice: {expr: "d_count * 2"}
+  d_both: {expr: "d_sum + d_count_twice"}
   w_median: {baseline: w_last, stat: median, window: 1d, sample_on: journal_entry, calibration: 10m}
   w_iqr: {baseline: w_last, stat: iqr, window: 1d, sample_on: journal_entry, calibration: 10m}
   w_lower: {baseline: w_last, stat: lower, k: 1.5, window: 1d, sample_on: journal_entry, calibration: 10m, default: -5}
@@ -404,6 +408,20 @@ def test_derived_expr_recomputed_only_when_inputs_change(ms):
     assert len(calls) == 2
     advance(ms, T0 + 10 * M)                           # the first entry expires: w_sum 7 -> 3
     assert len(calls) == 3 and ms.m["w_double"] == 6
+
+
+def test_derived_metrics_are_recomputed_in_dependency_order(ms):
+    """One event moves two inputs, each read by a derived metric; what those move is
+    recomputed in dependency order, so a metric that reads both branches (d_both reads
+    d_sum, and d_count_twice, which reads d_count) sees each branch's new value."""
+    positions = {name: i for i, (name, _) in enumerate(ms.derived)}
+    assert positions["d_sum"] < positions["d_count"] < positions["d_count_twice"] < positions["d_both"]
+    for i, n in enumerate([4, 9, 1, 16]):
+        changed = feed(ms, words(T0 + 20 * M + i * S, n))
+        m = ms.m
+        assert {"w_sum", "w_count", "d_sum", "d_count", "d_count_twice", "d_both"} <= changed
+        assert m["d_count_twice"] == (m["w_count"] + 0.25) * 2
+        assert m["d_both"] == m["w_sum"] + 0.5 + m["d_count_twice"]
 
 
 def test_changed_set_is_exactly_the_names_whose_values_changed(ms):

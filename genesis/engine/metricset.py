@@ -7,6 +7,7 @@ so the rule stage re-evaluates only the rules that read them.
 from __future__ import annotations
 
 from collections import Counter
+from bisect import insort
 from heapq import heappop
 
 from genesis import vocabulary as voc
@@ -410,21 +411,27 @@ class MetricSet:
         if not todo:
             return
         m, derived = self.m, self.derived
-        for position in range(min(todo), len(derived)):
-            if position in todo:
-                name, expr = derived[position]
-                try:
-                    value = expr.fn(m, None, None)
-                except EVAL_ERRORS as exc:
-                    group = self.group if name in self.symbol_names else ""
-                    self._failed(name, group, expr.checked.source, exc, {n: m.get(n) for n in sorted(expr.reads)})
-                    continue
-                if self.health:
-                    self._healthy(name, self.group if name in self.symbol_names else "")
-                if m.get(name) != value:
-                    m[name] = value
-                    changed.add(name)
-                    todo.update(by_input.get(name, ()))   # what reads it comes later in `derived`
+        order = sorted(todo)   # positions to evaluate, in `derived` order; grows as values move
+        i = 0
+        while i < len(order):
+            position = order[i]
+            i += 1
+            name, expr = derived[position]
+            try:
+                value = expr.fn(m, None, None)
+            except EVAL_ERRORS as exc:
+                group = self.group if name in self.symbol_names else ""
+                self._failed(name, group, expr.checked.source, exc, {n: m.get(n) for n in sorted(expr.reads)})
+                continue
+            if self.health:
+                self._healthy(name, self.group if name in self.symbol_names else "")
+            if m.get(name) != value:
+                m[name] = value
+                changed.add(name)
+                for reader in by_input.get(name, ()):   # what reads it comes later in `derived`
+                    if reader not in todo:
+                        todo.add(reader)
+                        insort(order, reader, i)
 
     def _recompute_all_derived(self) -> None:
         for name, expr in self.derived:
