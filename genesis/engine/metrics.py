@@ -265,6 +265,8 @@ class StatWindowMetric(WindowMetric):
         return self.window_value(st)
 
     def update(self, ts, group, m, fields) -> tuple | None:
+        # WindowMetric.on_event inlined (keep the two in step): calling it costs 1.2% of a
+        # candle replay's instructions
         if self.where is not None and not self.where(m, fields, None):
             return None
         st = self.groups.get(group)
