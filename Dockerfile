@@ -10,6 +10,16 @@
 # /config  the configuration folder (a copy of this checkout's; mount your own over it)
 # /data    the working folder and volume: the SQLite journal (genesis.db), the live input
 #          logs (genesis-live/), the notification log (logs/alerts.jsonl), backups (backups/)
+# Build stage: the wheel, with the engine's hot modules compiled by Cython (hatch_build.py;
+# the full image has the C compiler the slim one lacks). Same Python as the image below.
+FROM python:3.11 AS build
+COPY pyproject.toml hatch_build.py README.md genesis.yaml alerts.yaml strategies.yaml /tmp/genesis-src/
+COPY genesis /tmp/genesis-src/genesis
+COPY schema /tmp/genesis-src/schema
+COPY rules /tmp/genesis-src/rules
+COPY tiers /tmp/genesis-src/tiers
+RUN pip wheel --no-deps --wheel-dir /tmp/wheels /tmp/genesis-src
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,13 +33,9 @@ RUN groupadd --system --gid 10001 genesis \
        --shell /usr/sbin/nologin genesis
 
 # The package (psycopg 3 for PostgreSQL journals is one of its dependencies); the wheel
-# carries the schemas and a copy of the default configuration.
-COPY pyproject.toml README.md genesis.yaml alerts.yaml strategies.yaml /tmp/genesis-src/
-COPY genesis /tmp/genesis-src/genesis
-COPY schema /tmp/genesis-src/schema
-COPY rules /tmp/genesis-src/rules
-COPY tiers /tmp/genesis-src/tiers
-RUN pip install /tmp/genesis-src && rm -rf /tmp/genesis-src
+# carries the schemas, a copy of the default configuration and the compiled modules.
+COPY --from=build /tmp/wheels /tmp/wheels
+RUN pip install /tmp/wheels/*.whl && rm -rf /tmp/wheels
 # the bundled sample is a real Binance capture: its terms travel with the image
 COPY NOTICE /usr/share/doc/genesis-trader/NOTICE
 

@@ -12,8 +12,9 @@ prints the count per event and the functions that execute the most; with `--base
 the same for REV checked out beside the same data, and the ratio current/base. String
 hashing is seeded the same in every run, so the count of a tree is the same every time
 to a few bytecodes in millions (the journal keeps the time of its slowest write).
-The tracer slows the replay about thirty times: a cut of a few thousand events takes
-seconds. Bytecodes are not all equally dear (a call or a dict lookup costs more than a
+The engine's modules run from their source (GENESIS_PURE_PYTHON=1: compiled code
+executes no bytecode). The tracer slows the replay about thirty times: a cut of a few
+thousand events takes seconds. Bytecodes are not all equally dear (a call or a dict lookup costs more than a
 jump), so this measures the interpreter's work, not time: `bench_replay.py` times it.
 
 Cases:
@@ -120,7 +121,8 @@ def count(tree: Path, files: list[Path], tier: str, folder: Path, tag: str) -> d
     """Run the traced replay of `files` in `tree`; its counts."""
     out = folder / f"{tag}.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONHASHSEED="0", PYTHONPATH=str(tree))
+    # compiled modules execute no bytecode to count: the tracer counts their source
+    env.update(PYTHONHASHSEED="0", PYTHONPATH=str(tree), GENESIS_PURE_PYTHON="1")
     argv = [sys.executable, "-c", CHILD, str(out), "replay", *map(str, files), "--tier", tier, "--config", str(tree)]
     done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode != 0 or not out.exists():

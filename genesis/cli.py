@@ -24,8 +24,17 @@ def _config_dir(value: str | None) -> Path:
     return path
 
 
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from genesis.compiled import summary
+    click.echo(f"genesis, version {__version__}; engine modules: {summary()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="genesis")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version, and whether the engine's modules run compiled, and exit.")
 def cli() -> None:
     """Genesis: trading rules engine for one disciplined Binance spot trader."""
 

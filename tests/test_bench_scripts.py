@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("bench_restart.py", ["--lengths", "10m,20m", "--rounds", "1"], "snapshot restart against the 10m run"),
     ("bench_sweep.py", ["--trials", "2"], "same results on 1 and 2 workers: yes"),
     ("bench_startup.py", ["--rounds", "1"], "floor: python -c pass (baseline)"),
-    ("bench_replay.py", ["--rounds", "1", "--sample"], "ratio to the floor"),
+    ("bench_replay.py", ["--rounds", "1", "--sample", "--pure"], "compiled/pure"),
     ("bench_memory.py", ["--quick", "--only", "candles,symbols", "--days", "1,2", "--symbols", "1,2",
                          "--symbol-lines", "2000"], "per symbol, engine"),
     ("bench_live_symbols.py", ["--symbols", "2", "--seconds", "2", "--warmup-s", "1", "--capture"], "p99<=1ms"),

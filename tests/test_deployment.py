@@ -146,16 +146,30 @@ def test_the_image_runs_genesis_as_a_fixed_non_root_user_with_the_journal_on_a_v
 
 def test_the_image_build_copies_everything_the_wheel_and_the_configuration_need():
     instructions = dockerfile()
-    install = next(i for i, (word, rest) in enumerate(instructions) if word == "RUN" and "pip install" in rest)
-    source = instructions[install][1].split("pip install", 1)[1].split("&&")[0].split()[-1]
+    # the build stage makes the wheel (compiling the engine's modules) from the copied sources
+    build = next(i for i, (word, rest) in enumerate(instructions) if word == "RUN" and "pip wheel" in rest)
+    words = instructions[build][1].split("&&")[0].split()
+    source, wheels = words[-1], words[words.index("--wheel-dir") + 1]
     copied = set()
-    for sources, destination, _ in copies(instructions[:install]):
+    for sources, destination, _ in copies(instructions[:build]):
         assert destination.startswith(source)
         copied |= set(sources)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
-    needed = {"pyproject.toml", project["project"]["readme"], *wheel["packages"], *wheel["force-include"]}
+    hatch = project["tool"]["hatch"]["build"]
+    needed = {"pyproject.toml", project["project"]["readme"], *hatch["targets"]["wheel"]["packages"],
+              *hatch["targets"]["wheel"]["force-include"]}
+    if "custom" in hatch.get("hooks", {}):
+        needed.add("hatch_build.py")
     assert needed <= copied, needed - copied
+    # the image installs that wheel, brought over from the build stage
+    stages = [i for i, (word, _) in enumerate(instructions) if word == "FROM"]
+    assert len(stages) == 2 and stages[0] < build < stages[1]
+    assert instructions[stages[0]][1].split()[-1] == "build"
+    brought = [(sources, destination) for sources, destination, flags in copies(instructions[stages[1]:])
+               if flags.get("from") == "build"]
+    assert brought == [([wheels], wheels)]
+    install = next(rest for word, rest in instructions[stages[1]:] if word == "RUN" and "pip install" in rest)
+    assert f"pip install {wheels}/*.whl" in install
 
     # the configuration folder holds every file the configuration is made of
     from genesis.config.snapshot import CONFIG_GLOBS
@@ -173,11 +187,13 @@ def test_the_image_build_copies_everything_the_wheel_and_the_configuration_need(
         return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.removeprefix("**/")) or
                    fnmatch.fnmatch(Path(path).name, p.removeprefix("**/")) for p in ignored)
 
-    for sources, _, _ in copies(instructions):
+    for sources, _, flags in copies(instructions):
+        if flags.get("from"):
+            continue   # from a build stage, not the build context
         for path in sources:
             assert (ROOT / path).exists() and not excluded(path), path   # in the build context
     for path in (".venv", ".git", "genesis/__pycache__", "genesis.db", "genesis.db-wal", "logs", "genesis-live",
-                 ".env", "logs/alerts.jsonl"):
+                 ".env", "logs/alerts.jsonl", "genesis/_compiled"):
         assert excluded(path), path
 
 

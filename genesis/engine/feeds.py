@@ -48,6 +48,8 @@ from typing import Annotated
 
 import msgspec
 
+from genesis.paths import CHECKOUT_DIR, PACKAGE_DIR
+
 from .events import MS_PER_HOUR, Event, FeedIssue
 
 __all__ = [
@@ -55,7 +57,7 @@ __all__ = [
     "sample_paths", "shared_data_dir", "exchange_info_path", "DATA_DIR",
 ]
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DATA_DIR = PACKAGE_DIR / "data"
 SAMPLE_DIR = DATA_DIR / "sample"
 
 PRESCAN_E_MESSAGES = 200        # messages with E used to estimate the clock offset
@@ -81,9 +83,7 @@ def exchange_info_path() -> Path:
 
 def shared_data_dir() -> Path | None:
     """The full real-data folder ``../shared/data`` next to the repository, if present."""
-    import genesis
-
-    candidate = Path(genesis.__file__).resolve().parents[1].parent / "shared" / "data"
+    candidate = CHECKOUT_DIR.parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "exchange_info.json"
+from genesis.paths import PACKAGE_DIR
+
+DEFAULT_PATH = PACKAGE_DIR / "data" / "exchange_info.json"
 
 # A value within this fraction of a step of the next multiple counts as that multiple
 # (absorbs float residue such as 0.1 * 3 = 0.30000000000000004).
