@@ -22,7 +22,10 @@ def _ms(text: str) -> int:
 class _Window:
     """Values of matching events over a time window or the last N samples."""
 
-    __slots__ = ("window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes", "drops")
+    __slots__ = (
+        "window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes",
+        "drops"
+    )
 
     def __init__(self, window_ms: int | None, samples: int | None, track_extremes: bool):
         self.window_ms, self.samples = window_ms, samples
@@ -90,6 +93,9 @@ class _Window:
 
 class Metric:
     """One declared metric over events of one kind (base class)."""
+
+    # attributes in slots, not a dict: faster to read, compiled or not
+    __slots__ = ("name", "spec", "by_symbol", "where", "value_fn", "field", "default", "groups")
 
     time_dependent = False  # value changes with time alone (re-read on timer ticks)
     sampled = False         # a statistic of another metric's samples (SampledMetric)
@@ -174,6 +180,8 @@ class Metric:
 class WindowMetric(Metric):
     """count, sum, mean, std, min, max, rate, zscore over a window (or whole history)."""
 
+    __slots__ = ("primitive", "window_ms", "samples", "floor")
+
     def __init__(self, name, spec, exprs, primitive: str):
         super().__init__(name, spec, exprs)
         self.primitive = primitive
@@ -254,6 +262,8 @@ class StatWindowMetric(WindowMetric):
     window's running sums (`window_value`), without WindowMetric.value's dispatch on the
     primitive; an event's update and a timer's expiry each fused into one call."""
 
+    __slots__ = ()
+
     def window_value(self, st: _Window) -> float:
         """The statistic of a window that holds at least one value."""
         raise NotImplementedError
@@ -293,12 +303,16 @@ class StatWindowMetric(WindowMetric):
 class MeanMetric(StatWindowMetric):
     """mean over a window."""
 
+    __slots__ = ()
+
     def window_value(self, st) -> float:
         return st.total / len(st.items)
 
 
 class StdMetric(StatWindowMetric):
     """Standard deviation over a window."""
+
+    __slots__ = ()
 
     def window_value(self, st) -> float:
         n = len(st.items)
@@ -308,6 +322,8 @@ class StdMetric(StatWindowMetric):
 class ZscoreMetric(StatWindowMetric):
     """z-score of the latest value against its window."""
 
+    __slots__ = ()
+
     def window_value(self, st) -> float:
         n = len(st.items)
         std = math.sqrt(max(st.total_sq / n - (st.total / n) ** 2, 0.0))
@@ -315,6 +331,8 @@ class ZscoreMetric(StatWindowMetric):
 
 
 class LastMetric(Metric):
+
+    __slots__ = ()
     def new_state(self):
         return [None]
 
@@ -333,6 +351,8 @@ class LastMetric(Metric):
 
 
 class EwmaMetric(Metric):
+
+    __slots__ = ("halflife_ms",)
     def __init__(self, name, spec, exprs):
         super().__init__(name, spec, exprs)
         self.halflife_ms = _ms(spec["halflife"])
@@ -361,6 +381,8 @@ class EwmaMetric(Metric):
 class SinceMetric(Metric):
     """Seconds since the last matching event; changes with time alone."""
 
+    __slots__ = ()
+
     time_dependent = True
 
     def new_state(self):
@@ -380,6 +402,8 @@ class SinceMetric(Metric):
 
 
 class StreakMetric(Metric):
+
+    __slots__ = ("while_fn",)
     def __init__(self, name, spec, exprs):
         super().__init__(name, spec, exprs)
         self.while_fn = exprs[("while",)]
@@ -401,6 +425,8 @@ class StreakMetric(Metric):
 
 
 class DistinctMetric(Metric):
+
+    __slots__ = ("window_ms", "samples")
     def __init__(self, name, spec, exprs):
         super().__init__(name, spec, exprs)
         self.window_ms = _ms(spec["window"]) if "window" in spec else None
@@ -451,6 +477,11 @@ class DistinctMetric(Metric):
 
 class SampledMetric(Metric):
     """baseline and percentile: statistics of another metric's sampled values."""
+
+    __slots__ = (
+        "primitive", "source", "window_ms", "every_ms", "sample_on", "calibration_ms", "stat", "k",
+        "source_metric"
+    )
 
     sampled = True
 
@@ -572,6 +603,8 @@ def build_metric(name: str, primitive: str, spec: dict, exprs: dict) -> Metric:
 
 class Timers:
     """Due times in event time: (due_ts, order, key) popped as the clock passes them."""
+
+    __slots__ = ("heap", "counter")
 
     def __init__(self):
         self.heap: list = []

@@ -29,6 +29,16 @@ class MetricSet:
     expiring) marks its symbol in `dirty_groups`; what moved for a symbol while it was out
     of view is in `unseen` when it comes back into view."""
 
+    # attributes in slots, not a dict: faster to read, compiled or not
+    __slots__ = (
+        "m", "symbol_flags", "flag_values", "symbol_names", "groups_seen", "dirty_groups", "errors",
+        "health", "new_errors", "recovered", "metrics", "by_name", "by_kind", "reset_on",
+        "sample_on", "sampled_every", "by_symbol", "time_dependent", "symbol_kept", "symbol_timed",
+        "derived", "derived_exprs", "interesting", "_sampler_groups", "last_shown", "unseen",
+        "timers", "scheduled", "held", "held_at", "shown_names", "direct_unseen", "cached",
+        "derived_by_input", "derived_inputs", "group", "now", "next_tick", "_started_groups"
+    )
+
     def __init__(self, ruleset: Ruleset, flags: dict):
         self.m: dict = {name: 0.0 for name in voc.ACCOUNT_METRICS}
         self.m["size_factor"] = 1.0

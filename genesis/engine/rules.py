@@ -88,6 +88,15 @@ def failing_expression(rule: CompiledRule, m, e, o) -> tuple[str, str]:
 class RuleRunner:
     """Evaluates the state and event rules of one rule set, per group."""
 
+    # attributes in slots, not a dict: faster to read, compiled or not
+    __slots__ = (
+        "states", "order", "readers", "event_rules", "state_rules", "by_stage", "pre_trade",
+        "by_id", "stages", "symbol_names", "has_symbol_rules", "symbol_rule_reads", "symbol_stages",
+        "read_names", "kind_readers", "kind_reads", "event_stages", "pre_trade_per_symbol",
+        "timers", "due", "errors", "health", "new_errors", "recovered", "started_groups", "_plans",
+        "_steps"
+    )
+
     def __init__(self, ruleset: Ruleset):
         self.states: dict[tuple, RuleState] = {}     # (rule id, group) -> state
         self.order: dict[str, tuple] = {}

@@ -27,7 +27,7 @@ import pickle
 import types
 import zlib
 
-STATE_VERSION = 8   # bump when the pickled state's classes change shape incompatibly
+STATE_VERSION = 9   # bump when the pickled state's classes change shape incompatibly
 _ATOMS = (str, bytes, int, float, bool, type(None), complex)
 _LEAVES = (set, frozenset, type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
            types.MethodType, types.CodeType)
