@@ -1,15 +1,19 @@
 """Build hook: compiles the engine's hot modules with Cython when the package is built
 or installed (`pip install -e .` included), into `genesis/_compiled/`.
 
-The sources are compiled as they are, without type declarations, so the compiled copy
-decides exactly as the source does; `genesis/compiled.py` uses a copy only while its
-source is unchanged. Where compiling fails (no C compiler), the install goes on and
+The sources are compiled as they are, so the compiled copy decides exactly as the
+source does; `genesis/compiled.py` uses a copy only while its source is unchanged. In
+the modules listed as `extension_types`, each class that keeps its attributes in
+`__slots__` (and whose base, if any, is such a class of the same module) is compiled to
+an extension type: a declaration file (.pxd) generated from its `__slots__` gives it
+one C field per slot, so that reading an attribute is a field read, not a lookup. Where compiling fails (no C compiler), the install goes on and
 Genesis runs as pure Python. `GENESIS_PURE_PYTHON=1` at install time skips compiling.
-The modules are listed in pyproject.toml, `[tool.hatch.build.hooks.custom] modules`.
+The modules are listed in pyproject.toml, `[tool.hatch.build.hooks.custom]`.
 """
 from __future__ import annotations
 
-import hashlib
+import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -36,8 +40,9 @@ class CompiledModulesHook(BuildHookInterface):
             return
         root = Path(self.root)
         modules = list(self.config.get("modules", []))
+        extension_types = list(self.config.get("extension_types", []))
         try:
-            compile_modules(root, modules, root / COMPILED_DIR)
+            compile_modules(root, modules, root / COMPILED_DIR, extension_types)
         except Exception as exc:  # noqa: BLE001 - any failure leaves a working pure-Python install
             shutil.rmtree(root / COMPILED_DIR, ignore_errors=True)
             self.app.display_warning(
@@ -51,21 +56,77 @@ class CompiledModulesHook(BuildHookInterface):
             build_data["infer_tag"] = True
 
 
-def source_digest(path: Path) -> str:
-    """The sha256 of a module's source, as `genesis/compiled.py` checks it."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _compiled_module():
+    """genesis/compiled.py, loaded on its own: its digest of a source is the one it checks."""
+    spec = importlib.util.spec_from_file_location("genesis_compiled_at_build",
+                                                  Path(__file__).resolve().parent / "genesis" / "compiled.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
 
 
-def compile_modules(root: Path, modules: list[str], out: Path) -> None:
+def _slots(node: ast.ClassDef) -> tuple | None:
+    for statement in node.body:
+        if isinstance(statement, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__slots__" for t in statement.targets):
+            value = ast.literal_eval(statement.value)
+            return (value,) if isinstance(value, str) else tuple(value)
+    return None
+
+
+def declarations(source: str, module: str = "") -> str:
+    """The .pxd that makes each eligible slotted class of `source` an extension type with
+    one object field per slot: a class with `__slots__` as a literal, no decorator, and no
+    base or one base that is itself such a class of the module. Each must define
+    `__reduce__` or inherit one from such a base (ValueError otherwise): Cython's own
+    pickling of an extension type would not read back in pure Python."""
+    declared: set = set()
+    lines = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef) or node.decorator_list or node.keywords:
+            continue
+        slots = _slots(node)
+        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        if slots is None or len(bases) != len(node.bases) or len(bases) > 1 or not set(bases) <= declared:
+            continue
+        reduces = any(isinstance(f, ast.FunctionDef) and f.name == "__reduce__" for f in node.body)
+        if not reduces and not bases:
+            raise ValueError(f"{module or 'a module'}: class {node.name} would become an extension type that "
+                             "pickles differently when compiled: give it a __reduce__ (genesis/engine/slotstate.py)")
+        declared.add(node.name)
+        lines.append(f"cdef class {node.name}{'(' + bases[0] + ')' if bases else ''}:")
+        fields = [name for name in slots if name not in ("__dict__", "__weakref__")]
+        lines.append(f"    cdef public object {', '.join(fields)}" if fields else "    pass")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def compile_modules(root: Path, modules: list[str], out: Path, extension_types: list[str] = ()) -> None:
     """Cythonize and compile `modules` (dotted names under `root`) into `out`, with a
-    manifest of each one's file and source digest."""
+    manifest of each one's file and source digest; the slotted classes of the modules in
+    `extension_types` become extension types."""
     from Cython.Build import cythonize
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
+    digest = _compiled_module().source_digest
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="genesis-build-") as tmp:
-        sources = {name: root / (name.replace(".", "/") + ".py") for name in modules}
+        # the sources are compiled from a copy, beside the declarations made for them
+        src = Path(tmp) / "src"
+        sources = {}
+        for name in modules:
+            relative = Path(name.replace(".", "/") + ".py")
+            copy = src / relative
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / relative, copy)
+            for package in relative.parents:
+                if package != Path(".") and (root / package / "__init__.py").is_file():
+                    shutil.copyfile(root / package / "__init__.py", src / package / "__init__.py")
+            if name in extension_types:
+                copy.with_suffix(".pxd").write_text(declarations(copy.read_text(), name))
+            sources[name] = copy
         extensions = [Extension(name, [str(path)]) for name, path in sources.items()]
         extensions = cythonize(
             extensions, build_dir=str(Path(tmp) / "c"), quiet=True, force=True,
@@ -81,8 +142,8 @@ def compile_modules(root: Path, modules: list[str], out: Path) -> None:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     manifest = {
         "python": sys.implementation.cache_tag,
-        "modules": {name: {"file": name.replace(".", "/") + suffix, "source_sha256": source_digest(path)}
-                    for name, path in sources.items()},
+        "modules": {name: {"file": name.replace(".", "/") + suffix, "source_sha256": digest(name, root)}
+                    for name in modules},
     }
     for name, entry in manifest["modules"].items():
         if not (out / entry["file"]).is_file():

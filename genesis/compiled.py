@@ -52,13 +52,18 @@ def source_path(name: str, root: Path = PACKAGE_ROOT) -> Path:
     return root / (name.replace(".", "/") + ".py")
 
 
+def source_digest(name: str, root: Path = PACKAGE_ROOT) -> str | None:
+    """The sha256 of module `name`'s source (None when it cannot be read): what the
+    manifest records at the build and what is checked at import."""
+    try:
+        return hashlib.sha256(source_path(name, root).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def is_current(name: str, entry: dict, folder: Path = COMPILED_DIR, root: Path = PACKAGE_ROOT) -> bool:
     """True when the compiled copy exists and was built from the source as it is now."""
-    try:
-        source = source_path(name, root).read_bytes()
-    except OSError:
-        return False
-    return (folder / entry["file"]).is_file() and hashlib.sha256(source).hexdigest() == entry["source_sha256"]
+    return (folder / entry["file"]).is_file() and source_digest(name, root) == entry["source_sha256"]
 
 
 class CompiledFinder:

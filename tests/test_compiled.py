@@ -8,11 +8,14 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -80,38 +83,113 @@ def test_a_compiled_copy_is_used_only_while_its_source_is_unchanged(tmp_path):
     assert compiled.read_manifest(folder) == {}
 
 
-def test_the_build_hook_compiles_a_module_that_runs_until_its_source_changes(tmp_path):
-    """hatch_build.compile_modules compiles a module with Cython; loaded through the finder
-    it is the compiled copy, and after an edit of its source the source runs instead."""
+def _hook():
+    """hatch_build.py, loaded as the build loads it (hatchling and Cython are test extras)."""
     pytest.importorskip("Cython", reason="Cython is not installed (pip install -e '.[test]' installs it)")
+    pytest.importorskip("hatchling", reason="hatchling is not installed (pip install -e '.[test]' installs it)")
     spec = importlib.util.spec_from_file_location("hatch_build_under_test", ROOT / "hatch_build.py")
-    if importlib.util.find_spec("hatchling") is None:
-        pytest.skip("hatchling is not installed here (pip install -e '.[test]' installs it)")
     hook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hook)
+    return hook
+
+
+TOY = """
+from genesis.engine.slotstate import reduce_slots
+
+
+def answer(x):
+    return x * 2 + 0.5
+
+
+class Point:
+    __slots__ = ("x", "y")
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __reduce__(self):
+        return reduce_slots(self)
+
+    def norm(self):
+        return abs(self.x) + abs(self.y)
+
+
+class Tagged(Point):
+    __slots__ = ("tag",)
+"""
+
+
+def test_slotted_classes_are_declared_as_extension_types_that_pickle_alike():
+    """The declarations made for an extension_types module: one object field per slot for
+    each slotted class whose base is such a class of the module; a slotted class without
+    `__reduce__` (Cython would pickle it in its own way) is refused by name."""
+    hook = _hook()
+    assert hook.declarations(TOY) == ("cdef class Point:\n    cdef public object x, y\n\n"
+                                      "cdef class Tagged(Point):\n    cdef public object tag\n")
+    skipped = TOY + "\n\nclass Loose:\n    pass\n\n\nclass Other(dict):\n    __slots__ = ('z',)\n"
+    assert hook.declarations(skipped) == hook.declarations(TOY)
+    with pytest.raises(ValueError, match=r"pkg.bad: class Bare would become an extension type"):
+        hook.declarations("class Bare:\n    __slots__ = ('a',)\n", "pkg.bad")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["hooks"]["custom"]
+    declared = "".join(hook.declarations(compiled.source_path(name, ROOT).read_text(), name)
+                       for name in project["extension_types"])
+    for cls in ("_Window", "Metric", "SampledMetric(Metric)", "Timers", "MetricSet"):
+        assert f"cdef class {cls}:" in declared or f"cdef class {cls}" in declared, cls
+
+
+def test_the_build_hook_compiles_a_module_that_runs_until_its_source_changes(tmp_path):
+    """hatch_build.compile_modules compiles a module with Cython; loaded through the finder
+    it is the compiled copy (its slotted classes extension types, whose pickles read back
+    in pure Python), and after an edit of its source the source runs instead."""
+    hook = _hook()
     root = tmp_path / "src"
     (root / "pkg").mkdir(parents=True)
     (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "fast.py").write_text("def answer(x):\n    return x * 2 + 0.5\n")
+    (root / "pkg" / "fast.py").write_text(TOY)
     folder = root / "pkg" / "_compiled"
-    hook.compile_modules(root, ["pkg.fast"], folder)
+    hook.compile_modules(root, ["pkg.fast"], folder, ["pkg.fast"])
     assert compiled.read_manifest(folder)["pkg.fast"]["file"] == f"pkg/fast{SUFFIX}"
 
     probe = textwrap.dedent(f"""
-        import sys
+        import pickle, sys
         sys.path.insert(0, {str(root)!r})
         from pathlib import Path
         from genesis import compiled
         folder = Path({str(folder)!r})
-        sys.meta_path.insert(0, compiled.CompiledFinder(compiled.read_manifest(folder), folder, folder.parent.parent))
+        if sys.argv[1] == "finder":
+            sys.meta_path.insert(0, compiled.CompiledFinder(compiled.read_manifest(folder), folder, folder.parent.parent))
         import pkg.fast
-        print(pkg.fast.__file__, pkg.fast.answer(20))
+        try:
+            pkg.fast.Point.extra = 1
+            mutable = "mutable"
+        except TypeError:   # an extension type
+            mutable = "immutable"
+        if len(sys.argv) > 2:
+            point = pickle.loads(bytes.fromhex(sys.argv[2]))
+            print(type(point).__name__, point.x, point.y, point.tag, point.norm())
+        else:
+            point = pkg.fast.Tagged(3, -4)
+            point.tag = "t"
+            print(pkg.fast.__file__, pkg.fast.answer(20), mutable, pickle.dumps(point).hex())
     """)
-    path, answer = _python(probe).split()
-    assert path == str(folder / "pkg" / f"fast{SUFFIX}") and answer == "40.5"
-    (root / "pkg" / "fast.py").write_text("def answer(x):\n    return x * 3\n")
-    path, answer = _python(probe).split()
-    assert path == str(root / "pkg" / "fast.py") and answer == "60"
+
+    def run(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=_env(False),
+                              cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.split()
+
+    path, answer, mutable, blob = run("finder")
+    assert (path, answer, mutable) == (str(folder / "pkg" / f"fast{SUFFIX}"), "40.5", "immutable")
+    assert run("none", blob) == ["Tagged", "3", "-4", "t", "7"]          # compiled pickle, read by the source
+    path, answer, mutable, pure_blob = run("none")
+    assert (path, answer, mutable) == (str(root / "pkg" / "fast.py"), "40.5", "mutable")
+    assert pure_blob == blob                                              # the same bytes either way
+    assert run("finder", pure_blob) == ["Tagged", "3", "-4", "t", "7"]
+
+    (root / "pkg" / "fast.py").write_text(TOY.replace("x * 2 + 0.5", "x * 3"))
+    path, answer, mutable, _ = run("finder")
+    assert (path, answer, mutable) == (str(root / "pkg" / "fast.py"), "60", "mutable")
 
     with pytest.raises(Exception):     # what the hook turns into a warning and a pure-Python install
         hook.compile_modules(root, ["pkg.missing"], tmp_path / "out")
@@ -176,3 +254,47 @@ def test_without_a_manifest_everything_runs_from_source(tmp_path):
     assert path == str(tree / "genesis" / "engine" / "metricset.py")
     assert summary == "pure Python (no compiled modules were built)"
     assert installed == "False"
+
+
+@needs_built
+@pytest.mark.parametrize("first_pure", [False, True], ids=["compiled-then-pure", "pure-then-compiled"])
+def test_a_snapshot_taken_in_one_mode_resumes_in_the_other(tmp_path, first_pure):
+    """A replay with snapshots killed with SIGKILL in one mode and restarted in the other
+    resumes from its snapshot (the metrics' state pickles the same compiled or not) and
+    ends with the journal of an uninterrupted run."""
+    from test_bounded_recovery import SCRIPT, _config, _entries, _progress, _replay_cmd
+
+    script = tmp_path / "script.yaml"
+    script.write_text(SCRIPT)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    whole = subprocess.run(_replay_cmd(_config(plain, "4s"), plain / "journal.db", script), capture_output=True,
+                           text=True, timeout=300, cwd=ROOT, env=_env(False))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    total = _progress(plain / "journal.db")
+
+    root = _config(tmp_path, "4s")
+    db = tmp_path / "journal.db"
+    proc = subprocess.Popen(_replay_cmd(root, db, script), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env(first_pure))
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _progress(db) >= total // 2 and _snapshots(db):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the replay ended before a snapshot was taken"
+    last = subprocess.run(_replay_cmd(root, db, script), capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=_env(not first_pure))
+    assert last.returncode == 0, last.stderr[-2000:]
+    assert "resumed from the snapshot after input" in last.stderr, last.stderr[-2000:]
+    assert _entries(db) == _entries(plain / "journal.db")
+
+
+def _snapshots(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+    except sqlite3.Error:
+        return 0

@@ -14,6 +14,7 @@ from bisect import bisect_left, insort
 from collections import Counter, deque
 
 from genesis.durations import parse_duration
+from genesis.engine.slotstate import reduce_slots
 
 def _ms(text: str) -> int:
     return int(parse_duration(text) * 1000)
@@ -26,6 +27,9 @@ class _Window:
         "window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes",
         "drops"
     )
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     def __init__(self, window_ms: int | None, samples: int | None, track_extremes: bool):
         self.window_ms, self.samples = window_ms, samples
@@ -94,8 +98,11 @@ class _Window:
 class Metric:
     """One declared metric over events of one kind (base class)."""
 
-    # attributes in slots, not a dict: faster to read, compiled or not
+    # attributes in slots: compiled, the class is an extension type with a field per slot (hatch_build.py)
     __slots__ = ("name", "spec", "by_symbol", "where", "value_fn", "field", "default", "groups")
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     time_dependent = False  # value changes with time alone (re-read on timer ticks)
     sampled = False         # a statistic of another metric's samples (SampledMetric)
@@ -561,6 +568,9 @@ class _Samples:
 
     __slots__ = ("items", "sorted", "first", "next", "value")
 
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
+
     def __init__(self, value: float):
         self.items: deque = deque()
         self.sorted: list = []
@@ -605,6 +615,9 @@ class Timers:
     """Due times in event time: (due_ts, order, key) popped as the clock passes them."""
 
     __slots__ = ("heap", "counter")
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     def __init__(self):
         self.heap: list = []

@@ -15,6 +15,7 @@ from genesis.config.ruleset import Ruleset
 from genesis.engine.events import Event
 from genesis.engine.metrics import Metric, SampledMetric, Timers, build_metric
 from genesis.engine.rules import EVAL_ERRORS, ExpressionError
+from genesis.engine.slotstate import reduce_slots
 
 TICK_MS = 1000  # time-dependent metrics (since) are refreshed at this event-time resolution
 
@@ -29,7 +30,7 @@ class MetricSet:
     expiring) marks its symbol in `dirty_groups`; what moved for a symbol while it was out
     of view is in `unseen` when it comes back into view."""
 
-    # attributes in slots, not a dict: faster to read, compiled or not
+    # attributes in slots: compiled, the class is an extension type with a field per slot (hatch_build.py)
     __slots__ = (
         "m", "symbol_flags", "flag_values", "symbol_names", "groups_seen", "dirty_groups", "errors",
         "health", "new_errors", "recovered", "metrics", "by_name", "by_kind", "reset_on",
@@ -38,6 +39,9 @@ class MetricSet:
         "timers", "scheduled", "held", "held_at", "shown_names", "direct_unseen", "cached",
         "derived_by_input", "derived_inputs", "group", "now", "next_tick", "_started_groups"
     )
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     def __init__(self, ruleset: Ruleset, flags: dict):
         self.m: dict = {name: 0.0 for name in voc.ACCOUNT_METRICS}

@@ -88,7 +88,7 @@ def failing_expression(rule: CompiledRule, m, e, o) -> tuple[str, str]:
 class RuleRunner:
     """Evaluates the state and event rules of one rule set, per group."""
 
-    # attributes in slots, not a dict: faster to read, compiled or not
+    # attributes in slots, not a dict: an attribute read is a slot read, compiled or not
     __slots__ = (
         "states", "order", "readers", "event_rules", "state_rules", "by_stage", "pre_trade",
         "by_id", "stages", "symbol_names", "has_symbol_rules", "symbol_rule_reads", "symbol_stages",
