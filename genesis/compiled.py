@@ -28,7 +28,6 @@ class ModuleStatus:
 
     name: str
     state: str      # "compiled", "stale" (source edited since), "missing" (not built), "off" (pure Python asked)
-    path: str       # the file that runs
 
 
 def pure_python_asked() -> bool:
@@ -98,7 +97,6 @@ def status() -> list[ModuleStatus]:
     modules = read_manifest()
     result = []
     for name, entry in sorted(modules.items()):
-        module = sys.modules.get(name)
         if pure_python_asked():
             state = "off"
         elif not (COMPILED_DIR / entry["file"]).is_file():
@@ -107,8 +105,7 @@ def status() -> list[ModuleStatus]:
             state = "compiled"
         else:
             state = "stale"
-        path = getattr(module, "__file__", None) or str(source_path(name))
-        result.append(ModuleStatus(name, state, path))
+        result.append(ModuleStatus(name, state))
     return result
 
 

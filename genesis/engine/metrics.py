@@ -23,10 +23,8 @@ def _ms(text: str) -> int:
 class _Window:
     """Values of matching events over a time window or the last N samples."""
 
-    __slots__ = (
-        "window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes",
-        "drops"
-    )
+    __slots__ = ("window_ms", "samples", "items", "total", "total_sq", "mins", "maxs", "track_extremes",
+                 "drops")
 
     def __reduce__(self):
         return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
@@ -101,11 +99,11 @@ class Metric:
     # attributes in slots: compiled, the class is an extension type with a field per slot (hatch_build.py)
     __slots__ = ("name", "spec", "by_symbol", "where", "value_fn", "field", "default", "groups")
 
-    def __reduce__(self):
-        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
-
     time_dependent = False  # value changes with time alone (re-read on timer ticks)
     sampled = False         # a statistic of another metric's samples (SampledMetric)
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     def __init__(self, name: str, spec: dict, exprs: dict):
         self.name = name
@@ -338,8 +336,8 @@ class ZscoreMetric(StatWindowMetric):
 
 
 class LastMetric(Metric):
-
     __slots__ = ()
+
     def new_state(self):
         return [None]
 
@@ -358,8 +356,8 @@ class LastMetric(Metric):
 
 
 class EwmaMetric(Metric):
-
     __slots__ = ("halflife_ms",)
+
     def __init__(self, name, spec, exprs):
         super().__init__(name, spec, exprs)
         self.halflife_ms = _ms(spec["halflife"])
@@ -409,8 +407,8 @@ class SinceMetric(Metric):
 
 
 class StreakMetric(Metric):
-
     __slots__ = ("while_fn",)
+
     def __init__(self, name, spec, exprs):
         super().__init__(name, spec, exprs)
         self.while_fn = exprs[("while",)]
@@ -432,8 +430,8 @@ class StreakMetric(Metric):
 
 
 class DistinctMetric(Metric):
-
     __slots__ = ("window_ms", "samples")
+
     def __init__(self, name, spec, exprs):
         super().__init__(name, spec, exprs)
         self.window_ms = _ms(spec["window"]) if "window" in spec else None
@@ -485,10 +483,8 @@ class DistinctMetric(Metric):
 class SampledMetric(Metric):
     """baseline and percentile: statistics of another metric's sampled values."""
 
-    __slots__ = (
-        "primitive", "source", "window_ms", "every_ms", "sample_on", "calibration_ms", "stat", "k",
-        "source_metric"
-    )
+    __slots__ = ("primitive", "source", "window_ms", "every_ms", "sample_on", "calibration_ms", "stat", "k",
+                 "source_metric")
 
     sampled = True
 
