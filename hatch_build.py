@@ -35,10 +35,11 @@ class CompiledModulesHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict) -> None:
         if self.target_name != "wheel":
             return
+        root = Path(self.root)
         if os.environ.get("GENESIS_PURE_PYTHON", "") not in ("", "0"):
+            shutil.rmtree(root / COMPILED_DIR, ignore_errors=True)   # nor those of an earlier install
             self.app.display_info("genesis: GENESIS_PURE_PYTHON is set: no compiled modules")
             return
-        root = Path(self.root)
         modules = list(self.config.get("modules", []))
         extension_types = list(self.config.get("extension_types", []))
         try:
