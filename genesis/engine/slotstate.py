@@ -12,9 +12,9 @@ import functools
 
 @functools.cache
 def slot_names(cls: type) -> tuple:
-    """Every slot of `cls` and its bases, base classes first."""
+    """Every slot of `cls` and its bases, in method resolution order (the class first)."""
     names: list = []
-    for klass in reversed(cls.__mro__):
+    for klass in cls.__mro__:
         slots = klass.__dict__.get("__slots__", ())
         names.extend([slots] if isinstance(slots, str) else slots)
     return tuple(n for n in names if n not in ("__dict__", "__weakref__"))

@@ -20,12 +20,13 @@ holds them (the session, the live runner) goes on with the restored state.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import pickle
 import types
 import zlib
+
+from genesis.engine.slotstate import slot_names
 
 STATE_VERSION = 9   # bump when the pickled state's classes change shape incompatibly
 _ATOMS = (str, bytes, int, float, bool, type(None), complex)
@@ -65,7 +66,7 @@ class StaticIndex:
                 children = [(v, path + (i,)) for i, v in enumerate(obj)]
             else:
                 children = [(v, path + (k,)) for k, v in getattr(obj, "__dict__", {}).items()]
-                for slot in _slots(type(obj)):
+                for slot in slot_names(type(obj)):
                     if hasattr(obj, slot):
                         children.append((getattr(obj, slot), path + (slot,)))
             stack.extend(reversed(children))
@@ -90,15 +91,6 @@ def _key(key, position: int):
             isinstance(k, (str, int, float, bool)) for k in key)):
         return key
     return ("#", position)
-
-
-@functools.cache
-def _slots(cls) -> list:
-    names = []
-    for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        names.extend([slots] if isinstance(slots, str) else slots)
-    return [n for n in names if n not in ("__dict__", "__weakref__")]
 
 
 def _externals(engine) -> dict:
