@@ -5,14 +5,17 @@ The sources are compiled as they are, so the compiled copy decides exactly as th
 source does; `genesis/compiled.py` uses a copy only while its source is unchanged. In
 the modules listed as `extension_types`, each class that keeps its attributes in
 `__slots__` (and whose base, if any, is such a class of the same module) is compiled to
-an extension type: a declaration file (.pxd) generated from its `__slots__` gives it
-one C field per slot, so that reading an attribute is a field read, not a lookup. Where compiling fails (no C compiler), the install goes on and
+an extension type: a declaration file (.pxd) generated from the source
+(genesis/declarations.py) gives it one C field per slot, typed where the source's
+annotation names a container or an extension type, and `cpdef` methods, so that reading
+an attribute is a field read and a call between them a C call, not a lookup. The
+`extension_types` modules are declared in their listed order: a later one may use an
+earlier one's types. Where compiling fails (no C compiler), the install goes on and
 Genesis runs as pure Python. `GENESIS_PURE_PYTHON=1` at install time skips compiling.
 The modules are listed in pyproject.toml, `[tool.hatch.build.hooks.custom]`.
 """
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import os
@@ -57,50 +60,20 @@ class CompiledModulesHook(BuildHookInterface):
             build_data["infer_tag"] = True
 
 
-def _compiled_module():
-    """genesis/compiled.py, loaded on its own: its digest of a source is the one it checks."""
-    spec = importlib.util.spec_from_file_location("genesis_compiled_at_build",
-                                                  Path(__file__).resolve().parent / "genesis" / "compiled.py")
+def _genesis_module(name: str):
+    """genesis/NAME.py, loaded on its own (the package's dependencies need not be installed
+    yet): compiled.py's digest of a source is the one it checks; declarations.py writes the .pxd."""
+    spec = importlib.util.spec_from_file_location(f"genesis_{name}_at_build",
+                                                  Path(__file__).resolve().parent / "genesis" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # its dataclass looks itself up there
+    sys.modules[spec.name] = module   # its dataclasses look themselves up there
     spec.loader.exec_module(module)
     return module
 
 
-def _slots(node: ast.ClassDef) -> tuple | None:
-    for statement in node.body:
-        if isinstance(statement, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "__slots__" for t in statement.targets):
-            value = ast.literal_eval(statement.value)
-            return (value,) if isinstance(value, str) else tuple(value)
-    return None
-
-
-def declarations(source: str, module: str = "") -> str:
-    """The .pxd that makes each eligible slotted class of `source` an extension type with
-    one object field per slot: a class with `__slots__` as a literal, no decorator, and no
-    base or one base that is itself such a class of the module. Each must define
-    `__reduce__` or inherit one from such a base (ValueError otherwise): Cython's own
-    pickling of an extension type would not read back in pure Python."""
-    declared: set = set()
-    lines = []
-    for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef) or node.decorator_list or node.keywords:
-            continue
-        slots = _slots(node)
-        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
-        if slots is None or len(bases) != len(node.bases) or len(bases) > 1 or not set(bases) <= declared:
-            continue
-        reduces = any(isinstance(f, ast.FunctionDef) and f.name == "__reduce__" for f in node.body)
-        if not reduces and not bases:
-            raise ValueError(f"{module or 'a module'}: class {node.name} would become an extension type that "
-                             "pickles differently when compiled: give it a __reduce__ (genesis/engine/slotstate.py)")
-        declared.add(node.name)
-        lines.append(f"cdef class {node.name}{'(' + bases[0] + ')' if bases else ''}:")
-        fields = [name for name in slots if name not in ("__dict__", "__weakref__")]
-        lines.append(f"    cdef public object {', '.join(fields)}" if fields else "    pass")
-        lines.append("")
-    return "\n".join(lines)
+def declarations(source: str, module: str = "", imported: dict | None = None) -> str:
+    """The .pxd written beside an extension_types module (genesis/declarations.py)."""
+    return _genesis_module("declarations").declarations(source, module, imported)
 
 
 def compile_modules(root: Path, modules: list[str], out: Path, extension_types: list[str] = ()) -> None:
@@ -111,13 +84,15 @@ def compile_modules(root: Path, modules: list[str], out: Path, extension_types: 
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
-    digest = _compiled_module().source_digest
+    digest = _genesis_module("compiled").source_digest
+    declare = _genesis_module("declarations")
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="genesis-build-") as tmp:
         # the sources are compiled from a copy, beside the declarations made for them
         src = Path(tmp) / "src"
-        sources = {}
-        for name in modules:
+        sources, uses = {}, {}
+        exported: dict = {}   # extension type -> its module, for the extension_types modules after it
+        for name in sorted(modules, key=lambda m: extension_types.index(m) if m in extension_types else -1):
             relative = Path(name.replace(".", "/") + ".py")
             copy = src / relative
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -126,12 +101,17 @@ def compile_modules(root: Path, modules: list[str], out: Path, extension_types: 
                 if package != Path(".") and (root / package / "__init__.py").is_file():
                     shutil.copyfile(root / package / "__init__.py", src / package / "__init__.py")
             if name in extension_types:
-                copy.with_suffix(".pxd").write_text(declarations(copy.read_text(), name))
+                pxd = declare.declarations(copy.read_text(), name, exported)
+                copy.with_suffix(".pxd").write_text(pxd)
+                exported.update(dict.fromkeys(declare.extension_types(pxd), name))
+                uses[name] = declare.cimported_modules(pxd)
             sources[name] = copy
         extensions = [Extension(name, [str(path)]) for name, path in sources.items()]
         extensions = cythonize(
             extensions, build_dir=str(Path(tmp) / "c"), quiet=True, force=True,
-            # annotations stay documentation: a compiled module accepts what the source does
+            # Cython's own reading of annotations stays off (an `int` or `float` annotation would
+            # change arithmetic): genesis/declarations.py types only containers and extension types
+            include_path=[str(src)],   # where one module's .pxd cimports another's
             compiler_directives={"language_level": 3, "annotation_typing": False})
         dist = Distribution({"name": "genesis-compiled", "ext_modules": extensions, "script_name": "hatch_build.py"})
         command = build_ext(dist)
@@ -143,7 +123,8 @@ def compile_modules(root: Path, modules: list[str], out: Path, extension_types: 
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     manifest = {
         "python": sys.implementation.cache_tag,
-        "modules": {name: {"file": name.replace(".", "/") + suffix, "source_sha256": digest(name, root)}
+        "modules": {name: {"file": name.replace(".", "/") + suffix, "source_sha256": digest(name, root),
+                           **({"uses": uses[name]} if uses.get(name) else {})}
                     for name in modules},
     }
     for name, entry in manifest["modules"].items():

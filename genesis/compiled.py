@@ -3,7 +3,8 @@
 An install compiles the modules listed in pyproject.toml with Cython (hatch_build.py)
 into `genesis/_compiled/`, with a manifest of each source's sha256. An import finder
 loads a compiled copy only when it was built for this Python from the source as it is
-now; an edited module runs from its source until the next install. The copies are the
+now (and so are the modules whose types it was compiled against); an edited module runs
+from its source until the next install. The copies are the
 sources compiled as they are: they decide the same, byte for byte in the journal.
 
 `GENESIS_PURE_PYTHON=1` runs every module from its source.
@@ -60,9 +61,17 @@ def source_digest(name: str, root: Path = PACKAGE_ROOT) -> str | None:
         return None
 
 
-def is_current(name: str, entry: dict, folder: Path = COMPILED_DIR, root: Path = PACKAGE_ROOT) -> bool:
-    """True when the compiled copy exists and was built from the source as it is now."""
-    return (folder / entry["file"]).is_file() and source_digest(name, root) == entry["source_sha256"]
+def is_current(name: str, entry: dict, folder: Path = COMPILED_DIR, root: Path = PACKAGE_ROOT,
+               modules: dict | None = None) -> bool:
+    """True when the compiled copy exists and was built from the source as it is now, and
+    so are the copies of the modules whose extension types it was compiled against (its
+    `uses` in the manifest, looked up in `modules`): a copy built against a type that now
+    runs from source would not load."""
+    if not (folder / entry["file"]).is_file() or source_digest(name, root) != entry["source_sha256"]:
+        return False
+    modules = modules or {}
+    return all(used in modules and is_current(used, modules[used], folder, root, modules)
+               for used in entry.get("uses", ()))
 
 
 class CompiledFinder:
@@ -74,7 +83,7 @@ class CompiledFinder:
     def find_spec(self, name, path=None, target=None):
         """A spec loading `name`'s compiled copy, or None for the usual finders."""
         entry = self.modules.get(name)
-        if entry is None or not is_current(name, entry, self.folder, self.root):
+        if entry is None or not is_current(name, entry, self.folder, self.root, self.modules):
             return None
         location = str(self.folder / entry["file"])
         return ModuleSpec(name, ExtensionFileLoader(name, location), origin=location)
@@ -101,7 +110,7 @@ def status() -> list[ModuleStatus]:
             state = "off"
         elif not (COMPILED_DIR / entry["file"]).is_file():
             state = "missing"
-        elif is_current(name, entry):
+        elif is_current(name, entry, modules=modules):
             state = "compiled"
         else:
             state = "stale"

@@ -3,6 +3,7 @@ a compiled copy runs only while its source is unchanged, GENESIS_PURE_PYTHON tur
 off, and the compiled engine decides exactly as the pure-Python one."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from genesis import compiled
+from genesis import compiled, declarations
 from genesis.engine.feeds import sample_paths, shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,10 +103,11 @@ def answer(x):
 
 
 class Point:
-    __slots__ = ("x", "y")
+    __slots__ = ("x", "y", "seen")
 
     def __init__(self, x, y):
         self.x, self.y = x, y
+        self.seen: dict = {}
 
     def __reduce__(self):
         return reduce_slots(self)
@@ -118,47 +120,123 @@ class Tagged(Point):
     __slots__ = ("tag",)
 """
 
+USER = """
+from genesis.engine.slotstate import reduce_slots
+from pkg.fast import Point, answer
+
+
+class Path:
+    __slots__ = ("points", "first")
+
+    def __init__(self):
+        self.points: list = []
+        self.first: Point | None = None
+
+    def __reduce__(self):
+        return reduce_slots(self)
+
+    def add(self, point: Point) -> None:
+        if self.first is None:
+            self.first = point
+        self.points.append(point)
+
+    def length(self) -> float:
+        total = 0
+        point: Point
+        for point in self.points:
+            total += point.norm()
+        return total
+
+    def names(self) -> str:
+        return ",".join(str(p.x) for p in self.points)   # a generator: not cpdef
+
+
+class Shortest(Path):
+    __slots__ = ()
+
+    def add(self, point, weight=1):    # another arity than Path.add: neither is cpdef
+        Path.add(self, point)
+"""
+
 
 def test_slotted_classes_are_declared_as_extension_types_that_pickle_alike():
-    """The declarations made for an extension_types module: one object field per slot for
-    each slotted class whose base is such a class of the module; a slotted class without
-    `__reduce__` (Cython would pickle it in its own way) is refused by name."""
+    """The declarations made for an extension_types module: one field per slot for each
+    slotted class whose base is such a class of the module, typed where the source
+    annotates it with a container or an extension type, and `cpdef` methods; a slotted
+    class without `__reduce__` (Cython would pickle it in its own way) is refused by name."""
     hook = _hook()
-    assert hook.declarations(TOY) == ("cdef class Point:\n    cdef public object x, y\n\n"
+    assert hook.declarations(TOY) == ("cimport cython\n\ncdef class Point\ncdef class Tagged\n\n"
+                                      "cdef class Point:\n    cdef public object x, y\n    cdef public dict seen\n"
+                                      "    cpdef norm(self)\n\n"
                                       "cdef class Tagged(Point):\n    cdef public object tag\n")
     skipped = TOY + "\n\nclass Loose:\n    pass\n\n\nclass Other(dict):\n    __slots__ = ('z',)\n"
     assert hook.declarations(skipped) == hook.declarations(TOY)
     with pytest.raises(ValueError, match=r"pkg.bad: class Bare would become an extension type"):
         hook.declarations("class Bare:\n    __slots__ = ('a',)\n", "pkg.bad")
+    user = hook.declarations(USER, "pkg.user", {"Point": "pkg.fast", "Tagged": "pkg.fast"})
+    assert user.splitlines()[:2] == ["cimport cython", "from pkg.fast cimport Point"]
+    assert "    cdef public list points\n    cdef public Point first\n" in user
+    assert "    @cython.locals(point=Point)\n    cpdef length(self)\n" in user
+    assert "cpdef names" not in user and "cpdef add" not in user
+    # without the imported types, an annotation naming one stays documentation
+    assert "cdef public object first" in hook.declarations(USER, "pkg.user")
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["hooks"]["custom"]
-    declared = "".join(hook.declarations(compiled.source_path(name, ROOT).read_text(), name)
-                       for name in project["extension_types"])
+    exported: dict = {}
+    declared = {}
+    for name in project["extension_types"]:
+        declared[name] = hook.declarations(compiled.source_path(name, ROOT).read_text(), name, exported)
+        exported.update(dict.fromkeys(declarations.extension_types(declared[name]), name))
+    everything = "".join(declared.values())
     for cls in ("_Window", "Metric", "SampledMetric(Metric)", "Timers", "MetricSet"):
-        assert f"cdef class {cls}:" in declared or f"cdef class {cls}" in declared, cls
+        assert f"cdef class {cls}:" in everything, cls
+    # the calls of a candle's path are C calls, with the metric and its window typed
+    metricset = declared["genesis.engine.metricset"]
+    assert "from genesis.engine.metrics cimport Metric" in metricset
+    assert "    @cython.locals(metric=Metric)\n    cpdef advance(self, now, set changed)" in metricset
+    assert "    cdef public Timers timers" in metricset or "Timers timers" in metricset
+    assert "    @cython.locals(st=_Window)\n    cpdef on_due(self, group, when, now, m)" \
+        in declared["genesis.engine.metrics"]
 
 
-def test_the_build_hook_compiles_a_module_that_runs_until_its_source_changes(tmp_path):
-    """hatch_build.compile_modules compiles a module with Cython; loaded through the finder
-    it is the compiled copy (its slotted classes extension types, whose pickles read back
-    in pure Python), and after an edit of its source the source runs instead."""
+def test_annotation_types_are_containers_and_extension_types_only():
+    """What an annotation declares: a container or a known extension type, with `| None`
+    or type arguments; anything else (numbers, strings, unions, unknown names) stays a
+    Python object, so compiled arithmetic is Python's."""
+    known = {"Metric"}
+    for text, typed in [("dict", "dict"), ("dict[str, set]", "dict"), ("list | None", "list"), ("'Metric'", "Metric"),
+                        ("Metric | None", "Metric"), ("float", "object"), ("int", "object"), ("str", "object"),
+                        ("Counter", "object"), ("dict | list", "object"), ("Other", "object")]:
+        assert declarations.type_of(ast.parse(text, mode="eval").body, known) == typed, text
+
+
+def test_the_build_hook_compiles_modules_that_run_until_their_sources_change(tmp_path):
+    """hatch_build.compile_modules compiles modules with Cython; loaded through the finder
+    they are the compiled copies (their slotted classes extension types, whose pickles read
+    back in pure Python). A typed field refuses what its annotation does not allow. After
+    an edit of a source, that module runs from source, and so does the module compiled
+    against its types (`uses` in the manifest)."""
     hook = _hook()
     root = tmp_path / "src"
     (root / "pkg").mkdir(parents=True)
     (root / "pkg" / "__init__.py").write_text("")
     (root / "pkg" / "fast.py").write_text(TOY)
+    (root / "pkg" / "user.py").write_text(USER)
     folder = root / "pkg" / "_compiled"
-    hook.compile_modules(root, ["pkg.fast"], folder, ["pkg.fast"])
-    assert compiled.read_manifest(folder)["pkg.fast"]["file"] == f"pkg/fast{SUFFIX}"
+    hook.compile_modules(root, ["pkg.user", "pkg.fast"], folder, ["pkg.fast", "pkg.user"])
+    manifest = compiled.read_manifest(folder)
+    assert manifest["pkg.fast"]["file"] == f"pkg/fast{SUFFIX}"
+    assert manifest["pkg.user"]["uses"] == ["pkg.fast"] and "uses" not in manifest["pkg.fast"]
 
     probe = textwrap.dedent(f"""
         import pickle, sys
         sys.path.insert(0, {str(root)!r})
         from pathlib import Path
-        from genesis import compiled
+        from genesis import compiled, declarations
         folder = Path({str(folder)!r})
         if sys.argv[1] == "finder":
             sys.meta_path.insert(0, compiled.CompiledFinder(compiled.read_manifest(folder), folder, folder.parent.parent))
-        import pkg.fast
+        import pkg.fast, pkg.user
         try:
             pkg.fast.Point.extra = 1
             mutable = "mutable"
@@ -170,7 +248,16 @@ def test_the_build_hook_compiles_a_module_that_runs_until_its_source_changes(tmp
         else:
             point = pkg.fast.Tagged(3, -4)
             point.tag = "t"
-            print(pkg.fast.__file__, pkg.fast.answer(20), mutable, pickle.dumps(point).hex())
+            path = pkg.user.Path()
+            path.add(point)
+            path.add(pkg.fast.Point(1, 1))
+            try:
+                path.first = "not a point"
+                typed = "untyped"
+            except TypeError:
+                typed = "typed"
+            print(pkg.fast.__file__, pkg.user.__file__, pkg.fast.answer(20), mutable, path.length(), path.names(),
+                  typed, pickle.dumps(point).hex())
     """)
 
     def run(*args: str) -> list[str]:
@@ -179,17 +266,20 @@ def test_the_build_hook_compiles_a_module_that_runs_until_its_source_changes(tmp
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout.split()
 
-    path, answer, mutable, blob = run("finder")
-    assert (path, answer, mutable) == (str(folder / "pkg" / f"fast{SUFFIX}"), "40.5", "immutable")
+    fast, user, answer, mutable, length, names, typed, blob = run("finder")
+    assert (fast, user) == (str(folder / "pkg" / f"fast{SUFFIX}"), str(folder / "pkg" / f"user{SUFFIX}"))
+    assert (answer, mutable, length, names, typed) == ("40.5", "immutable", "9", "3,1", "typed")
     assert run("none", blob) == ["Tagged", "3", "-4", "t", "7"]          # compiled pickle, read by the source
-    path, answer, mutable, pure_blob = run("none")
-    assert (path, answer, mutable) == (str(root / "pkg" / "fast.py"), "40.5", "mutable")
+    fast, user, answer, mutable, length, names, typed, pure_blob = run("none")
+    assert (fast, user) == (str(root / "pkg" / "fast.py"), str(root / "pkg" / "user.py"))
+    assert (answer, mutable, length, names, typed) == ("40.5", "mutable", "9", "3,1", "untyped")
     assert pure_blob == blob                                              # the same bytes either way
     assert run("finder", pure_blob) == ["Tagged", "3", "-4", "t", "7"]
 
     (root / "pkg" / "fast.py").write_text(TOY.replace("x * 2 + 0.5", "x * 3"))
-    path, answer, mutable, _ = run("finder")
-    assert (path, answer, mutable) == (str(root / "pkg" / "fast.py"), "60", "mutable")
+    fast, user, answer, mutable, *_ = run("finder")
+    assert (fast, user, answer, mutable) == (str(root / "pkg" / "fast.py"), str(root / "pkg" / "user.py"), "60",
+                                             "mutable")
 
     with pytest.raises(Exception):     # what the hook turns into a warning and a pure-Python install
         hook.compile_modules(root, ["pkg.missing"], tmp_path / "out")

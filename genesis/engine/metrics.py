@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 
 from genesis.durations import parse_duration
@@ -60,8 +60,9 @@ class _Window:
         self.total_sq -= item[1] * item[1]
         self.drops += 1
         if self.drops % 512 == 0:  # running sums drift by rounding: re-add them exactly now and then
-            self.total = math.fsum(v for _, v in self.items)
-            self.total_sq = math.fsum(v * v for _, v in self.items)
+            # (lists, not generators: a generator would keep the method from compiling as cpdef)
+            self.total = math.fsum([v for _, v in self.items])
+            self.total_sq = math.fsum([v * v for _, v in self.items])
         if self.track_extremes:
             if self.mins and self.mins[0] is item:
                 self.mins.popleft()
@@ -96,7 +97,7 @@ class _Window:
 class Metric:
     """One declared metric over events of one kind (base class)."""
 
-    # attributes in slots: compiled, the class is an extension type with a field per slot (hatch_build.py)
+    # compiled, an extension type: a field per slot, typed as annotated (genesis/declarations.py)
     __slots__ = ("name", "spec", "by_symbol", "where", "value_fn", "field", "default", "groups")
 
     time_dependent = False  # value changes with time alone (re-read on timer ticks)
@@ -274,7 +275,7 @@ class StatWindowMetric(WindowMetric):
         raise NotImplementedError
 
     def value(self, group, now) -> float:
-        st = self.groups.get(group)
+        st: _Window = self.groups.get(group)
         if st is None or not st.items:
             return self.default
         return self.window_value(st)
@@ -284,7 +285,7 @@ class StatWindowMetric(WindowMetric):
         # candle replay's instructions
         if self.where is not None and not self.where(m, fields, None):
             return None
-        st = self.groups.get(group)
+        st: _Window = self.groups.get(group)
         if st is None:
             st = self.groups[group] = self.new_state()
         if self.value_fn is not None:
@@ -295,7 +296,7 @@ class StatWindowMetric(WindowMetric):
         return self.window_value(st), (None if window_ms is None else st.items[0][0] + window_ms)
 
     def on_due(self, group, when, now, m) -> tuple:
-        st = self.groups.get(group)
+        st: _Window = self.groups.get(group)
         if st is None:
             return self.default, None
         st.expire(now)
@@ -514,19 +515,20 @@ class SampledMetric(Metric):
     def on_due(self, group, when, now, m) -> tuple:
         """The sample due at `when` is taken."""
         self.take(group, when, self.source_value(group, now, m))
-        st = self.groups[group]
+        st: _Samples = self.groups[group]
         return st.value, st.next
 
     def take(self, group: str, now: int, source_value: float) -> bool:
         """Record one sample of the source metric; True when the statistic changed."""
-        st = self.groups.get(group)
+        st: _Samples = self.groups.get(group)
         if st is None:
             st = self.groups[group] = _Samples(self.default)
         if st.first is None:
             st.first = now
         items, values = st.items, st.sorted
         items.append((now, source_value))
-        insort(values, source_value)
+        position = bisect_right(values, source_value)   # insort, with the insert as one block move
+        values[position:position] = (source_value,)     # (list.insert shifts the items one by one)
         cutoff = now - self.window_ms
         while items[0][0] <= cutoff:
             del values[bisect_left(values, items.popleft()[1])]
@@ -550,11 +552,11 @@ class SampledMetric(Metric):
                 "upper": median + self.k * iqr}[self.stat]
 
     def value(self, group, now) -> float:
-        st = self.groups.get(group)
+        st: _Samples = self.groups.get(group)
         return self.default if st is None else st.value
 
     def next_due(self, group) -> int | None:
-        st = self.groups.get(group)
+        st: _Samples = self.groups.get(group)
         return None if st is None else st.next
 
 

@@ -30,7 +30,7 @@ class MetricSet:
     expiring) marks its symbol in `dirty_groups`; what moved for a symbol while it was out
     of view is in `unseen` when it comes back into view."""
 
-    # attributes in slots: compiled, the class is an extension type with a field per slot (hatch_build.py)
+    # compiled, an extension type: a field per slot, typed as annotated (genesis/declarations.py)
     __slots__ = (
         "m", "symbol_flags", "flag_values", "symbol_names", "groups_seen", "dirty_groups", "errors",
         "health", "new_errors", "recovered", "metrics", "by_name", "by_kind", "reset_on",
@@ -103,7 +103,7 @@ class MetricSet:
         self.unseen: dict[str, set] = {}           # symbol -> names that moved while it was out of view
         for name, _ in self.derived:
             self.m[name] = 0.0
-        self.timers = Timers()
+        self.timers: Timers = Timers()
         self.scheduled: dict = {}
         self.held: dict[str, set] = {}             # symbol -> names that moved at `held_at` while out of view
         self.held_at = 0
@@ -199,6 +199,7 @@ class MetricSet:
         self._sampler_groups.add(group)
         if group and group not in self.groups_seen:
             self.groups_seen.append(group)
+        metric: SampledMetric
         for metric in self.sampled_every:
             if metric.by_symbol and not group:
                 continue   # a per-symbol sampler has nothing to sample for events of no symbol
@@ -235,7 +236,7 @@ class MetricSet:
                     continue
                 del scheduled[key]
                 name, group = key
-                metric = by_name[name]
+                metric: Metric = by_name[name]
                 value, due_next = metric.on_due(group, due, now, m)
                 if metric.by_symbol:
                     if group != self.group:
@@ -260,6 +261,7 @@ class MetricSet:
                     changed.add(name)
         if now >= self.next_tick:
             self.next_tick = now - now % TICK_MS + TICK_MS
+            metric: Metric
             for metric in self.time_dependent:
                 group = self.group if metric.by_symbol else ""
                 if group in metric.groups:   # with nothing recorded it stays at its default
@@ -289,6 +291,7 @@ class MetricSet:
             self._start_samplers(symbol)
         m, fields, ts = self.m, event.fields, event.ts
         scheduled, cached = self.scheduled, self.cached
+        metric: Metric
         for metric in self.reset_on.get(kind, ()):
             metric.reset(self._group_of(metric, symbol) if metric.by_symbol else None)
             self._show(metric, self._group_of(metric, symbol), changed)
@@ -298,7 +301,7 @@ class MetricSet:
             try:
                 moved = metric.update(ts, group, m, fields)
             except EVAL_ERRORS as exc:
-                expression = " / ".join(f.checked.source for f in (metric.where, metric.value_fn) if f is not None)
+                expression = " / ".join([f.checked.source for f in (metric.where, metric.value_fn) if f is not None])
                 self._failed(metric.name, group, expression or f"field {metric.field}", exc,
                              {"event": event.public_fields()})
                 continue
@@ -350,6 +353,7 @@ class MetricSet:
         if values is None:
             values = self.cached[group] = {}
         now = self.now
+        metric: Metric
         if self.direct_unseen:   # nothing derived reads a per-symbol name: no need to know what the switch moved
             for name, metric in self.symbol_kept:
                 value = values.get(name)
@@ -376,6 +380,7 @@ class MetricSet:
         what the switch moved is recomputed."""
         m = self.m
         shown: set = set()
+        metric: Metric
         for metric in self.by_symbol:
             name = metric.name
             value = None if metric.time_dependent else values.get(name)
