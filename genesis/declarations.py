@@ -85,6 +85,18 @@ def compiles_as_cpdef(function: ast.FunctionDef) -> bool:
     return True
 
 
+def _argument_type(function: ast.FunctionDef, position: int, known: set) -> str:
+    """The declared type of the argument at `position`: its annotation's, unless it has a
+    default other than None (`keep: list = ()` would refuse its own default)."""
+    args = function.args
+    first_default = len(args.args) - len(args.defaults)
+    if position >= first_default:
+        default = args.defaults[position - first_default]
+        if not (isinstance(default, ast.Constant) and default.value is None):
+            return "object"
+    return type_of(args.args[position].annotation, known)
+
+
 def _local_types(function: ast.FunctionDef, known: set) -> dict:
     """local -> type, from the function's annotated names (`metric: Metric` before a loop)."""
     found: dict = {}
@@ -98,7 +110,8 @@ def _methods(classes: dict, known: set) -> dict:
     """class -> its pxd lines for `cpdef` methods. A method is `cpdef` in a family of
     classes (a class and those derived from it) only where every definition of it there
     compiles as `cpdef` with the same numbers of arguments and defaults (Cython's rule
-    for overriding); an argument is typed where the definitions that annotate it agree."""
+    for overriding); an argument is typed where the definitions that annotate it agree
+    (and its default, if it has one, is None)."""
     def family(name: str) -> str:
         while classes[name]["base"]:
             name = classes[name]["base"]
@@ -116,7 +129,7 @@ def _methods(classes: dict, known: set) -> dict:
         if len(shapes) != 1 or not all(compiles_as_cpdef(f) for f in functions):
             continue
         count, defaults = shapes.pop()
-        arg_types = [_one_type({type_of(f.args.args[i].annotation, known) for f in functions
+        arg_types = [_one_type({_argument_type(f, i, known) for f in functions
                                 if f.args.args[i].annotation is not None} or {"object"})
                      for i in range(1, count)]
         for owner, function in found:

@@ -33,6 +33,7 @@ from genesis.engine.markets import Markets
 from genesis.engine.metricset import MetricSet
 from genesis.engine.paper import OrderRequest, PaperExchange
 from genesis.engine.rules import EVAL_ERRORS, Firing, RuleRunner
+from genesis.engine.slotstate import reduce_slots
 from genesis.engine.state import STATE_CHANGES, TradingState, Transition, next_utc_midnight
 from genesis.vocabulary import STAGES
 from genesis.strategies import CancelIntent, MarketView, OrderIntent, RestingOrder, registry
@@ -111,8 +112,23 @@ def _fmt(value) -> str:
     return str(value)
 
 
-class Engine:
-    """One trading pipeline for one tier."""
+class EngineCore:
+    """The state and the pipeline of `Engine`, which is the class to use. Compiled, this is an
+    extension type: a field per slot, typed as annotated (genesis/declarations.py).
+    Every attribute of the engine is one of these slots."""
+
+    __slots__ = (
+        'config', 'routing', 'journal', 'notify_callback', 'quiet', 'observers', 'notifications', 'silences',
+        'tier', 'ruleset', 'metrics', 'rules', 'state', 'account', 'markets', 'exchange', 'view', 'strategies',
+        'candles', 'candle_feed_symbols', 'ticker_symbols', 'selling', 'sent', 'pending', 'scheduled',
+        'intent_reason', 'order_owner', 'planned_cancels', 'executions', 'volume', 'touch', 'algos',
+        'algo_wakes', 'wake_seq', 'now', 'tier_since', 'stats', 'order_seq', 'mode', 'mode_since',
+        'next_account_tick', 'started', 'current', '_running', 'closed_trades', 'day_start', 'pinned',
+        'released', 'last_override', 'waiting_orders', 'flush_before_send'
+    )
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     def __init__(self, config: CheckedConfig, tier: str, journal: Journal | None = None,
                  markets: Markets | None = None, starting_equity: float | None = None, start_ts: int = 0,
@@ -132,7 +148,7 @@ class Engine:
         self.silences: dict[str, tuple[int, str]] = {}   # rule -> (until ms, reason): journaled, not delivered
         self.tier = tier
         self.ruleset: Ruleset = compile_ruleset(config, tier)
-        self.metrics = MetricSet(self.ruleset, config.flags)
+        self.metrics: MetricSet = MetricSet(self.ruleset, config.flags)
         self.rules = RuleRunner(self.ruleset)
         self.state = TradingState()
         equity = starting_equity if starting_equity is not None else float(paper["starting_equity_usd"])
@@ -1222,3 +1238,11 @@ class Engine:
         self.mode_since = self.now
         if self.journal is not None:
             self.journal.checkpoint(self.stats.events, self.now, self.metrics.m["equity_usd"])
+
+
+class Engine(EngineCore):
+    """One trading pipeline for one tier.
+
+    A plain class over the compiled `EngineCore`: its methods can be wrapped or replaced
+    at run time (as tests do), which an extension type's cannot, and the core's compiled
+    calls of them go to the replacement."""

@@ -1,6 +1,6 @@
 """Pickling of classes that keep their attributes in `__slots__`.
 
-Where a module has a `.pxd` beside it (metrics, metricset), the install compiles those
+Where a module has a `.pxd` beside it (metrics, metricset, engine), the install compiles those
 classes to extension types (docs/compiled.md); Cython would pickle them through a
 function that only the compiled module has. Their `__reduce__` uses `restore` instead, so
 a snapshot taken compiled restores in pure Python and the other way round.
@@ -31,6 +31,13 @@ def restore(cls: type, values: tuple):
     for name, value in zip(slot_names(cls), values):
         setattr(obj, name, value)
     return obj
+
+
+def attributes(obj) -> dict:
+    """Every attribute set on `obj`, by name: its slots', then its `__dict__`'s."""
+    found = {name: getattr(obj, name) for name in slot_names(type(obj)) if hasattr(obj, name)}
+    found.update(getattr(obj, "__dict__", {}))
+    return found
 
 
 def reduce_slots(obj) -> tuple:

@@ -26,9 +26,9 @@ import pickle
 import types
 import zlib
 
-from genesis.engine.slotstate import slot_names
+from genesis.engine.slotstate import attributes, slot_names
 
-STATE_VERSION = 9   # bump when the pickled state's classes change shape incompatibly
+STATE_VERSION = 10   # bump when the pickled state's classes change shape incompatibly
 _ATOMS = (str, bytes, int, float, bool, type(None), complex)
 _LEAVES = (set, frozenset, type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
            types.MethodType, types.CodeType)
@@ -104,7 +104,7 @@ def _owned(obj) -> dict:
     did, not what its input says: requests queued to send, whether it is past recovery).
     Those stay the restoring process's own."""
     process = getattr(type(obj), "PROCESS_ATTRS", ())
-    return {k: v for k, v in vars(obj).items() if k not in process
+    return {k: v for k, v in attributes(obj).items() if k not in process
             and not isinstance(v, (types.FunctionType, types.MethodType, types.BuiltinFunctionType))}
 
 
@@ -173,5 +173,6 @@ def thaw(engine, blob: bytes, index: StaticIndex) -> None:
     if state["exchange_type"] != type(engine.exchange).__qualname__:
         raise SnapshotError(f"the snapshot is of a {state['exchange_type']} run, not a "
                             f"{type(engine.exchange).__qualname__} one")
-    vars(engine).update(state["engine"])
-    vars(engine.exchange).update(state["exchange"])
+    for target, values in ((engine, state["engine"]), (engine.exchange, state["exchange"])):
+        for name, value in values.items():
+            setattr(target, name, value)
