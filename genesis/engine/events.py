@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genesis.engine.slotstate import reduce_slots
+
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
 
@@ -18,7 +20,11 @@ MS_PER_DAY = 86_400_000
 class Event:
     """One input to the pipeline."""
 
+    # compiled, an extension type: a field per slot, typed as annotated (genesis/declarations.py)
     __slots__ = ("kind", "ts", "symbol", "fields", "seq")
+
+    def __reduce__(self):
+        return reduce_slots(self)   # the same pickle compiled or not (genesis/engine/slotstate.py)
 
     def __init__(self, kind: str, ts: int, symbol: str = "", fields: dict | None = None, seq: int = -1):
         self.kind = kind
