@@ -3,9 +3,9 @@
 An install compiles the modules listed in pyproject.toml with Cython (hatch_build.py)
 into `genesis/_compiled/`, with a manifest of each source's sha256. An import finder
 loads a compiled copy only when it was built for this Python from the source as it is
-now (and so are the modules whose types it was compiled against); an edited module runs
-from its source until the next install. The copies are the
-sources compiled as they are: they decide the same, byte for byte in the journal.
+now (and so were those of the modules whose types it was compiled against); an edited
+module runs from its source until the next install. The copies are the sources compiled
+as they are: they decide the same, byte for byte in the journal.
 
 `GENESIS_PURE_PYTHON=1` runs every module from its source.
 """

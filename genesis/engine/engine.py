@@ -118,13 +118,13 @@ class EngineCore:
     Every attribute of the engine is one of these slots."""
 
     __slots__ = (
-        'config', 'routing', 'journal', 'notify_callback', 'quiet', 'observers', 'notifications', 'silences',
-        'tier', 'ruleset', 'metrics', 'rules', 'state', 'account', 'markets', 'exchange', 'view', 'strategies',
-        'candles', 'candle_feed_symbols', 'ticker_symbols', 'selling', 'sent', 'pending', 'scheduled',
-        'intent_reason', 'order_owner', 'planned_cancels', 'executions', 'volume', 'touch', 'algos',
-        'algo_wakes', 'wake_seq', 'now', 'tier_since', 'stats', 'order_seq', 'mode', 'mode_since',
-        'next_account_tick', 'started', 'current', '_running', 'closed_trades', 'day_start', 'pinned',
-        'released', 'last_override', 'waiting_orders', 'flush_before_send'
+        "config", "routing", "journal", "notify_callback", "quiet", "observers", "notifications", "silences",
+        "tier", "ruleset", "metrics", "rules", "state", "account", "markets", "exchange", "view", "strategies",
+        "candles", "candle_feed_symbols", "ticker_symbols", "selling", "sent", "pending", "scheduled",
+        "intent_reason", "order_owner", "planned_cancels", "executions", "volume", "touch", "algos",
+        "algo_wakes", "wake_seq", "now", "tier_since", "stats", "order_seq", "mode", "mode_since",
+        "next_account_tick", "started", "current", "_running", "closed_trades", "day_start", "pinned",
+        "released", "last_override", "waiting_orders", "flush_before_send"
     )
 
     def __reduce__(self):

@@ -1,9 +1,10 @@
 """Pickling of classes that keep their attributes in `__slots__`.
 
-Where a module has a `.pxd` beside it (metrics, metricset, engine), the install compiles those
-classes to extension types (docs/compiled.md); Cython would pickle them through a
-function that only the compiled module has. Their `__reduce__` uses `restore` instead, so
-a snapshot taken compiled restores in pure Python and the other way round.
+In the modules listed as `extension_types` in pyproject.toml (events, metrics,
+metricset, engine), the install compiles those classes to extension types
+(docs/compiled.md); Cython would pickle them through a function that only the compiled
+module has. Their `__reduce__` uses `restore` instead, so a snapshot taken compiled
+restores in pure Python and the other way round.
 """
 from __future__ import annotations
 
