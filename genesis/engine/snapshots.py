@@ -26,7 +26,7 @@ import pickle
 import types
 import zlib
 
-from genesis.engine.slotstate import attributes, slot_names
+from genesis.engine.slotstate import attributes
 
 STATE_VERSION = 10   # bump when the pickled state's classes change shape incompatibly
 _ATOMS = (str, bytes, int, float, bool, type(None), complex)
@@ -65,10 +65,7 @@ class StaticIndex:
             elif isinstance(obj, (list, tuple)):
                 children = [(v, path + (i,)) for i, v in enumerate(obj)]
             else:
-                children = [(v, path + (k,)) for k, v in getattr(obj, "__dict__", {}).items()]
-                for slot in slot_names(type(obj)):
-                    if hasattr(obj, slot):
-                        children.append((getattr(obj, slot), path + (slot,)))
+                children = [(v, path + (k,)) for k, v in attributes(obj).items()]
             stack.extend(reversed(children))
         shape = sorted(repr((path, type(obj).__qualname__)) for path, obj in self.at.items())
         self.digest = hashlib.sha256("\n".join(shape).encode()).hexdigest()
